@@ -1,0 +1,33 @@
+//! Vigil's schema. One migration tree serves SQLite and PostgreSQL: tables are
+//! built with sea-query (portable types); PostgreSQL additionally gets the
+//! application role, grants, and row level security, applied by [`pg`].
+//!
+//! Invariant: every tenant-owned table has a `tenant_id` column and, on
+//! PostgreSQL, RLS ENABLEd and FORCEd with a policy on the per-transaction
+//! setting `vigil.tenant_id` that matches nothing when the setting is unset.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261122_000001_foundation;
+pub mod pg;
+
+/// Name of the PostgreSQL role the server runs every request as: owns nothing,
+/// NOSUPERUSER, NOBYPASSRLS.
+pub const APP_ROLE: &str = "vigil_app";
+
+/// Short hash of the migration sources (build time); harnesses key migrated
+/// template databases on it.
+pub const SCHEMA_FINGERPRINT: &str = env!("VIGIL_SCHEMA_FINGERPRINT");
+
+/// Tables that carry a `tenant_id` and are protected by RLS on PostgreSQL.
+pub const TENANT_TABLES: &[&str] = &["memberships", "api_tokens", "audit_events"];
+
+#[derive(Debug)]
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261122_000001_foundation::Migration)]
+    }
+}

@@ -1,0 +1,105 @@
+//! Secrets Vigil hands out and checks: random tokens (stored only as SHA-256),
+//! and passwords (Argon2id, PHC strings).
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rand::RngCore;
+use rand::rngs::OsRng;
+use sha2::{Digest, Sha256};
+
+use crate::{Error, Result};
+
+/// 32 random bytes, base64url without padding (43 characters).
+pub fn random_secret() -> String {
+    let mut bytes = [0u8; 32];
+    OsRng.fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// What the database keeps of a bearer secret.
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// Argon2id cost. The default follows OWASP's recommendation (19 MiB, t=2, p=1).
+#[derive(Debug, Clone, Copy)]
+pub struct PasswordPolicy {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub min_length: usize,
+}
+
+impl Default for PasswordPolicy {
+    fn default() -> Self {
+        Self { memory_kib: 19 * 1024, iterations: 2, min_length: 12 }
+    }
+}
+
+impl PasswordPolicy {
+    fn argon2(&self) -> Result<Argon2<'static>> {
+        let params =
+            Params::new(self.memory_kib, self.iterations, 1, None).map_err(|e| Error::Hash(e.to_string()))?;
+        Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+    }
+
+    /// Checks the length rule and hashes with Argon2id.
+    pub fn hash(&self, password: &str) -> Result<String> {
+        if password.chars().count() < self.min_length {
+            return Err(Error::Invalid(format!("password must be at least {} characters", self.min_length)));
+        }
+        if password.len() > 1024 {
+            return Err(Error::Invalid("password must be at most 1024 bytes".into()));
+        }
+        let salt = SaltString::generate(&mut OsRng);
+        Ok(self.argon2()?.hash_password(password.as_bytes(), &salt).map_err(|e| Error::Hash(e.to_string()))?.to_string())
+    }
+
+    /// Verifies against a stored PHC string (its own parameters apply).
+    pub fn verify(&self, password: &str, phc: &str) -> bool {
+        let Ok(parsed) = PasswordHash::new(phc) else { return false };
+        Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok()
+    }
+}
+
+/// A human-friendly random password for generated accounts (demo users).
+pub fn generate_password() -> String {
+    const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut bytes = [0u8; 20];
+    OsRng.fill_bytes(&mut bytes);
+    let chars: String = bytes.iter().map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char).collect();
+    format!("{}-{}-{}-{}", &chars[0..5], &chars[5..10], &chars[10..15], &chars[15..20])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_random_and_hash_stably() {
+        let a = random_secret();
+        assert_eq!(a.len(), 43);
+        assert_ne!(a, random_secret());
+        assert_eq!(token_hash(&a), token_hash(&a));
+        assert_eq!(token_hash("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
+
+    #[test]
+    fn argon2id_round_trip() {
+        let p = PasswordPolicy { memory_kib: 1024, iterations: 1, min_length: 12 };
+        let h = p.hash("correct horse battery").unwrap();
+        assert!(h.starts_with("$argon2id$"));
+        assert!(p.verify("correct horse battery", &h));
+        assert!(!p.verify("correct horse batterx", &h));
+        assert!(!p.verify("anything", "not a phc string"));
+        assert!(matches!(p.hash("short"), Err(Error::Invalid(_))));
+    }
+
+    #[test]
+    fn generated_passwords_pass_policy() {
+        let pw = generate_password();
+        assert_eq!(pw.len(), 23);
+        assert!(PasswordPolicy::default().min_length <= pw.len());
+    }
+}

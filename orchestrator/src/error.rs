@@ -1,0 +1,36 @@
+//! The core's one error type. The web layer maps it to HTTP once, at the edge.
+
+use sea_orm::DbErr;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Not found, or belongs to another tenant: callers cannot tell which.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// A uniqueness or state conflict (e.g. a name already taken).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// Input that fails validation.
+    #[error("invalid input: {0}")]
+    Invalid(String),
+    /// A credential (token, one-time link) that is unknown, expired or used.
+    #[error("credential rejected: {0}")]
+    Unauthenticated(&'static str),
+    #[error("database error: {0}")]
+    Db(#[from] DbErr),
+    #[error("cannot hash password: {0}")]
+    Hash(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Maps a unique-constraint violation to [`Error::Conflict`], everything
+    /// else to [`Error::Db`].
+    pub fn from_insert(e: DbErr, what: &str) -> Self {
+        match e.sql_err() {
+            Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => Error::Conflict(format!("{what} already exists")),
+            _ => Error::Db(e),
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! Vigil's core: domain types, persistence, and (as later issues land) the
+//! durable workflow engine, gates, correlation, timelines, drafting and audit.
+//!
+//! This crate knows nothing about HTTP or HTML. Every query on a tenant-owned
+//! table goes through a [`store::TenantTx`], which carries the [`TenantId`]
+//! and, on PostgreSQL, sets `vigil.tenant_id` for row level security.
+
+pub mod audit;
+pub mod clock;
+pub mod credentials;
+pub mod error;
+pub mod ids;
+pub mod identity;
+pub mod store;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::{Error, Result};
+pub use ids::{Role, TenantId, UserId};
+pub use store::{Backend, PlatformTx, Store, StoreOptions, TenantTx};

@@ -1,0 +1,267 @@
+//! Persistence. One [`Store`] over SQLite (embedded default) or PostgreSQL.
+//!
+//! * Migrations run on a short-lived *owner* connection ([`Store::migrate`]).
+//! * The serving pool ([`Store::connect`]) runs every PostgreSQL session as
+//!   the `vigil_app` role (startup option `role=vigil_app`): it owns nothing,
+//!   is NOBYPASSRLS, and so is subject to the FORCEd RLS policies.
+//! * Tenant-owned tables are reached only through a [`TenantTx`], which sets
+//!   `vigil.tenant_id` with `set_config(…, true)` (transaction-local, never per
+//!   connection) on PostgreSQL; repositories also filter by the tenant on both
+//!   backends, so RLS is the second wall, not the only one.
+
+pub mod entity;
+
+use std::collections::BTreeSet;
+use std::ops::Deref;
+use std::time::Duration;
+
+use sea_orm::sqlx;
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    Statement, TransactionTrait,
+};
+use sea_orm_migration::MigratorTrait;
+use vigil_migrations::{APP_ROLE, Migrator};
+
+use crate::{Result, TenantId, UserId};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn from_url(url: &str) -> std::result::Result<Self, String> {
+        if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Backend::Postgres)
+        } else {
+            let scheme = url.split(':').next().unwrap_or_default();
+            Err(format!("unsupported database URL scheme `{scheme}:` (use sqlite: or postgres://)"))
+        }
+    }
+}
+
+/// How to reach the database.
+#[derive(Clone)]
+pub struct StoreOptions {
+    /// `sqlite://PATH?mode=rwc` or `postgres://…` (the owner role; the pool
+    /// switches to `vigil_app` itself).
+    pub url: String,
+    pub max_connections: u32,
+    pub connect_timeout: Duration,
+}
+
+impl std::fmt::Debug for StoreOptions {
+    // The URL may carry a password: never print it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreOptions")
+            .field("backend", &Backend::from_url(&self.url).ok())
+            .field("max_connections", &self.max_connections)
+            .finish_non_exhaustive()
+    }
+}
+
+impl StoreOptions {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self { url: url.into(), max_connections: 10, connect_timeout: Duration::from_secs(5) }
+    }
+
+    /// The SQLite database inside a data directory.
+    pub fn sqlite_file(path: &std::path::Path) -> Self {
+        Self::new(format!("sqlite://{}?mode=rwc", path.display()))
+    }
+
+    fn backend(&self) -> Result<Backend> {
+        Backend::from_url(&self.url).map_err(crate::Error::Invalid)
+    }
+
+    fn connect_options(&self, max_connections: u32, as_app_role: bool) -> ConnectOptions {
+        let mut o = ConnectOptions::new(self.url.clone());
+        o.max_connections(max_connections)
+            .min_connections(0)
+            .connect_timeout(self.connect_timeout)
+            .acquire_timeout(self.connect_timeout.max(Duration::from_secs(10)))
+            .sqlx_logging(false)
+            .map_sqlx_sqlite_opts(|o| {
+                o.journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+                    .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(10))
+                    .foreign_keys(true)
+            });
+        if as_app_role {
+            o.map_sqlx_postgres_opts(|o| o.options([("role", APP_ROLE)]).application_name("vigil"));
+        } else {
+            o.map_sqlx_postgres_opts(|o| o.application_name("vigil-migrate"));
+        }
+        o
+    }
+}
+
+/// Key of the advisory lock that serialises migrations across nodes.
+const MIGRATION_LOCK: i64 = 0x7669_6769_6c00_0001;
+
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: DatabaseConnection,
+    backend: Backend,
+}
+
+/// What `/readyz` reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    Ready,
+    /// Migrations known to this binary that the database has not applied.
+    PendingMigrations(Vec<String>),
+}
+
+impl Store {
+    /// Applies all pending migrations using the owner connection. On
+    /// PostgreSQL several nodes may call this at once: an advisory lock
+    /// serialises them.
+    pub async fn migrate(opts: &StoreOptions) -> Result<()> {
+        let backend = opts.backend()?;
+        let db = Database::connect(opts.connect_options(1, false)).await?;
+        let result = async {
+            if backend == Backend::Postgres {
+                db.execute_unprepared(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})")).await?;
+            }
+            let r = Migrator::up(&db, None).await;
+            if backend == Backend::Postgres {
+                db.execute_unprepared(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})")).await?;
+            }
+            r
+        }
+        .await;
+        db.close().await?;
+        Ok(result?)
+    }
+
+    /// Opens the serving pool (PostgreSQL: as `vigil_app`).
+    pub async fn connect(opts: &StoreOptions) -> Result<Self> {
+        let backend = opts.backend()?;
+        let db = Database::connect(opts.connect_options(opts.max_connections, true)).await?;
+        Ok(Self { db, backend })
+    }
+
+    /// `migrate` then `connect`: what `serve` and the CLI do.
+    pub async fn open(opts: &StoreOptions) -> Result<Self> {
+        Self::migrate(opts).await?;
+        Self::connect(opts).await
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The pool, for statements on platform tables outside a transaction.
+    pub fn conn(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    pub async fn close(self) -> Result<()> {
+        Ok(self.db.close().await?)
+    }
+
+    /// Database reachable and every migration of this binary applied.
+    pub async fn readiness(&self) -> Result<Readiness> {
+        self.db.ping().await?;
+        let rows = self
+            .db
+            .query_all_raw(Statement::from_string(self.db.get_database_backend(), "SELECT version FROM seaql_migrations"))
+            .await?;
+        let applied: BTreeSet<String> =
+            rows.iter().filter_map(|r| r.try_get::<String>("", "version").ok()).collect();
+        let pending: Vec<String> = Migrator::migrations()
+            .iter()
+            .map(|m| m.name().to_owned())
+            .filter(|n| !applied.contains(n))
+            .collect();
+        Ok(if pending.is_empty() { Readiness::Ready } else { Readiness::PendingMigrations(pending) })
+    }
+
+    async fn set_local(&self, tx: &DatabaseTransaction, key: &str, value: String) -> Result<(), DbErr> {
+        if self.backend == Backend::Postgres {
+            tx.execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT set_config($1, $2, true)",
+                [key.into(), value.into()],
+            ))
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// A transaction scoped to one tenant: the only way to reach tenant-owned rows.
+    pub async fn begin_tenant(&self, tenant: TenantId) -> Result<TenantTx> {
+        let tx = self.db.begin().await?;
+        self.set_local(&tx, "vigil.tenant_id", tenant.to_string()).await?;
+        Ok(TenantTx { tx, tenant })
+    }
+
+    /// A transaction on platform tables (tenants, users, sessions, one-time
+    /// links) and platform-level audit events. Sees no tenant-owned rows.
+    pub async fn begin_platform(&self) -> Result<PlatformTx> {
+        let tx = self.db.begin().await?;
+        self.set_local(&tx, "vigil.platform", "on".into()).await?;
+        Ok(PlatformTx { tx })
+    }
+
+    /// A transaction in which a person may read their own memberships across
+    /// tenants (and nothing else tenant-owned).
+    pub async fn begin_user(&self, user: UserId) -> Result<PlatformTx> {
+        let tx = self.db.begin().await?;
+        self.set_local(&tx, "vigil.user_id", user.to_string()).await?;
+        Ok(PlatformTx { tx })
+    }
+}
+
+/// A transaction bound to one tenant. Repository functions for tenant-owned
+/// tables take `&TenantTx` and filter by [`TenantTx::tenant`].
+#[derive(Debug)]
+pub struct TenantTx {
+    tx: DatabaseTransaction,
+    tenant: TenantId,
+}
+
+impl TenantTx {
+    pub fn tenant(&self) -> TenantId {
+        self.tenant
+    }
+
+    pub async fn commit(self) -> Result<()> {
+        Ok(self.tx.commit().await?)
+    }
+
+    pub async fn rollback(self) -> Result<()> {
+        Ok(self.tx.rollback().await?)
+    }
+}
+
+impl Deref for TenantTx {
+    type Target = DatabaseTransaction;
+    fn deref(&self) -> &DatabaseTransaction {
+        &self.tx
+    }
+}
+
+/// A transaction with no tenant set.
+#[derive(Debug)]
+pub struct PlatformTx {
+    tx: DatabaseTransaction,
+}
+
+impl PlatformTx {
+    pub async fn commit(self) -> Result<()> {
+        Ok(self.tx.commit().await?)
+    }
+}
+
+impl Deref for PlatformTx {
+    type Target = DatabaseTransaction;
+    fn deref(&self) -> &DatabaseTransaction {
+        &self.tx
+    }
+}
