@@ -1,1 +1,187 @@
+//! End-to-end harness: runs the real `vigil` binary (the one cargo built next
+//! to this test, or `VIGIL_BIN`) as a child process and talks to it over HTTP.
 
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::oneshot;
+
+/// Bound on how long a server may take to come up or go down before the
+/// test gives up (a liveness bound, not a performance assertion).
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+/// The `vigil` binary under test.
+pub fn vigil_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("VIGIL_BIN") {
+        return PathBuf::from(p);
+    }
+    // target/<profile>/deps/<test-exe> → target/<profile>/vigil
+    let exe = std::env::current_exe().expect("current exe");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let bin = profile_dir.join("vigil");
+    assert!(
+        bin.exists(),
+        "{} not built: run `cargo build --bin vigil` (./test.sh does)",
+        bin.display()
+    );
+    bin
+}
+
+/// A `vigil` command in `cwd`, with no inherited VIGIL_* configuration.
+pub fn vigil(cwd: &Path) -> Command {
+    let mut c = Command::new(vigil_bin());
+    c.current_dir(cwd).kill_on_drop(true).stdin(Stdio::null());
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("VIGIL_") {
+            c.env_remove(&k);
+        }
+    }
+    c.env("NO_COLOR", "1");
+    c
+}
+
+/// Output of a command that ran to completion.
+#[derive(Debug)]
+pub struct Finished {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+pub async fn run(mut cmd: Command) -> Finished {
+    let out = tokio::time::timeout(PATIENCE, cmd.output())
+        .await
+        .expect("command finished in time")
+        .expect("spawn");
+    Finished {
+        status: out.status,
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A running server.
+#[derive(Debug)]
+pub struct Server {
+    child: Child,
+    pub base: String,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+}
+
+fn pump<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
+    r: R,
+    buf: Arc<Mutex<String>>,
+    mut ready: Option<oneshot::Sender<String>>,
+) {
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(r).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(addr) = line.strip_prefix("Vigil listening on ")
+                && let Some(tx) = ready.take()
+            {
+                let _ = tx.send(addr.trim().to_owned());
+            }
+            let mut b = buf.lock().unwrap();
+            b.push_str(&line);
+            b.push('\n');
+        }
+    });
+}
+
+impl Server {
+    /// Spawns `cmd` and waits until it prints its listening address.
+    pub async fn start(mut cmd: Command) -> Result<Server, Finished> {
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn vigil");
+        let (stdout, stderr) = (
+            Arc::new(Mutex::new(String::new())),
+            Arc::new(Mutex::new(String::new())),
+        );
+        let (tx, rx) = oneshot::channel();
+        pump(child.stdout.take().unwrap(), stdout.clone(), Some(tx));
+        pump(child.stderr.take().unwrap(), stderr.clone(), None);
+        match tokio::time::timeout(PATIENCE, rx).await {
+            Ok(Ok(base)) => Ok(Server {
+                child,
+                base,
+                stdout,
+                stderr,
+            }),
+            _ => {
+                let status = tokio::time::timeout(PATIENCE, child.wait())
+                    .await
+                    .expect("exit")
+                    .expect("wait");
+                // Let the pumps drain.
+                let _ = tokio::task::yield_now().await;
+                Err(Finished {
+                    status,
+                    stdout: stdout.lock().unwrap().clone(),
+                    stderr: stderr.lock().unwrap().clone(),
+                })
+            }
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn stdout(&self) -> String {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("running")
+    }
+
+    /// Sends SIGTERM and waits for the exit.
+    pub async fn terminate(mut self) -> (ExitStatus, String, String) {
+        kill(self.pid(), "TERM");
+        let status = tokio::time::timeout(PATIENCE, self.child.wait())
+            .await
+            .expect("exit in time")
+            .expect("wait");
+        (status, self.stdout(), self.stderr())
+    }
+}
+
+/// Sends a signal with kill(1) (`unsafe_code` is forbidden in this workspace).
+pub fn kill(pid: u32, signal: &str) {
+    let _ = std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status();
+}
+
+/// The line after `prefix` in `text`, trimmed.
+pub fn line_after<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+    text.lines()
+        .find_map(|l| l.trim_start().strip_prefix(prefix))
+        .map(str::trim)
+}
+
+/// A URL found in `text` containing `needle`.
+pub fn find_url(text: &str, needle: &str) -> Option<String> {
+    text.split_whitespace()
+        .find(|w| w.starts_with("http") && w.contains(needle))
+        .map(str::to_owned)
+}
+
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}

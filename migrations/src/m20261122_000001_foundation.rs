@@ -109,7 +109,11 @@ fn text<T: IntoIden>(c: T) -> ColumnDef {
     ColumnDef::new(c).text().not_null().to_owned()
 }
 
-fn fk(name: &str, from: (impl IntoIden, impl IntoIden), to: (impl IntoIden, impl IntoIden)) -> ForeignKeyCreateStatement {
+fn fk(
+    name: &str,
+    from: (impl IntoIden, impl IntoIden),
+    to: (impl IntoIden, impl IntoIden),
+) -> ForeignKeyCreateStatement {
     ForeignKey::create()
         .name(name)
         .from(from.0, from.1)
@@ -140,7 +144,12 @@ impl MigrationTrait for Migration {
                     .col(text(Users::Email).unique_key().to_owned())
                     .col(ColumnDef::new(Users::DisplayName).text().null())
                     .col(ColumnDef::new(Users::PasswordHash).text().null())
-                    .col(ColumnDef::new(Users::IsPlatformAdmin).boolean().not_null().default(false))
+                    .col(
+                        ColumnDef::new(Users::IsPlatformAdmin)
+                            .boolean()
+                            .not_null()
+                            .default(false),
+                    )
                     .col(ts(Users::CreatedAt))
                     .col(ts_null(Users::DisabledAt))
                     .to_owned(),
@@ -155,9 +164,23 @@ impl MigrationTrait for Migration {
                     .col(ColumnDef::new(Memberships::UserId).uuid().not_null())
                     .col(text(Memberships::Role))
                     .col(ts(Memberships::CreatedAt))
-                    .foreign_key(&mut fk("fk_memberships_tenant", (Memberships::Table, Memberships::TenantId), (Tenants::Table, Tenants::Id)))
-                    .foreign_key(&mut fk("fk_memberships_user", (Memberships::Table, Memberships::UserId), (Users::Table, Users::Id)))
-                    .index(Index::create().name("ux_memberships_tenant_user").col(Memberships::TenantId).col(Memberships::UserId).unique())
+                    .foreign_key(&mut fk(
+                        "fk_memberships_tenant",
+                        (Memberships::Table, Memberships::TenantId),
+                        (Tenants::Table, Tenants::Id),
+                    ))
+                    .foreign_key(&mut fk(
+                        "fk_memberships_user",
+                        (Memberships::Table, Memberships::UserId),
+                        (Users::Table, Users::Id),
+                    ))
+                    .index(
+                        Index::create()
+                            .name("ux_memberships_tenant_user")
+                            .col(Memberships::TenantId)
+                            .col(Memberships::UserId)
+                            .unique(),
+                    )
                     .to_owned(),
             )
             .await?;
@@ -173,7 +196,11 @@ impl MigrationTrait for Migration {
                     .col(ts(Sessions::CreatedAt))
                     .col(ts(Sessions::LastSeenAt))
                     .col(ts(Sessions::ExpiresAt))
-                    .foreign_key(&mut fk("fk_sessions_user", (Sessions::Table, Sessions::UserId), (Users::Table, Users::Id)))
+                    .foreign_key(&mut fk(
+                        "fk_sessions_user",
+                        (Sessions::Table, Sessions::UserId),
+                        (Users::Table, Users::Id),
+                    ))
                     .to_owned(),
             )
             .await?;
@@ -190,7 +217,11 @@ impl MigrationTrait for Migration {
                     .col(ColumnDef::new(ApiTokens::CreatedBy).text().not_null())
                     .col(ts_null(ApiTokens::RevokedAt))
                     .col(ts_null(ApiTokens::LastUsedAt))
-                    .foreign_key(&mut fk("fk_api_tokens_tenant", (ApiTokens::Table, ApiTokens::TenantId), (Tenants::Table, Tenants::Id)))
+                    .foreign_key(&mut fk(
+                        "fk_api_tokens_tenant",
+                        (ApiTokens::Table, ApiTokens::TenantId),
+                        (Tenants::Table, Tenants::Id),
+                    ))
                     .to_owned(),
             )
             .await?;
@@ -205,7 +236,11 @@ impl MigrationTrait for Migration {
                     .col(ts(PasswordTokens::CreatedAt))
                     .col(ts(PasswordTokens::ExpiresAt))
                     .col(ts_null(PasswordTokens::UsedAt))
-                    .foreign_key(&mut fk("fk_password_tokens_user", (PasswordTokens::Table, PasswordTokens::UserId), (Users::Table, Users::Id)))
+                    .foreign_key(&mut fk(
+                        "fk_password_tokens_user",
+                        (PasswordTokens::Table, PasswordTokens::UserId),
+                        (Users::Table, Users::Id),
+                    ))
                     .to_owned(),
             )
             .await?;
@@ -227,7 +262,14 @@ impl MigrationTrait for Migration {
             )
             .await?;
         manager
-            .create_index(Index::create().name("ix_audit_events_tenant_at").table(AuditEvents::Table).col(AuditEvents::TenantId).col(AuditEvents::At).to_owned())
+            .create_index(
+                Index::create()
+                    .name("ix_audit_events_tenant_at")
+                    .table(AuditEvents::Table)
+                    .col(AuditEvents::TenantId)
+                    .col(AuditEvents::At)
+                    .to_owned(),
+            )
             .await?;
 
         let db = manager.get_connection();
@@ -262,7 +304,14 @@ impl MigrationTrait for Migration {
                 .await?;
 
                 pg::ensure_app_role(manager).await?;
-                for t in ["tenants", "users", "memberships", "sessions", "api_tokens", "password_tokens"] {
+                for t in [
+                    "tenants",
+                    "users",
+                    "memberships",
+                    "sessions",
+                    "api_tokens",
+                    "password_tokens",
+                ] {
                     pg::grant(manager, t, "SELECT, INSERT, UPDATE, DELETE").await?;
                 }
                 pg::grant(manager, "audit_events", "SELECT, INSERT").await?;

@@ -45,8 +45,7 @@ pub async fn grant(manager: &SchemaManager<'_>, table: &str, privileges: &str) -
 
 /// The tenant predicate: NULL (so nothing matches) when the setting is unset
 /// or empty.
-pub const TENANT_PREDICATE: &str =
-    "tenant_id = NULLIF(current_setting('vigil.tenant_id', true), '')::uuid";
+pub const TENANT_PREDICATE: &str = "tenant_id = NULLIF(current_setting('vigil.tenant_id', true), '')::uuid";
 
 /// ENABLE + FORCE row level security on a tenant table with the isolation
 /// policy for reads and writes.

@@ -22,11 +22,19 @@ impl Actor {
     /// The operator's local CLI.
     pub fn cli() -> Self {
         let who = std::env::var("USER").unwrap_or_else(|_| "operator".into());
-        Self { label: format!("cli:{who}"), role: None, source_ip: None }
+        Self {
+            label: format!("cli:{who}"),
+            role: None,
+            source_ip: None,
+        }
     }
 
     pub fn system() -> Self {
-        Self { label: "system".into(), role: None, source_ip: None }
+        Self {
+            label: "system".into(),
+            role: None,
+            source_ip: None,
+        }
     }
 }
 
@@ -67,6 +75,11 @@ pub async fn record(tx: &TenantTx, clock: &dyn Clock, actor: &Actor, event: Even
 }
 
 /// Records a platform event (no tenant) inside a platform transaction.
-pub async fn record_platform(tx: &PlatformTx, clock: &dyn Clock, actor: &Actor, event: Event<'_>) -> Result<()> {
+pub async fn record_platform(
+    tx: &PlatformTx,
+    clock: &dyn Clock,
+    actor: &Actor,
+    event: Event<'_>,
+) -> Result<()> {
     insert(&**tx, None, clock, actor, event).await
 }

@@ -33,7 +33,11 @@ pub struct PasswordPolicy {
 
 impl Default for PasswordPolicy {
     fn default() -> Self {
-        Self { memory_kib: 19 * 1024, iterations: 2, min_length: 12 }
+        Self {
+            memory_kib: 19 * 1024,
+            iterations: 2,
+            min_length: 12,
+        }
     }
 }
 
@@ -47,19 +51,30 @@ impl PasswordPolicy {
     /// Checks the length rule and hashes with Argon2id.
     pub fn hash(&self, password: &str) -> Result<String> {
         if password.chars().count() < self.min_length {
-            return Err(Error::Invalid(format!("password must be at least {} characters", self.min_length)));
+            return Err(Error::Invalid(format!(
+                "password must be at least {} characters",
+                self.min_length
+            )));
         }
         if password.len() > 1024 {
             return Err(Error::Invalid("password must be at most 1024 bytes".into()));
         }
         let salt = SaltString::generate(&mut OsRng);
-        Ok(self.argon2()?.hash_password(password.as_bytes(), &salt).map_err(|e| Error::Hash(e.to_string()))?.to_string())
+        Ok(self
+            .argon2()?
+            .hash_password(password.as_bytes(), &salt)
+            .map_err(|e| Error::Hash(e.to_string()))?
+            .to_string())
     }
 
     /// Verifies against a stored PHC string (its own parameters apply).
     pub fn verify(&self, password: &str, phc: &str) -> bool {
-        let Ok(parsed) = PasswordHash::new(phc) else { return false };
-        Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok()
+        let Ok(parsed) = PasswordHash::new(phc) else {
+            return false;
+        };
+        Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok()
     }
 }
 
@@ -68,8 +83,54 @@ pub fn generate_password() -> String {
     const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     let mut bytes = [0u8; 20];
     OsRng.fill_bytes(&mut bytes);
-    let chars: String = bytes.iter().map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char).collect();
-    format!("{}-{}-{}-{}", &chars[0..5], &chars[5..10], &chars[10..15], &chars[15..20])
+    let chars: String = bytes
+        .iter()
+        .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
+        .collect();
+    format!(
+        "{}-{}-{}-{}",
+        &chars[0..5],
+        &chars[5..10],
+        &chars[10..15],
+        &chars[15..20]
+    )
+}
+
+/// The installation's master key (wraps per-tenant data keys). Never
+/// printed: `Debug` shows nothing of it.
+pub struct MasterKey(secrecy::SecretBox<[u8; 32]>);
+
+impl MasterKey {
+    pub fn generate() -> Self {
+        let mut bytes = [0u8; 32];
+        OsRng.fill_bytes(&mut bytes);
+        Self(secrecy::SecretBox::new(Box::new(bytes)))
+    }
+
+    /// Parses the key file format: 64 hex characters (surrounding whitespace ignored).
+    pub fn from_hex(text: &str) -> Result<Self> {
+        let raw = hex::decode(text.trim()).map_err(|_| Error::Invalid("master key is not hex".into()))?;
+        let bytes: [u8; 32] = raw
+            .try_into()
+            .map_err(|_| Error::Invalid("master key must be 32 bytes (64 hex characters)".into()))?;
+        Ok(Self(secrecy::SecretBox::new(Box::new(bytes))))
+    }
+
+    pub fn to_hex(&self) -> String {
+        use secrecy::ExposeSecret;
+        hex::encode(self.0.expose_secret())
+    }
+
+    pub fn expose(&self) -> &[u8; 32] {
+        use secrecy::ExposeSecret;
+        self.0.expose_secret()
+    }
+}
+
+impl std::fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MasterKey([redacted])")
+    }
 }
 
 #[cfg(test)]
@@ -82,12 +143,19 @@ mod tests {
         assert_eq!(a.len(), 43);
         assert_ne!(a, random_secret());
         assert_eq!(token_hash(&a), token_hash(&a));
-        assert_eq!(token_hash("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            token_hash("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 
     #[test]
     fn argon2id_round_trip() {
-        let p = PasswordPolicy { memory_kib: 1024, iterations: 1, min_length: 12 };
+        let p = PasswordPolicy {
+            memory_kib: 1024,
+            iterations: 1,
+            min_length: 12,
+        };
         let h = p.hash("correct horse battery").unwrap();
         assert!(h.starts_with("$argon2id$"));
         assert!(p.verify("correct horse battery", &h));

@@ -29,7 +29,9 @@ impl Error {
     /// else to [`Error::Db`].
     pub fn from_insert(e: DbErr, what: &str) -> Self {
         match e.sql_err() {
-            Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => Error::Conflict(format!("{what} already exists")),
+            Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => {
+                Error::Conflict(format!("{what} already exists"))
+            }
             _ => Error::Db(e),
         }
     }

@@ -4,8 +4,8 @@
 use chrono::Duration;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -31,14 +31,20 @@ pub struct Tenant {
 
 impl From<tenant::Model> for Tenant {
     fn from(m: tenant::Model) -> Self {
-        Self { id: TenantId(m.id), name: m.name, status: m.status }
+        Self {
+            id: TenantId(m.id),
+            name: m.name,
+            status: m.status,
+        }
     }
 }
 
 fn validate_name(what: &str, name: &str) -> Result<String> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-        return Err(Error::Invalid(format!("{what} must be 1 to 100 printable characters")));
+        return Err(Error::Invalid(format!(
+            "{what} must be 1 to 100 printable characters"
+        )));
     }
     Ok(name.to_owned())
 }
@@ -61,22 +67,40 @@ pub async fn create_tenant(tx: &PlatformTx, clock: &dyn Clock, actor: &Actor, na
         tx,
         clock,
         actor,
-        Event { action: "tenant.create", target: format!("tenant:{id}"), summary: json!({"after": {"name": name}}) },
+        Event {
+            action: "tenant.create",
+            target: format!("tenant:{id}"),
+            summary: json!({"after": {"name": name}}),
+        },
     )
     .await?;
     Ok(model.into())
 }
 
 pub async fn get_tenant(conn: &impl ConnectionTrait, id: TenantId) -> Result<Tenant> {
-    tenant::Entity::find_by_id(id.0).one(conn).await?.map(Into::into).ok_or(Error::NotFound("tenant"))
+    tenant::Entity::find_by_id(id.0)
+        .one(conn)
+        .await?
+        .map(Into::into)
+        .ok_or(Error::NotFound("tenant"))
 }
 
 pub async fn find_tenant_by_name(conn: &impl ConnectionTrait, name: &str) -> Result<Option<Tenant>> {
-    Ok(tenant::Entity::find().filter(tenant::Column::Name.eq(name.trim())).one(conn).await?.map(Into::into))
+    Ok(tenant::Entity::find()
+        .filter(tenant::Column::Name.eq(name.trim()))
+        .one(conn)
+        .await?
+        .map(Into::into))
 }
 
 pub async fn list_tenants(conn: &impl ConnectionTrait) -> Result<Vec<Tenant>> {
-    Ok(tenant::Entity::find().order_by_asc(tenant::Column::Name).all(conn).await?.into_iter().map(Into::into).collect())
+    Ok(tenant::Entity::find()
+        .order_by_asc(tenant::Column::Name)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(Into::into)
+        .collect())
 }
 
 // ---------------------------------------------------------------- users & memberships
@@ -88,8 +112,16 @@ pub struct Member {
     pub role: Role,
 }
 
-async fn find_or_create_user(conn: &impl ConnectionTrait, clock: &dyn Clock, email: &Email) -> Result<user::Model> {
-    if let Some(u) = user::Entity::find().filter(user::Column::Email.eq(email.as_str())).one(conn).await? {
+async fn find_or_create_user(
+    conn: &impl ConnectionTrait,
+    clock: &dyn Clock,
+    email: &Email,
+) -> Result<user::Model> {
+    if let Some(u) = user::Entity::find()
+        .filter(user::Column::Email.eq(email.as_str()))
+        .one(conn)
+        .await?
+    {
         return Ok(u);
     }
     user::ActiveModel {
@@ -108,7 +140,13 @@ async fn find_or_create_user(conn: &impl ConnectionTrait, clock: &dyn Clock, ema
 
 /// Grants `role` in the transaction's tenant to the user with `email`,
 /// creating the user (without a password) if needed. Audited.
-pub async fn add_member(tx: &TenantTx, clock: &dyn Clock, actor: &Actor, email: &Email, role: Role) -> Result<Member> {
+pub async fn add_member(
+    tx: &TenantTx,
+    clock: &dyn Clock,
+    actor: &Actor,
+    email: &Email,
+    role: Role,
+) -> Result<Member> {
     if !role.is_tenant_role() {
         return Err(Error::Invalid(format!("`{role}` is not a tenant role")));
     }
@@ -135,7 +173,11 @@ pub async fn add_member(tx: &TenantTx, clock: &dyn Clock, actor: &Actor, email: 
         },
     )
     .await?;
-    Ok(Member { user_id: UserId(user.id), email: user.email, role })
+    Ok(Member {
+        user_id: UserId(user.id),
+        email: user.email,
+        role,
+    })
 }
 
 /// The tenant's members, by e-mail.
@@ -146,8 +188,15 @@ pub async fn list_members(tx: &TenantTx) -> Result<Vec<Member>> {
         .await?;
     let mut out = Vec::with_capacity(rows.len());
     for m in rows {
-        let u = user::Entity::find_by_id(m.user_id).one(&**tx).await?.ok_or(Error::NotFound("user"))?;
-        out.push(Member { user_id: UserId(u.id), email: u.email, role: m.role.parse()? });
+        let u = user::Entity::find_by_id(m.user_id)
+            .one(&**tx)
+            .await?
+            .ok_or(Error::NotFound("user"))?;
+        out.push(Member {
+            user_id: UserId(u.id),
+            email: u.email,
+            role: m.role.parse()?,
+        });
     }
     out.sort_by(|a, b| a.email.cmp(&b.email));
     Ok(out)
@@ -156,13 +205,21 @@ pub async fn list_members(tx: &TenantTx) -> Result<Vec<Member>> {
 /// A person's memberships across tenants (tenant picker at login).
 pub async fn memberships_of(store: &Store, user: UserId) -> Result<Vec<(TenantId, Role)>> {
     let tx = store.begin_user(user).await?;
-    let rows = membership::Entity::find().filter(membership::Column::UserId.eq(user.0)).all(&*tx).await?;
+    let rows = membership::Entity::find()
+        .filter(membership::Column::UserId.eq(user.0))
+        .all(&*tx)
+        .await?;
     tx.commit().await?;
-    rows.into_iter().map(|m| Ok((TenantId(m.tenant_id), m.role.parse()?))).collect()
+    rows.into_iter()
+        .map(|m| Ok((TenantId(m.tenant_id), m.role.parse()?)))
+        .collect()
 }
 
 pub async fn find_user_by_email(conn: &impl ConnectionTrait, email: &Email) -> Result<Option<user::Model>> {
-    Ok(user::Entity::find().filter(user::Column::Email.eq(email.as_str())).one(conn).await?)
+    Ok(user::Entity::find()
+        .filter(user::Column::Email.eq(email.as_str()))
+        .one(conn)
+        .await?)
 }
 
 // ---------------------------------------------------------------- one-time password links
@@ -231,7 +288,11 @@ pub async fn check_link(
 }
 
 /// Marks a link used; fails if a concurrent request used it first.
-async fn consume_link(conn: &impl ConnectionTrait, clock: &dyn Clock, link: &password_token::Model) -> Result<()> {
+async fn consume_link(
+    conn: &impl ConnectionTrait,
+    clock: &dyn Clock,
+    link: &password_token::Model,
+) -> Result<()> {
     let res = password_token::Entity::update_many()
         .col_expr(password_token::Column::UsedAt, Expr::value(clock.now()))
         .filter(password_token::Column::Id.eq(link.id))
@@ -285,7 +346,11 @@ pub async fn complete_bootstrap(
     .insert(&*tx)
     .await
     .map_err(|e| Error::from_insert(e, "a user with this e-mail"))?;
-    let actor = Actor { label: format!("user:{id}"), role: Some(Role::PlatformAdmin), source_ip };
+    let actor = Actor {
+        label: format!("user:{id}"),
+        role: Some(Role::PlatformAdmin),
+        source_ip,
+    };
     audit::record_platform(
         &tx,
         clock,
@@ -322,12 +387,20 @@ pub async fn complete_password_link(
     if res.rows_affected != 1 {
         return Err(Error::NotFound("user"));
     }
-    let actor = Actor { label: format!("user:{user_id}"), role: None, source_ip: None };
+    let actor = Actor {
+        label: format!("user:{user_id}"),
+        role: None,
+        source_ip: None,
+    };
     audit::record_platform(
         &tx,
         clock,
         &actor,
-        Event { action: "user.password_set", target: format!("user:{user_id}"), summary: json!({}) },
+        Event {
+            action: "user.password_set",
+            target: format!("user:{user_id}"),
+            summary: json!({}),
+        },
     )
     .await?;
     tx.commit().await?;
@@ -396,9 +469,15 @@ pub async fn issue_api_token(
 /// refused alike.
 pub async fn authenticate_api_token(store: &Store, token: &str) -> Result<ApiPrincipal> {
     let refused = Error::Unauthenticated("invalid API token");
-    let rest = token.strip_prefix(TOKEN_PREFIX).ok_or(Error::Unauthenticated("invalid API token"))?;
-    let (tenant_hex, _) = rest.split_once('_').ok_or(Error::Unauthenticated("invalid API token"))?;
-    let tenant = Uuid::try_parse(tenant_hex).map(TenantId).map_err(|_| Error::Unauthenticated("invalid API token"))?;
+    let rest = token
+        .strip_prefix(TOKEN_PREFIX)
+        .ok_or(Error::Unauthenticated("invalid API token"))?;
+    let (tenant_hex, _) = rest
+        .split_once('_')
+        .ok_or(Error::Unauthenticated("invalid API token"))?;
+    let tenant = Uuid::try_parse(tenant_hex)
+        .map(TenantId)
+        .map_err(|_| Error::Unauthenticated("invalid API token"))?;
     let tx = store.begin_tenant(tenant).await?;
     let row = api_token::Entity::find()
         .filter(api_token::Column::TenantId.eq(tenant.0))
@@ -407,9 +486,12 @@ pub async fn authenticate_api_token(store: &Store, token: &str) -> Result<ApiPri
         .await?;
     tx.commit().await?;
     match row {
-        Some(t) if t.revoked_at.is_none() => {
-            Ok(ApiPrincipal { token_id: t.id, tenant, role: t.role.parse()?, name: t.name })
-        }
+        Some(t) if t.revoked_at.is_none() => Ok(ApiPrincipal {
+            token_id: t.id,
+            tenant,
+            role: t.role.parse()?,
+            name: t.name,
+        }),
         _ => Err(refused),
     }
 }
@@ -430,7 +512,44 @@ pub async fn revoke_api_token(tx: &TenantTx, clock: &dyn Clock, actor: &Actor, i
         tx,
         clock,
         actor,
-        Event { action: "api_token.revoke", target: format!("api_token:{id}"), summary: json!({}) },
+        Event {
+            action: "api_token.revoke",
+            target: format!("api_token:{id}"),
+            summary: json!({}),
+        },
     )
     .await
+}
+
+/// Creates or updates a local account with a password hash (operator and
+/// demo use). `platform_admin` grants (never revokes) the platform role.
+/// Audited as a platform event.
+pub async fn upsert_local_user(
+    tx: &PlatformTx,
+    clock: &dyn Clock,
+    actor: &Actor,
+    email: &Email,
+    password_hash: String,
+    platform_admin: bool,
+) -> Result<UserId> {
+    let user = find_or_create_user(&**tx, clock, email).await?;
+    let mut am: user::ActiveModel = user.clone().into();
+    am.password_hash = Set(Some(password_hash));
+    if platform_admin {
+        am.is_platform_admin = Set(true);
+    }
+    am.update(&**tx).await?;
+    audit::record_platform(
+        tx,
+        clock,
+        actor,
+        Event {
+            action: "user.password_set",
+            target: format!("user:{}", user.id),
+            summary: json!({"before": {"platform_admin": user.is_platform_admin},
+                            "after": {"platform_admin": user.is_platform_admin || platform_admin}}),
+        },
+    )
+    .await?;
+    Ok(UserId(user.id))
 }

@@ -88,7 +88,10 @@ impl Role {
 
     /// PRODUCT.md: MFA is mandatory for these roles.
     pub fn requires_mfa(self) -> bool {
-        matches!(self, Role::PlatformAdmin | Role::TenantAdmin | Role::SecurityEngineer)
+        matches!(
+            self,
+            Role::PlatformAdmin | Role::TenantAdmin | Role::SecurityEngineer
+        )
     }
 }
 
@@ -120,7 +123,11 @@ impl Email {
                 !local.is_empty() && !domain.is_empty() && !domain.contains('@') && domain.contains('.')
             })
             && !s.chars().any(|c| c.is_whitespace() || c.is_control());
-        if valid { Ok(Self(s)) } else { Err(Error::Invalid(format!("`{s}` is not an e-mail address"))) }
+        if valid {
+            Ok(Self(s))
+        } else {
+            Err(Error::Invalid(format!("`{s}` is not an e-mail address")))
+        }
     }
 
     pub fn as_str(&self) -> &str {
@@ -151,7 +158,10 @@ mod tests {
 
     #[test]
     fn emails() {
-        assert_eq!(Email::parse("  Ann@Example.COM ").unwrap().as_str(), "ann@example.com");
+        assert_eq!(
+            Email::parse("  Ann@Example.COM ").unwrap().as_str(),
+            "ann@example.com"
+        );
         for bad in ["", "ann", "@x.io", "a@", "a@b@c.io", "a b@c.io", "a@localhost"] {
             assert!(Email::parse(bad).is_err(), "{bad}");
         }

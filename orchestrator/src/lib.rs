@@ -9,8 +9,8 @@ pub mod audit;
 pub mod clock;
 pub mod credentials;
 pub mod error;
-pub mod ids;
 pub mod identity;
+pub mod ids;
 pub mod store;
 #[cfg(feature = "testkit")]
 pub mod testkit;

@@ -39,7 +39,9 @@ pub fn pg_admin_url() -> String {
 
 async fn admin_conn(url: &str) -> DatabaseConnection {
     let mut o = ConnectOptions::new(url.to_owned());
-    o.max_connections(1).connect_timeout(Duration::from_secs(5)).sqlx_logging(false);
+    o.max_connections(1)
+        .connect_timeout(Duration::from_secs(5))
+        .sqlx_logging(false);
     Database::connect(o).await.unwrap_or_else(|e| {
         panic!(
             "PostgreSQL for tests is not reachable at {url}: {e}. Run ./test.sh (it starts one) \
@@ -81,7 +83,12 @@ impl TestDb {
         let dir = tempfile::tempdir().expect("temp dir");
         let opts = StoreOptions::sqlite_file(&dir.path().join("vigil.sqlite3"));
         let store = Store::open(&opts).await.expect("migrate sqlite");
-        Self { store, url: opts.url.clone(), _dir: Some(dir), pg: None }
+        Self {
+            store,
+            url: opts.url.clone(),
+            _dir: Some(dir),
+            pg: None,
+        }
     }
 
     pub async fn postgres() -> Self {
@@ -89,8 +96,15 @@ impl TestDb {
         let admin_url = pg_admin_url();
         let name = Self::create_pg_database(&admin_url).await;
         let url = with_database(&admin_url, &name);
-        let store = Store::connect(&StoreOptions::new(url.clone())).await.expect("connect to test database");
-        Self { store, url, _dir: None, pg: Some((admin_url, name)) }
+        let store = Store::connect(&StoreOptions::new(url.clone()))
+            .await
+            .expect("connect to test database");
+        Self {
+            store,
+            url,
+            _dir: None,
+            pg: Some((admin_url, name)),
+        }
     }
 
     /// Creates `vigil_test_<uuid>` from the template for this schema,
@@ -99,7 +113,10 @@ impl TestDb {
         let admin = admin_conn(admin_url).await;
         let template = format!("vigil_tpl_{}", vigil_migrations::SCHEMA_FINGERPRINT);
         // Serialise template creation across test processes.
-        admin.execute_unprepared("SELECT pg_advisory_lock(7669676901)").await.expect("advisory lock");
+        admin
+            .execute_unprepared("SELECT pg_advisory_lock(7669676901)")
+            .await
+            .expect("advisory lock");
         let exists = admin
             .query_one_raw(sea_orm::Statement::from_string(
                 sea_orm::DbBackend::Postgres,
@@ -110,15 +127,26 @@ impl TestDb {
             .is_some();
         if !exists {
             let building = format!("{template}_building");
-            admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)")).await.expect("drop");
-            admin.execute_unprepared(&format!("CREATE DATABASE {building}")).await.expect("create template");
-            Store::migrate(&StoreOptions::new(with_database(admin_url, &building))).await.expect("migrate template");
+            admin
+                .execute_unprepared(&format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)"))
+                .await
+                .expect("drop");
+            admin
+                .execute_unprepared(&format!("CREATE DATABASE {building}"))
+                .await
+                .expect("create template");
+            Store::migrate(&StoreOptions::new(with_database(admin_url, &building)))
+                .await
+                .expect("migrate template");
             admin
                 .execute_unprepared(&format!("ALTER DATABASE {building} RENAME TO {template}"))
                 .await
                 .expect("rename template");
         }
-        admin.execute_unprepared("SELECT pg_advisory_unlock(7669676901)").await.expect("advisory unlock");
+        admin
+            .execute_unprepared("SELECT pg_advisory_unlock(7669676901)")
+            .await
+            .expect("advisory unlock");
         let name = format!("vigil_test_{}", Uuid::new_v4().simple());
         admin
             .execute_unprepared(&format!("CREATE DATABASE {name} TEMPLATE {template}"))
@@ -134,10 +162,15 @@ impl TestDb {
         // Drop may run during a panic or inside a runtime: use a thread with
         // its own runtime.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
             rt.block_on(async {
                 let admin = admin_conn(&admin_url).await;
-                let _ = admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
+                let _ = admin
+                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .await;
                 let _ = admin.close().await;
             });
         })
@@ -163,8 +196,14 @@ mod tests {
 
     #[test]
     fn replaces_database_name() {
-        assert_eq!(with_database("postgres://u@h:5432/postgres", "x"), "postgres://u@h:5432/x");
-        assert_eq!(with_database("postgres://u:p@h/db?sslmode=disable", "x"), "postgres://u:p@h/x?sslmode=disable");
+        assert_eq!(
+            with_database("postgres://u@h:5432/postgres", "x"),
+            "postgres://u@h:5432/x"
+        );
+        assert_eq!(
+            with_database("postgres://u:p@h/db?sslmode=disable", "x"),
+            "postgres://u:p@h/x?sslmode=disable"
+        );
         assert_eq!(with_database("postgresql://h", "x"), "postgresql://h/x");
     }
 }

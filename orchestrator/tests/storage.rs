@@ -1,6 +1,8 @@
 //! The storage suite: every test body runs against SQLite and PostgreSQL.
 //! PostgreSQL runs as the `vigil_app` role, so row level security applies.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use chrono::{Duration, TimeZone, Utc};
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use vigil_orchestrator::audit::Actor;
@@ -16,7 +18,11 @@ fn clock() -> ManualClock {
 }
 
 fn cheap() -> PasswordPolicy {
-    PasswordPolicy { memory_kib: 1024, iterations: 1, min_length: 12 }
+    PasswordPolicy {
+        memory_kib: 1024,
+        iterations: 1,
+        min_length: 12,
+    }
 }
 
 fn email(s: &str) -> Email {
@@ -25,14 +31,20 @@ fn email(s: &str) -> Email {
 
 async fn tenant(db: &TestDb, clock: &ManualClock, name: &str) -> TenantId {
     let tx = db.store.begin_platform().await.unwrap();
-    let t = identity::create_tenant(&tx, clock, &Actor::cli(), name).await.unwrap();
+    let t = identity::create_tenant(&tx, clock, &Actor::cli(), name)
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     t.id
 }
 
 async fn count(conn: &impl ConnectionTrait, sql: &str) -> i64 {
     let backend = conn.get_database_backend();
-    let row = conn.query_one_raw(Statement::from_string(backend, sql)).await.unwrap().unwrap();
+    let row = conn
+        .query_one_raw(Statement::from_string(backend, sql))
+        .await
+        .unwrap()
+        .unwrap();
     row.try_get::<i64>("", "n").unwrap()
 }
 
@@ -47,41 +59,75 @@ async fn tenants_create_get_list(db: TestDb) {
     let got = identity::get_tenant(db.store.conn(), a).await.unwrap();
     assert_eq!(got.name, "Acme SOC");
     assert_eq!(got.status, "active");
-    let names: Vec<_> = identity::list_tenants(db.store.conn()).await.unwrap().into_iter().map(|t| t.name).collect();
+    let names: Vec<_> = identity::list_tenants(db.store.conn())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
     assert_eq!(names, ["Acme SOC", "Globex"]);
-    assert_eq!(identity::find_tenant_by_name(db.store.conn(), " Globex ").await.unwrap().unwrap().id, b);
+    assert_eq!(
+        identity::find_tenant_by_name(db.store.conn(), " Globex ")
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        b
+    );
 
     let tx = db.store.begin_platform().await.unwrap();
     let dup = identity::create_tenant(&tx, &c, &Actor::cli(), "Acme SOC").await;
     assert!(matches!(dup, Err(Error::Conflict(_))), "{dup:?}");
     drop(tx);
     let tx = db.store.begin_platform().await.unwrap();
-    assert!(matches!(identity::create_tenant(&tx, &c, &Actor::cli(), "  ").await, Err(Error::Invalid(_))));
-    assert!(matches!(identity::get_tenant(db.store.conn(), TenantId::new()).await, Err(Error::NotFound(_))));
+    assert!(matches!(
+        identity::create_tenant(&tx, &c, &Actor::cli(), "  ").await,
+        Err(Error::Invalid(_))
+    ));
+    assert!(matches!(
+        identity::get_tenant(db.store.conn(), TenantId::new()).await,
+        Err(Error::NotFound(_))
+    ));
 }
 
 async fn members_are_tenant_scoped(db: TestDb) {
     let c = clock();
     let (a, b) = (tenant(&db, &c, "A").await, tenant(&db, &c, "B").await);
     let tx = db.store.begin_tenant(a).await.unwrap();
-    let ann = identity::add_member(&tx, &c, &Actor::cli(), &email("Ann@a.example"), Role::AnalystEdit).await.unwrap();
+    let ann = identity::add_member(&tx, &c, &Actor::cli(), &email("Ann@a.example"), Role::AnalystEdit)
+        .await
+        .unwrap();
     assert_eq!(ann.email, "ann@a.example");
     tx.commit().await.unwrap();
     let tx = db.store.begin_tenant(b).await.unwrap();
-    identity::add_member(&tx, &c, &Actor::cli(), &email("bob@b.example"), Role::TenantAdmin).await.unwrap();
-    let ann_in_b = identity::add_member(&tx, &c, &Actor::cli(), &email("ann@a.example"), Role::Executive).await.unwrap();
+    identity::add_member(&tx, &c, &Actor::cli(), &email("bob@b.example"), Role::TenantAdmin)
+        .await
+        .unwrap();
+    let ann_in_b = identity::add_member(&tx, &c, &Actor::cli(), &email("ann@a.example"), Role::Executive)
+        .await
+        .unwrap();
     assert_eq!(ann_in_b.user_id, ann.user_id, "one identity, two memberships");
     tx.commit().await.unwrap();
 
     let tx = db.store.begin_tenant(a).await.unwrap();
     let members = identity::list_members(&tx).await.unwrap();
     assert_eq!(members.len(), 1);
-    assert_eq!((members[0].email.as_str(), members[0].role), ("ann@a.example", Role::AnalystEdit));
+    assert_eq!(
+        (members[0].email.as_str(), members[0].role),
+        ("ann@a.example", Role::AnalystEdit)
+    );
     let dup = identity::add_member(&tx, &c, &Actor::cli(), &email("ann@a.example"), Role::AnalystRead).await;
     assert!(matches!(dup, Err(Error::Conflict(_))), "{dup:?}");
     drop(tx);
     let tx = db.store.begin_tenant(a).await.unwrap();
-    let pa = identity::add_member(&tx, &c, &Actor::cli(), &email("root@a.example"), Role::PlatformAdmin).await;
+    let pa = identity::add_member(
+        &tx,
+        &c,
+        &Actor::cli(),
+        &email("root@a.example"),
+        Role::PlatformAdmin,
+    )
+    .await;
     assert!(matches!(pa, Err(Error::Invalid(_))));
     drop(tx);
     // A tenant that does not exist cannot gain members.
@@ -101,26 +147,43 @@ async fn api_tokens_bind_tenant_and_role(db: TestDb) {
     let c = clock();
     let (a, b) = (tenant(&db, &c, "A").await, tenant(&db, &c, "B").await);
     let tx = db.store.begin_tenant(a).await.unwrap();
-    let (id, token) = identity::issue_api_token(&tx, &c, &Actor::cli(), "siem", Role::AnalystRead).await.unwrap();
+    let (id, token) = identity::issue_api_token(&tx, &c, &Actor::cli(), "siem", Role::AnalystRead)
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     assert!(token.starts_with("vgl_"));
 
     let p = identity::authenticate_api_token(&db.store, &token).await.unwrap();
-    assert_eq!((p.tenant, p.role, p.name.as_str(), p.token_id), (a, Role::AnalystRead, "siem", id));
+    assert_eq!(
+        (p.tenant, p.role, p.name.as_str(), p.token_id),
+        (a, Role::AnalystRead, "siem", id)
+    );
 
     // The same secret presented as tenant B's: refused.
     let forged = token.replace(&a.0.simple().to_string(), &b.0.simple().to_string());
-    for bad in [forged.as_str(), "vgl_", "vgl_nothex_abc", "Bearer x", "", &token[..token.len() - 1]] {
+    for bad in [
+        forged.as_str(),
+        "vgl_",
+        "vgl_nothex_abc",
+        "Bearer x",
+        "",
+        &token[..token.len() - 1],
+    ] {
         let r = identity::authenticate_api_token(&db.store, bad).await;
         assert!(matches!(r, Err(Error::Unauthenticated(_))), "{bad}: {r:?}");
     }
 
     // Revoking from another tenant finds nothing; from its own, it works.
     let tx = db.store.begin_tenant(b).await.unwrap();
-    assert!(matches!(identity::revoke_api_token(&tx, &c, &Actor::cli(), id).await, Err(Error::NotFound(_))));
+    assert!(matches!(
+        identity::revoke_api_token(&tx, &c, &Actor::cli(), id).await,
+        Err(Error::NotFound(_))
+    ));
     drop(tx);
     let tx = db.store.begin_tenant(a).await.unwrap();
-    identity::revoke_api_token(&tx, &c, &Actor::cli(), id).await.unwrap();
+    identity::revoke_api_token(&tx, &c, &Actor::cli(), id)
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     assert!(identity::authenticate_api_token(&db.store, &token).await.is_err());
 }
@@ -129,42 +192,85 @@ async fn password_links_are_one_time_and_expire(db: TestDb) {
     let c = clock();
     let a = tenant(&db, &c, "A").await;
     let tx = db.store.begin_tenant(a).await.unwrap();
-    let m = identity::add_member(&tx, &c, &Actor::cli(), &email("ann@a.example"), Role::AnalystEdit).await.unwrap();
-    let link = identity::issue_link(&*tx, &c, LinkPurpose::SetPassword, Some(m.user_id), Duration::hours(72))
+    let m = identity::add_member(&tx, &c, &Actor::cli(), &email("ann@a.example"), Role::AnalystEdit)
         .await
         .unwrap();
-    let stale = identity::issue_link(&*tx, &c, LinkPurpose::SetPassword, Some(m.user_id), Duration::hours(1))
-        .await
-        .unwrap();
+    let link = identity::issue_link(
+        &*tx,
+        &c,
+        LinkPurpose::SetPassword,
+        Some(m.user_id),
+        Duration::hours(72),
+    )
+    .await
+    .unwrap();
+    let stale = identity::issue_link(
+        &*tx,
+        &c,
+        LinkPurpose::SetPassword,
+        Some(m.user_id),
+        Duration::hours(1),
+    )
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
 
     let weak = identity::complete_password_link(&db.store, &c, &cheap(), &link, "short").await;
     assert!(matches!(weak, Err(Error::Invalid(_))), "{weak:?}");
     // A bootstrap page cannot redeem a password link.
-    assert!(identity::check_link(db.store.conn(), &c, LinkPurpose::Bootstrap, &link).await.is_err());
+    assert!(
+        identity::check_link(db.store.conn(), &c, LinkPurpose::Bootstrap, &link)
+            .await
+            .is_err()
+    );
 
-    let uid = identity::complete_password_link(&db.store, &c, &cheap(), &link, "correct horse battery").await.unwrap();
+    let uid = identity::complete_password_link(&db.store, &c, &cheap(), &link, "correct horse battery")
+        .await
+        .unwrap();
     assert_eq!(uid, m.user_id);
-    let user = identity::find_user_by_email(db.store.conn(), &email("ann@a.example")).await.unwrap().unwrap();
+    let user = identity::find_user_by_email(db.store.conn(), &email("ann@a.example"))
+        .await
+        .unwrap()
+        .unwrap();
     assert!(cheap().verify("correct horse battery", user.password_hash.as_deref().unwrap()));
 
-    let again = identity::complete_password_link(&db.store, &c, &cheap(), &link, "another long password").await;
-    assert!(matches!(again, Err(Error::Unauthenticated("this link was already used"))), "{again:?}");
+    let again =
+        identity::complete_password_link(&db.store, &c, &cheap(), &link, "another long password").await;
+    assert!(
+        matches!(again, Err(Error::Unauthenticated("this link was already used"))),
+        "{again:?}"
+    );
 
     c.advance(Duration::hours(2));
-    let expired = identity::complete_password_link(&db.store, &c, &cheap(), &stale, "another long password").await;
-    assert!(matches!(expired, Err(Error::Unauthenticated("this link has expired"))), "{expired:?}");
+    let expired =
+        identity::complete_password_link(&db.store, &c, &cheap(), &stale, "another long password").await;
+    assert!(
+        matches!(expired, Err(Error::Unauthenticated("this link has expired"))),
+        "{expired:?}"
+    );
 }
 
 async fn bootstrap_creates_exactly_one_platform_admin(db: TestDb) {
     let c = clock();
     assert!(identity::bootstrap_needed(db.store.conn()).await.unwrap());
-    let first = identity::issue_link(db.store.conn(), &c, LinkPurpose::Bootstrap, None, Duration::hours(24))
-        .await
-        .unwrap();
-    let second = identity::issue_link(db.store.conn(), &c, LinkPurpose::Bootstrap, None, Duration::hours(24))
-        .await
-        .unwrap();
+    let first = identity::issue_link(
+        db.store.conn(),
+        &c,
+        LinkPurpose::Bootstrap,
+        None,
+        Duration::hours(24),
+    )
+    .await
+    .unwrap();
+    let second = identity::issue_link(
+        db.store.conn(),
+        &c,
+        LinkPurpose::Bootstrap,
+        None,
+        Duration::hours(24),
+    )
+    .await
+    .unwrap();
     let id = identity::complete_bootstrap(
         &db.store,
         &c,
@@ -177,7 +283,10 @@ async fn bootstrap_creates_exactly_one_platform_admin(db: TestDb) {
     .await
     .unwrap();
     assert!(!identity::bootstrap_needed(db.store.conn()).await.unwrap());
-    let u = identity::find_user_by_email(db.store.conn(), &email("admin@vigil.example")).await.unwrap().unwrap();
+    let u = identity::find_user_by_email(db.store.conn(), &email("admin@vigil.example"))
+        .await
+        .unwrap()
+        .unwrap();
     assert!(u.is_platform_admin);
     assert_eq!(u.id, id.0);
     let late = identity::complete_bootstrap(
@@ -191,14 +300,21 @@ async fn bootstrap_creates_exactly_one_platform_admin(db: TestDb) {
     )
     .await;
     assert!(matches!(late, Err(Error::Conflict(_))), "{late:?}");
-    assert!(identity::find_user_by_email(db.store.conn(), &email("mallory@vigil.example")).await.unwrap().is_none());
+    assert!(
+        identity::find_user_by_email(db.store.conn(), &email("mallory@vigil.example"))
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
 
 async fn audit_log_is_append_only(db: TestDb) {
     let c = clock();
     let a = tenant(&db, &c, "A").await;
     let tx = db.store.begin_tenant(a).await.unwrap();
-    identity::add_member(&tx, &c, &Actor::cli(), &email("ann@a.example"), Role::AnalystEdit).await.unwrap();
+    identity::add_member(&tx, &c, &Actor::cli(), &email("ann@a.example"), Role::AnalystEdit)
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
 
     // The owner connection (a superuser on the test PostgreSQL) sees every row.
@@ -206,17 +322,33 @@ async fn audit_log_is_append_only(db: TestDb) {
     let total = "SELECT COUNT(*) AS n FROM audit_events";
     let before = count(&owner, total).await;
     assert_eq!(before, 2, "tenant.create and membership.grant");
-    let actions = ["UPDATE audit_events SET actor = 'mallory'", "DELETE FROM audit_events"];
+    let actions = [
+        "UPDATE audit_events SET actor = 'mallory'",
+        "DELETE FROM audit_events",
+    ];
     for sql in actions {
         // Refused for the application (inside its tenant) ...
         let tx = db.store.begin_tenant(a).await.unwrap();
-        assert!(tx.execute_unprepared(sql).await.is_err(), "app: {sql} must be refused");
+        assert!(
+            tx.execute_unprepared(sql).await.is_err(),
+            "app: {sql} must be refused"
+        );
         drop(tx);
         // ... and for the schema owner alike.
-        assert!(owner.execute_unprepared(sql).await.is_err(), "owner: {sql} must be refused");
+        assert!(
+            owner.execute_unprepared(sql).await.is_err(),
+            "owner: {sql} must be refused"
+        );
     }
     assert_eq!(count(&owner, total).await, before);
-    assert_eq!(count(&owner, "SELECT COUNT(*) AS n FROM audit_events WHERE actor = 'mallory'").await, 0);
+    assert_eq!(
+        count(
+            &owner,
+            "SELECT COUNT(*) AS n FROM audit_events WHERE actor = 'mallory'"
+        )
+        .await,
+        0
+    );
 }
 
 macro_rules! on_both_backends {
@@ -258,7 +390,10 @@ mod rls {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(row.try_get::<String>("", "who").unwrap(), vigil_migrations::APP_ROLE);
+        assert_eq!(
+            row.try_get::<String>("", "who").unwrap(),
+            vigil_migrations::APP_ROLE
+        );
         assert!(!row.try_get::<bool>("", "rolsuper").unwrap());
         assert!(!row.try_get::<bool>("", "rolbypassrls").unwrap());
         // It owns nothing.
@@ -294,9 +429,15 @@ mod rls {
             assert!(r.try_get::<bool>("", "forced").unwrap(), "{t}: RLS not forced");
             tables.push(t);
         }
-        let mut declared: Vec<_> = vigil_migrations::TENANT_TABLES.iter().map(|s| s.to_string()).collect();
+        let mut declared: Vec<_> = vigil_migrations::TENANT_TABLES
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         declared.sort();
-        assert_eq!(tables, declared, "every table with tenant_id is declared a tenant table");
+        assert_eq!(
+            tables, declared,
+            "every table with tenant_id is declared a tenant table"
+        );
     }
 
     #[tokio::test]
@@ -306,15 +447,23 @@ mod rls {
         let (a, b) = (tenant(&db, &c, "A").await, tenant(&db, &c, "B").await);
         for (t, who) in [(a, "ann@a.example"), (b, "bob@b.example")] {
             let tx = db.store.begin_tenant(t).await.unwrap();
-            identity::add_member(&tx, &c, &Actor::cli(), &email(who), Role::AnalystEdit).await.unwrap();
-            identity::issue_api_token(&tx, &c, &Actor::cli(), "t", Role::AnalystRead).await.unwrap();
+            identity::add_member(&tx, &c, &Actor::cli(), &email(who), Role::AnalystEdit)
+                .await
+                .unwrap();
+            identity::issue_api_token(&tx, &c, &Actor::cli(), "t", Role::AnalystRead)
+                .await
+                .unwrap();
             tx.commit().await.unwrap();
         }
         // Under B's setting, raw unfiltered queries see only B's rows.
         let tx = db.store.begin_tenant(b).await.unwrap();
         for table in vigil_migrations::TENANT_TABLES {
             let n = count(&*tx, &format!("SELECT COUNT(*) AS n FROM {table}")).await;
-            let mine = count(&*tx, &format!("SELECT COUNT(*) AS n FROM {table} WHERE tenant_id = '{b}'")).await;
+            let mine = count(
+                &*tx,
+                &format!("SELECT COUNT(*) AS n FROM {table} WHERE tenant_id = '{b}'"),
+            )
+            .await;
             assert!(n > 0 && n == mine, "{table}: {n} visible, {mine} are B's");
         }
         // Writing a row for A while acting as B is refused.
@@ -329,7 +478,10 @@ mod rls {
         drop(tx);
         // Updating A's memberships from B's transaction touches nothing.
         let tx = db.store.begin_tenant(b).await.unwrap();
-        let res = tx.execute_unprepared(&format!("UPDATE memberships SET role = 'tenant_admin' WHERE tenant_id = '{a}'"))
+        let res = tx
+            .execute_unprepared(&format!(
+                "UPDATE memberships SET role = 'tenant_admin' WHERE tenant_id = '{a}'"
+            ))
             .await
             .unwrap();
         assert_eq!(res.rows_affected(), 0);
@@ -337,7 +489,11 @@ mod rls {
 
         // With no tenant set: nothing visible, nothing writable.
         for table in vigil_migrations::TENANT_TABLES {
-            assert_eq!(count(db.store.conn(), &format!("SELECT COUNT(*) AS n FROM {table}")).await, 0, "{table}");
+            assert_eq!(
+                count(db.store.conn(), &format!("SELECT COUNT(*) AS n FROM {table}")).await,
+                0,
+                "{table}"
+            );
         }
         let orphan = db
             .store
@@ -353,6 +509,9 @@ mod rls {
         // statement on the same pooled connection.
         let tx = db.store.begin_tenant(a).await.unwrap();
         tx.commit().await.unwrap();
-        assert_eq!(count(db.store.conn(), "SELECT COUNT(*) AS n FROM memberships").await, 0);
+        assert_eq!(
+            count(db.store.conn(), "SELECT COUNT(*) AS n FROM memberships").await,
+            0
+        );
     }
 }

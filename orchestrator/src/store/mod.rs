@@ -39,7 +39,9 @@ impl Backend {
             Ok(Backend::Postgres)
         } else {
             let scheme = url.split(':').next().unwrap_or_default();
-            Err(format!("unsupported database URL scheme `{scheme}:` (use sqlite: or postgres://)"))
+            Err(format!(
+                "unsupported database URL scheme `{scheme}:` (use sqlite: or postgres://)"
+            ))
         }
     }
 }
@@ -66,7 +68,11 @@ impl std::fmt::Debug for StoreOptions {
 
 impl StoreOptions {
     pub fn new(url: impl Into<String>) -> Self {
-        Self { url: url.into(), max_connections: 10, connect_timeout: Duration::from_secs(5) }
+        Self {
+            url: url.into(),
+            max_connections: 10,
+            connect_timeout: Duration::from_secs(5),
+        }
     }
 
     /// The SQLite database inside a data directory.
@@ -126,11 +132,13 @@ impl Store {
         let db = Database::connect(opts.connect_options(1, false)).await?;
         let result = async {
             if backend == Backend::Postgres {
-                db.execute_unprepared(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})")).await?;
+                db.execute_unprepared(&format!("SELECT pg_advisory_lock({MIGRATION_LOCK})"))
+                    .await?;
             }
             let r = Migrator::up(&db, None).await;
             if backend == Backend::Postgres {
-                db.execute_unprepared(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})")).await?;
+                db.execute_unprepared(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))
+                    .await?;
             }
             r
         }
@@ -170,16 +178,25 @@ impl Store {
         self.db.ping().await?;
         let rows = self
             .db
-            .query_all_raw(Statement::from_string(self.db.get_database_backend(), "SELECT version FROM seaql_migrations"))
+            .query_all_raw(Statement::from_string(
+                self.db.get_database_backend(),
+                "SELECT version FROM seaql_migrations",
+            ))
             .await?;
-        let applied: BTreeSet<String> =
-            rows.iter().filter_map(|r| r.try_get::<String>("", "version").ok()).collect();
+        let applied: BTreeSet<String> = rows
+            .iter()
+            .filter_map(|r| r.try_get::<String>("", "version").ok())
+            .collect();
         let pending: Vec<String> = Migrator::migrations()
             .iter()
             .map(|m| m.name().to_owned())
             .filter(|n| !applied.contains(n))
             .collect();
-        Ok(if pending.is_empty() { Readiness::Ready } else { Readiness::PendingMigrations(pending) })
+        Ok(if pending.is_empty() {
+            Readiness::Ready
+        } else {
+            Readiness::PendingMigrations(pending)
+        })
     }
 
     async fn set_local(&self, tx: &DatabaseTransaction, key: &str, value: String) -> Result<(), DbErr> {

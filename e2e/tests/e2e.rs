@@ -1,0 +1,499 @@
+//! End-to-end: the real binary, real SQLite files, real PostgreSQL.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use reqwest::StatusCode;
+use vigil_e2e::{Server, find_url, http, line_after, run, vigil};
+use vigil_orchestrator::testkit::{TestDb, pg_admin_url, with_database};
+
+fn mode(p: &Path) -> u32 {
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+/// A single line naming the problem, and a failing exit.
+fn assert_one_line_error(f: &vigil_e2e::Finished, needle: &str) {
+    assert!(!f.status.success(), "must fail: {f:?}");
+    let lines: Vec<_> = f.stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "exactly one error line: {:?}", f.stderr);
+    assert!(lines[0].starts_with("vigil: error: "), "{lines:?}");
+    assert!(
+        lines[0].contains(needle),
+        "{:?} should mention {needle:?}",
+        lines[0]
+    );
+}
+
+#[tokio::test]
+async fn zero_config_serve_bootstrap_and_sigterm() {
+    let cwd = tempfile::tempdir().unwrap();
+    let mut cmd = vigil(cwd.path());
+    cmd.args(["serve", "--listen", "127.0.0.1:0"]);
+    let server = Server::start(cmd).await.expect("server starts");
+    let data = cwd.path().join("vigil-data");
+    assert_eq!(mode(&data), 0o700);
+    assert_eq!(mode(&data.join("master.key")), 0o600);
+    assert_eq!(mode(&data.join("vigil.sqlite3")), 0o600);
+    let key = std::fs::read_to_string(data.join("master.key")).unwrap();
+    assert_eq!(key.trim().len(), 64);
+
+    let c = http();
+    let health = c.get(server.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    let ready = c.get(server.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
+    assert_eq!(
+        ready.json::<serde_json::Value>().await.unwrap()["status"],
+        "ready"
+    );
+    let home = c.get(server.url("/")).send().await.unwrap().text().await.unwrap();
+    assert!(home.contains("Setup is not finished"), "{home}");
+    let api404 = c.get(server.url("/api/v1/nothing")).send().await.unwrap();
+    assert_eq!(api404.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        api404.json::<serde_json::Value>().await.unwrap()["error"]["code"],
+        "not_found"
+    );
+
+    // First run: the bootstrap link creates the first platform admin, once.
+    let link = find_url(&server.stdout(), "/setup/bootstrap/").expect("bootstrap link printed");
+    let token = link.rsplit('/').next().unwrap().to_owned();
+    let form = c.get(&link).send().await.unwrap();
+    assert_eq!(form.status(), StatusCode::OK);
+    assert_eq!(form.headers()["referrer-policy"], "no-referrer");
+    let mismatch = c
+        .post(&link)
+        .form(&[
+            ("email", "admin@soc.example"),
+            ("password", "a long password!"),
+            ("confirm", "another one!!"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(mismatch.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let weak = c
+        .post(&link)
+        .form(&[
+            ("email", "admin@soc.example"),
+            ("password", "short"),
+            ("confirm", "short"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(weak.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(weak.text().await.unwrap().contains("at least 12 characters"));
+    let ok = c
+        .post(&link)
+        .form(&[
+            ("email", "admin@soc.example"),
+            ("password", "a long password!"),
+            ("confirm", "a long password!"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    assert!(
+        ok.text()
+            .await
+            .unwrap()
+            .contains("admin@soc.example is now the platform admin")
+    );
+    let reuse = c.get(&link).send().await.unwrap();
+    assert_eq!(reuse.status(), StatusCode::GONE);
+    let forged = c
+        .get(server.url("/setup/bootstrap/not-a-real-token"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::GONE);
+    let home = c.get(server.url("/")).send().await.unwrap().text().await.unwrap();
+    assert!(!home.contains("Setup is not finished"));
+
+    let (status, stdout, stderr) = server.terminate().await;
+    assert!(status.success(), "SIGTERM exits 0: {status:?}\n{stderr}");
+    // Secrets never reach the console or the logs: not the master key, and
+    // not the one-time token (the access log records route templates).
+    assert!(!stdout.contains(key.trim()) && !stderr.contains(key.trim()));
+    assert!(!stderr.contains(&token), "token leaked into logs:\n{stderr}");
+    assert!(
+        stderr.contains("/setup/bootstrap/{token}"),
+        "access log records the route:\n{stderr}"
+    );
+    assert!(stderr.contains("vigil stopped"));
+
+    // A restart on the same data dir keeps the key and needs no bootstrap.
+    let mut cmd = vigil(cwd.path());
+    cmd.args(["serve", "--listen", "127.0.0.1:0"]);
+    let again = Server::start(cmd).await.expect("restart");
+    assert!(!again.stdout().contains("/setup/bootstrap/"));
+    assert_eq!(std::fs::read_to_string(data.join("master.key")).unwrap(), key);
+    assert!(again.terminate().await.0.success());
+}
+
+#[tokio::test]
+async fn json_logs_and_env_configuration() {
+    let cwd = tempfile::tempdir().unwrap();
+    let mut cmd = vigil(cwd.path());
+    cmd.args(["serve", "--log-format", "json"])
+        .env("VIGIL_LISTEN", "127.0.0.1:0")
+        .env("VIGIL_DATA_DIR", "state");
+    let server = Server::start(cmd).await.expect("server starts");
+    http().get(server.url("/healthz")).send().await.unwrap();
+    assert!(cwd.path().join("state/vigil.sqlite3").exists());
+    let (status, _, stderr) = server.terminate().await;
+    assert!(status.success());
+    let mut saw_access = false;
+    for line in stderr.lines().filter(|l| !l.is_empty()) {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        saw_access |= v["route"] == "/healthz" && v["status"] == 200;
+    }
+    assert!(saw_access, "{stderr}");
+}
+
+#[tokio::test]
+async fn second_serve_on_same_data_dir_is_refused() {
+    let cwd = tempfile::tempdir().unwrap();
+    let mut cmd = vigil(cwd.path());
+    cmd.args(["serve", "--listen", "127.0.0.1:0"]);
+    let first = Server::start(cmd).await.expect("first starts");
+    let mut cmd = vigil(cwd.path());
+    cmd.args(["serve", "--listen", "127.0.0.1:0"]);
+    let second = Server::start(cmd).await.expect_err("second must not start");
+    assert_one_line_error(&second, "is in use by another vigil process");
+    // The first is unharmed.
+    assert_eq!(
+        http().get(first.url("/readyz")).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+    assert!(first.terminate().await.0.success());
+}
+
+#[tokio::test]
+async fn port_in_use_fails_before_creating_anything() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let cwd = tempfile::tempdir().unwrap();
+    let mut cmd = vigil(cwd.path());
+    cmd.args(["serve", "--listen", &addr]);
+    let f = run(cmd).await;
+    assert_one_line_error(&f, &format!("cannot listen on {addr}: address already in use"));
+    assert!(!cwd.path().join("vigil-data").exists(), "nothing half-created");
+}
+
+#[tokio::test]
+async fn bad_configuration_is_one_clear_line() {
+    let cwd = tempfile::tempdir().unwrap();
+    std::fs::write(
+        cwd.path().join("unknown.toml"),
+        "listen = \"127.0.0.1:0\"\nlisten_port = 9\n",
+    )
+    .unwrap();
+    std::fs::write(cwd.path().join("broken.toml"), "listen = [\n").unwrap();
+    let cases = [
+        (
+            vec!["--config", "unknown.toml"],
+            "invalid configuration in unknown.toml: unknown key `listen_port`",
+        ),
+        (
+            vec!["--config", "broken.toml"],
+            "invalid configuration in broken.toml",
+        ),
+        (
+            vec!["--config", "missing.toml"],
+            "cannot read config file missing.toml: no such file or directory",
+        ),
+        (
+            vec!["--database-url", "mysql://x/y"],
+            "unsupported database URL scheme `mysql:`",
+        ),
+    ];
+    for (args, needle) in cases {
+        let mut cmd = vigil(cwd.path());
+        cmd.arg("serve").args(&args).args(["--listen", "127.0.0.1:0"]);
+        assert_one_line_error(&run(cmd).await, needle);
+        assert!(
+            !cwd.path().join("vigil-data").exists(),
+            "{args:?}: nothing half-created"
+        );
+    }
+    let mut cmd = vigil(cwd.path());
+    cmd.args(["serve", "--listen", "127.0.0.1:0"])
+        .env("VIGIL_LOG_LEVEL", "[[[");
+    assert_one_line_error(&run(cmd).await, "invalid log_level");
+}
+
+#[tokio::test]
+async fn unreachable_database_leaves_nothing_behind() {
+    let cwd = tempfile::tempdir().unwrap();
+    let mut cmd = vigil(cwd.path());
+    cmd.args([
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--database-url",
+        "postgres://vigil:hunter2@127.0.0.1:1/vigil",
+    ]);
+    let f = run(cmd).await;
+    assert_one_line_error(&f, "cannot open database postgres://vigil:***@127.0.0.1:1/vigil");
+    assert!(!f.stderr.contains("hunter2"), "password must not be printed");
+    assert!(!cwd.path().join("vigil-data").exists(), "nothing half-created");
+}
+
+#[tokio::test]
+async fn data_dir_without_permission() {
+    let cwd = tempfile::tempdir().unwrap();
+    // Under a regular file: no one can create a directory there.
+    std::fs::write(cwd.path().join("file"), "").unwrap();
+    let mut cmd = vigil(cwd.path());
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir", "file/data"]);
+    assert_one_line_error(&run(cmd).await, "cannot create data directory file/data");
+
+    // A directory this user may not write to. As root, drop to `nobody`
+    // (root ignores permission bits).
+    let locked = cwd.path().join("locked");
+    std::fs::create_dir(&locked).unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o555)).unwrap();
+    std::fs::set_permissions(cwd.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let target = locked.join("data");
+    let is_root = run({
+        let mut c = tokio::process::Command::new("id");
+        c.arg("-u");
+        c
+    })
+    .await
+    .stdout
+    .trim()
+        == "0";
+    let mut cmd = if is_root {
+        let mut c = tokio::process::Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(vigil_e2e::vigil_bin());
+        c.current_dir(cwd.path());
+        c
+    } else {
+        vigil(cwd.path())
+    };
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&target);
+    let f = run(cmd).await;
+    assert_one_line_error(&f, "permission denied");
+    assert!(!target.exists());
+}
+
+#[tokio::test]
+async fn demo_seeds_a_tenant_and_one_account_per_role() {
+    let cwd = tempfile::tempdir().unwrap();
+    let mut cmd = vigil(cwd.path());
+    cmd.args(["demo", "--listen", "127.0.0.1:0"]);
+    let server = Server::start(cmd).await.expect("demo starts");
+    let out = server.stdout();
+    assert!(out.contains("Demo tenant \"Demo SOC\""), "{out}");
+    let mut first_passwords = Vec::new();
+    for role in [
+        "platform_admin",
+        "tenant_admin",
+        "security_engineer",
+        "analyst_edit",
+        "analyst_read",
+        "executive",
+    ] {
+        let line = line_after(&out, role).unwrap_or_else(|| panic!("{role} account printed:\n{out}"));
+        let fields: Vec<_> = line.split_whitespace().collect();
+        assert_eq!(fields.len(), 2, "{line}");
+        assert!(fields[0].ends_with("@demo.vigil.test"));
+        first_passwords.push(fields[1].to_owned());
+    }
+    assert!(
+        !out.contains("/setup/bootstrap/"),
+        "demo has a platform admin already"
+    );
+    assert!(server.terminate().await.0.success());
+
+    // Idempotent: a second start reuses the tenant, with fresh passwords.
+    let mut cmd = vigil(cwd.path());
+    cmd.args(["demo", "--listen", "127.0.0.1:0"]);
+    let server = Server::start(cmd).await.expect("demo restarts");
+    let out = server.stdout();
+    let again = line_after(&out, "analyst_edit")
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    assert_ne!(again, first_passwords[3]);
+    assert!(server.terminate().await.0.success());
+}
+
+#[tokio::test]
+async fn admin_commands_on_the_sqlite_store() {
+    let cwd = tempfile::tempdir().unwrap();
+    let admin = |args: &[&str]| {
+        let mut c = vigil(cwd.path());
+        c.arg("admin").args(args);
+        run(c)
+    };
+    let t = admin(&["create-tenant", "Acme SOC"]).await;
+    assert!(t.status.success(), "{t:?}");
+    let tenant = t.stdout.trim().to_owned();
+    assert!(uuid_like(&tenant), "{tenant}");
+    assert_one_line_error(&admin(&["create-tenant", "Acme SOC"]).await, "already exists");
+
+    let u = admin(&[
+        "create-user",
+        "--tenant",
+        &tenant,
+        "--email",
+        "Ann@Acme.example",
+        "--role",
+        "analyst_edit",
+    ])
+    .await;
+    assert!(u.status.success(), "{u:?}");
+    assert!(
+        u.stdout
+            .trim()
+            .starts_with("http://127.0.0.1:8080/setup/password/"),
+        "{}",
+        u.stdout
+    );
+
+    let k = admin(&[
+        "create-token",
+        "--tenant",
+        &tenant,
+        "--role",
+        "analyst_read",
+        "--name",
+        "siem",
+    ])
+    .await;
+    assert!(k.status.success(), "{k:?}");
+    assert!(k.stdout.trim().starts_with("vgl_"));
+
+    assert_one_line_error(
+        &admin(&[
+            "create-user",
+            "--tenant",
+            &tenant,
+            "--email",
+            "b@acme.example",
+            "--role",
+            "root",
+        ])
+        .await,
+        "unknown role `root`",
+    );
+    assert_one_line_error(
+        &admin(&[
+            "create-user",
+            "--tenant",
+            &tenant,
+            "--email",
+            "not-an-email",
+            "--role",
+            "executive",
+        ])
+        .await,
+        "is not an e-mail address",
+    );
+    let ghost = "00000000-0000-7000-8000-000000000000";
+    assert_one_line_error(
+        &admin(&[
+            "create-user",
+            "--tenant",
+            ghost,
+            "--email",
+            "c@acme.example",
+            "--role",
+            "executive",
+        ])
+        .await,
+        "tenant not found",
+    );
+    assert_one_line_error(
+        &admin(&["create-token", "--tenant", "nope", "--role", "executive"]).await,
+        "tenant id `nope` is not a UUID",
+    );
+
+    // The link printed by the CLI works on the server over the same store.
+    let link = u.stdout.trim().to_owned();
+    let mut cmd = vigil(cwd.path());
+    cmd.args(["serve", "--listen", "127.0.0.1:0"]);
+    let server = Server::start(cmd).await.expect("serve");
+    let path = &link[link.find("/setup/").unwrap()..];
+    let c = http();
+    let set = c
+        .post(server.url(path))
+        .form(&[
+            ("password", "ann's long password"),
+            ("confirm", "ann's long password"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(set.status(), StatusCode::OK);
+    assert_eq!(
+        c.get(server.url(path)).send().await.unwrap().status(),
+        StatusCode::GONE
+    );
+    assert!(server.terminate().await.0.success());
+}
+
+fn uuid_like(s: &str) -> bool {
+    s.len() == 36 && s.chars().filter(|c| *c == '-').count() == 4
+}
+
+#[tokio::test]
+async fn postgres_migrate_serve_and_admin() {
+    let admin_url = pg_admin_url();
+    let name = TestDb::create_pg_database(&admin_url).await;
+    let url = with_database(&admin_url, &name);
+    let cwd = tempfile::tempdir().unwrap();
+
+    let mut m = vigil(cwd.path());
+    m.args(["migrate", "--database-url", &url]);
+    let f = run(m).await;
+    assert!(f.status.success(), "{f:?}");
+    assert_eq!(f.stdout.trim(), "migrations applied");
+
+    let mut cmd = vigil(cwd.path());
+    cmd.args(["serve", "--listen", "127.0.0.1:0"])
+        .env("VIGIL_DATABASE_URL", &url);
+    let server = Server::start(cmd).await.expect("serve on postgres");
+    let ready = http().get(server.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
+    let home = http()
+        .get(server.url("/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(home.contains("PostgreSQL"));
+
+    let mut c = vigil(cwd.path());
+    c.args(["admin", "create-tenant", "Pg SOC", "--database-url", &url]);
+    let t = run(c).await;
+    assert!(t.status.success(), "{t:?}");
+    let mut c = vigil(cwd.path());
+    c.args([
+        "admin",
+        "create-token",
+        "--tenant",
+        t.stdout.trim(),
+        "--role",
+        "executive",
+        "--database-url",
+        &url,
+    ]);
+    let k = run(c).await;
+    assert!(k.status.success() && k.stdout.starts_with("vgl_"), "{k:?}");
+    assert!(server.terminate().await.0.success());
+    TestDb::drop_pg_database(&admin_url, &name);
+}

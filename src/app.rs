@@ -1,0 +1,220 @@
+//! Start-up, the commands, and shutdown.
+//!
+//! `serve` binds the port first, then prepares the data directory, takes its
+//! lock (SQLite), loads or creates the master key and migrates the database.
+//! Any failure leaves nothing this run created behind (see [`DataDir`]).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tracing::info;
+use vigil_orchestrator::audit::Actor;
+use vigil_orchestrator::credentials::MasterKey;
+use vigil_orchestrator::identity::{self, BOOTSTRAP_LINK_TTL, LinkPurpose, PASSWORD_LINK_TTL};
+use vigil_orchestrator::ids::Email;
+use vigil_orchestrator::{Clock, Role, Store, StoreOptions, SystemClock, TenantId};
+
+use crate::cli::{AdminCommand, Cli, Command};
+use crate::config::{Config, LogFormat, io_reason, redact_url};
+use crate::datadir::DataDir;
+use crate::web::{self, AppState};
+use crate::{Error, demo};
+
+pub async fn run(cli: Cli) -> Result<(), Error> {
+    let cfg = Config::load(cli.global.config.as_deref(), &cli.overrides())?;
+    init_logging(&cfg)?;
+    match cli.command {
+        Command::Serve(_) => serve(cfg, false).await,
+        Command::Demo(_) => serve(cfg, true).await,
+        Command::Migrate => {
+            let opened = open(&cfg, false).await?;
+            opened.store.close().await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Admin(cmd) => admin(cfg, cmd).await,
+    }
+}
+
+fn init_logging(cfg: &Config) -> Result<(), Error> {
+    use tracing_subscriber::EnvFilter;
+    let directives = format!("{},sqlx=warn,sea_orm=warn,sea_orm_migration=warn", cfg.log_level);
+    let filter = EnvFilter::try_new(&directives)
+        .map_err(|e| Error::Config(format!("invalid log_level `{}`: {e}", cfg.log_level)))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let _ = match cfg.log_format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+    Ok(())
+}
+
+/// What a command needs from the local store.
+struct Opened {
+    dir: DataDir,
+    store: Store,
+    master_key: MasterKey,
+}
+
+async fn open(cfg: &Config, exclusive: bool) -> Result<Opened, Error> {
+    let mut dir = DataDir::prepare(&cfg.data_dir)?;
+    let opts = match cfg.database_url() {
+        Some(url) => {
+            vigil_orchestrator::Backend::from_url(url).map_err(Error::Config)?;
+            StoreOptions::new(url)
+        }
+        None => {
+            if exclusive {
+                dir.lock()?;
+            }
+            let path = cfg.sqlite_path();
+            dir.create_private_file(&path)?;
+            StoreOptions::sqlite_file(&path)
+        }
+    };
+    let master_key = dir.master_key(&cfg.master_key_path(), cfg.master_key_file.is_some())?;
+    let mut opts = opts;
+    opts.max_connections = cfg.database_max_connections;
+    let store = Store::open(&opts).await.map_err(|e| {
+        let reason = match e {
+            vigil_orchestrator::Error::Db(db) => db.to_string(),
+            other => other.to_string(),
+        };
+        Error::Database(format!(
+            "cannot open database {}: {}",
+            redact_url(&opts.url),
+            reason.split_whitespace().collect::<Vec<_>>().join(" ")
+        ))
+    })?;
+    Ok(Opened {
+        dir,
+        store,
+        master_key,
+    })
+}
+
+async fn serve(cfg: Config, demo: bool) -> Result<(), Error> {
+    // Signal handlers first: a SIGTERM that arrives while starting must
+    // still mean "drain and exit 0", never the default abrupt death.
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| Error::Io(format!("cannot install the SIGTERM handler: {e}")))?;
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|e| Error::Listen {
+            addr: cfg.listen,
+            reason: io_reason(&e),
+        })?;
+    let addr = listener.local_addr().map_err(|e| Error::Io(e.to_string()))?;
+    let Opened {
+        mut dir,
+        store,
+        master_key,
+    } = open(&cfg, true).await?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let public_url = cfg
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"))
+        .trim_end_matches('/')
+        .to_owned();
+
+    if demo {
+        let seeded = demo::seed(&store, clock.as_ref()).await?;
+        print!("{}", seeded.render(&public_url));
+    }
+    if identity::bootstrap_needed(store.conn()).await? {
+        let token = identity::issue_link(
+            store.conn(),
+            clock.as_ref(),
+            LinkPurpose::Bootstrap,
+            None,
+            BOOTSTRAP_LINK_TTL,
+        )
+        .await?;
+        println!(
+            "First run: no platform admin exists yet. Open this one-time link (valid 24 h) to create one:"
+        );
+        println!("  {public_url}/setup/bootstrap/{token}");
+    }
+    dir.keep();
+
+    let backend = store.backend();
+    let state = AppState::new(store.clone(), clock, public_url, master_key);
+    println!("Vigil listening on http://{addr}");
+    info!(%addr, ?backend, data_dir = %dir.path().display(), "vigil started");
+    axum::serve(
+        listener,
+        web::router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal(term))
+    .await
+    .map_err(|e| Error::Io(format!("server error: {e}")))?;
+    store.close().await?;
+    info!("vigil stopped");
+    drop(dir);
+    Ok(())
+}
+
+/// SIGTERM or Ctrl-C: stop accepting, let in-flight requests finish.
+async fn shutdown_signal(mut term: tokio::signal::unix::Signal) {
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term.recv() => {},
+    }
+    info!("shutdown requested; draining in-flight requests");
+}
+
+async fn admin(cfg: Config, cmd: AdminCommand) -> Result<(), Error> {
+    let Opened { mut dir, store, .. } = open(&cfg, false).await?;
+    dir.keep();
+    let clock = SystemClock;
+    let actor = Actor::cli();
+    let result = async {
+        match cmd {
+            AdminCommand::CreateTenant { name } => {
+                let tx = store.begin_platform().await?;
+                let t = identity::create_tenant(&tx, &clock, &actor, &name).await?;
+                tx.commit().await?;
+                println!("{}", t.id);
+            }
+            AdminCommand::CreateUser { tenant, email, role } => {
+                let tenant: TenantId = tenant.parse()?;
+                let role: Role = role.parse()?;
+                let email = Email::parse(&email)?;
+                let tx = store.begin_tenant(tenant).await?;
+                let member = identity::add_member(&tx, &clock, &actor, &email, role).await?;
+                let token = identity::issue_link(
+                    &*tx,
+                    &clock,
+                    LinkPurpose::SetPassword,
+                    Some(member.user_id),
+                    PASSWORD_LINK_TTL,
+                )
+                .await?;
+                tx.commit().await?;
+                let base = cfg
+                    .public_url
+                    .clone()
+                    .unwrap_or_else(|| format!("http://{}", cfg.listen))
+                    .trim_end_matches('/')
+                    .to_owned();
+                println!("{base}/setup/password/{token}");
+            }
+            AdminCommand::CreateToken { tenant, role, name } => {
+                let tenant: TenantId = tenant.parse()?;
+                let role: Role = role.parse()?;
+                let tx = store.begin_tenant(tenant).await?;
+                let (_, token) = identity::issue_api_token(&tx, &clock, &actor, &name, role).await?;
+                tx.commit().await?;
+                println!("{token}");
+            }
+        }
+        Ok::<(), vigil_orchestrator::Error>(())
+    }
+    .await;
+    store.close().await?;
+    Ok(result?)
+}

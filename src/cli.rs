@@ -1,0 +1,101 @@
+//! The command line of PRODUCT.md ("CLI").
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{LogFormat, Overrides};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "vigil",
+    version,
+    about = "Human-in-the-loop security investigation orchestrator"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags every command takes, so `admin` acts on the store `serve` uses.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Data directory (SQLite database, master key) [env: VIGIL_DATA_DIR] [default: ./vigil-data]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// PostgreSQL URL instead of the embedded SQLite [env: VIGIL_DATABASE_URL]
+    #[arg(long, global = true, value_name = "URL")]
+    pub database_url: Option<String>,
+    /// TOML configuration file
+    #[arg(long, global = true, value_name = "FILE", env = "VIGIL_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Log format [env: VIGIL_LOG_FORMAT]
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormat>,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on [env: VIGIL_LISTEN] [default: 127.0.0.1:8080]
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server
+    Serve(ServeArgs),
+    /// Apply database migrations and exit
+    Migrate,
+    /// Serve with a demo tenant, one user per role, and sample data
+    Demo(ServeArgs),
+    /// Operator commands on the local store
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create a tenant; prints its id
+    CreateTenant {
+        /// Tenant name (unique)
+        name: String,
+    },
+    /// Create a user in a tenant; prints a one-time password-set link
+    CreateUser {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        email: String,
+        /// tenant_admin | security_engineer | analyst_edit | analyst_read | executive
+        #[arg(long)]
+        role: String,
+    },
+    /// Issue an API token for a service account; prints the token once
+    CreateToken {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        role: String,
+        #[arg(long, default_value = "cli")]
+        name: String,
+    },
+}
+
+impl Cli {
+    pub fn overrides(&self) -> Overrides {
+        let listen = match &self.command {
+            Command::Serve(a) | Command::Demo(a) => a.listen,
+            _ => None,
+        };
+        Overrides {
+            listen,
+            data_dir: self.global.data_dir.clone(),
+            database_url: self.global.database_url.clone(),
+            log_format: self.global.log_format,
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! `vigil demo`: a demo tenant and one account per role, so a new user sees
+//! Vigil working within a minute. Passwords are generated on every start and
+//! printed once; nothing is a default password.
+
+use std::fmt::Write;
+
+use vigil_orchestrator::audit::Actor;
+use vigil_orchestrator::credentials::{PasswordPolicy, generate_password};
+use vigil_orchestrator::identity::{self, Tenant};
+use vigil_orchestrator::ids::Email;
+use vigil_orchestrator::{Clock, Role, Store};
+
+use crate::Error;
+
+pub const DEMO_TENANT: &str = "Demo SOC";
+
+#[derive(Debug)]
+pub struct Seeded {
+    pub tenant: Tenant,
+    /// (role, e-mail, password) — shown once.
+    pub accounts: Vec<(Role, String, String)>,
+}
+
+impl Seeded {
+    pub fn render(&self, public_url: &str) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "Demo tenant \"{}\" ({}) at {public_url}",
+            self.tenant.name, self.tenant.id
+        );
+        let _ = writeln!(
+            s,
+            "Demo accounts (passwords are new on every start and shown only here):"
+        );
+        for (role, email, password) in &self.accounts {
+            let _ = writeln!(s, "  {:<18} {:<40} {}", role.as_str(), email, password);
+        }
+        s
+    }
+}
+
+fn demo_email(role: Role) -> Result<Email, Error> {
+    Ok(Email::parse(&format!(
+        "{}@demo.vigil.test",
+        role.as_str().replace('_', "-")
+    ))?)
+}
+
+/// Idempotent: reuses the demo tenant and accounts, resetting passwords.
+pub async fn seed(store: &Store, clock: &dyn Clock) -> Result<Seeded, Error> {
+    let actor = Actor {
+        label: "system:demo".into(),
+        role: None,
+        source_ip: None,
+    };
+    let policy = PasswordPolicy::default();
+    let tenant = match identity::find_tenant_by_name(store.conn(), DEMO_TENANT).await? {
+        Some(t) => t,
+        None => {
+            let tx = store.begin_platform().await?;
+            let t = identity::create_tenant(&tx, clock, &actor, DEMO_TENANT).await?;
+            tx.commit().await?;
+            t
+        }
+    };
+    let mut accounts = Vec::new();
+    for role in Role::ALL {
+        let email = demo_email(role)?;
+        let password = generate_password();
+        let hash = policy.hash(&password)?;
+        let tx = store.begin_platform().await?;
+        identity::upsert_local_user(&tx, clock, &actor, &email, hash, role == Role::PlatformAdmin).await?;
+        tx.commit().await?;
+        if role.is_tenant_role() {
+            let tx = store.begin_tenant(tenant.id).await?;
+            if !identity::list_members(&tx)
+                .await?
+                .iter()
+                .any(|m| m.email == email.as_str())
+            {
+                identity::add_member(&tx, clock, &actor, &email, role).await?;
+            }
+            tx.commit().await?;
+        }
+        accounts.push((role, email.as_str().to_owned(), password));
+    }
+    Ok(Seeded { tenant, accounts })
+}

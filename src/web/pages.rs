@@ -1,0 +1,217 @@
+//! Server-rendered pages: the landing page and the one-time setup links
+//! (first Platform Admin, password set). The token in the URL is the
+//! capability; it is never logged (see `access_log`) nor leaked by Referer.
+
+use std::net::SocketAddr;
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::Form;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use vigil_orchestrator::identity::{self, LinkPurpose};
+use vigil_orchestrator::ids::Email;
+use vigil_orchestrator::{Backend, Error};
+
+use super::{ApiError, AppState};
+
+#[derive(Template, WebTemplate)]
+#[template(path = "index.html")]
+pub struct IndexPage {
+    backend: &'static str,
+    needs_setup: bool,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "setup.html")]
+pub struct SetupPage {
+    bootstrap: bool,
+    email: String,
+    error: Option<String>,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "message.html")]
+pub struct MessagePage {
+    title: String,
+    message: String,
+}
+
+fn message(status: StatusCode, title: &str, message: impl Into<String>) -> Response {
+    (
+        status,
+        MessagePage {
+            title: title.into(),
+            message: message.into(),
+        },
+    )
+        .into_response()
+}
+
+/// Core errors on pages: the same statuses as the API, as a page.
+fn page_error(e: Error) -> Response {
+    let api = ApiError::from(e);
+    let title = match api.status {
+        StatusCode::NOT_FOUND => "Not found",
+        StatusCode::UNAUTHORIZED | StatusCode::GONE => "Link not valid",
+        StatusCode::CONFLICT => "Conflict",
+        StatusCode::UNPROCESSABLE_ENTITY => "Invalid input",
+        _ => "Something went wrong",
+    };
+    message(api.status, title, api.message)
+}
+
+fn link_refused(reason: &str) -> Response {
+    message(
+        StatusCode::GONE,
+        "Link not valid",
+        format!("This link cannot be used: {reason}. Ask your administrator for a new one."),
+    )
+}
+
+pub async fn index(State(state): State<AppState>) -> Response {
+    let needs_setup = match identity::bootstrap_needed(state.store.conn()).await {
+        Ok(b) => b,
+        Err(e) => return page_error(e),
+    };
+    let backend = match state.store.backend() {
+        Backend::Sqlite => "SQLite (embedded)",
+        Backend::Postgres => "PostgreSQL",
+    };
+    IndexPage { backend, needs_setup }.into_response()
+}
+
+pub async fn not_found() -> Response {
+    message(
+        StatusCode::NOT_FOUND,
+        "Not found",
+        "There is no page at this address.",
+    )
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SetupForm {
+    #[serde(default)]
+    email: String,
+    password: String,
+    confirm: String,
+}
+
+async fn check(state: &AppState, purpose: LinkPurpose, token: &str) -> Result<(), Response> {
+    match identity::check_link(state.store.conn(), state.clock.as_ref(), purpose, token).await {
+        Ok(_) => Ok(()),
+        Err(Error::Unauthenticated(reason)) => Err(link_refused(reason)),
+        Err(e) => Err(page_error(e)),
+    }
+}
+
+pub async fn bootstrap_form(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+    if let Err(r) = check(&state, LinkPurpose::Bootstrap, &token).await {
+        return r;
+    }
+    SetupPage {
+        bootstrap: true,
+        email: String::new(),
+        error: None,
+    }
+    .into_response()
+}
+
+pub async fn bootstrap_submit(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(token): Path<String>,
+    Form(form): Form<SetupForm>,
+) -> Response {
+    let retry = |error: String| {
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            SetupPage {
+                bootstrap: true,
+                email: form.email.clone(),
+                error: Some(error),
+            },
+        )
+            .into_response()
+    };
+    if form.password != form.confirm {
+        return retry("The two passwords differ.".into());
+    }
+    let email = match Email::parse(&form.email) {
+        Ok(e) => e,
+        Err(e) => return retry(e.to_string()),
+    };
+    let done = identity::complete_bootstrap(
+        &state.store,
+        state.clock.as_ref(),
+        &state.password_policy,
+        &token,
+        &email,
+        &form.password,
+        Some(peer.ip().to_string()),
+    )
+    .await;
+    match done {
+        Ok(_) => message(
+            StatusCode::OK,
+            "Platform admin created",
+            format!("{email} is now the platform admin of this installation. This link no longer works."),
+        ),
+        Err(Error::Invalid(m)) => retry(m),
+        Err(Error::Unauthenticated(reason)) => link_refused(reason),
+        Err(e) => page_error(e),
+    }
+}
+
+pub async fn password_form(State(state): State<AppState>, Path(token): Path<String>) -> Response {
+    if let Err(r) = check(&state, LinkPurpose::SetPassword, &token).await {
+        return r;
+    }
+    SetupPage {
+        bootstrap: false,
+        email: String::new(),
+        error: None,
+    }
+    .into_response()
+}
+
+pub async fn password_submit(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    Form(form): Form<SetupForm>,
+) -> Response {
+    let retry = |error: String| {
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            SetupPage {
+                bootstrap: false,
+                email: String::new(),
+                error: Some(error),
+            },
+        )
+            .into_response()
+    };
+    if form.password != form.confirm {
+        return retry("The two passwords differ.".into());
+    }
+    let done = identity::complete_password_link(
+        &state.store,
+        state.clock.as_ref(),
+        &state.password_policy,
+        &token,
+        &form.password,
+    )
+    .await;
+    match done {
+        Ok(_) => message(
+            StatusCode::OK,
+            "Password set",
+            "Your password is set. This link no longer works.",
+        ),
+        Err(Error::Invalid(m)) => retry(m),
+        Err(Error::Unauthenticated(reason)) => link_refused(reason),
+        Err(e) => page_error(e),
+    }
+}
