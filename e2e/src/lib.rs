@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, oneshot};
 
 /// Bound on how long a server may take to come up or go down before the
 /// test gives up (a liveness bound, not a performance assertion).
@@ -73,13 +73,15 @@ pub struct Server {
     pub base: String,
     stdout: Arc<Mutex<String>>,
     stderr: Arc<Mutex<String>>,
+    output: Arc<Notify>,
 }
 
 fn pump<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
     r: R,
     buf: Arc<Mutex<String>>,
     mut ready: Option<oneshot::Sender<String>>,
-) {
+    output: Arc<Notify>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut lines = BufReader::new(r).lines();
         while let Ok(Some(line)) = lines.next_line().await {
@@ -88,11 +90,14 @@ fn pump<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
             {
                 let _ = tx.send(addr.trim().to_owned());
             }
-            let mut b = buf.lock().unwrap();
-            b.push_str(&line);
-            b.push('\n');
+            {
+                let mut b = buf.lock().unwrap();
+                b.push_str(&line);
+                b.push('\n');
+            }
+            output.notify_waiters();
         }
-    });
+    })
 }
 
 impl Server {
@@ -105,22 +110,33 @@ impl Server {
             Arc::new(Mutex::new(String::new())),
         );
         let (tx, rx) = oneshot::channel();
-        pump(child.stdout.take().unwrap(), stdout.clone(), Some(tx));
-        pump(child.stderr.take().unwrap(), stderr.clone(), None);
+        let output = Arc::new(Notify::new());
+        let pumps = [
+            pump(
+                child.stdout.take().unwrap(),
+                stdout.clone(),
+                Some(tx),
+                output.clone(),
+            ),
+            pump(child.stderr.take().unwrap(), stderr.clone(), None, output.clone()),
+        ];
         match tokio::time::timeout(PATIENCE, rx).await {
             Ok(Ok(base)) => Ok(Server {
                 child,
                 base,
                 stdout,
                 stderr,
+                output,
             }),
             _ => {
                 let status = tokio::time::timeout(PATIENCE, child.wait())
                     .await
                     .expect("exit")
                     .expect("wait");
-                // Let the pumps drain.
-                let _ = tokio::task::yield_now().await;
+                // The pumps end at EOF, once the child has exited.
+                for p in pumps {
+                    let _ = tokio::time::timeout(PATIENCE, p).await;
+                }
                 Err(Finished {
                     status,
                     stdout: stdout.lock().unwrap().clone(),
@@ -140,6 +156,22 @@ impl Server {
 
     pub fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
+    }
+
+    /// Waits until the server's stderr contains `needle`.
+    pub async fn wait_for_stderr(&self, needle: &str) {
+        let wait = async {
+            loop {
+                let notified = self.output.notified();
+                if self.stderr().contains(needle) {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        tokio::time::timeout(PATIENCE, wait)
+            .await
+            .unwrap_or_else(|_| panic!("stderr never showed {needle:?}"));
     }
 
     pub fn pid(&self) -> u32 {

@@ -497,3 +497,86 @@ async fn postgres_migrate_serve_and_admin() {
     assert!(server.terminate().await.0.success());
     TestDb::drop_pg_database(&admin_url, &name);
 }
+
+#[tokio::test]
+async fn sigterm_drains_an_in_flight_request() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let cwd = tempfile::tempdir().unwrap();
+    let mut cmd = vigil(cwd.path());
+    cmd.args(["serve", "--listen", "127.0.0.1:0"]);
+    let server = Server::start(cmd).await.expect("server starts");
+    let link = find_url(&server.stdout(), "/setup/bootstrap/").unwrap();
+    let path = &link[link.find("/setup/").unwrap()..];
+    let addr = server.base.trim_start_matches("http://").to_owned();
+
+    let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    // The connection is live: one request served on it first.
+    conn.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = conn.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+
+    // A form submission whose body is still arriving when SIGTERM lands.
+    let body = "email=admin%40soc.example&password=a+long+password%21&confirm=a+long+password%21";
+    let (first, rest) = body.split_at(20);
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    conn.write_all(first.as_bytes()).await.unwrap();
+    vigil_e2e::kill(server.pid(), "TERM");
+    // Wait for the condition (the server has begun shutting down), then finish.
+    server.wait_for_stderr("shutdown requested").await;
+    conn.write_all(rest.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    conn.read_to_end(&mut response).await.unwrap();
+    let response = String::from_utf8_lossy(&response);
+    assert!(
+        response.starts_with("HTTP/1.1 200"),
+        "in-flight request completed: {response}"
+    );
+    assert!(response.contains("is now the platform admin"));
+    let (status, _, stderr) = server.terminate().await;
+    assert!(status.success(), "{stderr}");
+}
+
+#[tokio::test]
+async fn readyz_reports_pending_migrations() {
+    let cwd = tempfile::tempdir().unwrap();
+    let mut cmd = vigil(cwd.path());
+    cmd.args(["serve", "--listen", "127.0.0.1:0"]);
+    let server = Server::start(cmd).await.expect("server starts");
+    assert_eq!(
+        http().get(server.url("/readyz")).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+    // Simulate a database behind this binary's schema.
+    let db_path = cwd.path().join("vigil-data/vigil.sqlite3");
+    let db = sea_orm::Database::connect(format!("sqlite://{}", db_path.display()))
+        .await
+        .unwrap();
+    sea_orm::ConnectionTrait::execute_unprepared(&db, "DELETE FROM seaql_migrations")
+        .await
+        .unwrap();
+    db.close().await.unwrap();
+    let r = http().get(server.url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "not_ready");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("m20261122_000001_foundation"),
+        "{v}"
+    );
+    // Liveness is independent of readiness.
+    assert_eq!(
+        http().get(server.url("/healthz")).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+    assert!(server.terminate().await.0.success());
+}
