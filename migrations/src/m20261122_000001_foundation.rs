@@ -28,6 +28,11 @@ enum Users {
     IsPlatformAdmin,
     CreatedAt,
     DisabledAt,
+    FailedLogins,
+    LockedUntil,
+    TotpSecret,
+    TotpEnabledAt,
+    TotpLastStep,
 }
 
 #[derive(DeriveIden)]
@@ -48,6 +53,7 @@ enum Sessions {
     UserId,
     ActiveTenantId,
     MfaVerifiedAt,
+    CsrfToken,
     CreatedAt,
     LastSeenAt,
     ExpiresAt,
@@ -152,6 +158,12 @@ impl MigrationTrait for Migration {
                     )
                     .col(ts(Users::CreatedAt))
                     .col(ts_null(Users::DisabledAt))
+                    .col(ColumnDef::new(Users::FailedLogins).integer().not_null().default(0))
+                    .col(ts_null(Users::LockedUntil))
+                    // AES-256-GCM under the master key, bound to the user id.
+                    .col(ColumnDef::new(Users::TotpSecret).text().null())
+                    .col(ts_null(Users::TotpEnabledAt))
+                    .col(ColumnDef::new(Users::TotpLastStep).big_integer().null())
                     .to_owned(),
             )
             .await?;
@@ -193,6 +205,7 @@ impl MigrationTrait for Migration {
                     .col(ColumnDef::new(Sessions::UserId).uuid().not_null())
                     .col(ColumnDef::new(Sessions::ActiveTenantId).uuid().null())
                     .col(ts_null(Sessions::MfaVerifiedAt))
+                    .col(text(Sessions::CsrfToken))
                     .col(ts(Sessions::CreatedAt))
                     .col(ts(Sessions::LastSeenAt))
                     .col(ts(Sessions::ExpiresAt))

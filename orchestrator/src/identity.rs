@@ -132,6 +132,7 @@ async fn find_or_create_user(
         is_platform_admin: Set(false),
         created_at: Set(clock.now()),
         disabled_at: Set(None),
+        ..Default::default()
     }
     .insert(conn)
     .await
@@ -342,6 +343,7 @@ pub async fn complete_bootstrap(
         is_platform_admin: Set(true),
         created_at: Set(clock.now()),
         disabled_at: Set(None),
+        ..Default::default()
     }
     .insert(&*tx)
     .await

@@ -6,6 +6,7 @@
 //! and, on PostgreSQL, sets `vigil.tenant_id` for row level security.
 
 pub mod audit;
+pub mod auth;
 pub mod clock;
 pub mod credentials;
 pub mod error;

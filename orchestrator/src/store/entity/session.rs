@@ -9,6 +9,7 @@ pub struct Model {
     pub user_id: Uuid,
     pub active_tenant_id: Option<Uuid>,
     pub mfa_verified_at: Option<DateTimeUtc>,
+    pub csrf_token: String,
     pub created_at: DateTimeUtc,
     pub last_seen_at: DateTimeUtc,
     pub expires_at: DateTimeUtc,

@@ -11,6 +11,11 @@ pub struct Model {
     pub is_platform_admin: bool,
     pub created_at: DateTimeUtc,
     pub disabled_at: Option<DateTimeUtc>,
+    pub failed_logins: i32,
+    pub locked_until: Option<DateTimeUtc>,
+    pub totp_secret: Option<String>,
+    pub totp_enabled_at: Option<DateTimeUtc>,
+    pub totp_last_step: Option<i64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,0 +1,386 @@
+//! Authentication: local password login (Argon2id, backoff and lockout),
+//! server-side sessions (idle and absolute expiry, rotation at login and at
+//! MFA step-up, CSRF token), and TOTP (secret sealed under the master key,
+//! replayed codes refused). Every login success and failure and every MFA
+//! event is audited. No HTTP here: the web layer maps cookies and forms.
+
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
+use serde_json::json;
+use subtle::ConstantTimeEq;
+use totp_rs::{Algorithm, TOTP};
+use uuid::Uuid;
+
+use crate::audit::{self, Actor, Event};
+use crate::credentials::{MasterKey, PasswordPolicy, random_secret, token_hash};
+use crate::ids::Email;
+use crate::store::entity::{membership, session, user};
+use crate::store::Store;
+use crate::{Clock, Error, Result, Role, TenantId, UserId};
+
+/// A session ends after this long without a request ...
+pub const IDLE_TIMEOUT: Duration = Duration::minutes(30);
+/// ... and this long after login, whatever happens.
+pub const ABSOLUTE_TIMEOUT: Duration = Duration::hours(12);
+/// `last_seen_at` is written at most this often (not on every request).
+const TOUCH_EVERY: Duration = Duration::seconds(60);
+/// Failures before the account locks; each further failure doubles the lock.
+pub const FAILURES_BEFORE_LOCK: i32 = 5;
+const MAX_LOCK: Duration = Duration::hours(1);
+
+/// Why a login was refused. The caller shows every variant except
+/// `Locked` with the same words, so they do not reveal which accounts exist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoginRefused {
+    BadCredentials,
+    Locked { until: DateTime<Utc> },
+    Disabled,
+}
+
+/// A freshly created (or rotated) session: the cookie value and the CSRF
+/// token are shown to the client once.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub id: Uuid,
+    pub token: String,
+    pub csrf: String,
+}
+
+/// What a valid session resolves to on each request.
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+    pub id: Uuid,
+    pub user: UserId,
+    pub email: String,
+    pub platform_admin: bool,
+    pub active_tenant: Option<TenantId>,
+    pub mfa_verified: bool,
+    pub totp_enabled: bool,
+    pub csrf: String,
+}
+
+fn lock_for(failures: i32) -> Option<Duration> {
+    let over = failures - FAILURES_BEFORE_LOCK;
+    if over < 0 {
+        return None;
+    }
+    let minutes = 1i64 << over.min(6);
+    Some(Duration::minutes(minutes).min(MAX_LOCK))
+}
+
+async fn login_event(store: &Store, clock: &dyn Clock, actor: &Actor, action: &str, target: String, summary: serde_json::Value) -> Result<()> {
+    let tx = store.begin_platform().await?;
+    audit::record_platform(&tx, clock, actor, Event { action, target, summary }).await?;
+    tx.commit().await
+}
+
+/// Verifies e-mail and password. On success the failure counter resets and
+/// a session is created; every outcome is audited (as a platform event: a
+/// person logs in before choosing a tenant).
+pub async fn login(
+    store: &Store,
+    clock: &dyn Clock,
+    policy: &PasswordPolicy,
+    email: &str,
+    password: &str,
+    source_ip: Option<String>,
+) -> Result<std::result::Result<(NewSession, UserId), LoginRefused>> {
+    let now = clock.now();
+    let anon = Actor { label: "anonymous".into(), role: None, source_ip: source_ip.clone() };
+    let found = match Email::parse(email) {
+        Ok(e) => user::Entity::find().filter(user::Column::Email.eq(e.as_str())).one(store.conn()).await?,
+        Err(_) => None,
+    };
+    let Some(u) = found else {
+        // Same work as a real check, so timing does not reveal the account.
+        policy.verify(password, DUMMY_PHC);
+        login_event(store, clock, &anon, "login.failure", "user:unknown".into(), json!({"reason": "unknown account"})).await?;
+        return Ok(Err(LoginRefused::BadCredentials));
+    };
+    let actor = Actor { label: format!("user:{}", u.id), role: None, source_ip };
+    let target = format!("user:{}", u.id);
+    if u.disabled_at.is_some() {
+        login_event(store, clock, &actor, "login.failure", target, json!({"reason": "disabled"})).await?;
+        return Ok(Err(LoginRefused::Disabled));
+    }
+    if let Some(until) = u.locked_until.filter(|t| *t > now) {
+        login_event(store, clock, &actor, "login.failure", target, json!({"reason": "locked"})).await?;
+        return Ok(Err(LoginRefused::Locked { until }));
+    }
+    let ok = u.password_hash.as_deref().is_some_and(|h| policy.verify(password, h));
+    if !ok {
+        let failures = u.failed_logins + 1;
+        let locked_until = lock_for(failures).map(|d| now + d);
+        user::Entity::update_many()
+            .col_expr(user::Column::FailedLogins, Expr::value(failures))
+            .col_expr(user::Column::LockedUntil, Expr::value(locked_until))
+            .filter(user::Column::Id.eq(u.id))
+            .exec(store.conn())
+            .await?;
+        login_event(store, clock, &actor, "login.failure", target, json!({"reason": "bad password", "failures": failures, "locked_until": locked_until})).await?;
+        return Ok(Err(match locked_until {
+            Some(until) => LoginRefused::Locked { until },
+            None => LoginRefused::BadCredentials,
+        }));
+    }
+    user::Entity::update_many()
+        .col_expr(user::Column::FailedLogins, Expr::value(0))
+        .col_expr(user::Column::LockedUntil, Expr::value(Option::<DateTime<Utc>>::None))
+        .filter(user::Column::Id.eq(u.id))
+        .exec(store.conn())
+        .await?;
+    // One tenant: act in it straight away; several: the user picks.
+    let memberships = crate::identity::memberships_of(store, UserId(u.id)).await?;
+    let active = if memberships.len() == 1 { Some(memberships[0].0) } else { None };
+    let s = create_session(store, clock, UserId(u.id), active).await?;
+    login_event(store, clock, &actor, "login.success", target, json!({"session": s.id, "method": "password"})).await?;
+    Ok(Ok((s, UserId(u.id))))
+}
+
+/// A valid Argon2id PHC string of a random password, for equal-time refusals.
+const DUMMY_PHC: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$1uuUVSc6whs3Di4EWXU5AzkO8TFwmvvl0ymxH2pqtmc";
+
+pub async fn create_session(store: &Store, clock: &dyn Clock, user: UserId, active_tenant: Option<TenantId>) -> Result<NewSession> {
+    let now = clock.now();
+    let (token, csrf, id) = (random_secret(), random_secret(), Uuid::now_v7());
+    session::ActiveModel {
+        id: Set(id),
+        token_hash: Set(token_hash(&token)),
+        user_id: Set(user.0),
+        active_tenant_id: Set(active_tenant.map(|t| t.0)),
+        mfa_verified_at: Set(None),
+        csrf_token: Set(csrf.clone()),
+        created_at: Set(now),
+        last_seen_at: Set(now),
+        expires_at: Set(now + ABSOLUTE_TIMEOUT),
+    }
+    .insert(store.conn())
+    .await?;
+    Ok(NewSession { id, token, csrf })
+}
+
+/// Resolves a session cookie. Expired (idle or absolute) sessions are
+/// deleted and refused.
+pub async fn resolve_session(store: &Store, clock: &dyn Clock, token: &str) -> Result<SessionInfo> {
+    let now = clock.now();
+    let s = session::Entity::find()
+        .filter(session::Column::TokenHash.eq(token_hash(token)))
+        .one(store.conn())
+        .await?
+        .ok_or(Error::Unauthenticated("no such session"))?;
+    if s.expires_at <= now || s.last_seen_at + IDLE_TIMEOUT <= now {
+        session::Entity::delete_by_id(s.id).exec(store.conn()).await?;
+        return Err(Error::Unauthenticated("session expired"));
+    }
+    let u = user::Entity::find_by_id(s.user_id).one(store.conn()).await?.ok_or(Error::Unauthenticated("no such session"))?;
+    if u.disabled_at.is_some() {
+        return Err(Error::Unauthenticated("account disabled"));
+    }
+    if now - s.last_seen_at >= TOUCH_EVERY {
+        session::Entity::update_many()
+            .col_expr(session::Column::LastSeenAt, Expr::value(now))
+            .filter(session::Column::Id.eq(s.id))
+            .exec(store.conn())
+            .await?;
+    }
+    Ok(SessionInfo {
+        id: s.id,
+        user: UserId(u.id),
+        email: u.email,
+        platform_admin: u.is_platform_admin,
+        active_tenant: s.active_tenant_id.map(TenantId),
+        mfa_verified: s.mfa_verified_at.is_some(),
+        totp_enabled: u.totp_enabled_at.is_some(),
+        csrf: s.csrf_token,
+    })
+}
+
+/// The role the user holds in `tenant` right now (fresh on every request,
+/// so a role change applies at once on every node).
+pub async fn role_in(store: &Store, user: UserId, tenant: TenantId) -> Result<Option<Role>> {
+    let tx = store.begin_tenant(tenant).await?;
+    let m = membership::Entity::find()
+        .filter(membership::Column::TenantId.eq(tenant.0))
+        .filter(membership::Column::UserId.eq(user.0))
+        .one(&*tx)
+        .await?;
+    tx.commit().await?;
+    m.map(|m| m.role.parse()).transpose()
+}
+
+/// Switches the session to a tenant the user belongs to.
+pub async fn set_active_tenant(store: &Store, session: Uuid, user: UserId, tenant: TenantId) -> Result<()> {
+    if role_in(store, user, tenant).await?.is_none() {
+        return Err(Error::NotFound("tenant"));
+    }
+    session::Entity::update_many()
+        .col_expr(session::Column::ActiveTenantId, Expr::value(tenant.0))
+        .filter(session::Column::Id.eq(session))
+        .exec(store.conn())
+        .await?;
+    Ok(())
+}
+
+/// Ends a session server-side.
+pub async fn logout(store: &Store, token: &str) -> Result<()> {
+    session::Entity::delete_many().filter(session::Column::TokenHash.eq(token_hash(token))).exec(store.conn()).await?;
+    Ok(())
+}
+
+/// Compares a presented CSRF token with the session's, in constant time.
+pub fn csrf_matches(session: &SessionInfo, presented: &str) -> bool {
+    !presented.is_empty() && bool::from(session.csrf.as_bytes().ct_eq(presented.as_bytes()))
+}
+
+// ---------------------------------------------------------------- TOTP
+
+const TOTP_STEP: u64 = 30;
+
+fn totp(secret: Vec<u8>) -> Result<TOTP> {
+    TOTP::new(Algorithm::SHA1, 6, 1, TOTP_STEP, secret).map_err(|e| Error::Invalid(format!("TOTP: {e}")))
+}
+
+fn aad(user: UserId) -> String {
+    format!("totp:{user}")
+}
+
+/// Starts (or restarts) enrolment: a new secret, sealed under the master
+/// key, not yet enabled. Returns the base32 secret and the otpauth URI to
+/// show once.
+pub async fn begin_totp(store: &Store, key: &MasterKey, user: UserId, email: &str) -> Result<(String, String)> {
+    let u = user::Entity::find_by_id(user.0).one(store.conn()).await?.ok_or(Error::NotFound("user"))?;
+    if u.totp_enabled_at.is_some() {
+        return Err(Error::Conflict("TOTP is already enabled".into()));
+    }
+    let mut secret = [0u8; 20];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut secret);
+    let sealed = key.seal(&aad(user), &secret)?;
+    user::Entity::update_many()
+        .col_expr(user::Column::TotpSecret, Expr::value(sealed))
+        .col_expr(user::Column::TotpLastStep, Expr::value(Option::<i64>::None))
+        .filter(user::Column::Id.eq(user.0))
+        .exec(store.conn())
+        .await?;
+    let b32 = data_encoding::BASE32_NOPAD.encode(&secret);
+    let uri = format!(
+        "otpauth://totp/Vigil:{email}?secret={b32}&issuer=Vigil&algorithm=SHA1&digits=6&period={TOTP_STEP}"
+    );
+    Ok((b32, uri))
+}
+
+/// The TOTP step of `at` whose code equals `code` (±1 step), if any.
+fn matching_step(secret: Vec<u8>, code: &str, at: DateTime<Utc>) -> Result<Option<i64>> {
+    let t = totp(secret)?;
+    let now = u64::try_from(at.timestamp()).unwrap_or(0);
+    let step = now / TOTP_STEP;
+    let code = code.trim();
+    for s in [step.saturating_sub(1), step, step + 1] {
+        let expected = t.generate(s * TOTP_STEP);
+        if bool::from(expected.as_bytes().ct_eq(code.as_bytes())) {
+            return Ok(i64::try_from(s).ok());
+        }
+    }
+    Ok(None)
+}
+
+/// Checks a code for the user (enrolled or enrolling). A code whose step is
+/// not newer than the last accepted one is refused (no replay). On success
+/// the session is marked MFA-verified and rotated (new cookie value).
+pub async fn verify_totp(
+    store: &Store,
+    clock: &dyn Clock,
+    key: &MasterKey,
+    session_id: Uuid,
+    user: UserId,
+    code: &str,
+    source_ip: Option<String>,
+) -> Result<Option<NewSession>> {
+    let u = user::Entity::find_by_id(user.0).one(store.conn()).await?.ok_or(Error::NotFound("user"))?;
+    let sealed = u.totp_secret.ok_or_else(|| Error::Conflict("TOTP enrolment has not started".into()))?;
+    let secret = key.open(&aad(user), &sealed)?;
+    let actor = Actor { label: format!("user:{user}"), role: None, source_ip };
+    let target = format!("user:{user}");
+    let step = matching_step(secret, code, clock.now())?;
+    let fresh = step.filter(|s| u.totp_last_step.is_none_or(|last| *s > last));
+    let Some(step) = fresh else {
+        let reason = if step.is_some() { "replayed code" } else { "wrong code" };
+        login_event(store, clock, &actor, "mfa.failure", target, json!({"reason": reason})).await?;
+        return Ok(None);
+    };
+    let enrolling = u.totp_enabled_at.is_none();
+    let now = clock.now();
+    // Conditional on the last step, so two concurrent uses of one code
+    // cannot both succeed.
+    let mut upd = user::Entity::update_many()
+        .col_expr(user::Column::TotpLastStep, Expr::value(step))
+        .filter(user::Column::Id.eq(user.0));
+    upd = match u.totp_last_step {
+        Some(last) => upd.filter(user::Column::TotpLastStep.eq(last)),
+        None => upd.filter(user::Column::TotpLastStep.is_null()),
+    };
+    if enrolling {
+        upd = upd.col_expr(user::Column::TotpEnabledAt, Expr::value(now));
+    }
+    if upd.exec(store.conn()).await?.rows_affected != 1 {
+        login_event(store, clock, &actor, "mfa.failure", target, json!({"reason": "replayed code"})).await?;
+        return Ok(None);
+    }
+    let rotated = rotate(store, session_id, now).await?;
+    let action = if enrolling { "mfa.enrolled" } else { "mfa.verified" };
+    login_event(store, clock, &actor, action, target, json!({"method": "totp"})).await?;
+    Ok(Some(rotated))
+}
+
+/// Gives a session a new id and CSRF token, marking it MFA-verified.
+async fn rotate(store: &Store, session_id: Uuid, now: DateTime<Utc>) -> Result<NewSession> {
+    let (token, csrf) = (random_secret(), random_secret());
+    let res = session::Entity::update_many()
+        .col_expr(session::Column::TokenHash, Expr::value(token_hash(&token)))
+        .col_expr(session::Column::CsrfToken, Expr::value(csrf.clone()))
+        .col_expr(session::Column::MfaVerifiedAt, Expr::value(now))
+        .filter(session::Column::Id.eq(session_id))
+        .exec(store.conn())
+        .await?;
+    if res.rows_affected != 1 {
+        return Err(Error::Unauthenticated("no such session"));
+    }
+    Ok(NewSession { id: session_id, token, csrf })
+}
+
+/// For tests and tools: the code a TOTP secret (base32) shows at `at`.
+pub fn totp_code(secret_b32: &str, at: DateTime<Utc>) -> Result<String> {
+    let secret = data_encoding::BASE32_NOPAD
+        .decode(secret_b32.as_bytes())
+        .map_err(|_| Error::Invalid("secret is not base32".into()))?;
+    Ok(totp(secret)?.generate(u64::try_from(at.timestamp()).unwrap_or(0)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_backoff_doubles_and_caps() {
+        assert_eq!(lock_for(4), None);
+        assert_eq!(lock_for(5), Some(Duration::minutes(1)));
+        assert_eq!(lock_for(6), Some(Duration::minutes(2)));
+        assert_eq!(lock_for(9), Some(Duration::minutes(16)));
+        assert_eq!(lock_for(50), Some(Duration::hours(1)));
+    }
+
+    #[test]
+    fn dummy_hash_parses() {
+        assert!(argon2::password_hash::PasswordHash::new(DUMMY_PHC).is_ok());
+    }
+
+    #[test]
+    fn totp_matches_rfc6238_vector() {
+        // RFC 6238 appendix B, SHA1, T = 59 s → 94287082 (8 digits); the 6-digit code is its tail.
+        let secret = b"12345678901234567890".to_vec();
+        let at = DateTime::from_timestamp(59, 0).unwrap();
+        assert_eq!(totp(secret.clone()).unwrap().generate(59), "287082");
+        assert_eq!(matching_step(secret.clone(), "287082", at).unwrap(), Some(1));
+        assert_eq!(matching_step(secret, "000000", at).unwrap(), None);
+    }
+}
