@@ -142,7 +142,15 @@ async fn serve(cfg: Config, demo: bool) -> Result<(), Error> {
     dir.keep();
 
     let backend = store.backend();
-    let state = AppState::new(store.clone(), clock, public_url, master_key);
+    let authz = crate::authz::Authorizer::load().await?;
+    let state = AppState::new(
+        store.clone(),
+        clock,
+        public_url,
+        master_key,
+        authz,
+        Default::default(),
+    );
     println!("Vigil listening on http://{addr}");
     info!(%addr, ?backend, data_dir = %dir.path().display(), "vigil started");
     axum::serve(

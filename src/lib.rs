@@ -5,6 +5,7 @@
 //! `vigil_orchestrator`, and render.
 
 pub mod app;
+pub mod authz;
 pub mod cli;
 pub mod config;
 pub mod datadir;

@@ -158,7 +158,12 @@ impl MigrationTrait for Migration {
                     )
                     .col(ts(Users::CreatedAt))
                     .col(ts_null(Users::DisabledAt))
-                    .col(ColumnDef::new(Users::FailedLogins).integer().not_null().default(0))
+                    .col(
+                        ColumnDef::new(Users::FailedLogins)
+                            .integer()
+                            .not_null()
+                            .default(0),
+                    )
                     .col(ts_null(Users::LockedUntil))
                     // AES-256-GCM under the master key, bound to the user id.
                     .col(ColumnDef::new(Users::TotpSecret).text().null())

@@ -83,3 +83,45 @@ pub async fn record_platform(
 ) -> Result<()> {
     insert(&**tx, None, clock, actor, event).await
 }
+
+/// An audit event as read back.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Recorded {
+    pub id: uuid::Uuid,
+    pub at: chrono::DateTime<chrono::Utc>,
+    pub actor: String,
+    pub actor_role: Option<String>,
+    pub action: String,
+    pub target: String,
+    pub summary: Value,
+    pub source_ip: Option<String>,
+}
+
+/// The tenant's events, newest first, with the total count.
+pub async fn list(tx: &TenantTx, limit: u64, offset: u64) -> Result<(Vec<Recorded>, u64)> {
+    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
+    let q = audit_event::Entity::find().filter(audit_event::Column::TenantId.eq(tx.tenant().0));
+    let total = q.clone().count(&**tx).await?;
+    let rows = q
+        .order_by_desc(audit_event::Column::At)
+        .order_by_desc(audit_event::Column::Id)
+        .limit(limit)
+        .offset(offset)
+        .all(&**tx)
+        .await?;
+    Ok((
+        rows.into_iter()
+            .map(|r| Recorded {
+                id: r.id,
+                at: r.at,
+                actor: r.actor,
+                actor_role: r.actor_role,
+                action: r.action,
+                target: r.target,
+                summary: r.summary,
+                source_ip: r.source_ip,
+            })
+            .collect(),
+        total,
+    ))
+}

@@ -15,8 +15,8 @@ use uuid::Uuid;
 use crate::audit::{self, Actor, Event};
 use crate::credentials::{MasterKey, PasswordPolicy, random_secret, token_hash};
 use crate::ids::Email;
-use crate::store::entity::{membership, session, user};
 use crate::store::Store;
+use crate::store::entity::{membership, session, user};
 use crate::{Clock, Error, Result, Role, TenantId, UserId};
 
 /// A session ends after this long without a request ...
@@ -69,9 +69,26 @@ fn lock_for(failures: i32) -> Option<Duration> {
     Some(Duration::minutes(minutes).min(MAX_LOCK))
 }
 
-async fn login_event(store: &Store, clock: &dyn Clock, actor: &Actor, action: &str, target: String, summary: serde_json::Value) -> Result<()> {
+async fn login_event(
+    store: &Store,
+    clock: &dyn Clock,
+    actor: &Actor,
+    action: &str,
+    target: String,
+    summary: serde_json::Value,
+) -> Result<()> {
     let tx = store.begin_platform().await?;
-    audit::record_platform(&tx, clock, actor, Event { action, target, summary }).await?;
+    audit::record_platform(
+        &tx,
+        clock,
+        actor,
+        Event {
+            action,
+            target,
+            summary,
+        },
+    )
+    .await?;
     tx.commit().await
 }
 
@@ -87,28 +104,68 @@ pub async fn login(
     source_ip: Option<String>,
 ) -> Result<std::result::Result<(NewSession, UserId), LoginRefused>> {
     let now = clock.now();
-    let anon = Actor { label: "anonymous".into(), role: None, source_ip: source_ip.clone() };
+    let anon = Actor {
+        label: "anonymous".into(),
+        role: None,
+        source_ip: source_ip.clone(),
+    };
     let found = match Email::parse(email) {
-        Ok(e) => user::Entity::find().filter(user::Column::Email.eq(e.as_str())).one(store.conn()).await?,
+        Ok(e) => {
+            user::Entity::find()
+                .filter(user::Column::Email.eq(e.as_str()))
+                .one(store.conn())
+                .await?
+        }
         Err(_) => None,
     };
     let Some(u) = found else {
         // Same work as a real check, so timing does not reveal the account.
         policy.verify(password, DUMMY_PHC);
-        login_event(store, clock, &anon, "login.failure", "user:unknown".into(), json!({"reason": "unknown account"})).await?;
+        login_event(
+            store,
+            clock,
+            &anon,
+            "login.failure",
+            "user:unknown".into(),
+            json!({"reason": "unknown account"}),
+        )
+        .await?;
         return Ok(Err(LoginRefused::BadCredentials));
     };
-    let actor = Actor { label: format!("user:{}", u.id), role: None, source_ip };
+    let actor = Actor {
+        label: format!("user:{}", u.id),
+        role: None,
+        source_ip,
+    };
     let target = format!("user:{}", u.id);
     if u.disabled_at.is_some() {
-        login_event(store, clock, &actor, "login.failure", target, json!({"reason": "disabled"})).await?;
+        login_event(
+            store,
+            clock,
+            &actor,
+            "login.failure",
+            target,
+            json!({"reason": "disabled"}),
+        )
+        .await?;
         return Ok(Err(LoginRefused::Disabled));
     }
     if let Some(until) = u.locked_until.filter(|t| *t > now) {
-        login_event(store, clock, &actor, "login.failure", target, json!({"reason": "locked"})).await?;
+        login_event(
+            store,
+            clock,
+            &actor,
+            "login.failure",
+            target,
+            json!({"reason": "locked"}),
+        )
+        .await?;
         return Ok(Err(LoginRefused::Locked { until }));
     }
-    let ok = u.password_hash.as_deref().is_some_and(|h| policy.verify(password, h));
+    let ok = u
+        .password_hash
+        .as_deref()
+        .is_some_and(|h| policy.verify(password, h));
     if !ok {
         let failures = u.failed_logins + 1;
         let locked_until = lock_for(failures).map(|d| now + d);
@@ -118,7 +175,15 @@ pub async fn login(
             .filter(user::Column::Id.eq(u.id))
             .exec(store.conn())
             .await?;
-        login_event(store, clock, &actor, "login.failure", target, json!({"reason": "bad password", "failures": failures, "locked_until": locked_until})).await?;
+        login_event(
+            store,
+            clock,
+            &actor,
+            "login.failure",
+            target,
+            json!({"reason": "bad password", "failures": failures, "locked_until": locked_until}),
+        )
+        .await?;
         return Ok(Err(match locked_until {
             Some(until) => LoginRefused::Locked { until },
             None => LoginRefused::BadCredentials,
@@ -126,22 +191,43 @@ pub async fn login(
     }
     user::Entity::update_many()
         .col_expr(user::Column::FailedLogins, Expr::value(0))
-        .col_expr(user::Column::LockedUntil, Expr::value(Option::<DateTime<Utc>>::None))
+        .col_expr(
+            user::Column::LockedUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
         .filter(user::Column::Id.eq(u.id))
         .exec(store.conn())
         .await?;
     // One tenant: act in it straight away; several: the user picks.
     let memberships = crate::identity::memberships_of(store, UserId(u.id)).await?;
-    let active = if memberships.len() == 1 { Some(memberships[0].0) } else { None };
+    let active = if memberships.len() == 1 {
+        Some(memberships[0].0)
+    } else {
+        None
+    };
     let s = create_session(store, clock, UserId(u.id), active).await?;
-    login_event(store, clock, &actor, "login.success", target, json!({"session": s.id, "method": "password"})).await?;
+    login_event(
+        store,
+        clock,
+        &actor,
+        "login.success",
+        target,
+        json!({"session": s.id, "method": "password"}),
+    )
+    .await?;
     Ok(Ok((s, UserId(u.id))))
 }
 
 /// A valid Argon2id PHC string of a random password, for equal-time refusals.
-const DUMMY_PHC: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$1uuUVSc6whs3Di4EWXU5AzkO8TFwmvvl0ymxH2pqtmc";
+const DUMMY_PHC: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$1uuUVSc6whs3Di4EWXU5AzkO8TFwmvvl0ymxH2pqtmc";
 
-pub async fn create_session(store: &Store, clock: &dyn Clock, user: UserId, active_tenant: Option<TenantId>) -> Result<NewSession> {
+pub async fn create_session(
+    store: &Store,
+    clock: &dyn Clock,
+    user: UserId,
+    active_tenant: Option<TenantId>,
+) -> Result<NewSession> {
     let now = clock.now();
     let (token, csrf, id) = (random_secret(), random_secret(), Uuid::now_v7());
     session::ActiveModel {
@@ -173,7 +259,10 @@ pub async fn resolve_session(store: &Store, clock: &dyn Clock, token: &str) -> R
         session::Entity::delete_by_id(s.id).exec(store.conn()).await?;
         return Err(Error::Unauthenticated("session expired"));
     }
-    let u = user::Entity::find_by_id(s.user_id).one(store.conn()).await?.ok_or(Error::Unauthenticated("no such session"))?;
+    let u = user::Entity::find_by_id(s.user_id)
+        .one(store.conn())
+        .await?
+        .ok_or(Error::Unauthenticated("no such session"))?;
     if u.disabled_at.is_some() {
         return Err(Error::Unauthenticated("account disabled"));
     }
@@ -224,7 +313,10 @@ pub async fn set_active_tenant(store: &Store, session: Uuid, user: UserId, tenan
 
 /// Ends a session server-side.
 pub async fn logout(store: &Store, token: &str) -> Result<()> {
-    session::Entity::delete_many().filter(session::Column::TokenHash.eq(token_hash(token))).exec(store.conn()).await?;
+    session::Entity::delete_many()
+        .filter(session::Column::TokenHash.eq(token_hash(token)))
+        .exec(store.conn())
+        .await?;
     Ok(())
 }
 
@@ -248,8 +340,16 @@ fn aad(user: UserId) -> String {
 /// Starts (or restarts) enrolment: a new secret, sealed under the master
 /// key, not yet enabled. Returns the base32 secret and the otpauth URI to
 /// show once.
-pub async fn begin_totp(store: &Store, key: &MasterKey, user: UserId, email: &str) -> Result<(String, String)> {
-    let u = user::Entity::find_by_id(user.0).one(store.conn()).await?.ok_or(Error::NotFound("user"))?;
+pub async fn begin_totp(
+    store: &Store,
+    key: &MasterKey,
+    user: UserId,
+    email: &str,
+) -> Result<(String, String)> {
+    let u = user::Entity::find_by_id(user.0)
+        .one(store.conn())
+        .await?
+        .ok_or(Error::NotFound("user"))?;
     if u.totp_enabled_at.is_some() {
         return Err(Error::Conflict("TOTP is already enabled".into()));
     }
@@ -296,16 +396,37 @@ pub async fn verify_totp(
     code: &str,
     source_ip: Option<String>,
 ) -> Result<Option<NewSession>> {
-    let u = user::Entity::find_by_id(user.0).one(store.conn()).await?.ok_or(Error::NotFound("user"))?;
-    let sealed = u.totp_secret.ok_or_else(|| Error::Conflict("TOTP enrolment has not started".into()))?;
+    let u = user::Entity::find_by_id(user.0)
+        .one(store.conn())
+        .await?
+        .ok_or(Error::NotFound("user"))?;
+    let sealed = u
+        .totp_secret
+        .ok_or_else(|| Error::Conflict("TOTP enrolment has not started".into()))?;
     let secret = key.open(&aad(user), &sealed)?;
-    let actor = Actor { label: format!("user:{user}"), role: None, source_ip };
+    let actor = Actor {
+        label: format!("user:{user}"),
+        role: None,
+        source_ip,
+    };
     let target = format!("user:{user}");
     let step = matching_step(secret, code, clock.now())?;
     let fresh = step.filter(|s| u.totp_last_step.is_none_or(|last| *s > last));
     let Some(step) = fresh else {
-        let reason = if step.is_some() { "replayed code" } else { "wrong code" };
-        login_event(store, clock, &actor, "mfa.failure", target, json!({"reason": reason})).await?;
+        let reason = if step.is_some() {
+            "replayed code"
+        } else {
+            "wrong code"
+        };
+        login_event(
+            store,
+            clock,
+            &actor,
+            "mfa.failure",
+            target,
+            json!({"reason": reason}),
+        )
+        .await?;
         return Ok(None);
     };
     let enrolling = u.totp_enabled_at.is_none();
@@ -323,7 +444,15 @@ pub async fn verify_totp(
         upd = upd.col_expr(user::Column::TotpEnabledAt, Expr::value(now));
     }
     if upd.exec(store.conn()).await?.rows_affected != 1 {
-        login_event(store, clock, &actor, "mfa.failure", target, json!({"reason": "replayed code"})).await?;
+        login_event(
+            store,
+            clock,
+            &actor,
+            "mfa.failure",
+            target,
+            json!({"reason": "replayed code"}),
+        )
+        .await?;
         return Ok(None);
     }
     let rotated = rotate(store, session_id, now).await?;
@@ -345,7 +474,11 @@ async fn rotate(store: &Store, session_id: Uuid, now: DateTime<Utc>) -> Result<N
     if res.rows_affected != 1 {
         return Err(Error::Unauthenticated("no such session"));
     }
-    Ok(NewSession { id: session_id, token, csrf })
+    Ok(NewSession {
+        id: session_id,
+        token,
+        csrf,
+    })
 }
 
 /// For tests and tools: the code a TOTP secret (base32) shows at `at`.

@@ -135,7 +135,13 @@ impl MasterKey {
         let mut nonce = [0u8; 12];
         OsRng.fill_bytes(&mut nonce);
         let ct = cipher
-            .encrypt((&nonce).into(), Payload { msg: plaintext, aad: aad.as_bytes() })
+            .encrypt(
+                (&nonce).into(),
+                Payload {
+                    msg: plaintext,
+                    aad: aad.as_bytes(),
+                },
+            )
             .map_err(|_| Error::Invalid("encryption failed".into()))?;
         let mut out = nonce.to_vec();
         out.extend_from_slice(&ct);
@@ -145,14 +151,22 @@ impl MasterKey {
     /// Inverse of [`MasterKey::seal`]; fails on any tampering or a wrong `aad`.
     pub fn open(&self, aad: &str, sealed: &str) -> Result<Vec<u8>> {
         use aes_gcm::aead::{Aead, KeyInit, Payload};
-        let raw = URL_SAFE_NO_PAD.decode(sealed).map_err(|_| Error::Invalid("sealed value is not base64".into()))?;
+        let raw = URL_SAFE_NO_PAD
+            .decode(sealed)
+            .map_err(|_| Error::Invalid("sealed value is not base64".into()))?;
         if raw.len() < 12 + 16 {
             return Err(Error::Invalid("sealed value too short".into()));
         }
         let (nonce, ct) = raw.split_at(12);
         let cipher = aes_gcm::Aes256Gcm::new(self.expose().into());
         cipher
-            .decrypt(nonce.into(), Payload { msg: ct, aad: aad.as_bytes() })
+            .decrypt(
+                nonce.into(),
+                Payload {
+                    msg: ct,
+                    aad: aad.as_bytes(),
+                },
+            )
             .map_err(|_| Error::Invalid("sealed value failed authentication".into()))
     }
 }
@@ -200,10 +214,16 @@ mod tests {
         let sealed = k.seal("totp:a", b"secret").unwrap();
         assert_eq!(k.open("totp:a", &sealed).unwrap(), b"secret");
         assert!(k.open("totp:b", &sealed).is_err(), "wrong owner");
-        assert!(MasterKey::generate().open("totp:a", &sealed).is_err(), "wrong key");
+        assert!(
+            MasterKey::generate().open("totp:a", &sealed).is_err(),
+            "wrong key"
+        );
         let mut raw = URL_SAFE_NO_PAD.decode(&sealed).unwrap();
         raw[20] ^= 1;
-        assert!(k.open("totp:a", &URL_SAFE_NO_PAD.encode(raw)).is_err(), "tampered");
+        assert!(
+            k.open("totp:a", &URL_SAFE_NO_PAD.encode(raw)).is_err(),
+            "tampered"
+        );
         assert_ne!(sealed, k.seal("totp:a", b"secret").unwrap(), "fresh nonce");
     }
 

@@ -555,3 +555,39 @@ pub async fn upsert_local_user(
     .await?;
     Ok(UserId(user.id))
 }
+
+/// A token as listed (never the secret).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ApiTokenInfo {
+    pub id: Uuid,
+    pub name: String,
+    pub role: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub created_by: String,
+    pub revoked_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+pub async fn list_api_tokens(tx: &TenantTx) -> Result<Vec<ApiTokenInfo>> {
+    Ok(api_token::Entity::find()
+        .filter(api_token::Column::TenantId.eq(tx.tenant().0))
+        .order_by_asc(api_token::Column::CreatedAt)
+        .all(&**tx)
+        .await?
+        .into_iter()
+        .map(|t| ApiTokenInfo {
+            id: t.id,
+            name: t.name,
+            role: t.role,
+            created_at: t.created_at,
+            created_by: t.created_by,
+            revoked_at: t.revoked_at,
+        })
+        .collect())
+}
+
+pub async fn is_platform_admin(conn: &impl ConnectionTrait, user: UserId) -> Result<bool> {
+    Ok(user::Entity::find_by_id(user.0)
+        .one(conn)
+        .await?
+        .is_some_and(|u| u.is_platform_admin))
+}

@@ -351,14 +351,23 @@ async fn audit_log_is_append_only(db: TestDb) {
     );
 }
 
-
-async fn user_with_password(db: &TestDb, c: &ManualClock, tenant: TenantId, who: &str, role: Role) -> vigil_orchestrator::UserId {
+async fn user_with_password(
+    db: &TestDb,
+    c: &ManualClock,
+    tenant: TenantId,
+    who: &str,
+    role: Role,
+) -> vigil_orchestrator::UserId {
     let tx = db.store.begin_tenant(tenant).await.unwrap();
-    let m = identity::add_member(&tx, c, &Actor::cli(), &email(who), role).await.unwrap();
+    let m = identity::add_member(&tx, c, &Actor::cli(), &email(who), role)
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     let tx = db.store.begin_platform().await.unwrap();
     let hash = cheap().hash("correct horse battery").unwrap();
-    identity::upsert_local_user(&tx, c, &Actor::cli(), &email(who), hash, false).await.unwrap();
+    identity::upsert_local_user(&tx, c, &Actor::cli(), &email(who), hash, false)
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     m.user_id
 }
@@ -369,30 +378,90 @@ async fn login_locks_out_and_audits(db: TestDb) {
     let a = tenant(&db, &c, "A").await;
     let ann = user_with_password(&db, &c, a, "ann@a.example", Role::AnalystEdit).await;
 
-    let (s, uid) = auth::login(&db.store, &c, &cheap(), "ANN@a.example", "correct horse battery", None).await.unwrap().unwrap();
+    let (s, uid) = auth::login(
+        &db.store,
+        &c,
+        &cheap(),
+        "ANN@a.example",
+        "correct horse battery",
+        None,
+    )
+    .await
+    .unwrap()
+    .unwrap();
     assert_eq!(uid, ann);
     let info = auth::resolve_session(&db.store, &c, &s.token).await.unwrap();
     assert_eq!(info.active_tenant, Some(a), "single tenant is picked at login");
     assert!(!info.mfa_verified);
-    assert!(auth::csrf_matches(&info, &s.csrf) && !auth::csrf_matches(&info, "") && !auth::csrf_matches(&info, "x"));
+    assert!(
+        auth::csrf_matches(&info, &s.csrf)
+            && !auth::csrf_matches(&info, "")
+            && !auth::csrf_matches(&info, "x")
+    );
 
-    let unknown = auth::login(&db.store, &c, &cheap(), "nobody@a.example", "whatever whatever", None).await.unwrap();
+    let unknown = auth::login(
+        &db.store,
+        &c,
+        &cheap(),
+        "nobody@a.example",
+        "whatever whatever",
+        None,
+    )
+    .await
+    .unwrap();
     assert_eq!(unknown.unwrap_err(), LoginRefused::BadCredentials);
     for i in 1..=4 {
-        let r = auth::login(&db.store, &c, &cheap(), "ann@a.example", "wrong password!!", None).await.unwrap();
+        let r = auth::login(&db.store, &c, &cheap(), "ann@a.example", "wrong password!!", None)
+            .await
+            .unwrap();
         assert_eq!(r.unwrap_err(), LoginRefused::BadCredentials, "failure {i}");
     }
-    let fifth = auth::login(&db.store, &c, &cheap(), "ann@a.example", "wrong password!!", None).await.unwrap();
+    let fifth = auth::login(&db.store, &c, &cheap(), "ann@a.example", "wrong password!!", None)
+        .await
+        .unwrap();
     assert!(matches!(fifth, Err(LoginRefused::Locked { .. })), "{fifth:?}");
     // Locked: even the right password is refused until the lock ends.
-    let right = auth::login(&db.store, &c, &cheap(), "ann@a.example", "correct horse battery", None).await.unwrap();
+    let right = auth::login(
+        &db.store,
+        &c,
+        &cheap(),
+        "ann@a.example",
+        "correct horse battery",
+        None,
+    )
+    .await
+    .unwrap();
     assert!(matches!(right, Err(LoginRefused::Locked { .. })));
     c.advance(Duration::minutes(2));
-    auth::login(&db.store, &c, &cheap(), "ann@a.example", "correct horse battery", None).await.unwrap().unwrap();
+    auth::login(
+        &db.store,
+        &c,
+        &cheap(),
+        "ann@a.example",
+        "correct horse battery",
+        None,
+    )
+    .await
+    .unwrap()
+    .unwrap();
 
     let owner = sea_orm::Database::connect(db.url.clone()).await.unwrap();
-    assert_eq!(count(&owner, "SELECT COUNT(*) AS n FROM audit_events WHERE action = 'login.success'").await, 2);
-    assert_eq!(count(&owner, "SELECT COUNT(*) AS n FROM audit_events WHERE action = 'login.failure'").await, 7);
+    assert_eq!(
+        count(
+            &owner,
+            "SELECT COUNT(*) AS n FROM audit_events WHERE action = 'login.success'"
+        )
+        .await,
+        2
+    );
+    assert_eq!(
+        count(
+            &owner,
+            "SELECT COUNT(*) AS n FROM audit_events WHERE action = 'login.failure'"
+        )
+        .await,
+        7
+    );
 }
 
 async fn sessions_expire_and_log_out(db: TestDb) {
@@ -421,8 +490,14 @@ async fn sessions_expire_and_log_out(db: TestDb) {
     let s = auth::create_session(&db.store, &c, ann, Some(a)).await.unwrap();
     auth::logout(&db.store, &s.token).await.unwrap();
     assert!(auth::resolve_session(&db.store, &c, &s.token).await.is_err());
-    assert_eq!(auth::role_in(&db.store, ann, a).await.unwrap(), Some(Role::AnalystRead));
-    assert_eq!(auth::role_in(&db.store, ann, TenantId::new()).await.unwrap(), None);
+    assert_eq!(
+        auth::role_in(&db.store, ann, a).await.unwrap(),
+        Some(Role::AnalystRead)
+    );
+    assert_eq!(
+        auth::role_in(&db.store, ann, TenantId::new()).await.unwrap(),
+        None
+    );
 }
 
 async fn totp_enrols_rotates_and_refuses_replay(db: TestDb) {
@@ -433,29 +508,68 @@ async fn totp_enrols_rotates_and_refuses_replay(db: TestDb) {
     let a = tenant(&db, &c, "A").await;
     let adm = user_with_password(&db, &c, a, "adm@a.example", Role::TenantAdmin).await;
     let s = auth::create_session(&db.store, &c, adm, Some(a)).await.unwrap();
-    let (secret, uri) = auth::begin_totp(&db.store, &key, adm, "adm@a.example").await.unwrap();
+    let (secret, uri) = auth::begin_totp(&db.store, &key, adm, "adm@a.example")
+        .await
+        .unwrap();
     assert!(uri.starts_with("otpauth://totp/Vigil:adm@a.example?secret="));
     // The secret is stored sealed, not in the clear.
     let owner = sea_orm::Database::connect(db.url.clone()).await.unwrap();
-    assert_eq!(count(&owner, &format!("SELECT COUNT(*) AS n FROM users WHERE totp_secret LIKE '%{secret}%'")).await, 0);
+    assert_eq!(
+        count(
+            &owner,
+            &format!("SELECT COUNT(*) AS n FROM users WHERE totp_secret LIKE '%{secret}%'")
+        )
+        .await,
+        0
+    );
 
-    let wrong = auth::verify_totp(&db.store, &c, &key, s.id, adm, "000000", None).await.unwrap();
+    let wrong = auth::verify_totp(&db.store, &c, &key, s.id, adm, "000000", None)
+        .await
+        .unwrap();
     let code = auth::totp_code(&secret, c.now()).unwrap();
     assert!(wrong.is_none() || code == "000000");
-    let rotated = auth::verify_totp(&db.store, &c, &key, s.id, adm, &code, None).await.unwrap().expect("enrolled");
-    assert!(auth::resolve_session(&db.store, &c, &s.token).await.is_err(), "old session id is dead");
-    let info = auth::resolve_session(&db.store, &c, &rotated.token).await.unwrap();
+    let rotated = auth::verify_totp(&db.store, &c, &key, s.id, adm, &code, None)
+        .await
+        .unwrap()
+        .expect("enrolled");
+    assert!(
+        auth::resolve_session(&db.store, &c, &s.token).await.is_err(),
+        "old session id is dead"
+    );
+    let info = auth::resolve_session(&db.store, &c, &rotated.token)
+        .await
+        .unwrap();
     assert!(info.mfa_verified && info.totp_enabled);
     assert_ne!(rotated.csrf, s.csrf);
 
     // The same code again (same step) is a replay.
     let s2 = auth::create_session(&db.store, &c, adm, Some(a)).await.unwrap();
-    assert!(auth::verify_totp(&db.store, &c, &key, s2.id, adm, &code, None).await.unwrap().is_none());
+    assert!(
+        auth::verify_totp(&db.store, &c, &key, s2.id, adm, &code, None)
+            .await
+            .unwrap()
+            .is_none()
+    );
     c.advance(Duration::seconds(30));
     let next = auth::totp_code(&secret, c.now()).unwrap();
-    assert!(auth::verify_totp(&db.store, &c, &key, s2.id, adm, &next, None).await.unwrap().is_some());
-    assert!(matches!(auth::begin_totp(&db.store, &key, adm, "adm@a.example").await, Err(Error::Conflict(_))));
-    assert_eq!(count(&owner, "SELECT COUNT(*) AS n FROM audit_events WHERE action LIKE 'mfa.%'").await, 4);
+    assert!(
+        auth::verify_totp(&db.store, &c, &key, s2.id, adm, &next, None)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(matches!(
+        auth::begin_totp(&db.store, &key, adm, "adm@a.example").await,
+        Err(Error::Conflict(_))
+    ));
+    assert_eq!(
+        count(
+            &owner,
+            "SELECT COUNT(*) AS n FROM audit_events WHERE action LIKE 'mfa.%'"
+        )
+        .await,
+        4
+    );
 }
 
 macro_rules! on_both_backends {

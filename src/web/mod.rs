@@ -2,23 +2,29 @@
 //! pages. Handlers parse input, call the core, and render; errors become
 //! responses in one place ([`error`]).
 
+mod api;
+pub mod auth;
 pub mod error;
 mod health;
 mod pages;
+mod session_pages;
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderName, HeaderValue, header};
+use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{MethodRouter, get, post};
 use vigil_orchestrator::credentials::{MasterKey, PasswordPolicy};
 use vigil_orchestrator::{Clock, Store};
 
+pub use auth::{Access, RouteTable};
 pub use error::ApiError;
+
+use crate::authz::Authorizer;
 
 #[derive(Debug, Clone)]
 pub struct AppState(Arc<Inner>);
@@ -29,18 +35,27 @@ pub struct Inner {
     pub clock: Arc<dyn Clock>,
     pub public_url: String,
     pub password_policy: PasswordPolicy,
-    /// Wraps per-tenant data keys (used by the integrations' credentials).
+    /// Seals TOTP secrets; wraps per-tenant data keys (integrations).
     pub master_key: MasterKey,
+    pub authz: Authorizer,
 }
 
 impl AppState {
-    pub fn new(store: Store, clock: Arc<dyn Clock>, public_url: String, master_key: MasterKey) -> Self {
+    pub fn new(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        public_url: String,
+        master_key: MasterKey,
+        authz: Authorizer,
+        password_policy: PasswordPolicy,
+    ) -> Self {
         Self(Arc::new(Inner {
             store,
             clock,
             public_url,
-            password_policy: PasswordPolicy::default(),
+            password_policy,
             master_key,
+            authz,
         }))
     }
 }
@@ -52,23 +67,118 @@ impl std::ops::Deref for AppState {
     }
 }
 
-pub fn router(state: AppState) -> Router {
-    let api = Router::new().fallback(|| async { ApiError::not_found("no such API endpoint") });
-    Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/", get(pages::index))
+/// Builds the routes and, beside them, the table of what each requires.
+#[derive(Default)]
+struct Routes {
+    router: Router<AppState>,
+    table: RouteTable,
+}
+
+impl Routes {
+    fn route(
+        mut self,
+        path: &'static str,
+        access: &[(Method, Access)],
+        handler: MethodRouter<AppState>,
+    ) -> Self {
+        for (m, a) in access {
+            self.table.insert((m.clone(), path), *a);
+        }
+        self.router = self.router.route(path, handler);
+        self
+    }
+}
+
+/// Every route of the app with its access rule.
+pub fn routes() -> (Router<AppState>, RouteTable) {
+    use Access::*;
+    use Method as M;
+    let r = Routes::default()
+        // Public
+        .route("/healthz", &[(M::GET, Public)], get(health::healthz))
+        .route("/readyz", &[(M::GET, Public)], get(health::readyz))
+        .route("/static/vigil.css", &[(M::GET, Public)], get(static_css))
+        .route("/", &[(M::GET, Public)], get(pages::index))
         .route(
             "/setup/bootstrap/{token}",
+            &[(M::GET, Public), (M::POST, Public)],
             get(pages::bootstrap_form).post(pages::bootstrap_submit),
         )
         .route(
             "/setup/password/{token}",
+            &[(M::GET, Public), (M::POST, Public)],
             get(pages::password_form).post(pages::password_submit),
         )
-        .route("/static/vigil.css", get(static_css))
-        .nest("/api/v1", api)
+        .route(
+            "/login",
+            &[(M::GET, Public), (M::POST, Public)],
+            get(session_pages::login_form).post(session_pages::login_submit),
+        )
+        // Any signed-in principal, MFA pending included
+        .route("/logout", &[(M::POST, SignedIn)], post(session_pages::logout))
+        .route(
+            "/mfa",
+            &[(M::GET, SignedIn), (M::POST, SignedIn)],
+            get(session_pages::mfa_form).post(session_pages::mfa_verify),
+        )
+        .route(
+            "/mfa/enroll",
+            &[(M::POST, SignedIn)],
+            post(session_pages::mfa_enroll),
+        )
+        .route(
+            "/tenant",
+            &[(M::POST, SignedIn)],
+            post(session_pages::switch_tenant),
+        )
+        .route("/api/v1/me", &[(M::GET, SignedIn)], get(api::me))
+        // Platform
+        .route(
+            "/api/v1/tenants",
+            &[
+                (M::GET, Platform("tenant", "list")),
+                (M::POST, Platform("tenant", "create")),
+            ],
+            get(api::list_tenants).post(api::create_tenant),
+        )
+        // Tenant
+        .route(
+            "/api/v1/members",
+            &[
+                (M::GET, Tenant("member", "list")),
+                (M::POST, Tenant("member", "invite")),
+            ],
+            get(api::list_members).post(api::invite_member),
+        )
+        .route(
+            "/api/v1/tokens",
+            &[
+                (M::GET, Tenant("api_token", "list")),
+                (M::POST, TenantPerson("api_token", "issue")),
+            ],
+            get(api::list_tokens).post(api::issue_token),
+        )
+        .route(
+            "/api/v1/tokens/{id}/revoke",
+            &[(M::POST, Tenant("api_token", "revoke"))],
+            post(api::revoke_token),
+        )
+        .route(
+            "/api/v1/audit",
+            &[(M::GET, Tenant("audit", "read"))],
+            get(api::list_audit),
+        );
+    (r.router, r.table)
+}
+
+pub fn router(state: AppState) -> Router {
+    let (routes, table) = routes();
+    routes
         .fallback(pages::not_found)
+        .layer(middleware::from_fn_with_state(
+            (state.clone(), Arc::new(table)),
+            auth::guard,
+        ))
         .layer(middleware::from_fn(security_headers))
         .layer(middleware::from_fn(access_log))
         .with_state(state)

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Form;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, Extension, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -15,6 +15,7 @@ use vigil_orchestrator::identity::{self, LinkPurpose};
 use vigil_orchestrator::ids::Email;
 use vigil_orchestrator::{Backend, Error};
 
+use super::auth::Principal;
 use super::{ApiError, AppState};
 
 #[derive(Template, WebTemplate)]
@@ -22,6 +23,15 @@ use super::{ApiError, AppState};
 pub struct IndexPage {
     backend: &'static str,
     needs_setup: bool,
+    me: Option<Me>,
+}
+
+pub struct Me {
+    email: String,
+    platform_admin: bool,
+    mfa_verified: bool,
+    csrf: String,
+    memberships: Vec<super::session_pages::Membership>,
 }
 
 #[derive(Template, WebTemplate)]
@@ -39,7 +49,7 @@ pub struct MessagePage {
     message: String,
 }
 
-fn message(status: StatusCode, title: &str, message: impl Into<String>) -> Response {
+pub(super) fn message(status: StatusCode, title: &str, message: impl Into<String>) -> Response {
     (
         status,
         MessagePage {
@@ -51,7 +61,7 @@ fn message(status: StatusCode, title: &str, message: impl Into<String>) -> Respo
 }
 
 /// Core errors on pages: the same statuses as the API, as a page.
-fn page_error(e: Error) -> Response {
+pub(super) fn page_error(e: Error) -> Response {
     let api = ApiError::from(e);
     let title = match api.status {
         StatusCode::NOT_FOUND => "Not found",
@@ -71,7 +81,20 @@ fn link_refused(reason: &str) -> Response {
     )
 }
 
-pub async fn index(State(state): State<AppState>) -> Response {
+pub async fn index(State(state): State<AppState>, Extension(p): Extension<Principal>) -> Response {
+    let me = match &p {
+        Principal::Session { info, .. } => match super::session_pages::memberships(&state, info).await {
+            Ok(memberships) => Some(Me {
+                email: info.email.clone(),
+                platform_admin: info.platform_admin,
+                mfa_verified: info.mfa_verified,
+                csrf: info.csrf.clone(),
+                memberships,
+            }),
+            Err(e) => return page_error(e),
+        },
+        _ => None,
+    };
     let needs_setup = match identity::bootstrap_needed(state.store.conn()).await {
         Ok(b) => b,
         Err(e) => return page_error(e),
@@ -80,10 +103,18 @@ pub async fn index(State(state): State<AppState>) -> Response {
         Backend::Sqlite => "SQLite (embedded)",
         Backend::Postgres => "PostgreSQL",
     };
-    IndexPage { backend, needs_setup }.into_response()
+    IndexPage {
+        backend,
+        needs_setup,
+        me,
+    }
+    .into_response()
 }
 
-pub async fn not_found() -> Response {
+pub async fn not_found(uri: axum::http::Uri) -> Response {
+    if uri.path().starts_with("/api/") {
+        return ApiError::not_found("no such API endpoint").into_response();
+    }
     message(
         StatusCode::NOT_FOUND,
         "Not found",

@@ -1,0 +1,274 @@
+//! Sign-in pages: login (password), MFA (TOTP enrolment and verification),
+//! tenant switch, logout. Forms carry the session's CSRF token.
+
+use std::net::SocketAddr;
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::Form;
+use axum::extract::{ConnectInfo, Extension, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use vigil_orchestrator::auth::{self, LoginRefused};
+use vigil_orchestrator::identity;
+use vigil_orchestrator::{Role, TenantId};
+
+use super::AppState;
+use super::auth::{Principal, clear_cookie, session_cookie};
+use super::pages::{message, page_error};
+
+#[derive(Template, WebTemplate)]
+#[template(path = "login.html")]
+pub struct LoginPage {
+    email: String,
+    error: Option<String>,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "mfa.html")]
+pub struct MfaPage {
+    csrf: String,
+    enrolled: bool,
+    secret: Option<String>,
+    uri: Option<String>,
+    error: Option<String>,
+}
+
+pub async fn login_form(Extension(p): Extension<Principal>) -> Response {
+    if matches!(p, Principal::Session { .. }) {
+        return Redirect::to("/").into_response();
+    }
+    LoginPage {
+        email: String::new(),
+        error: None,
+    }
+    .into_response()
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoginForm {
+    email: String,
+    password: String,
+}
+
+pub async fn login_submit(
+    State(s): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Form(f): Form<LoginForm>,
+) -> Response {
+    let refused = |status: StatusCode, msg: &str| {
+        (
+            status,
+            LoginPage {
+                email: f.email.clone(),
+                error: Some(msg.to_owned()),
+            },
+        )
+            .into_response()
+    };
+    let outcome = auth::login(
+        &s.store,
+        s.clock.as_ref(),
+        &s.password_policy,
+        &f.email,
+        &f.password,
+        Some(peer.ip().to_string()),
+    )
+    .await;
+    match outcome {
+        Ok(Ok((session, user))) => {
+            let needs_mfa = match needs_mfa(&s, user).await {
+                Ok(b) => b,
+                Err(e) => return page_error(e),
+            };
+            let to = if needs_mfa { "/mfa" } else { "/" };
+            (
+                [(header::SET_COOKIE, session_cookie(&s, &session.token))],
+                Redirect::to(to),
+            )
+                .into_response()
+        }
+        Ok(Err(LoginRefused::Locked { until })) => refused(
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!(
+                "Too many failed attempts. Try again after {} UTC.",
+                until.format("%H:%M")
+            ),
+        ),
+        Ok(Err(_)) => refused(StatusCode::UNAUTHORIZED, "Wrong e-mail or password."),
+        Err(e) => page_error(e),
+    }
+}
+
+/// Whether any role the user holds requires MFA.
+async fn needs_mfa(s: &AppState, user: vigil_orchestrator::UserId) -> vigil_orchestrator::Result<bool> {
+    let roles = identity::memberships_of(&s.store, user).await?;
+    Ok(identity::is_platform_admin(s.store.conn(), user).await?
+        || roles.iter().any(|(_, r)| r.requires_mfa()))
+}
+
+pub async fn logout(State(s): State<AppState>, Extension(p): Extension<Principal>) -> Response {
+    if let Principal::Session { token, .. } = &p
+        && let Err(e) = auth::logout(&s.store, token).await
+    {
+        return page_error(e);
+    }
+    ([(header::SET_COOKIE, clear_cookie())], Redirect::to("/login")).into_response()
+}
+
+fn session(p: &Principal) -> Option<&auth::SessionInfo> {
+    match p {
+        Principal::Session { info, .. } => Some(info),
+        _ => None,
+    }
+}
+
+pub async fn mfa_form(Extension(p): Extension<Principal>) -> Response {
+    let Some(info) = session(&p) else {
+        return message(
+            StatusCode::BAD_REQUEST,
+            "Not a browser session",
+            "MFA applies to people, not API tokens.",
+        );
+    };
+    if info.mfa_verified {
+        return message(
+            StatusCode::OK,
+            "MFA verified",
+            "This session has verified its second factor.",
+        );
+    }
+    MfaPage {
+        csrf: info.csrf.clone(),
+        enrolled: info.totp_enabled,
+        secret: None,
+        uri: None,
+        error: None,
+    }
+    .into_response()
+}
+
+pub async fn mfa_enroll(State(s): State<AppState>, Extension(p): Extension<Principal>) -> Response {
+    let Some(info) = session(&p) else {
+        return message(
+            StatusCode::BAD_REQUEST,
+            "Not a browser session",
+            "MFA applies to people, not API tokens.",
+        );
+    };
+    match auth::begin_totp(&s.store, &s.master_key, info.user, &info.email).await {
+        Ok((secret, uri)) => MfaPage {
+            csrf: info.csrf.clone(),
+            enrolled: false,
+            secret: Some(secret),
+            uri: Some(uri),
+            error: None,
+        }
+        .into_response(),
+        Err(e) => page_error(e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CodeForm {
+    code: String,
+}
+
+pub async fn mfa_verify(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Form(f): Form<CodeForm>,
+) -> Response {
+    let Some(info) = session(&p) else {
+        return message(
+            StatusCode::BAD_REQUEST,
+            "Not a browser session",
+            "MFA applies to people, not API tokens.",
+        );
+    };
+    let checked = auth::verify_totp(
+        &s.store,
+        s.clock.as_ref(),
+        &s.master_key,
+        info.id,
+        info.user,
+        &f.code,
+        Some(peer.ip().to_string()),
+    )
+    .await;
+    match checked {
+        Ok(Some(rotated)) => (
+            [(header::SET_COOKIE, session_cookie(&s, &rotated.token))],
+            Redirect::to("/"),
+        )
+            .into_response(),
+        Ok(None) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            MfaPage {
+                csrf: info.csrf.clone(),
+                enrolled: info.totp_enabled,
+                secret: None,
+                uri: None,
+                error: Some("That code is not valid (or was already used). Try the next one.".into()),
+            },
+        )
+            .into_response(),
+        Err(e) => page_error(e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TenantForm {
+    tenant: String,
+}
+
+pub async fn switch_tenant(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Form(f): Form<TenantForm>,
+) -> Response {
+    let Some(info) = session(&p) else {
+        return message(
+            StatusCode::BAD_REQUEST,
+            "Not a browser session",
+            "API tokens belong to one tenant.",
+        );
+    };
+    let tenant: TenantId = match f.tenant.parse() {
+        Ok(t) => t,
+        Err(_) => return message(StatusCode::NOT_FOUND, "Not found", "No such tenant."),
+    };
+    match auth::set_active_tenant(&s.store, info.id, info.user, tenant).await {
+        Ok(()) => Redirect::to("/").into_response(),
+        Err(e) => page_error(e),
+    }
+}
+
+/// What the home page shows a signed-in person.
+#[derive(Debug)]
+pub struct Membership {
+    pub id: TenantId,
+    pub name: String,
+    pub role: Role,
+    pub active: bool,
+}
+
+pub async fn memberships(
+    s: &AppState,
+    info: &auth::SessionInfo,
+) -> vigil_orchestrator::Result<Vec<Membership>> {
+    let mut out = Vec::new();
+    for (t, role) in identity::memberships_of(&s.store, info.user).await? {
+        let tenant = identity::get_tenant(s.store.conn(), t).await?;
+        out.push(Membership {
+            id: t,
+            name: tenant.name,
+            role,
+            active: info.active_tenant == Some(t),
+        });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}

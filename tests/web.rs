@@ -1,0 +1,688 @@
+//! The HTTP layer in-process, on SQLite and PostgreSQL: every route of the
+//! app (enumerated from the route table the router is built from) for every
+//! principal — anonymous, each role's API token, each role's session with and
+//! without MFA — against the role × action matrix in `policies/`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::connect_info::MockConnectInfo;
+use axum::http::{Method, Request, StatusCode, header};
+use chrono::{TimeZone, Utc};
+use tower::ServiceExt;
+use vigil::authz::Authorizer;
+use vigil::web::{self, Access, AppState};
+use vigil_orchestrator::audit::Actor;
+use vigil_orchestrator::auth;
+use vigil_orchestrator::credentials::{MasterKey, PasswordPolicy};
+use vigil_orchestrator::identity;
+use vigil_orchestrator::ids::Email;
+use vigil_orchestrator::testkit::TestDb;
+use vigil_orchestrator::{Backend, Clock, ManualClock, Role, TenantId};
+
+const TENANT_ROLES: [Role; 5] = [
+    Role::TenantAdmin,
+    Role::SecurityEngineer,
+    Role::AnalystEdit,
+    Role::AnalystRead,
+    Role::Executive,
+];
+
+struct App {
+    router: axum::Router,
+    state: AppState,
+    clock: Arc<ManualClock>,
+    key: MasterKey,
+    _db: TestDb,
+}
+
+#[derive(Clone, Debug)]
+enum Caller {
+    Anonymous,
+    Token {
+        role: Role,
+        token: String,
+    },
+    Session {
+        role: Role,
+        cookie: String,
+        csrf: String,
+        mfa: bool,
+    },
+}
+
+impl Caller {
+    fn name(&self) -> String {
+        match self {
+            Caller::Anonymous => "anonymous".into(),
+            Caller::Token { role, .. } => format!("token:{role}"),
+            Caller::Session { role, mfa, .. } => {
+                format!("session:{role}{}", if *mfa { "" } else { " (no MFA)" })
+            }
+        }
+    }
+}
+
+fn cheap() -> PasswordPolicy {
+    PasswordPolicy {
+        memory_kib: 1024,
+        iterations: 1,
+        min_length: 12,
+    }
+}
+
+async fn app(backend: Backend) -> App {
+    let db = TestDb::new(backend).await;
+    let clock = Arc::new(ManualClock::new(
+        Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).unwrap(),
+    ));
+    let key = MasterKey::generate();
+    let key2 = MasterKey::from_hex(&key.to_hex()).unwrap();
+    let state = AppState::new(
+        db.store.clone(),
+        clock.clone(),
+        "http://vigil.test".into(),
+        key2,
+        Authorizer::load().await.unwrap(),
+        cheap(),
+    );
+    let router = web::router(state.clone()).layer(MockConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
+    App {
+        router,
+        state,
+        clock,
+        key,
+        _db: db,
+    }
+}
+
+impl App {
+    async fn send(&self, req: Request<Body>) -> (StatusCode, String, axum::http::HeaderMap) {
+        let res = self.router.clone().oneshot(req).await.unwrap();
+        let status = res.status();
+        let headers = res.headers().clone();
+        let body = axum::body::to_bytes(res.into_body(), 1 << 20).await.unwrap();
+        (status, String::from_utf8_lossy(&body).into_owned(), headers)
+    }
+
+    async fn call(
+        &self,
+        caller: &Caller,
+        method: Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (StatusCode, String) {
+        let mut b = Request::builder().method(method).uri(path);
+        match caller {
+            Caller::Anonymous => {}
+            Caller::Token { token, .. } => b = b.header(header::AUTHORIZATION, format!("Bearer {token}")),
+            Caller::Session { cookie, csrf, .. } => {
+                b = b
+                    .header(header::COOKIE, format!("vigil_session={cookie}"))
+                    .header("x-csrf-token", csrf.as_str());
+            }
+        }
+        let req = match body {
+            Some(v) => b
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(v.to_string()))
+                .unwrap(),
+            None => b.body(Body::empty()).unwrap(),
+        };
+        let (s, body, _) = self.send(req).await;
+        (s, body)
+    }
+
+    async fn tenant(&self, name: &str) -> TenantId {
+        let tx = self.state.store.begin_platform().await.unwrap();
+        let t = identity::create_tenant(&tx, self.clock.as_ref(), &Actor::cli(), name)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        t.id
+    }
+
+    async fn token(&self, tenant: TenantId, role: Role) -> String {
+        let tx = self.state.store.begin_tenant(tenant).await.unwrap();
+        let (_, t) = identity::issue_api_token(&tx, self.clock.as_ref(), &Actor::cli(), "t", role)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        t
+    }
+
+    /// A person with `role` in `tenant` (or the platform admin when `tenant`
+    /// is None), signed in, with or without a verified second factor.
+    async fn session(&self, tenant: Option<TenantId>, role: Role, mfa: bool) -> Caller {
+        let email = Email::parse(&format!(
+            "{}-{}@t.example",
+            role.as_str().replace('_', "-"),
+            uuid::Uuid::new_v4().simple()
+        ))
+        .unwrap();
+        let tx = self.state.store.begin_platform().await.unwrap();
+        let user = identity::upsert_local_user(
+            &tx,
+            self.clock.as_ref(),
+            &Actor::cli(),
+            &email,
+            cheap().hash("correct horse battery").unwrap(),
+            tenant.is_none(),
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        if let Some(t) = tenant {
+            let tx = self.state.store.begin_tenant(t).await.unwrap();
+            identity::add_member(&tx, self.clock.as_ref(), &Actor::cli(), &email, role)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+        }
+        let s = auth::create_session(&self.state.store, self.clock.as_ref(), user, tenant)
+            .await
+            .unwrap();
+        if !mfa {
+            return Caller::Session {
+                role,
+                cookie: s.token,
+                csrf: s.csrf,
+                mfa,
+            };
+        }
+        let (secret, _) = auth::begin_totp(&self.state.store, &self.key, user, email.as_str())
+            .await
+            .unwrap();
+        let code = auth::totp_code(&secret, self.clock.now()).unwrap();
+        let r = auth::verify_totp(
+            &self.state.store,
+            self.clock.as_ref(),
+            &self.key,
+            s.id,
+            user,
+            &code,
+            None,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        Caller::Session {
+            role,
+            cookie: r.token,
+            csrf: r.csrf,
+            mfa,
+        }
+    }
+}
+
+/// Whether `caller` should get past the guard on a route with `access`.
+fn expected(authz: &Authorizer, caller: &Caller, access: Access) -> Result<(), &'static str> {
+    let signed_in = !matches!(caller, Caller::Anonymous);
+    match access {
+        Access::Public => Ok(()),
+        Access::SignedIn => {
+            if signed_in {
+                Ok(())
+            } else {
+                Err("unauthenticated")
+            }
+        }
+        Access::Platform(o, a) => match caller {
+            Caller::Anonymous => Err("unauthenticated"),
+            Caller::Session {
+                role: Role::PlatformAdmin,
+                mfa,
+                ..
+            } => {
+                if !mfa {
+                    Err("mfa_required")
+                } else if authz.allows(Role::PlatformAdmin, o, a) {
+                    Ok(())
+                } else {
+                    Err("forbidden")
+                }
+            }
+            _ => Err("forbidden"),
+        },
+        Access::Tenant(o, a) | Access::TenantPerson(o, a) => match caller {
+            Caller::Anonymous => Err("unauthenticated"),
+            Caller::Token { .. } if matches!(access, Access::TenantPerson(..)) => Err("forbidden"),
+            Caller::Token { role, .. } => {
+                if authz.allows(*role, o, a) {
+                    Ok(())
+                } else {
+                    Err("forbidden")
+                }
+            }
+            Caller::Session {
+                role: Role::PlatformAdmin,
+                ..
+            } => Err("forbidden"),
+            Caller::Session { role, mfa, .. } => {
+                if !authz.allows(*role, o, a) {
+                    Err("forbidden")
+                } else if !mfa && (role.requires_mfa() || matches!(access, Access::TenantPerson(..))) {
+                    Err("mfa_required")
+                } else {
+                    Ok(())
+                }
+            }
+        },
+    }
+}
+
+fn concrete(path: &str) -> String {
+    path.replace("{token}", "no-such-token")
+        .replace("{id}", &uuid::Uuid::new_v4().to_string())
+}
+
+fn sample_body(method: &Method, path: &str) -> Option<serde_json::Value> {
+    if *method != Method::POST || !path.starts_with("/api/") {
+        return None;
+    }
+    Some(match path {
+        "/api/v1/tenants" => serde_json::json!({"name": format!("T-{}", uuid::Uuid::new_v4().simple())}),
+        "/api/v1/members" => {
+            serde_json::json!({"email": format!("n{}@t.example", uuid::Uuid::new_v4().simple()), "role": "analyst_read"})
+        }
+        "/api/v1/tokens" => serde_json::json!({"name": "walk", "role": "analyst_read"}),
+        _ => serde_json::json!({}),
+    })
+}
+
+async fn every_route_for_every_principal(backend: Backend) {
+    let app = app(backend).await;
+    let authz = Authorizer::load().await.unwrap();
+    let a = app.tenant("A").await;
+    let mut callers = vec![Caller::Anonymous];
+    for role in TENANT_ROLES {
+        callers.push(Caller::Token {
+            role,
+            token: app.token(a, role).await,
+        });
+        callers.push(app.session(Some(a), role, true).await);
+        if role.requires_mfa() {
+            callers.push(app.session(Some(a), role, false).await);
+        }
+    }
+    callers.push(app.session(None, Role::PlatformAdmin, true).await);
+    callers.push(app.session(None, Role::PlatformAdmin, false).await);
+
+    let (_, table) = web::routes();
+    let mut entries: Vec<_> = table.iter().collect();
+    entries.sort_by_key(|((m, p), _)| (p.to_string(), m.to_string()));
+    assert!(entries.len() >= 20, "the walk covers the whole table");
+    let mut checked = 0;
+    for ((method, path), access) in entries {
+        if *path == "/logout" {
+            continue; // walked last: it ends the session
+        }
+        for caller in &callers {
+            let (status, body) = app
+                .call(caller, method.clone(), &concrete(path), sample_body(method, path))
+                .await;
+            let what = format!("{} {method} {path} → {status} {body}", caller.name());
+            let api = path.starts_with("/api/");
+            match expected(&authz, caller, *access) {
+                Ok(()) => {
+                    let refused = matches!(
+                        status,
+                        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::METHOD_NOT_ALLOWED
+                    ) || (status == StatusCode::SEE_OTHER
+                        && !matches!(*path, "/login" | "/mfa" | "/tenant"));
+                    assert!(!refused, "allowed, but refused: {what}");
+                }
+
+                Err("unauthenticated") if api => assert_eq!(status, StatusCode::UNAUTHORIZED, "{what}"),
+                Err("unauthenticated") => {
+                    assert_eq!(status, StatusCode::SEE_OTHER, "redirect to login: {what}")
+                }
+                Err(code) => {
+                    assert_eq!(status, StatusCode::FORBIDDEN, "{what}");
+                    assert!(body.contains(&format!("\"code\":\"{code}\"")), "{code}: {what}");
+                }
+            }
+            checked += 1;
+        }
+        // Methods the table does not list answer 405 and run nothing.
+        for other in [
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ] {
+            if !table.contains_key(&(other.clone(), *path)) {
+                let (status, _) = app.call(&callers[1], other.clone(), &concrete(path), None).await;
+                assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{other} {path}");
+            }
+        }
+    }
+    assert!(checked > 200, "{checked} checks");
+}
+
+async fn tenant_isolation_and_token_rules(backend: Backend) {
+    let app = app(backend).await;
+    let (a, b) = (app.tenant("A").await, app.tenant("B").await);
+    let admin_a = app.session(Some(a), Role::TenantAdmin, true).await;
+    let admin_b = app.session(Some(b), Role::TenantAdmin, true).await;
+
+    // Issue a token in A (a person with MFA may), list it, revoke it.
+    let (s, body) = app
+        .call(
+            &admin_a,
+            Method::POST,
+            "/api/v1/tokens",
+            Some(serde_json::json!({"name": "siem", "role": "analyst_read"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let (id, token) = (
+        v["id"].as_str().unwrap().to_owned(),
+        v["token"].as_str().unwrap().to_owned(),
+    );
+    let reader = Caller::Token {
+        role: Role::AnalystRead,
+        token: token.clone(),
+    };
+    let (s, me) = app.call(&reader, Method::GET, "/api/v1/me", None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        me.contains("\"role\":\"analyst_read\"") && me.contains(&a.to_string()),
+        "{me}"
+    );
+
+    // Tenant B's admin cannot see or revoke A's token: 404, never 403, never data.
+    let (s, list) = app.call(&admin_b, Method::GET, "/api/v1/tokens", None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(!list.contains(&id), "{list}");
+    let (s, body) = app
+        .call(
+            &admin_b,
+            Method::POST,
+            &format!("/api/v1/tokens/{id}/revoke"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{body}");
+    assert!(body.contains("\"code\":\"not_found\""));
+    let (s, _) = app
+        .call(&admin_a, Method::POST, "/api/v1/tokens/not-a-uuid/revoke", None)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    let (s, _) = app
+        .call(
+            &admin_a,
+            Method::POST,
+            &format!("/api/v1/tokens/{id}/revoke"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, body) = app.call(&reader, Method::GET, "/api/v1/me", None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "revoked token: {body}");
+
+    // Bad input is a precise 4xx.
+    let (s, body) = app
+        .call(
+            &admin_a,
+            Method::POST,
+            "/api/v1/members",
+            Some(serde_json::json!({"email": "x@y.example", "role": "platform_admin"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (s, _) = app
+        .call(
+            &admin_a,
+            Method::POST,
+            "/api/v1/members",
+            Some(serde_json::json!({"email": "x@y.example"})),
+        )
+        .await;
+    assert!(s.is_client_error(), "{s}");
+    let (s, _) = app
+        .call(&admin_a, Method::GET, "/api/v1/audit?limit=0", None)
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+
+    // Audit: A's log has A's events (with actor role), none of B's.
+    let (s, body) = app
+        .call(&admin_a, Method::GET, "/api/v1/audit?limit=100", None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let actions: Vec<_> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        actions.contains(&"api_token.issue".to_owned()) && actions.contains(&"api_token.revoke".to_owned()),
+        "{actions:?}"
+    );
+    let issue = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "api_token.issue")
+        .unwrap();
+    assert_eq!(issue["actor_role"], "tenant_admin");
+    assert_eq!(issue["source_ip"], "127.0.0.1");
+    assert_eq!(v["total"].as_u64().unwrap() as usize, actions.len());
+}
+
+async fn sessions_need_csrf_and_role_changes_apply_at_once(backend: Backend) {
+    let app = app(backend).await;
+    let a = app.tenant("A").await;
+    let admin = app.session(Some(a), Role::TenantAdmin, true).await;
+    let Caller::Session { cookie, .. } = &admin else {
+        unreachable!()
+    };
+    // No CSRF token: refused, nothing written.
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri("/api/v1/members")
+        .header(header::COOKIE, format!("vigil_session={cookie}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(r#"{"email":"csrf@t.example","role":"executive"}"#))
+        .unwrap();
+    let (s, body, _) = app.send(req).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert!(body.contains("\"code\":\"csrf\""));
+    let (_, list) = app.call(&admin, Method::GET, "/api/v1/members", None).await;
+    assert!(!list.contains("csrf@t.example"));
+
+    // A role change takes effect on the next request.
+    let analyst = app.session(Some(a), Role::AnalystEdit, true).await;
+    let (s, _) = app.call(&analyst, Method::GET, "/api/v1/members", None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let owner = sea_orm::Database::connect(app._db.url.clone()).await.unwrap();
+    sea_orm::ConnectionTrait::execute_unprepared(
+        &owner,
+        "UPDATE memberships SET role = 'tenant_admin' WHERE role = 'analyst_edit'",
+    )
+    .await
+    .unwrap();
+    let (s, _) = app.call(&analyst, Method::GET, "/api/v1/members", None).await;
+    assert_eq!(s, StatusCode::OK);
+}
+
+async fn login_mfa_and_logout_in_the_browser_flow(backend: Backend) {
+    let app = app(backend).await;
+    let a = app.tenant("A").await;
+    let tx = app.state.store.begin_tenant(a).await.unwrap();
+    let email = Email::parse("adm@a.example").unwrap();
+    identity::add_member(&tx, app.clock.as_ref(), &Actor::cli(), &email, Role::TenantAdmin)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let tx = app.state.store.begin_platform().await.unwrap();
+    identity::upsert_local_user(
+        &tx,
+        app.clock.as_ref(),
+        &Actor::cli(),
+        &email,
+        cheap().hash("correct horse battery").unwrap(),
+        false,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    let form = |body: &str, cookie: Option<&str>, uri: &str| {
+        let mut b = Request::builder()
+            .method(Method::POST)
+            .uri(uri)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        if let Some(c) = cookie {
+            b = b.header(header::COOKIE, format!("vigil_session={c}"));
+        }
+        b.body(Body::from(body.to_owned())).unwrap()
+    };
+    let (s, body, _) = app
+        .send(form(
+            "email=adm%40a.example&password=wrong+password",
+            None,
+            "/login",
+        ))
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert!(body.contains("Wrong e-mail or password"));
+    // Cross-site login posts are refused.
+    let mut cross = form(
+        "email=adm%40a.example&password=correct+horse+battery",
+        None,
+        "/login",
+    );
+    cross
+        .headers_mut()
+        .insert("sec-fetch-site", "cross-site".parse().unwrap());
+    assert_eq!(app.send(cross).await.0, StatusCode::FORBIDDEN);
+
+    let (s, _, h) = app
+        .send(form(
+            "email=adm%40a.example&password=correct+horse+battery",
+            None,
+            "/login",
+        ))
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    assert_eq!(
+        h[header::LOCATION],
+        "/mfa",
+        "an admin must verify a second factor"
+    );
+    let set_cookie = h[header::SET_COOKIE].to_str().unwrap().to_owned();
+    assert!(
+        set_cookie.contains("HttpOnly")
+            && set_cookie.contains("SameSite=Strict")
+            && !set_cookie.contains("Secure")
+    );
+    let cookie = set_cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .trim_start_matches("vigil_session=")
+        .to_owned();
+
+    // Privileged API refused until MFA; the page says why.
+    let get = |uri: &str, cookie: &str| {
+        Request::builder()
+            .uri(uri)
+            .header(header::COOKIE, format!("vigil_session={cookie}"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    let (s, body, _) = app.send(get("/api/v1/members", &cookie)).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert!(body.contains("mfa_required"));
+
+    // Enrol: the form needs the session's CSRF token.
+    let (_, page, _) = app.send(get("/mfa", &cookie)).await;
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let (s, _, _) = app.send(form("csrf=wrong", Some(&cookie), "/mfa/enroll")).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, page, _) = app
+        .send(form(&format!("csrf={csrf}"), Some(&cookie), "/mfa/enroll"))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let secret = page
+        .split("id=\"totp-secret\">")
+        .nth(1)
+        .unwrap()
+        .split('<')
+        .next()
+        .unwrap()
+        .to_owned();
+    let code = auth::totp_code(&secret, app.clock.now()).unwrap();
+    let (s, _, h) = app
+        .send(form(&format!("csrf={csrf}&code={code}"), Some(&cookie), "/mfa"))
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let rotated = h[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .trim_start_matches("vigil_session=")
+        .to_owned();
+    assert_ne!(rotated, cookie, "session id rotates at MFA step-up");
+    assert_eq!(
+        app.send(get("/api/v1/members", &cookie)).await.0,
+        StatusCode::UNAUTHORIZED,
+        "old id is dead"
+    );
+    assert_eq!(app.send(get("/api/v1/members", &rotated)).await.0, StatusCode::OK);
+    let (_, home, _) = app.send(get("/", &rotated)).await;
+    assert!(
+        home.contains("adm@a.example") && home.contains("Second factor verified"),
+        "{home}"
+    );
+
+    // Logout kills the session server-side.
+    let new_csrf = home
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let (s, _, _) = app
+        .send(form(&format!("csrf={new_csrf}"), Some(&rotated), "/logout"))
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    assert_eq!(
+        app.send(get("/api/v1/members", &rotated)).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite { $( #[tokio::test] async fn $name() { super::$name(super::Backend::Sqlite).await } )* }
+        mod postgres { $( #[tokio::test] async fn $name() { super::$name(super::Backend::Postgres).await } )* }
+    };
+}
+
+on_both_backends!(
+    every_route_for_every_principal,
+    tenant_isolation_and_token_rules,
+    sessions_need_csrf_and_role_changes_apply_at_once,
+    login_mfa_and_logout_in_the_browser_flow,
+);
