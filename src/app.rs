@@ -153,17 +153,49 @@ async fn serve(cfg: Config, demo: bool) -> Result<(), Error> {
     );
     println!("Vigil listening on http://{addr}");
     info!(%addr, ?backend, data_dir = %dir.path().display(), "vigil started");
-    axum::serve(
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let worker = tokio::spawn(engine_worker(store.clone(), state.clock.clone(), stop_rx));
+    let served = axum::serve(
         listener,
         web::router(state).into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown_signal(term))
     .await
-    .map_err(|e| Error::Io(format!("server error: {e}")))?;
+    .map_err(|e| Error::Io(format!("server error: {e}")));
+    let _ = stop_tx.send(true);
+    let _ = worker.await;
+    served?;
     store.close().await?;
     info!("vigil stopped");
     drop(dir);
     Ok(())
+}
+
+/// The engine's background work: approved writes in the outbox (through the
+/// one guard), and escalation of unanswered gates. Polls every few seconds
+/// until told to stop; a failed round is logged and retried next round.
+async fn engine_worker(store: Store, clock: Arc<dyn Clock>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    use vigil_orchestrator::engine::{gates, outbox};
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        // No connector can write yet (Integrations issue): approved writes
+        // wait, visible, with the reason recorded.
+        match outbox::run_due(&store, clock.as_ref(), &outbox::NoWriter, 100).await {
+            Ok(r) if r != outbox::RunReport::default() => info!(?r, "outbox round"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "outbox round failed"),
+        }
+        match gates::escalate_overdue(&store, clock.as_ref()).await {
+            Ok(0) => {}
+            Ok(n) => info!(escalated = n, "unanswered gates escalated"),
+            Err(e) => tracing::warn!(error = %e, "gate escalation round failed"),
+        }
+    }
 }
 
 /// SIGTERM or Ctrl-C: stop accepting, let in-flight requests finish.

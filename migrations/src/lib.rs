@@ -9,6 +9,7 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_foundation;
+mod m20261122_000002_engine;
 pub mod pg;
 
 /// Name of the PostgreSQL role the server runs every request as: owns nothing,
@@ -20,7 +21,15 @@ pub const APP_ROLE: &str = "vigil_app";
 pub const SCHEMA_FINGERPRINT: &str = env!("VIGIL_SCHEMA_FINGERPRINT");
 
 /// Tables that carry a `tenant_id` and are protected by RLS on PostgreSQL.
-pub const TENANT_TABLES: &[&str] = &["memberships", "api_tokens", "audit_events"];
+pub const TENANT_TABLES: &[&str] = &[
+    "memberships",
+    "api_tokens",
+    "audit_events",
+    "cases",
+    "gates",
+    "outbox",
+    "tenant_controls",
+];
 
 #[derive(Debug)]
 pub struct Migrator;
@@ -28,6 +37,9 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261122_000001_foundation::Migration)]
+        vec![
+            Box::new(m20261122_000001_foundation::Migration),
+            Box::new(m20261122_000002_engine::Migration),
+        ]
     }
 }

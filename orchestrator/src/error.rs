@@ -13,6 +13,13 @@ pub enum Error {
     /// Input that fails validation.
     #[error("invalid input: {0}")]
     Invalid(String),
+    /// The caller's role or relation to the object does not allow this
+    /// (e.g. deciding a gate one requested).
+    #[error("{0}")]
+    Forbidden(String),
+    /// A kill switch is engaged: no external write may start.
+    #[error("kill switch engaged: {0}")]
+    KillSwitch(String),
     /// A credential (token, one-time link) that is unknown, expired or used.
     #[error("credential rejected: {0}")]
     Unauthenticated(&'static str),

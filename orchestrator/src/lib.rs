@@ -9,6 +9,7 @@ pub mod audit;
 pub mod auth;
 pub mod clock;
 pub mod credentials;
+pub mod engine;
 pub mod error;
 pub mod identity;
 pub mod ids;

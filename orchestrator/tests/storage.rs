@@ -572,6 +572,566 @@ async fn totp_enrols_rotates_and_refuses_replay(db: TestDb) {
     );
 }
 
+mod engine_support {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use serde_json::{Value, json};
+    use vigil_orchestrator::engine::outbox::{WriteError, Writer};
+    use vigil_orchestrator::{Result, TenantId};
+
+    /// A vendor stand-in that counts writes and drops duplicates by
+    /// idempotency key, as a vendor honouring the key would.
+    #[derive(Debug, Default)]
+    pub struct Vendor {
+        pub scope: AtomicBool,
+        pub hang: AtomicBool,
+        pub fail_transient: AtomicBool,
+        pub calls: Mutex<Vec<String>>,
+        pub tickets: Mutex<HashMap<String, usize>>,
+    }
+
+    #[async_trait::async_trait]
+    impl Writer for Vendor {
+        async fn scope_enabled(&self, _: TenantId, _: &str, _: &Value) -> Result<bool> {
+            Ok(self.scope.load(Ordering::SeqCst))
+        }
+        async fn write(&self, _: TenantId, _: &str, _: &Value, key: &str) -> Result<Value, WriteError> {
+            self.calls.lock().unwrap().push(key.to_owned());
+            if self.fail_transient.load(Ordering::SeqCst) {
+                return Err(WriteError {
+                    transient: true,
+                    message: "503 from vendor".into(),
+                });
+            }
+            let n = {
+                let mut t = self.tickets.lock().unwrap();
+                let len = t.len();
+                *t.entry(key.to_owned()).or_insert(len + 1)
+            };
+            if self.hang.load(Ordering::SeqCst) {
+                // The vendor has the ticket; the worker dies before recording.
+                std::future::pending::<()>().await;
+            }
+            Ok(json!({"ticket": format!("SOC-{n}")}))
+        }
+    }
+}
+
+fn decider<'a>(
+    actor: &'a Actor,
+    may: &'a (dyn Fn(vigil_orchestrator::engine::state::GateKind) -> bool + Sync),
+) -> vigil_orchestrator::engine::gates::Decider<'a> {
+    vigil_orchestrator::engine::gates::Decider {
+        actor,
+        may_decide: may,
+    }
+}
+
+fn person(label: &str, role: Role) -> Actor {
+    Actor {
+        label: label.into(),
+        role: Some(role),
+        source_ip: None,
+    }
+}
+
+async fn open_case(db: &TestDb, c: &ManualClock, t: TenantId) -> uuid::Uuid {
+    use vigil_orchestrator::engine::{cases, state::Severity};
+    let tx = db.store.begin_tenant(t).await.unwrap();
+    let case = cases::open(
+        &tx,
+        c,
+        &person("user:ann", Role::AnalystEdit),
+        "Beaconing from host-7",
+        Severity::High,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    case.id
+}
+
+async fn gates_bind_hash_and_refuse_self_approval(db: TestDb) {
+    use serde_json::json;
+    use vigil_orchestrator::engine::{cases, gates, state::*};
+    let c = clock();
+    let (a, b) = (tenant(&db, &c, "A").await, tenant(&db, &c, "B").await);
+    let case_id = open_case(&db, &c, a).await;
+    let (ann, bob) = (
+        person("user:ann", Role::AnalystEdit),
+        person("user:bob", Role::AnalystEdit),
+    );
+    let any = |_: GateKind| true;
+
+    let tx = db.store.begin_tenant(a).await.unwrap();
+    let bad = gates::request(
+        &tx,
+        &c,
+        &ann,
+        case_id,
+        GateKind::EscalateCritical,
+        json!({}),
+        gates::ESCALATE_AFTER,
+    )
+    .await;
+    assert!(matches!(bad, Err(Error::Invalid(_))), "{bad:?}");
+    drop(tx);
+    let tx = db.store.begin_tenant(a).await.unwrap();
+    let g = gates::request(
+        &tx,
+        &c,
+        &ann,
+        case_id,
+        GateKind::EscalateCritical,
+        json!({"reason": "C2 beacon confirmed"}),
+        gates::ESCALATE_AFTER,
+    )
+    .await
+    .unwrap();
+    assert_eq!(g.state, GateState::Pending);
+    assert_eq!(
+        g.payload_hash,
+        gates::payload_hash(
+            GateKind::EscalateCritical,
+            case_id,
+            &json!({"reason": "C2 beacon confirmed"})
+        )
+    );
+    let dup = gates::request(
+        &tx,
+        &c,
+        &bob,
+        case_id,
+        GateKind::EscalateCritical,
+        json!({"reason": "again"}),
+        gates::ESCALATE_AFTER,
+    )
+    .await;
+    assert!(matches!(dup, Err(Error::Conflict(_))), "{dup:?}");
+    tx.commit().await.unwrap();
+
+    // Another tenant sees nothing.
+    let tx = db.store.begin_tenant(b).await.unwrap();
+    assert!(matches!(gates::get(&tx, g.id).await, Err(Error::NotFound(_))));
+    assert!(matches!(
+        gates::approve(&tx, &c, &decider(&bob, &any), g.id, &g.payload_hash).await,
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(cases::get(&tx, case_id).await, Err(Error::NotFound(_))));
+    drop(tx);
+
+    let tx = db.store.begin_tenant(a).await.unwrap();
+    let own = gates::approve(&tx, &c, &decider(&ann, &any), g.id, &g.payload_hash).await;
+    assert!(
+        matches!(own, Err(Error::Forbidden(_))),
+        "no self-approval: {own:?}"
+    );
+    let none = |_: GateKind| false;
+    assert!(matches!(
+        gates::approve(&tx, &c, &decider(&bob, &none), g.id, &g.payload_hash).await,
+        Err(Error::Forbidden(_))
+    ));
+    let stale = gates::approve(&tx, &c, &decider(&bob, &any), g.id, &"0".repeat(64)).await;
+    assert!(
+        matches!(stale, Err(Error::Conflict(_))),
+        "hash mismatch: {stale:?}"
+    );
+    let done = gates::approve(&tx, &c, &decider(&bob, &any), g.id, &g.payload_hash)
+        .await
+        .unwrap();
+    assert_eq!(done.state, GateState::Executed, "internal change applied at once");
+    assert_eq!(done.decided_by.as_deref(), Some("user:bob"));
+    assert_eq!(done.decided_role.as_deref(), Some("analyst_edit"));
+    assert_eq!(
+        cases::get(&tx, case_id).await.unwrap().severity,
+        Severity::Critical
+    );
+    let twice = gates::approve(&tx, &c, &decider(&bob, &any), g.id, &g.payload_hash).await;
+    assert!(
+        matches!(twice, Err(Error::Conflict(_))),
+        "illegal transition: {twice:?}"
+    );
+    let again = gates::request(
+        &tx,
+        &c,
+        &ann,
+        case_id,
+        GateKind::EscalateCritical,
+        json!({"reason": "x"}),
+        gates::ESCALATE_AFTER,
+    )
+    .await;
+    assert!(matches!(again, Err(Error::Conflict(_))), "already critical");
+    tx.commit().await.unwrap();
+
+    let owner = sea_orm::Database::connect(db.url.clone()).await.unwrap();
+    assert_eq!(
+        count(
+            &owner,
+            "SELECT COUNT(*) AS n FROM audit_events WHERE action IN ('gate.request', 'gate.approve')"
+        )
+        .await,
+        2
+    );
+}
+
+async fn reject_needs_reason_and_edits_keep_a_diff(db: TestDb) {
+    use serde_json::json;
+    use vigil_orchestrator::engine::{cases, gates, state::*};
+    let c = clock();
+    let a = tenant(&db, &c, "A").await;
+    let case_id = open_case(&db, &c, a).await;
+    let (ann, bob) = (
+        person("user:ann", Role::AnalystEdit),
+        person("user:bob", Role::SecurityEngineer),
+    );
+    let any = |_: GateKind| true;
+    let tx = db.store.begin_tenant(a).await.unwrap();
+    let g = gates::request(
+        &tx,
+        &c,
+        &ann,
+        case_id,
+        GateKind::CloseCase,
+        json!({"resolution": "benign", "summary": "scanner"}),
+        gates::ESCALATE_AFTER,
+    )
+    .await
+    .unwrap();
+    assert!(matches!(
+        gates::reject(&tx, &c, &decider(&bob, &any), g.id, "  ").await,
+        Err(Error::Invalid(_))
+    ));
+    let bad_edit = gates::edit_and_approve(
+        &tx,
+        &c,
+        &decider(&bob, &any),
+        g.id,
+        json!({"resolution": "nuked"}),
+    )
+    .await;
+    assert!(matches!(bad_edit, Err(Error::Invalid(_))), "{bad_edit:?}");
+    let edited = json!({"resolution": "false_positive", "summary": "internal vulnerability scanner"});
+    let done = gates::edit_and_approve(&tx, &c, &decider(&bob, &any), g.id, edited.clone())
+        .await
+        .unwrap();
+    assert_eq!(done.state, GateState::Executed);
+    assert_eq!(done.payload, edited);
+    assert_ne!(done.payload_hash, g.payload_hash);
+    let diff = done.edit_diff.unwrap();
+    assert_eq!(diff.as_array().unwrap().len(), 2, "{diff}");
+    assert_eq!(diff[0]["pointer"], "/resolution");
+    assert_eq!(cases::get(&tx, case_id).await.unwrap().state, CaseState::Closed);
+    // A closed case takes no new gates.
+    let late = gates::request(
+        &tx,
+        &c,
+        &ann,
+        case_id,
+        GateKind::EscalateCritical,
+        json!({"reason": "x"}),
+        gates::ESCALATE_AFTER,
+    )
+    .await;
+    assert!(matches!(late, Err(Error::Conflict(_))));
+    tx.commit().await.unwrap();
+
+    // Rejection with a reason is final.
+    let case2 = open_case(&db, &c, a).await;
+    let tx = db.store.begin_tenant(a).await.unwrap();
+    let g2 = gates::request(
+        &tx,
+        &c,
+        &ann,
+        case2,
+        GateKind::EscalateCritical,
+        json!({"reason": "maybe"}),
+        gates::ESCALATE_AFTER,
+    )
+    .await
+    .unwrap();
+    let r = gates::reject(&tx, &c, &decider(&bob, &any), g2.id, "not enough evidence")
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.state, r.reason.as_deref()),
+        (GateState::Rejected, Some("not enough evidence"))
+    );
+    assert!(
+        gates::approve(&tx, &c, &decider(&bob, &any), g2.id, &g2.payload_hash)
+            .await
+            .is_err()
+    );
+    assert_eq!(cases::get(&tx, case2).await.unwrap().severity, Severity::High);
+}
+
+async fn ticket_writes_run_once_behind_the_guard(db: TestDb) {
+    use serde_json::json;
+    use std::sync::atomic::Ordering;
+    use vigil_orchestrator::engine::{gates, kill, outbox, state::*};
+    let c = clock();
+    let a = tenant(&db, &c, "A").await;
+    let case_id = open_case(&db, &c, a).await;
+    let (ann, bob) = (
+        person("user:ann", Role::AnalystEdit),
+        person("user:bob", Role::AnalystEdit),
+    );
+    let admin = person("user:adm", Role::TenantAdmin);
+    let any = |_: GateKind| true;
+    let vendor = engine_support::Vendor::default();
+    let payload =
+        json!({"system": "jira", "operation": "create", "fields": {"summary": "Beaconing from host-7"}});
+
+    // Approving an external write while the kill switch is engaged: 423.
+    let tx = db.store.begin_tenant(a).await.unwrap();
+    let g = gates::request(
+        &tx,
+        &c,
+        &ann,
+        case_id,
+        GateKind::TicketWrite,
+        payload.clone(),
+        gates::ESCALATE_AFTER,
+    )
+    .await
+    .unwrap();
+    kill::set_tenant(&tx, &c, &admin, true).await.unwrap();
+    let blocked = gates::approve(&tx, &c, &decider(&bob, &any), g.id, &g.payload_hash).await;
+    assert!(matches!(blocked, Err(Error::KillSwitch(_))), "{blocked:?}");
+    kill::set_tenant(&tx, &c, &admin, false).await.unwrap();
+    let approved = gates::approve(&tx, &c, &decider(&bob, &any), g.id, &g.payload_hash)
+        .await
+        .unwrap();
+    assert_eq!(approved.state, GateState::Approved);
+    tx.commit().await.unwrap();
+
+    // Write scope off: held, nothing written.
+    let r = outbox::run_due(&db.store, &c, &vendor, 10).await.unwrap();
+    assert_eq!((r.executed, r.held), (0, 1));
+    // Kill switch engaged after approval: still held.
+    vendor.scope.store(true, Ordering::SeqCst);
+    let tx = db.store.begin_tenant(a).await.unwrap();
+    kill::set_tenant(&tx, &c, &admin, true).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        outbox::run_due(&db.store, &c, &vendor, 10)
+            .await
+            .unwrap()
+            .executed,
+        0
+    );
+    // Platform switch alone holds everything too.
+    let tx = db.store.begin_tenant(a).await.unwrap();
+    kill::set_tenant(&tx, &c, &admin, false).await.unwrap();
+    tx.commit().await.unwrap();
+    let ptx = db.store.begin_platform().await.unwrap();
+    kill::set_platform(&ptx, &c, &person("user:root", Role::PlatformAdmin), true)
+        .await
+        .unwrap();
+    ptx.commit().await.unwrap();
+    assert_eq!(
+        outbox::run_due(&db.store, &c, &vendor, 10)
+            .await
+            .unwrap()
+            .executed,
+        0
+    );
+    assert!(vendor.calls.lock().unwrap().is_empty(), "no write while held");
+    let ptx = db.store.begin_platform().await.unwrap();
+    kill::set_platform(&ptx, &c, &person("user:root", Role::PlatformAdmin), false)
+        .await
+        .unwrap();
+    ptx.commit().await.unwrap();
+
+    // Released: the write happens, once.
+    let r = outbox::run_due(&db.store, &c, &vendor, 10).await.unwrap();
+    assert_eq!(r.executed, 1, "{r:?}");
+    for _ in 0..3 {
+        assert_eq!(
+            outbox::run_due(&db.store, &c, &vendor, 10).await.unwrap(),
+            outbox::RunReport::default()
+        );
+    }
+    assert_eq!(
+        vendor.calls.lock().unwrap().clone(),
+        vec![format!("vigil-gate-{}", g.id)]
+    );
+    let tx = db.store.begin_tenant(a).await.unwrap();
+    assert_eq!(gates::get(&tx, g.id).await.unwrap().state, GateState::Executed);
+    let entry = outbox::of_gate(&tx, g.id).await.unwrap().unwrap();
+    assert_eq!(entry.state, "done");
+    assert_eq!(entry.result.unwrap()["ticket"], "SOC-1");
+}
+
+async fn a_worker_dying_mid_write_never_duplicates(db: TestDb) {
+    use serde_json::json;
+    use std::sync::atomic::Ordering;
+    use vigil_orchestrator::engine::{gates, outbox, state::*};
+    let c = clock();
+    let a = tenant(&db, &c, "A").await;
+    let case_id = open_case(&db, &c, a).await;
+    let any = |_: GateKind| true;
+    let tx = db.store.begin_tenant(a).await.unwrap();
+    let g = gates::request(
+        &tx,
+        &c,
+        &person("user:ann", Role::AnalystEdit),
+        case_id,
+        GateKind::TicketWrite,
+        json!({"system": "servicenow", "operation": "create", "fields": {"short_description": "x"}}),
+        gates::ESCALATE_AFTER,
+    )
+    .await
+    .unwrap();
+    gates::approve(
+        &tx,
+        &c,
+        &decider(&person("user:bob", Role::AnalystEdit), &any),
+        g.id,
+        &g.payload_hash,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    let vendor = engine_support::Vendor::default();
+    vendor.scope.store(true, Ordering::SeqCst);
+    vendor.hang.store(true, Ordering::SeqCst);
+    // The worker is killed mid-write (its future dropped after the vendor
+    // accepted the ticket, before Vigil recorded it).
+    let run = outbox::run_due(&db.store, &c, &vendor, 10);
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(300), run)
+            .await
+            .is_err()
+    );
+    vendor.hang.store(false, Ordering::SeqCst);
+    // Within the lease nobody retries ...
+    assert_eq!(
+        outbox::run_due(&db.store, &c, &vendor, 10).await.unwrap(),
+        outbox::RunReport::default()
+    );
+    // ... after it, the entry is re-sent with the same key and recorded once.
+    c.advance(outbox::LEASE + Duration::seconds(1));
+    assert_eq!(
+        outbox::run_due(&db.store, &c, &vendor, 10)
+            .await
+            .unwrap()
+            .executed,
+        1
+    );
+    let calls = vendor.calls.lock().unwrap().clone();
+    assert_eq!(calls.len(), 2);
+    assert_eq!(calls[0], calls[1], "same idempotency key on the retry");
+    assert_eq!(
+        vendor.tickets.lock().unwrap().len(),
+        1,
+        "one ticket at the vendor"
+    );
+    assert_eq!(
+        outbox::run_due(&db.store, &c, &vendor, 10)
+            .await
+            .unwrap()
+            .executed,
+        0
+    );
+}
+
+async fn transient_failures_retry_then_dead_letter(db: TestDb) {
+    use serde_json::json;
+    use std::sync::atomic::Ordering;
+    use vigil_orchestrator::engine::{gates, outbox, state::*};
+    let c = clock();
+    let a = tenant(&db, &c, "A").await;
+    let case_id = open_case(&db, &c, a).await;
+    let any = |_: GateKind| true;
+    let tx = db.store.begin_tenant(a).await.unwrap();
+    let g = gates::request(
+        &tx,
+        &c,
+        &person("user:ann", Role::AnalystEdit),
+        case_id,
+        GateKind::TicketWrite,
+        json!({"system": "jira", "operation": "comment", "body": "x"}),
+        gates::ESCALATE_AFTER,
+    )
+    .await
+    .unwrap();
+    gates::approve(
+        &tx,
+        &c,
+        &decider(&person("user:bob", Role::AnalystEdit), &any),
+        g.id,
+        &g.payload_hash,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let vendor = engine_support::Vendor::default();
+    vendor.scope.store(true, Ordering::SeqCst);
+    vendor.fail_transient.store(true, Ordering::SeqCst);
+    let mut retried = 0;
+    let mut dead = 0;
+    for _ in 0..20 {
+        let r = outbox::run_due(&db.store, &c, &vendor, 10).await.unwrap();
+        retried += r.retried;
+        dead += r.dead;
+        c.advance(Duration::hours(2));
+    }
+    assert_eq!((retried, dead), (outbox::MAX_ATTEMPTS as usize - 1, 1));
+    let tx = db.store.begin_tenant(a).await.unwrap();
+    let entry = outbox::of_gate(&tx, g.id).await.unwrap().unwrap();
+    assert_eq!(entry.state, "dead");
+    assert!(entry.last_error.unwrap().contains("503"));
+    assert_eq!(
+        gates::get(&tx, g.id).await.unwrap().state,
+        GateState::Approved,
+        "visible, not executed"
+    );
+}
+
+async fn unanswered_gates_escalate_never_approve(db: TestDb) {
+    use serde_json::json;
+    use vigil_orchestrator::engine::{gates, state::*};
+    let c = clock();
+    let a = tenant(&db, &c, "A").await;
+    let case_id = open_case(&db, &c, a).await;
+    let tx = db.store.begin_tenant(a).await.unwrap();
+    let g = gates::request(
+        &tx,
+        &c,
+        &person("user:ann", Role::AnalystEdit),
+        case_id,
+        GateKind::EscalateCritical,
+        json!({"reason": "ransomware note"}),
+        Duration::hours(1),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(gates::escalate_overdue(&db.store, &c).await.unwrap(), 0);
+    c.advance(Duration::minutes(61));
+    assert_eq!(gates::escalate_overdue(&db.store, &c).await.unwrap(), 1);
+    assert_eq!(gates::escalate_overdue(&db.store, &c).await.unwrap(), 0, "once");
+    let tx = db.store.begin_tenant(a).await.unwrap();
+    let e = gates::get(&tx, g.id).await.unwrap();
+    assert_eq!(e.state, GateState::Escalated);
+    assert!(e.decided_by.is_none(), "escalation decides nothing");
+    let any = |_: GateKind| true;
+    let ok = gates::approve(
+        &tx,
+        &c,
+        &decider(&person("user:bob", Role::AnalystEdit), &any),
+        g.id,
+        &g.payload_hash,
+    )
+    .await
+    .unwrap();
+    assert_eq!(ok.state, GateState::Executed);
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -594,6 +1154,12 @@ on_both_backends!(
     login_locks_out_and_audits,
     sessions_expire_and_log_out,
     totp_enrols_rotates_and_refuses_replay,
+    gates_bind_hash_and_refuse_self_approval,
+    reject_needs_reason_and_edits_keep_a_diff,
+    ticket_writes_run_once_behind_the_guard,
+    a_worker_dying_mid_write_never_duplicates,
+    transient_failures_retry_then_dead_letter,
+    unanswered_gates_escalate_never_approve,
 );
 
 /// Row level security, proven as the application role with the
@@ -675,6 +1241,41 @@ mod rls {
                 .await
                 .unwrap();
             identity::issue_api_token(&tx, &c, &Actor::cli(), "t", Role::AnalystRead)
+                .await
+                .unwrap();
+            // Engine rows: a case, an approved ticket write (gate + outbox), a kill-switch record.
+            use vigil_orchestrator::engine::{cases, gates, kill, state::*};
+            let case = cases::open(
+                &tx,
+                &c,
+                &person("user:ann", Role::AnalystEdit),
+                "c",
+                Severity::Low,
+            )
+            .await
+            .unwrap();
+            let g = gates::request(
+                &tx,
+                &c,
+                &person("user:ann", Role::AnalystEdit),
+                case.id,
+                GateKind::TicketWrite,
+                serde_json::json!({"system": "jira", "operation": "create"}),
+                gates::ESCALATE_AFTER,
+            )
+            .await
+            .unwrap();
+            let any = |_: GateKind| true;
+            gates::approve(
+                &tx,
+                &c,
+                &decider(&person("user:bob", Role::AnalystEdit), &any),
+                g.id,
+                &g.payload_hash,
+            )
+            .await
+            .unwrap();
+            kill::set_tenant(&tx, &c, &person("user:adm", Role::TenantAdmin), true)
                 .await
                 .unwrap();
             tx.commit().await.unwrap();

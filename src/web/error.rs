@@ -46,6 +46,12 @@ impl From<Error> for ApiError {
             Error::Conflict(m) => Self::new(StatusCode::CONFLICT, "conflict", m),
             Error::Invalid(m) => Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", m),
             Error::Unauthenticated(m) => Self::new(StatusCode::UNAUTHORIZED, "unauthenticated", m),
+            Error::Forbidden(m) => Self::new(StatusCode::FORBIDDEN, "forbidden", m),
+            Error::KillSwitch(m) => Self::new(
+                StatusCode::LOCKED,
+                "kill_switch",
+                format!("kill switch engaged: {m}"),
+            ),
             e @ (Error::Db(_) | Error::Hash(_)) => Self::internal("core", &e),
         }
     }

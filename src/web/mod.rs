@@ -4,6 +4,7 @@
 
 mod api;
 pub mod auth;
+mod engine_api;
 pub mod error;
 mod health;
 mod pages;
@@ -167,6 +168,63 @@ pub fn routes() -> (Router<AppState>, RouteTable) {
             "/api/v1/audit",
             &[(M::GET, Tenant("audit", "read"))],
             get(api::list_audit),
+        )
+        // Engine
+        .route(
+            "/api/v1/cases",
+            &[
+                (M::GET, Tenant("case", "read")),
+                (M::POST, Tenant("case", "write")),
+            ],
+            get(engine_api::list_cases).post(engine_api::open_case),
+        )
+        .route(
+            "/api/v1/cases/{id}",
+            &[(M::GET, Tenant("case", "read"))],
+            get(engine_api::get_case),
+        )
+        .route(
+            "/api/v1/cases/{id}/gates",
+            &[(M::POST, Tenant("gate", "request"))],
+            post(engine_api::request_gate),
+        )
+        .route(
+            "/api/v1/gates",
+            &[(M::GET, Tenant("gate", "read"))],
+            get(engine_api::list_gates),
+        )
+        .route(
+            "/api/v1/gates/{id}",
+            &[(M::GET, Tenant("gate", "read"))],
+            get(engine_api::get_gate),
+        )
+        .route(
+            "/api/v1/gates/{id}/approve",
+            &[(M::POST, Tenant("gate", "decide"))],
+            post(engine_api::approve_gate),
+        )
+        .route(
+            "/api/v1/gates/{id}/reject",
+            &[(M::POST, Tenant("gate", "decide"))],
+            post(engine_api::reject_gate),
+        )
+        .route(
+            "/api/v1/gates/{id}/edit",
+            &[(M::POST, Tenant("gate", "decide"))],
+            post(engine_api::edit_gate),
+        )
+        .route(
+            "/api/v1/kill-switch",
+            &[
+                (M::GET, Tenant("kill_switch", "read")),
+                (M::PUT, Tenant("kill_switch", "engage")),
+            ],
+            get(engine_api::get_kill_switch).put(engine_api::set_kill_switch),
+        )
+        .route(
+            "/api/v1/platform/kill-switch",
+            &[(M::PUT, Platform("platform_kill_switch", "set"))],
+            axum::routing::put(engine_api::set_platform_kill_switch),
         );
     (r.router, r.table)
 }

@@ -2,8 +2,13 @@
 
 pub mod api_token;
 pub mod audit_event;
+pub mod case;
+pub mod gate;
 pub mod membership;
+pub mod outbox;
 pub mod password_token;
+pub mod platform_control;
 pub mod session;
 pub mod tenant;
+pub mod tenant_control;
 pub mod user;

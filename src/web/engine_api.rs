@@ -1,0 +1,332 @@
+//! The engine's API: cases, gates (request, approvals inbox, decisions) and
+//! the kill switches.
+
+use std::net::SocketAddr;
+
+use axum::Json;
+use axum::extract::{ConnectInfo, Extension, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+use vigil_orchestrator::engine::state::{CaseState, GateKind, GateState, Severity};
+use vigil_orchestrator::engine::{cases, gates, kill, outbox};
+use vigil_orchestrator::{Error, Role};
+
+use super::auth::{Principal, TenantCtx};
+use super::{ApiError, AppState};
+
+type ApiResult = Result<Response, ApiError>;
+
+fn id(s: &str, what: &'static str) -> Result<Uuid, ApiError> {
+    // A malformed id is as unknown as another tenant's.
+    Uuid::try_parse(s).map_err(|_| ApiError::from(Error::NotFound(what)))
+}
+
+fn page(limit: Option<u64>, offset: Option<u64>) -> Result<(u64, u64), ApiError> {
+    let limit = limit.unwrap_or(50);
+    if limit == 0 || limit > 500 {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+            "limit must be 1 to 500",
+        ));
+    }
+    Ok((limit, offset.unwrap_or(0)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewCase {
+    title: String,
+    #[serde(default)]
+    severity: Option<String>,
+}
+
+pub async fn open_case(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Extension(ctx): Extension<TenantCtx>,
+    c: ConnectInfo<SocketAddr>,
+    Json(b): Json<NewCase>,
+) -> ApiResult {
+    let severity: Severity = b.severity.as_deref().unwrap_or("medium").parse()?;
+    let tx = s.store.begin_tenant(ctx.tenant).await?;
+    let case = cases::open(
+        &tx,
+        s.clock.as_ref(),
+        &p.actor(Some(ctx.role), Some(c.0.ip().to_string())),
+        &b.title,
+        severity,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(case)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CaseQuery {
+    state: Option<String>,
+    limit: Option<u64>,
+    offset: Option<u64>,
+}
+
+pub async fn list_cases(
+    State(s): State<AppState>,
+    Extension(ctx): Extension<TenantCtx>,
+    Query(q): Query<CaseQuery>,
+) -> ApiResult {
+    let (limit, offset) = page(q.limit, q.offset)?;
+    let state: Option<CaseState> = q.state.as_deref().map(str::parse).transpose()?;
+    let tx = s.store.begin_tenant(ctx.tenant).await?;
+    let (items, total) = cases::list(&tx, state, limit, offset).await?;
+    tx.commit().await?;
+    Ok(Json(json!({"items": items, "total": total})).into_response())
+}
+
+pub async fn get_case(
+    State(s): State<AppState>,
+    Extension(ctx): Extension<TenantCtx>,
+    Path(case_id): Path<String>,
+) -> ApiResult {
+    let case_id = id(&case_id, "case")?;
+    let tx = s.store.begin_tenant(ctx.tenant).await?;
+    let case = cases::get(&tx, case_id).await?;
+    let (g, _) = gates::list(&tx, None, Some(case_id), 500, 0).await?;
+    tx.commit().await?;
+    let mut v = serde_json::to_value(case).map_err(|e| ApiError::internal("case", &e))?;
+    v["gates"] = serde_json::to_value(g).map_err(|e| ApiError::internal("case", &e))?;
+    Ok(Json(v).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewGate {
+    kind: String,
+    payload: Value,
+}
+
+pub async fn request_gate(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Extension(ctx): Extension<TenantCtx>,
+    c: ConnectInfo<SocketAddr>,
+    Path(case_id): Path<String>,
+    Json(b): Json<NewGate>,
+) -> ApiResult {
+    let case_id = id(&case_id, "case")?;
+    let kind: GateKind = b.kind.parse()?;
+    let tx = s.store.begin_tenant(ctx.tenant).await?;
+    let actor = p.actor(Some(ctx.role), Some(c.0.ip().to_string()));
+    let g = gates::request(
+        &tx,
+        s.clock.as_ref(),
+        &actor,
+        case_id,
+        kind,
+        b.payload,
+        gates::ESCALATE_AFTER,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(gate_json(g, None))).into_response())
+}
+
+fn gate_json(g: gates::Gate, entry: Option<vigil_orchestrator::store::entity::outbox::Model>) -> Value {
+    let mut v = serde_json::to_value(&g).unwrap_or(Value::Null);
+    v["status"] = json!(g.state);
+    if let Some(o) = entry {
+        v["write"] = json!({
+            "state": o.state, "attempts": o.attempts, "idempotency_key": o.idempotency_key,
+            "last_error": o.last_error, "result": o.result, "executed_at": o.executed_at,
+        });
+    }
+    v
+}
+
+#[derive(Debug, Deserialize)]
+pub struct GateQuery {
+    status: Option<String>,
+    case: Option<String>,
+    limit: Option<u64>,
+    offset: Option<u64>,
+}
+
+pub async fn list_gates(
+    State(s): State<AppState>,
+    Extension(ctx): Extension<TenantCtx>,
+    Query(q): Query<GateQuery>,
+) -> ApiResult {
+    let (limit, offset) = page(q.limit, q.offset)?;
+    let state: Option<GateState> = q.status.as_deref().map(str::parse).transpose()?;
+    let case = q.case.as_deref().map(|c| id(c, "case")).transpose()?;
+    let tx = s.store.begin_tenant(ctx.tenant).await?;
+    let (items, total) = gates::list(&tx, state, case, limit, offset).await?;
+    tx.commit().await?;
+    let items: Vec<Value> = items.into_iter().map(|g| gate_json(g, None)).collect();
+    Ok(Json(json!({"items": items, "total": total})).into_response())
+}
+
+pub async fn get_gate(
+    State(s): State<AppState>,
+    Extension(ctx): Extension<TenantCtx>,
+    Path(gate_id): Path<String>,
+) -> ApiResult {
+    let gate_id = id(&gate_id, "gate")?;
+    let tx = s.store.begin_tenant(ctx.tenant).await?;
+    let g = gates::get(&tx, gate_id).await?;
+    let entry = outbox::of_gate(&tx, gate_id).await?;
+    tx.commit().await?;
+    Ok(Json(gate_json(g, entry)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Decision {
+    #[serde(default)]
+    payload_hash: Option<String>,
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    payload: Option<Value>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Verb {
+    Approve,
+    Reject,
+    Edit,
+}
+
+async fn decide(
+    s: AppState,
+    p: Principal,
+    ctx: TenantCtx,
+    ip: String,
+    gate_id: String,
+    verb: Verb,
+    b: Decision,
+) -> ApiResult {
+    let gate_id = id(&gate_id, "gate")?;
+    let actor = p.actor(Some(ctx.role), Some(ip));
+    let authz = &s.authz;
+    let role: Role = ctx.role;
+    let may = move |k: GateKind| authz.allows(role, &format!("gate:{k}"), "decide");
+    let decider = gates::Decider {
+        actor: &actor,
+        may_decide: &may,
+    };
+    let missing = |f: &str| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+            format!("`{f}` is required"),
+        )
+    };
+    let tx = s.store.begin_tenant(ctx.tenant).await?;
+    let g = match verb {
+        Verb::Approve => {
+            let h = b.payload_hash.ok_or_else(|| missing("payload_hash"))?;
+            gates::approve(&tx, s.clock.as_ref(), &decider, gate_id, &h).await?
+        }
+        Verb::Reject => {
+            gates::reject(
+                &tx,
+                s.clock.as_ref(),
+                &decider,
+                gate_id,
+                b.reason.as_deref().unwrap_or(""),
+            )
+            .await?
+        }
+        Verb::Edit => {
+            let edited = b.payload.ok_or_else(|| missing("payload"))?;
+            gates::edit_and_approve(&tx, s.clock.as_ref(), &decider, gate_id, edited).await?
+        }
+    };
+    let entry = outbox::of_gate(&tx, gate_id).await?;
+    tx.commit().await?;
+    Ok(Json(gate_json(g, entry)).into_response())
+}
+
+macro_rules! decision_handler {
+    ($name:ident, $verb:expr) => {
+        pub async fn $name(
+            State(s): State<AppState>,
+            Extension(p): Extension<Principal>,
+            Extension(ctx): Extension<TenantCtx>,
+            c: ConnectInfo<SocketAddr>,
+            Path(gate_id): Path<String>,
+            Json(b): Json<Decision>,
+        ) -> ApiResult {
+            decide(s, p, ctx, c.0.ip().to_string(), gate_id, $verb, b).await
+        }
+    };
+}
+
+decision_handler!(approve_gate, Verb::Approve);
+decision_handler!(reject_gate, Verb::Reject);
+decision_handler!(edit_gate, Verb::Edit);
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KillSwitch {
+    engaged: bool,
+}
+
+pub async fn get_kill_switch(State(s): State<AppState>, Extension(ctx): Extension<TenantCtx>) -> ApiResult {
+    let tx = s.store.begin_tenant(ctx.tenant).await?;
+    let k = kill::state(&tx).await?;
+    tx.commit().await?;
+    Ok(Json(json!({"engaged": k.engaged(), "tenant": k.tenant, "platform": k.platform})).into_response())
+}
+
+/// Engage: tenant admin or security engineer. Release: only a tenant admin,
+/// in an MFA-verified session (never a token).
+pub async fn set_kill_switch(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Extension(ctx): Extension<TenantCtx>,
+    c: ConnectInfo<SocketAddr>,
+    Json(b): Json<KillSwitch>,
+) -> ApiResult {
+    if !b.engaged {
+        let person_with_mfa = matches!(&p, Principal::Session { info, .. } if info.mfa_verified);
+        if !s.authz.allows(ctx.role, "kill_switch", "release") || !person_with_mfa {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "only a tenant admin, signed in with MFA, may release the kill switch",
+            ));
+        }
+    }
+    let tx = s.store.begin_tenant(ctx.tenant).await?;
+    let k = kill::set_tenant(
+        &tx,
+        s.clock.as_ref(),
+        &p.actor(Some(ctx.role), Some(c.0.ip().to_string())),
+        b.engaged,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(json!({"engaged": k.engaged(), "tenant": k.tenant, "platform": k.platform})).into_response())
+}
+
+pub async fn set_platform_kill_switch(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    c: ConnectInfo<SocketAddr>,
+    Json(b): Json<KillSwitch>,
+) -> ApiResult {
+    let tx = s.store.begin_platform().await?;
+    let e = kill::set_platform(
+        &tx,
+        s.clock.as_ref(),
+        &p.actor(Some(Role::PlatformAdmin), Some(c.0.ip().to_string())),
+        b.engaged,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(json!({"engaged": e.is_some(), "platform": e})).into_response())
+}
