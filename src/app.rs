@@ -171,17 +171,57 @@ async fn serve(cfg: Config, demo: bool) -> Result<(), Error> {
     Ok(())
 }
 
-/// The engine's background work: approved writes in the outbox (through the
-/// one guard), and escalation of unanswered gates. Polls every few seconds
-/// until told to stop; a failed round is logged and retried next round.
+/// The engine's background work: due steps (claimed under a lease), approved
+/// writes in the outbox (through the one guard), and escalation of
+/// unanswered gates. On PostgreSQL, `LISTEN vigil_steps` wakes it as soon as
+/// a step is due; polling every few seconds is the fallback (and the only
+/// wake-up on SQLite). A failed round is logged and retried next round.
 async fn engine_worker(store: Store, clock: Arc<dyn Clock>, mut stop: tokio::sync::watch::Receiver<bool>) {
-    use vigil_orchestrator::engine::{gates, outbox};
+    use vigil_orchestrator::engine::{gates, outbox, steps};
+    let worker = steps::Worker::new(format!(
+        "{}-{}",
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
+    ));
+    // Step handlers arrive with the investigation pipeline; until then a
+    // step of an unknown kind is dead-lettered, visibly.
+    let registry = steps::Registry::default();
+    let mut listener = listen(&store).await;
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        let notified = async {
+            match listener.as_mut() {
+                Some(l) => l.recv().await.map(|_| ()).map_err(|e| e.to_string()),
+                None => std::future::pending().await,
+            }
+        };
+        let mut lost = false;
         tokio::select! {
             _ = tick.tick() => {}
+            r = notified => {
+                if let Err(e) = r {
+                    tracing::warn!(error = %e, "LISTEN connection lost; polling until it is back");
+                    lost = true;
+                }
+            }
             _ = stop.changed() => return,
+        }
+        if lost {
+            listener = None;
+        } else if listener.is_none() {
+            listener = listen(&store).await;
+        }
+        // Drain due steps (each round claims a batch).
+        loop {
+            match steps::run_once(&store, clock.as_ref(), &registry, &worker).await {
+                Ok(r) if r.claimed() > 0 => info!(?r, "step round"),
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "step round failed");
+                    break;
+                }
+            }
         }
         // No connector can write yet (Integrations issue): approved writes
         // wait, visible, with the reason recorded.
@@ -194,6 +234,29 @@ async fn engine_worker(store: Store, clock: Arc<dyn Clock>, mut stop: tokio::syn
             Ok(0) => {}
             Ok(n) => info!(escalated = n, "unanswered gates escalated"),
             Err(e) => tracing::warn!(error = %e, "gate escalation round failed"),
+        }
+    }
+}
+
+/// A `LISTEN vigil_steps` connection on PostgreSQL (None on SQLite, or when
+/// it cannot be had right now: the worker then polls and tries again).
+async fn listen(store: &Store) -> Option<sea_orm::sqlx::postgres::PgListener> {
+    if store.backend() != vigil_orchestrator::Backend::Postgres {
+        return None;
+    }
+    let pool = store.conn().get_postgres_connection_pool();
+    let mut l = match sea_orm::sqlx::postgres::PgListener::connect_with(pool).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(error = %e, "no LISTEN connection; polling");
+            return None;
+        }
+    };
+    match l.listen(vigil_orchestrator::engine::steps::NOTIFY_CHANNEL).await {
+        Ok(()) => Some(l),
+        Err(e) => {
+            tracing::warn!(error = %e, "LISTEN failed; polling");
+            None
         }
     }
 }

@@ -10,6 +10,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261122_000001_foundation;
 mod m20261122_000002_engine;
+mod m20261122_000003_steps;
 pub mod pg;
 
 /// Name of the PostgreSQL role the server runs every request as: owns nothing,
@@ -29,6 +30,7 @@ pub const TENANT_TABLES: &[&str] = &[
     "gates",
     "outbox",
     "tenant_controls",
+    "steps",
 ];
 
 #[derive(Debug)]
@@ -40,6 +42,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261122_000001_foundation::Migration),
             Box::new(m20261122_000002_engine::Migration),
+            Box::new(m20261122_000003_steps::Migration),
         ]
     }
 }

@@ -1132,6 +1132,289 @@ async fn unanswered_gates_escalate_never_approve(db: TestDb) {
     assert_eq!(ok.state, GateState::Executed);
 }
 
+mod step_support {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    use serde_json::json;
+    use vigil_orchestrator::engine::steps::{NewStep, StepContext, StepDone, StepFailure, StepHandler};
+
+    /// Fails transiently until its `fail_until` attempt, then succeeds and
+    /// (optionally) enqueues a follow-up. Counts runs per step.
+    #[derive(Debug, Default)]
+    pub struct Probe {
+        pub runs: Mutex<HashMap<uuid::Uuid, usize>>,
+    }
+
+    #[async_trait::async_trait]
+    impl StepHandler for Probe {
+        async fn run(&self, ctx: &StepContext<'_>) -> Result<StepDone, StepFailure> {
+            *self.runs.lock().unwrap().entry(ctx.step_id).or_default() += 1;
+            let fail_until = ctx.input["fail_until"].as_i64().unwrap_or(0) as i32;
+            if ctx.input["permanent"].as_bool() == Some(true) {
+                return Err(StepFailure {
+                    transient: false,
+                    message: "bad input".into(),
+                });
+            }
+            if ctx.attempt <= fail_until {
+                return Err(StepFailure {
+                    transient: true,
+                    message: format!("flaky on attempt {}", ctx.attempt),
+                });
+            }
+            let next = match ctx.input["then"].as_str() {
+                Some(k) => vec![NewStep::new(k, ctx.case_id, json!({}))],
+                None => vec![],
+            };
+            Ok(StepDone {
+                output: json!({"attempt": ctx.attempt}),
+                next,
+            })
+        }
+    }
+}
+
+fn registry(p: std::sync::Arc<step_support::Probe>) -> vigil_orchestrator::engine::steps::Registry {
+    vigil_orchestrator::engine::steps::Registry::default()
+        .with("probe", p.clone())
+        .with("probe.next", p)
+}
+
+fn test_worker(owner: &str) -> vigil_orchestrator::engine::steps::Worker {
+    let mut w = vigil_orchestrator::engine::steps::Worker::new(owner);
+    w.db_clock = false;
+    w
+}
+
+async fn steps_retry_dead_letter_and_chain(db: TestDb) {
+    use serde_json::json;
+    use vigil_orchestrator::engine::{state::StepState, steps};
+    let c = clock();
+    let a = tenant(&db, &c, "A").await;
+    let probe = std::sync::Arc::new(step_support::Probe::default());
+    let reg = registry(probe.clone());
+    let w = test_worker("w1");
+    let tx = db.store.begin_tenant(a).await.unwrap();
+    let flaky = steps::enqueue(
+        &tx,
+        &c,
+        steps::NewStep::new("probe", None, json!({"fail_until": 2, "then": "probe.next"})),
+    )
+    .await
+    .unwrap();
+    let mut doomed = steps::NewStep::new("probe", None, json!({"fail_until": 99}));
+    doomed.max_attempts = 3;
+    let doomed = steps::enqueue(&tx, &c, doomed).await.unwrap();
+    let orphan = steps::enqueue(
+        &tx,
+        &c,
+        steps::NewStep::new("nobody.handles.this", None, json!({})),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    let r = steps::run_once(&db.store, &c, &reg, &w).await.unwrap();
+    assert_eq!((r.retried, r.dead), (2, 1), "{r:?}");
+    // Backoff: nothing is due until time passes.
+    assert_eq!(
+        steps::run_once(&db.store, &c, &reg, &w).await.unwrap().claimed(),
+        0
+    );
+    for _ in 0..4 {
+        c.advance(Duration::minutes(10));
+        steps::run_once(&db.store, &c, &reg, &w).await.unwrap();
+    }
+    let tx = db.store.begin_tenant(a).await.unwrap();
+    let f = steps::get(&tx, flaky).await.unwrap();
+    assert_eq!((f.state, f.attempts), (StepState::Succeeded, 3));
+    let d = steps::get(&tx, doomed).await.unwrap();
+    assert_eq!((d.state, d.attempts), (StepState::Dead, 3));
+    assert!(d.last_error.unwrap().contains("flaky"));
+    assert!(
+        steps::get(&tx, orphan)
+            .await
+            .unwrap()
+            .last_error
+            .unwrap()
+            .contains("no handler")
+    );
+    let all = steps::list(&tx, None, None, 100).await.unwrap();
+    let next = all
+        .iter()
+        .find(|s| s.kind == "probe.next")
+        .expect("the follow-up was enqueued");
+    assert_eq!(next.state, StepState::Succeeded);
+    // An engineer retries the dead step; it runs again from attempt 1.
+    let retried = steps::retry_dead(&tx, &c, &person("user:eng", Role::SecurityEngineer), doomed)
+        .await
+        .unwrap();
+    assert_eq!((retried.state, retried.attempts), (StepState::Pending, 0));
+    assert!(
+        matches!(
+            steps::retry_dead(&tx, &c, &Actor::cli(), flaky).await,
+            Err(Error::Conflict(_))
+        ),
+        "only dead steps"
+    );
+    tx.commit().await.unwrap();
+    assert_eq!(steps::run_once(&db.store, &c, &reg, &w).await.unwrap().retried, 1);
+    assert_eq!(probe.runs.lock().unwrap()[&flaky], 3);
+}
+
+async fn an_expired_lease_passes_the_step_on(db: TestDb) {
+    use serde_json::json;
+    use vigil_orchestrator::engine::{state::StepState, steps};
+    let c = clock();
+    let a = tenant(&db, &c, "A").await;
+    let probe = std::sync::Arc::new(step_support::Probe::default());
+    let reg = registry(probe.clone());
+    let tx = db.store.begin_tenant(a).await.unwrap();
+    let id = steps::enqueue(&tx, &c, steps::NewStep::new("probe", None, json!({})))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    // Worker 1 claims, then "dies" (never records).
+    let (w1, w2) = (test_worker("node-1"), test_worker("node-2"));
+    let claimed = steps::claim(&db.store, &c, &w1).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert!(
+        steps::claim(&db.store, &c, &w2).await.unwrap().is_empty(),
+        "leased"
+    );
+    c.advance(w1.lease + Duration::seconds(1));
+    let taken = steps::claim(&db.store, &c, &w2).await.unwrap();
+    assert_eq!(taken.len(), 1, "the lease expired: worker 2 takes over");
+    assert_eq!(taken[0].attempts, 2);
+    // Worker 1 wakes up late: its result is fenced off.
+    assert_eq!(
+        steps::run_claimed(&db.store, &c, &reg, &w1, &claimed[0])
+            .await
+            .unwrap(),
+        steps::Ran::Fenced
+    );
+    assert_eq!(
+        steps::run_claimed(&db.store, &c, &reg, &w2, &taken[0])
+            .await
+            .unwrap(),
+        steps::Ran::Succeeded
+    );
+    let tx = db.store.begin_tenant(a).await.unwrap();
+    assert_eq!(steps::get(&tx, id).await.unwrap().state, StepState::Succeeded);
+}
+
+async fn steps_wait_for_their_gate_and_the_kill_switch(db: TestDb) {
+    use serde_json::json;
+    use vigil_orchestrator::engine::{gates, kill, state::*, steps};
+    let c = clock();
+    let a = tenant(&db, &c, "A").await;
+    let case_id = open_case(&db, &c, a).await;
+    let probe = std::sync::Arc::new(step_support::Probe::default());
+    let reg = registry(probe.clone());
+    let w = test_worker("w");
+    let any = |_: GateKind| true;
+    let tx = db.store.begin_tenant(a).await.unwrap();
+    let approve_me = gates::request(
+        &tx,
+        &c,
+        &person("user:ann", Role::AnalystEdit),
+        case_id,
+        GateKind::EscalateCritical,
+        json!({"reason": "r"}),
+        gates::ESCALATE_AFTER,
+    )
+    .await
+    .unwrap();
+    let reject_me = gates::request(
+        &tx,
+        &c,
+        &person("user:ann", Role::AnalystEdit),
+        case_id,
+        GateKind::TicketWrite,
+        json!({"system": "jira", "operation": "create"}),
+        gates::ESCALATE_AFTER,
+    )
+    .await
+    .unwrap();
+    let mut after = steps::NewStep::new("probe", Some(case_id), json!({}));
+    after.after_gate = Some(approve_me.id);
+    let waiting = steps::enqueue(&tx, &c, after.clone()).await.unwrap();
+    after.after_gate = Some(reject_me.id);
+    let cancelled = steps::enqueue(&tx, &c, after).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        steps::run_once(&db.store, &c, &reg, &w).await.unwrap().claimed(),
+        0,
+        "gated steps wait"
+    );
+
+    let tx = db.store.begin_tenant(a).await.unwrap();
+    gates::reject(
+        &tx,
+        &c,
+        &decider(&person("user:bob", Role::AnalystEdit), &any),
+        reject_me.id,
+        "no",
+    )
+    .await
+    .unwrap();
+    gates::approve(
+        &tx,
+        &c,
+        &decider(&person("user:bob", Role::AnalystEdit), &any),
+        approve_me.id,
+        &approve_me.payload_hash,
+    )
+    .await
+    .unwrap();
+    kill::set_tenant(&tx, &c, &person("user:adm", Role::TenantAdmin), true)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        steps::run_once(&db.store, &c, &reg, &w).await.unwrap().claimed(),
+        0,
+        "kill switch: no step starts"
+    );
+    let tx = db.store.begin_tenant(a).await.unwrap();
+    kill::set_tenant(&tx, &c, &person("user:adm", Role::TenantAdmin), false)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let ptx = db.store.begin_platform().await.unwrap();
+    kill::set_platform(&ptx, &c, &person("user:root", Role::PlatformAdmin), true)
+        .await
+        .unwrap();
+    ptx.commit().await.unwrap();
+    assert_eq!(
+        steps::run_once(&db.store, &c, &reg, &w).await.unwrap().claimed(),
+        0,
+        "platform kill switch"
+    );
+    let ptx = db.store.begin_platform().await.unwrap();
+    kill::set_platform(&ptx, &c, &person("user:root", Role::PlatformAdmin), false)
+        .await
+        .unwrap();
+    ptx.commit().await.unwrap();
+    assert_eq!(
+        steps::run_once(&db.store, &c, &reg, &w).await.unwrap().succeeded,
+        1,
+        "released: it resumes"
+    );
+    let tx = db.store.begin_tenant(a).await.unwrap();
+    assert_eq!(
+        steps::get(&tx, waiting).await.unwrap().state,
+        StepState::Succeeded
+    );
+    assert_eq!(
+        steps::get(&tx, cancelled).await.unwrap().state,
+        StepState::Cancelled
+    );
+    assert_eq!(probe.runs.lock().unwrap().len(), 1);
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -1160,7 +1443,61 @@ on_both_backends!(
     a_worker_dying_mid_write_never_duplicates,
     transient_failures_retry_then_dead_letter,
     unanswered_gates_escalate_never_approve,
+    steps_retry_dead_letter_and_chain,
+    an_expired_lease_passes_the_step_on,
+    steps_wait_for_their_gate_and_the_kill_switch,
 );
+
+/// Several workers on one PostgreSQL: SKIP LOCKED claims never overlap and
+/// every step runs exactly once.
+#[tokio::test]
+async fn competing_workers_claim_each_step_once() {
+    use serde_json::json;
+    use vigil_orchestrator::engine::steps;
+    let db = TestDb::postgres().await;
+    let c = clock();
+    let (a, b) = (tenant(&db, &c, "A").await, tenant(&db, &c, "B").await);
+    let mut ids = std::collections::HashSet::new();
+    for t in [a, b] {
+        let tx = db.store.begin_tenant(t).await.unwrap();
+        for _ in 0..150 {
+            ids.insert(
+                steps::enqueue(&tx, &c, steps::NewStep::new("probe", None, json!({})))
+                    .await
+                    .unwrap(),
+            );
+        }
+        tx.commit().await.unwrap();
+    }
+    let probe = std::sync::Arc::new(step_support::Probe::default());
+    let reg = registry(probe.clone());
+    let mut tasks = Vec::new();
+    for n in 0..4 {
+        let (store, reg) = (db.store.clone(), reg.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut w = steps::Worker::new(format!("node-{n}"));
+            w.batch = 7;
+            let clock = vigil_orchestrator::SystemClock;
+            let mut total = 0;
+            loop {
+                let r = steps::run_once(&store, &clock, &reg, &w).await.unwrap();
+                if r.claimed() == 0 {
+                    return total;
+                }
+                assert_eq!(r.fenced, 0);
+                total += r.succeeded;
+            }
+        }));
+    }
+    let mut succeeded = 0;
+    for t in tasks {
+        succeeded += t.await.unwrap();
+    }
+    assert_eq!(succeeded, ids.len());
+    let runs = probe.runs.lock().unwrap();
+    assert_eq!(runs.len(), ids.len());
+    assert!(runs.values().all(|n| *n == 1), "a step ran twice");
+}
 
 /// Row level security, proven as the application role with the
 /// application's own filters bypassed (raw SQL without WHERE tenant_id).
@@ -1278,6 +1615,17 @@ mod rls {
             kill::set_tenant(&tx, &c, &person("user:adm", Role::TenantAdmin), true)
                 .await
                 .unwrap();
+            vigil_orchestrator::engine::steps::enqueue(
+                &tx,
+                &c,
+                vigil_orchestrator::engine::steps::NewStep::new(
+                    "probe",
+                    Some(case.id),
+                    serde_json::json!({}),
+                ),
+            )
+            .await
+            .unwrap();
             tx.commit().await.unwrap();
         }
         // Under B's setting, raw unfiltered queries see only B's rows.

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 use vigil_orchestrator::engine::state::{CaseState, GateKind, GateState, Severity};
-use vigil_orchestrator::engine::{cases, gates, kill, outbox};
+use vigil_orchestrator::engine::{cases, gates, kill, outbox, steps};
 use vigil_orchestrator::{Error, Role};
 
 use super::auth::{Principal, TenantCtx};
@@ -94,9 +94,11 @@ pub async fn get_case(
     let tx = s.store.begin_tenant(ctx.tenant).await?;
     let case = cases::get(&tx, case_id).await?;
     let (g, _) = gates::list(&tx, None, Some(case_id), 500, 0).await?;
+    let st = steps::list(&tx, Some(case_id), None, 500).await?;
     tx.commit().await?;
     let mut v = serde_json::to_value(case).map_err(|e| ApiError::internal("case", &e))?;
     v["gates"] = serde_json::to_value(g).map_err(|e| ApiError::internal("case", &e))?;
+    v["steps"] = serde_json::to_value(st).map_err(|e| ApiError::internal("case", &e))?;
     Ok(Json(v).into_response())
 }
 
@@ -329,4 +331,47 @@ pub async fn set_platform_kill_switch(
     .await?;
     tx.commit().await?;
     Ok(Json(json!({"engaged": e.is_some(), "platform": e})).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct StepQuery {
+    state: Option<String>,
+    case: Option<String>,
+    limit: Option<u64>,
+}
+
+/// Steps (e.g. `?state=dead`: the dead-letter queue).
+pub async fn list_steps(
+    State(s): State<AppState>,
+    Extension(ctx): Extension<TenantCtx>,
+    Query(q): Query<StepQuery>,
+) -> ApiResult {
+    let (limit, _) = page(q.limit, None)?;
+    let state = q.state.as_deref().map(str::parse).transpose()?;
+    let case = q.case.as_deref().map(|c| id(c, "case")).transpose()?;
+    let tx = s.store.begin_tenant(ctx.tenant).await?;
+    let items = steps::list(&tx, case, state, limit).await?;
+    tx.commit().await?;
+    Ok(Json(json!({"total": items.len(), "items": items})).into_response())
+}
+
+/// An engineer retries a dead-lettered step.
+pub async fn retry_step(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Extension(ctx): Extension<TenantCtx>,
+    c: ConnectInfo<SocketAddr>,
+    Path(step_id): Path<String>,
+) -> ApiResult {
+    let step_id = id(&step_id, "step")?;
+    let tx = s.store.begin_tenant(ctx.tenant).await?;
+    let v = steps::retry_dead(
+        &tx,
+        s.clock.as_ref(),
+        &p.actor(Some(ctx.role), Some(c.0.ip().to_string())),
+        step_id,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(v).into_response())
 }

@@ -222,6 +222,16 @@ pub fn routes() -> (Router<AppState>, RouteTable) {
             get(engine_api::get_kill_switch).put(engine_api::set_kill_switch),
         )
         .route(
+            "/api/v1/steps",
+            &[(M::GET, Tenant("case", "read"))],
+            get(engine_api::list_steps),
+        )
+        .route(
+            "/api/v1/steps/{id}/retry",
+            &[(M::POST, Tenant("step", "retry"))],
+            post(engine_api::retry_step),
+        )
+        .route(
             "/api/v1/platform/kill-switch",
             &[(M::PUT, Platform("platform_kill_switch", "set"))],
             axum::routing::put(engine_api::set_platform_kill_switch),

@@ -340,6 +340,7 @@ pub async fn approve(
     if res.rows_affected != 1 {
         return Err(Error::Conflict("the gate was decided concurrently".into()));
     }
+    super::steps::on_gate_decided(tx, clock, g.id, true).await?;
     audit::record(
         tx,
         clock,
@@ -388,6 +389,7 @@ pub async fn reject(
     if res.rows_affected != 1 {
         return Err(Error::Conflict("the gate was decided concurrently".into()));
     }
+    super::steps::on_gate_decided(tx, clock, g.id, false).await?;
     audit::record(
         tx,
         clock,

@@ -7,6 +7,7 @@ pub mod gates;
 pub mod kill;
 pub mod outbox;
 pub mod state;
+pub mod steps;
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};

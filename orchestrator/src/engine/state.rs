@@ -96,6 +96,26 @@ string_enum!(OutboxEvent {
     LeaseExpired => "lease_expired",
 });
 
+string_enum!(StepState {
+    Waiting => "waiting",
+    Pending => "pending",
+    Running => "running",
+    Succeeded => "succeeded",
+    Dead => "dead",
+    Cancelled => "cancelled",
+});
+
+string_enum!(StepEvent {
+    GateApproved => "gate_approved",
+    GateRejected => "gate_rejected",
+    Claim => "claim",
+    Succeed => "succeed",
+    RetryLater => "retry_later",
+    GiveUp => "give_up",
+    LeaseExpired => "lease_expired",
+    ManualRetry => "manual_retry",
+});
+
 fn illegal(what: &str, from: impl fmt::Display, ev: impl fmt::Display) -> Error {
     Error::Conflict(format!("illegal {what} transition: cannot {ev} when {from}"))
 }
@@ -149,6 +169,27 @@ impl OutboxState {
     }
 }
 
+impl StepState {
+    /// The one transition function of a step. A step waiting on a gate
+    /// starts only when the gate is approved; `Succeeded` and `Cancelled`
+    /// are final; `Dead` leaves only by a person's retry.
+    pub fn on(self, ev: StepEvent) -> Result<StepState, Error> {
+        use StepEvent as E;
+        use StepState as S;
+        match (self, ev) {
+            (S::Waiting, E::GateApproved) => Ok(S::Pending),
+            (S::Waiting, E::GateRejected) => Ok(S::Cancelled),
+            (S::Pending, E::Claim) => Ok(S::Running),
+            (S::Running, E::LeaseExpired) => Ok(S::Running),
+            (S::Running, E::Succeed) => Ok(S::Succeeded),
+            (S::Running, E::RetryLater) => Ok(S::Pending),
+            (S::Running, E::GiveUp) => Ok(S::Dead),
+            (S::Dead, E::ManualRetry) => Ok(S::Pending),
+            (from, ev) => Err(illegal("step", from, ev)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,6 +236,31 @@ mod tests {
                 if let Ok(next) = s.on(ev) {
                     if next == OutboxState::Done { successes += 1; }
                     prop_assert!(s != OutboxState::Done && s != OutboxState::Dead);
+                    s = next;
+                }
+            }
+            prop_assert!(successes <= 1);
+        }
+    }
+
+    fn step_event() -> impl Strategy<Value = StepEvent> {
+        proptest::sample::select(StepEvent::ALL.to_vec())
+    }
+
+    proptest! {
+        /// A step succeeds at most once, never runs before its gate is
+        /// approved, and never runs after its gate is rejected.
+        #[test]
+        fn steps_respect_gates_and_finality(waiting in any::<bool>(), events in proptest::collection::vec(step_event(), 0..50)) {
+            let mut s = if waiting { StepState::Waiting } else { StepState::Pending };
+            let mut released = !waiting;
+            let mut successes = 0;
+            for ev in events {
+                if let Ok(next) = s.on(ev) {
+                    prop_assert!(s != StepState::Succeeded && s != StepState::Cancelled, "final states are final");
+                    if ev == StepEvent::GateApproved { released = true; }
+                    if next == StepState::Running { prop_assert!(released, "ran before its gate was approved"); }
+                    if next == StepState::Succeeded { successes += 1; }
                     s = next;
                 }
             }

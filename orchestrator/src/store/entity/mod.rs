@@ -9,6 +9,7 @@ pub mod outbox;
 pub mod password_token;
 pub mod platform_control;
 pub mod session;
+pub mod step;
 pub mod tenant;
 pub mod tenant_control;
 pub mod user;
