@@ -580,3 +580,174 @@ async fn readyz_reports_pending_migrations() {
     );
     assert!(server.terminate().await.0.success());
 }
+
+/// A worker killed with SIGKILL mid-step loses nothing: after its lease
+/// expires (database clock) another process takes the step; with three
+/// processes competing, every step completes, and none of the live workers
+/// runs a step another one ran.
+#[tokio::test]
+async fn a_killed_worker_loses_nothing() {
+    use std::collections::HashMap;
+    use vigil_orchestrator::audit::Actor;
+    use vigil_orchestrator::engine::steps;
+    use vigil_orchestrator::{Store, StoreOptions, SystemClock, identity};
+
+    let admin_url = pg_admin_url();
+    let name = TestDb::create_pg_database(&admin_url).await;
+    let url = with_database(&admin_url, &name);
+    let store = Store::connect(&StoreOptions::new(url.clone())).await.unwrap();
+    let mut ids = Vec::new();
+    for t in ["A", "B"] {
+        let tx = store.begin_platform().await.unwrap();
+        let tenant = identity::create_tenant(&tx, &SystemClock, &Actor::cli(), t)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let tx = store.begin_tenant(tenant.id).await.unwrap();
+        for _ in 0..30 {
+            ids.push(
+                steps::enqueue(
+                    &tx,
+                    &SystemClock,
+                    steps::NewStep::new("e2e.work", None, serde_json::json!({})),
+                )
+                .await
+                .unwrap(),
+            );
+        }
+        tx.commit().await.unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("effects.log");
+    let worker_bin = vigil_e2e::vigil_bin().with_file_name("step-worker");
+    let spawn = |hold: bool| {
+        let mut c = tokio::process::Command::new(&worker_bin);
+        c.args(["--database-url", &url, "--out"])
+            .arg(&out)
+            .args(["--lease-secs", "2"])
+            .kill_on_drop(true);
+        c.stdout(std::process::Stdio::null());
+        if hold {
+            c.arg("--hold-first");
+        }
+        c.spawn().expect("spawn step-worker")
+    };
+    let read = || std::fs::read_to_string(&out).unwrap_or_default();
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(20));
+    let deadline = std::time::Instant::now() + vigil_e2e::PATIENCE;
+
+    // Worker A takes a step and hangs in it; then it is killed -9.
+    let mut a = spawn(true);
+    let a_pid = a.id().unwrap();
+    while !read()
+        .lines()
+        .any(|l| l.starts_with("start ") && l.ends_with(&format!(" {a_pid}")))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "worker A never started a step"
+        );
+        tick.tick().await;
+    }
+    vigil_e2e::kill(a_pid, "KILL");
+    a.wait().await.unwrap();
+    let held: String = read()
+        .lines()
+        .find(|l| l.ends_with(&format!(" {a_pid}")))
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .to_owned();
+
+    // Two (then three, counting the dead one) workers finish the job.
+    let mut b = spawn(false);
+    let mut c = spawn(false);
+    let owner = sea_orm::Database::connect(url.clone()).await.unwrap();
+    loop {
+        let row = sea_orm::ConnectionTrait::query_one_raw(
+            &owner,
+            sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                "SELECT COUNT(*) AS n FROM steps WHERE state = 'succeeded'",
+            ),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+        if row.try_get::<i64>("", "n").unwrap() == ids.len() as i64 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "steps did not all complete:\n{}",
+            read()
+        );
+        tick.tick().await;
+    }
+    b.kill().await.unwrap();
+    c.kill().await.unwrap();
+
+    let mut done: HashMap<String, Vec<String>> = HashMap::new();
+    for l in read().lines() {
+        let f: Vec<&str> = l.split(' ').collect();
+        if f[0] == "done" {
+            done.entry(f[1].to_owned()).or_default().push(f[2].to_owned());
+        }
+    }
+    if done.len() != ids.len() {
+        let rows = sea_orm::ConnectionTrait::query_all_raw(
+            &owner,
+            sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                "SELECT id::text AS id, attempts, output::text AS output, lease_owner FROM steps",
+            ),
+        )
+        .await
+        .unwrap();
+        for r in rows {
+            let id: String = r.try_get("", "id").unwrap();
+            if !done.contains_key(&id) {
+                let lines: Vec<_> = read()
+                    .lines()
+                    .filter(|l| l.contains(&id))
+                    .map(str::to_owned)
+                    .collect();
+                eprintln!(
+                    "missing {id}: attempts={:?} output={:?} lines={lines:?}",
+                    r.try_get::<i32>("", "attempts"),
+                    r.try_get::<Option<String>>("", "output")
+                );
+            }
+        }
+        eprintln!("held={held} a_pid={a_pid}");
+    }
+    assert_eq!(done.len(), ids.len(), "every step completed");
+    assert!(
+        done.values().all(|by| by.len() == 1),
+        "a step completed twice: {done:?}"
+    );
+    assert_ne!(
+        done[&held][0],
+        a_pid.to_string(),
+        "the held step was finished by another worker"
+    );
+    let workers: std::collections::HashSet<_> = done.values().map(|v| v[0].clone()).collect();
+    assert_eq!(workers.len(), 2, "both surviving workers took part");
+    let attempts = sea_orm::ConnectionTrait::query_one_raw(
+        &owner,
+        sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            format!("SELECT attempts FROM steps WHERE id = '{held}'"),
+        ),
+    )
+    .await
+    .unwrap()
+    .unwrap()
+    .try_get::<i32>("", "attempts")
+    .unwrap();
+    assert_eq!(attempts, 2, "claimed by A, then again after its lease expired");
+    drop(owner);
+    store.close().await.unwrap();
+    TestDb::drop_pg_database(&admin_url, &name);
+}
