@@ -1415,6 +1415,62 @@ async fn steps_wait_for_their_gate_and_the_kill_switch(db: TestDb) {
     assert_eq!(probe.runs.lock().unwrap().len(), 1);
 }
 
+async fn chains_continue_in_place_but_not_under_a_kill_switch(db: TestDb) {
+    use serde_json::json;
+    use vigil_orchestrator::engine::{kill, state::StepState, steps};
+    let c = clock();
+    let a = tenant(&db, &c, "A").await;
+    let probe = std::sync::Arc::new(step_support::Probe::default());
+    let reg = registry(probe.clone());
+    let w = test_worker("w");
+    let tx = db.store.begin_tenant(a).await.unwrap();
+    steps::enqueue(
+        &tx,
+        &c,
+        steps::NewStep::new("probe", None, json!({"then": "probe.next"})),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    // One claim, two transitions: the follow-up ran as a continuation.
+    let r = steps::run_once(&db.store, &c, &reg, &w).await.unwrap();
+    assert_eq!(r.succeeded, 2, "{r:?}");
+
+    // Under a kill switch the follow-up is enqueued, not started.
+    let tx = db.store.begin_tenant(a).await.unwrap();
+    steps::enqueue(
+        &tx,
+        &c,
+        steps::NewStep::new("probe", None, json!({"then": "probe.next"})),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let claimed = steps::claim(&db.store, &c, &w).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    let tx = db.store.begin_tenant(a).await.unwrap();
+    kill::set_tenant(&tx, &c, &person("user:eng", Role::SecurityEngineer), true)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        steps::run_claimed(&db.store, &c, &reg, &w, &claimed[0])
+            .await
+            .unwrap(),
+        steps::Ran::Succeeded
+    );
+    let tx = db.store.begin_tenant(a).await.unwrap();
+    let pending = steps::list(&tx, None, Some(StepState::Pending), 10)
+        .await
+        .unwrap();
+    assert_eq!(pending.len(), 1, "the follow-up waits");
+    tx.commit().await.unwrap();
+    assert_eq!(
+        steps::run_once(&db.store, &c, &reg, &w).await.unwrap().claimed(),
+        0
+    );
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -1446,6 +1502,7 @@ on_both_backends!(
     steps_retry_dead_letter_and_chain,
     an_expired_lease_passes_the_step_on,
     steps_wait_for_their_gate_and_the_kill_switch,
+    chains_continue_in_place_but_not_under_a_kill_switch,
 );
 
 /// Several workers on one PostgreSQL: SKIP LOCKED claims never overlap and

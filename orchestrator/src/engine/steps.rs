@@ -416,7 +416,11 @@ fn backoff(attempts: i32) -> Duration {
     Duration::seconds(1i64 << attempts.clamp(0, 8)).min(Duration::minutes(5))
 }
 
-/// Claims due steps and runs them. Returns what happened.
+/// Claims due steps and runs them. A step that succeeds with follow-ups
+/// continues in place: its first successor is inserted already claimed by
+/// this worker, in the transaction that records the success, and runs next
+/// (one durable commit per transition). A continuation is an ordinary leased
+/// row: if this worker dies, the lease expires and another takes it.
 pub async fn run_once(
     store: &Store,
     clock: &dyn Clock,
@@ -425,15 +429,32 @@ pub async fn run_once(
 ) -> Result<StepReport> {
     let mut report = StepReport::default();
     for c in claim(store, clock, worker).await? {
-        match run_claimed(store, clock, registry, worker, &c).await? {
-            Ran::Succeeded => report.succeeded += 1,
-            Ran::Retried => report.retried += 1,
-            Ran::Dead => report.dead += 1,
-            Ran::Fenced => report.fenced += 1,
+        let mut next = load(store, &c).await?;
+        let mut chained = 0;
+        while let Some(step) = next.take() {
+            let (ran, cont) = execute(store, clock, registry, worker, step).await?;
+            match ran {
+                Ran::Succeeded => report.succeeded += 1,
+                Ran::Retried => report.retried += 1,
+                Ran::Dead => report.dead += 1,
+                Ran::Fenced => report.fenced += 1,
+            }
+            chained += 1;
+            // Bounded, so one long chain cannot starve other due steps; an
+            // unfinished continuation stays leased and is run after expiry
+            // by whoever claims it (or by this worker's next round).
+            if chained < MAX_CHAIN {
+                next = cont;
+            } else if let Some(c) = cont {
+                release(store, clock, &c).await?;
+            }
         }
     }
     Ok(report)
 }
+
+/// Continuations run back to back before the worker claims again.
+const MAX_CHAIN: usize = 64;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ran {
@@ -443,7 +464,53 @@ pub enum Ran {
     Fenced,
 }
 
-/// Runs one claimed step and records the outcome, fenced by the lease.
+/// A claimed step with what running it needs.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub id: Uuid,
+    pub tenant: TenantId,
+    pub attempts: i32,
+    pub kind: String,
+    pub case_id: Option<Uuid>,
+    pub input: Value,
+    pub max_attempts: i32,
+}
+
+async fn load(store: &Store, c: &Claimed) -> Result<Option<Loaded>> {
+    let tx = store.begin_tenant(c.tenant).await?;
+    let s = step::Entity::find_by_id(c.id)
+        .filter(step::Column::TenantId.eq(c.tenant.0))
+        .one(&*tx)
+        .await?;
+    tx.commit().await?;
+    Ok(s.map(|s| Loaded {
+        id: s.id,
+        tenant: c.tenant,
+        attempts: c.attempts,
+        kind: s.kind,
+        case_id: s.case_id,
+        input: s.input,
+        max_attempts: s.max_attempts,
+    }))
+}
+
+/// Hands an unstarted continuation back to the queue (pending, unleased).
+async fn release(store: &Store, clock: &dyn Clock, c: &Loaded) -> Result<()> {
+    let tx = store.begin_tenant(c.tenant).await?;
+    step::Entity::update_many()
+        .col_expr(step::Column::State, Expr::value(StepState::Pending.as_str()))
+        .col_expr(step::Column::Attempts, Expr::value(c.attempts - 1))
+        .col_expr(step::Column::LeaseOwner, Expr::value(Option::<String>::None))
+        .col_expr(step::Column::RunAfter, Expr::value(clock.now()))
+        .filter(step::Column::Id.eq(c.id))
+        .filter(step::Column::State.eq(StepState::Running.as_str()))
+        .exec(&*tx)
+        .await?;
+    notify(&tx).await?;
+    tx.commit().await
+}
+
+/// Runs one claimed step (loaded) and records the outcome.
 pub async fn run_claimed(
     store: &Store,
     clock: &dyn Clock,
@@ -451,23 +518,32 @@ pub async fn run_claimed(
     worker: &Worker,
     c: &Claimed,
 ) -> Result<Ran> {
-    let tx = store.begin_tenant(c.tenant).await?;
-    let s = step::Entity::find_by_id(c.id)
-        .filter(step::Column::TenantId.eq(c.tenant.0))
-        .one(&*tx)
-        .await?;
-    tx.commit().await?;
-    let Some(s) = s else { return Ok(Ran::Fenced) };
+    match load(store, c).await? {
+        Some(step) => Ok(execute(store, clock, registry, worker, step).await?.0),
+        None => Ok(Ran::Fenced),
+    }
+}
+
+/// Runs a step and records the outcome, fenced by the lease (owner and
+/// attempt). On success the follow-ups are enqueued in the same
+/// transaction; the first is returned claimed, as a continuation.
+async fn execute(
+    store: &Store,
+    clock: &dyn Clock,
+    registry: &Registry,
+    worker: &Worker,
+    s: Loaded,
+) -> Result<(Ran, Option<Loaded>)> {
     let outcome = match registry.0.get(&s.kind) {
         Some(h) => {
             let ctx = StepContext {
                 store,
                 clock,
-                tenant: c.tenant,
+                tenant: s.tenant,
                 step_id: s.id,
                 case_id: s.case_id,
                 input: &s.input,
-                attempt: c.attempts,
+                attempt: s.attempts,
             };
             h.run(&ctx).await
         }
@@ -477,13 +553,14 @@ pub async fn run_claimed(
         }),
     };
     let now = clock.now();
-    let tx = store.begin_tenant(c.tenant).await?;
+    let tx = store.begin_tenant(s.tenant).await?;
     let fence = |u: sea_orm::UpdateMany<step::Entity>| {
         u.filter(step::Column::Id.eq(s.id))
             .filter(step::Column::State.eq(StepState::Running.as_str()))
             .filter(step::Column::LeaseOwner.eq(worker.owner.clone()))
-            .filter(step::Column::Attempts.eq(c.attempts))
+            .filter(step::Column::Attempts.eq(s.attempts))
     };
+    let mut continuation = None;
     let (ran, res) = match outcome {
         Ok(done) => {
             StepState::Running.on(StepEvent::Succeed)?;
@@ -494,15 +571,23 @@ pub async fn run_claimed(
                 .col_expr(step::Column::UpdatedAt, Expr::value(now))
                 .exec(&*tx)
                 .await?;
-            if r.rows_affected == 1 {
+            if r.rows_affected == 1 && !done.next.is_empty() {
+                // No automatic step starts under a kill switch: then the
+                // follow-ups are only enqueued (claims hold them).
+                let mut may_continue = !kill::state(&tx).await?.engaged();
                 for n in done.next {
-                    enqueue(&tx, clock, n).await?;
+                    if may_continue && n.after_gate.is_none() {
+                        continuation = Some(insert_claimed(&tx, clock, worker, n).await?);
+                        may_continue = false;
+                    } else {
+                        enqueue(&tx, clock, n).await?;
+                    }
                 }
             }
             (Ran::Succeeded, r)
         }
         Err(f) => {
-            let give_up = !f.transient || c.attempts >= s.max_attempts;
+            let give_up = !f.transient || s.attempts >= s.max_attempts;
             let (ran, next) = if give_up {
                 (Ran::Dead, StepEvent::GiveUp)
             } else {
@@ -511,7 +596,7 @@ pub async fn run_claimed(
             let to = StepState::Running.on(next)?;
             let r = fence(step::Entity::update_many())
                 .col_expr(step::Column::State, Expr::value(to.as_str()))
-                .col_expr(step::Column::RunAfter, Expr::value(now + backoff(c.attempts)))
+                .col_expr(step::Column::RunAfter, Expr::value(now + backoff(s.attempts)))
                 .col_expr(step::Column::LastError, Expr::value(f.message.clone()))
                 .col_expr(step::Column::LeaseOwner, Expr::value(Option::<String>::None))
                 .col_expr(step::Column::UpdatedAt, Expr::value(now))
@@ -525,7 +610,7 @@ pub async fn run_claimed(
                     Event {
                         action: "step.dead",
                         target: format!("step:{}", s.id),
-                        summary: json!({"kind": s.kind, "attempts": c.attempts, "error": f.message}),
+                        summary: json!({"kind": s.kind, "attempts": s.attempts, "error": f.message}),
                     },
                 )
                 .await?;
@@ -534,5 +619,45 @@ pub async fn run_claimed(
         }
     };
     tx.commit().await?;
-    Ok(if res.rows_affected == 1 { ran } else { Ran::Fenced })
+    if res.rows_affected == 1 {
+        Ok((ran, continuation))
+    } else {
+        Ok((Ran::Fenced, None))
+    }
+}
+
+/// Inserts an (ungated) follow-up step already claimed by `worker`
+/// (running, leased, attempt 1).
+async fn insert_claimed(tx: &TenantTx, clock: &dyn Clock, worker: &Worker, new: NewStep) -> Result<Loaded> {
+    let now = clock.now();
+    let id = Uuid::now_v7();
+    step::ActiveModel {
+        id: Set(id),
+        tenant_id: Set(tx.tenant().0),
+        case_id: Set(new.case_id),
+        kind: Set(new.kind.clone()),
+        state: Set(StepState::Running.as_str().to_owned()),
+        input: Set(new.input.clone()),
+        output: Set(None),
+        attempts: Set(1),
+        max_attempts: Set(new.max_attempts),
+        run_after: Set(now),
+        lease_owner: Set(Some(worker.owner.clone())),
+        lease_expires_at: Set(Some(now + worker.lease)),
+        after_gate_id: Set(None),
+        last_error: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&**tx)
+    .await?;
+    Ok(Loaded {
+        id,
+        tenant: tx.tenant(),
+        attempts: 1,
+        kind: new.kind,
+        case_id: new.case_id,
+        input: new.input,
+        max_attempts: new.max_attempts,
+    })
 }

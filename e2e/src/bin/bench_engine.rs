@@ -1,0 +1,296 @@
+//! Engine benchmarks (BENCHMARKS.md), on PostgreSQL:
+//! * durable step transitions/s at 1, 8 and 32 concurrent workflows (each a
+//!   chain of steps: every transition claims a step under a lease, runs it,
+//!   records the result and enqueues the next), as a ratio to pgbench
+//!   running a "SKIP LOCKED claim + event INSERT in one transaction" script
+//!   with the same number of clients on the same server in the same run;
+//! * gate decision → next step started: approve a gate a step waits on and
+//!   time until a worker (woken by LISTEN/NOTIFY) starts that step; p50/p99.
+//!
+//! Reproduce: `cargo run --release -p vigil-e2e --bin bench-engine`
+//! (PostgreSQL from VIGIL_TEST_DATABASE_URL, else 127.0.0.1:5432).
+
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tokio::sync::mpsc;
+use vigil_orchestrator::audit::Actor;
+use vigil_orchestrator::engine::state::{GateKind, Severity};
+use vigil_orchestrator::engine::steps::{self, NewStep, StepContext, StepDone, StepFailure, StepHandler};
+use vigil_orchestrator::engine::{cases, gates};
+use vigil_orchestrator::testkit::{TestDb, pg_admin_url, with_database};
+use vigil_orchestrator::{Role, Store, StoreOptions, SystemClock, identity};
+
+const SECONDS: u64 = 5;
+const CLIENTS: [usize; 3] = [1, 8, 32];
+const GATE_SAMPLES: usize = 200;
+
+fn psql(url: &str, sql: &str) {
+    let out = std::process::Command::new("psql")
+        .args([url, "-q", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "psql: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// pgbench's tps for the claim + insert transaction with `clients` clients.
+fn pgbench(url: &str, clients: usize) -> f64 {
+    let script = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        script.path(),
+        "BEGIN;\n\
+         UPDATE q SET state = 'running', lease = now() + interval '30 seconds' WHERE id = (SELECT id FROM q WHERE state = 'pending' ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED);\n\
+         INSERT INTO ev (at) VALUES (now());\n\
+         END;\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new("pgbench")
+        .args([
+            "-n",
+            "-c",
+            &clients.to_string(),
+            "-j",
+            "2",
+            "-T",
+            &SECONDS.to_string(),
+            "-f",
+        ])
+        .arg(script.path())
+        .arg(url)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "pgbench: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text.lines()
+        .find_map(|l| l.strip_prefix("tps = "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no tps in pgbench output: {text}"))
+}
+
+/// Each step enqueues its successor: one workflow is an endless chain.
+struct Chain(Arc<AtomicU64>);
+
+#[async_trait::async_trait]
+impl StepHandler for Chain {
+    async fn run(&self, ctx: &StepContext<'_>) -> Result<StepDone, StepFailure> {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        Ok(StepDone {
+            output: json!({}),
+            next: vec![NewStep::new("bench.chain", ctx.case_id, json!({}))],
+        })
+    }
+}
+
+/// Sends the moment a step starts.
+struct Started(mpsc::UnboundedSender<Instant>);
+
+#[async_trait::async_trait]
+impl StepHandler for Started {
+    async fn run(&self, _: &StepContext<'_>) -> Result<StepDone, StepFailure> {
+        let _ = self.0.send(Instant::now());
+        Ok(StepDone::default())
+    }
+}
+
+async fn transitions_per_second(
+    store: &Store,
+    tenant: vigil_orchestrator::TenantId,
+    workflows: usize,
+) -> f64 {
+    let tx = store.begin_tenant(tenant).await.unwrap();
+    for _ in 0..workflows {
+        steps::enqueue(&tx, &SystemClock, NewStep::new("bench.chain", None, json!({})))
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+    let count = Arc::new(AtomicU64::new(0));
+    let registry = steps::Registry::default().with("bench.chain", Arc::new(Chain(count.clone())));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for n in 0..workflows {
+        let (store, registry, stop) = (store.clone(), registry.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut w = steps::Worker::new(format!("bench-{n}"));
+            w.batch = 1;
+            while !stop.load(Ordering::Relaxed) {
+                steps::run_once(&store, &SystemClock, &registry, &w)
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    let t0 = Instant::now();
+    tokio::time::sleep(Duration::from_secs(SECONDS)).await;
+    let done = count.load(Ordering::Relaxed);
+    let elapsed = t0.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    // Leave no chains behind for the next round.
+    let owner = sea_orm::Database::connect(store_url(store)).await.unwrap();
+    sea_orm::ConnectionTrait::execute_unprepared(&owner, "DELETE FROM steps")
+        .await
+        .unwrap();
+    done as f64 / elapsed
+}
+
+fn store_url(_: &Store) -> String {
+    BENCH_URL.get().cloned().unwrap()
+}
+
+fn pct(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+#[tokio::main]
+async fn main() {
+    let admin = pg_admin_url();
+    // The ceiling: pgbench on its own database, same server.
+    let ceiling_db = format!("vigil_bench_pgbench_{}", uuid::Uuid::new_v4().simple());
+    psql(&admin, &format!("CREATE DATABASE {ceiling_db}"));
+    let ceiling_url = with_database(&admin, &ceiling_db);
+    psql(
+        &ceiling_url,
+        "CREATE TABLE q (id bigserial PRIMARY KEY, state text NOT NULL, lease timestamptz); CREATE TABLE ev (id bigserial PRIMARY KEY, at timestamptz NOT NULL); INSERT INTO q (state) SELECT 'pending' FROM generate_series(1, 2000000);",
+    );
+    let mut ceilings = Vec::new();
+    for c in CLIENTS {
+        ceilings.push(pgbench(&ceiling_url, c));
+    }
+    psql(&admin, &format!("DROP DATABASE {ceiling_db} WITH (FORCE)"));
+
+    let name = TestDb::create_pg_database(&admin).await;
+    let url = with_database(&admin, &name);
+    BENCH_URL.set(url.clone()).unwrap();
+    let mut opts = StoreOptions::new(url.clone());
+    opts.max_connections = 48;
+    let store = Store::connect(&opts).await.unwrap();
+    let ptx = store.begin_platform().await.unwrap();
+    let tenant = identity::create_tenant(&ptx, &SystemClock, &Actor::cli(), "bench")
+        .await
+        .unwrap()
+        .id;
+    ptx.commit().await.unwrap();
+
+    let mut rates = Vec::new();
+    for c in CLIENTS {
+        rates.push(transitions_per_second(&store, tenant, c).await);
+    }
+
+    // Gate decision → next step started, with a LISTEN-woken worker.
+    let (tx_started, mut rx_started) = mpsc::unbounded_channel();
+    let registry = steps::Registry::default().with("bench.after_gate", Arc::new(Started(tx_started)));
+    let stop = Arc::new(AtomicBool::new(false));
+    let worker = {
+        let (store, stop) = (store.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut l = sea_orm::sqlx::postgres::PgListener::connect_with(
+                store.conn().get_postgres_connection_pool(),
+            )
+            .await
+            .unwrap();
+            l.listen(steps::NOTIFY_CHANNEL).await.unwrap();
+            let w = steps::Worker::new("bench-gate");
+            while !stop.load(Ordering::Relaxed) {
+                let _ = tokio::time::timeout(Duration::from_millis(200), l.recv()).await;
+                while steps::run_once(&store, &SystemClock, &registry, &w)
+                    .await
+                    .unwrap()
+                    .claimed()
+                    > 0
+                {}
+            }
+        })
+    };
+    let analyst = Actor {
+        label: "user:requester".into(),
+        role: Some(Role::AnalystEdit),
+        source_ip: None,
+    };
+    let approver = Actor {
+        label: "user:approver".into(),
+        role: Some(Role::AnalystEdit),
+        source_ip: None,
+    };
+    let any = |_: GateKind| true;
+    let mut latencies = Vec::new();
+    for _ in 0..GATE_SAMPLES {
+        let tx = store.begin_tenant(tenant).await.unwrap();
+        let case = cases::open(&tx, &SystemClock, &analyst, "bench", Severity::Low)
+            .await
+            .unwrap();
+        let g = gates::request(
+            &tx,
+            &SystemClock,
+            &analyst,
+            case.id,
+            GateKind::EscalateCritical,
+            json!({"reason": "bench"}),
+            gates::ESCALATE_AFTER,
+        )
+        .await
+        .unwrap();
+        let mut s = NewStep::new("bench.after_gate", Some(case.id), json!({}));
+        s.after_gate = Some(g.id);
+        steps::enqueue(&tx, &SystemClock, s).await.unwrap();
+        tx.commit().await.unwrap();
+        let t0 = Instant::now();
+        let tx = store.begin_tenant(tenant).await.unwrap();
+        gates::approve(
+            &tx,
+            &SystemClock,
+            &gates::Decider {
+                actor: &approver,
+                may_decide: &any,
+            },
+            g.id,
+            &g.payload_hash,
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        let started = rx_started.recv().await.unwrap();
+        latencies.push(started.duration_since(t0));
+    }
+    stop.store(true, Ordering::Relaxed);
+    worker.await.unwrap();
+    latencies.sort();
+    store.close().await.unwrap();
+    TestDb::drop_pg_database(&admin, &name);
+
+    println!(
+        "| concurrent workflows | vigil step transitions/s | pgbench claim+insert tx/s (same run) | ratio | target |"
+    );
+    println!("|---|---|---|---|---|");
+    for ((c, r), ceil) in CLIENTS.iter().zip(&rates).zip(&ceilings) {
+        println!("| {c} | {r:.0} | {ceil:.0} | {:.2} | ≥ 0.70 |", r / ceil);
+    }
+    println!();
+    println!("| gate decision → next step started ({GATE_SAMPLES} samples) | p50 | p99 | max | target |");
+    println!("|---|---|---|---|---|");
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "| approve (commit) → step handler starts, LISTEN/NOTIFY wake-up | {:.2} ms | {:.2} ms | {:.2} ms | p99 < 20 ms |",
+        ms(pct(&latencies, 0.5)),
+        ms(pct(&latencies, 0.99)),
+        ms(*latencies.last().unwrap())
+    );
+}
+
+/// The bench database's owner URL (for cleanup between rounds).
+static BENCH_URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
