@@ -65,12 +65,17 @@ pub async fn seed(store: &Store, clock: &dyn Clock) -> Result<Seeded, Error> {
         }
     };
     let mut accounts = Vec::new();
+    let mut analyst = None;
     for role in Role::ALL {
         let email = demo_email(role)?;
         let password = generate_password();
         let hash = policy.hash(&password)?;
         let tx = store.begin_platform().await?;
-        identity::upsert_local_user(&tx, clock, &actor, &email, hash, role == Role::PlatformAdmin).await?;
+        let user = identity::upsert_local_user(&tx, clock, &actor, &email, hash, role == Role::PlatformAdmin)
+            .await?;
+        if role == Role::AnalystEdit {
+            analyst = Some(user);
+        }
         tx.commit().await?;
         if role.is_tenant_role() {
             let tx = store.begin_tenant(tenant.id).await?;
@@ -85,5 +90,56 @@ pub async fn seed(store: &Store, clock: &dyn Clock) -> Result<Seeded, Error> {
         }
         accounts.push((role, email.as_str().to_owned(), password));
     }
+    if let Some(analyst) = analyst {
+        seed_cases(store, clock, tenant.id, analyst).await?;
+    }
     Ok(Seeded { tenant, accounts })
+}
+
+/// Sample cases, each with a gate waiting for a human (requested by the demo
+/// analyst, so another role decides it). Only into an empty tenant.
+async fn seed_cases(
+    store: &Store,
+    clock: &dyn Clock,
+    tenant: vigil_orchestrator::TenantId,
+    analyst: vigil_orchestrator::UserId,
+) -> Result<(), Error> {
+    use serde_json::json;
+    use vigil_orchestrator::engine::state::{GateKind, Severity};
+    use vigil_orchestrator::engine::{cases, gates};
+    let tx = store.begin_tenant(tenant).await?;
+    if cases::list(&tx, None, 1, 0).await?.1 > 0 {
+        return Ok(());
+    }
+    let who = Actor {
+        label: format!("user:{analyst}"),
+        role: Some(Role::AnalystEdit),
+        source_ip: None,
+    };
+    let samples = [
+        (
+            "Beaconing to 185.220.101.4 from FIN-WS-042 every 60 s",
+            Severity::High,
+            GateKind::EscalateCritical,
+            json!({"reason": "Regular 60 s beacons to a known Tor exit from a finance workstation; the process is an unsigned binary in %APPDATA%."}),
+        ),
+        (
+            "Impossible travel: j.doe@corp signs in from Lisbon, then Singapore 40 min later",
+            Severity::Medium,
+            GateKind::TicketWrite,
+            json!({"system": "jira", "operation": "create", "fields": {"project": "SOC", "summary": "Reset credentials and review sessions for j.doe", "priority": "High"}}),
+        ),
+        (
+            "Port sweep from 10.20.0.15 (internal vulnerability scanner)",
+            Severity::Low,
+            GateKind::CloseCase,
+            json!({"resolution": "false_positive", "summary": "Scheduled Nessus scan from the approved scanner host."}),
+        ),
+    ];
+    for (title, severity, kind, payload) in samples {
+        let case = cases::open(&tx, clock, &who, title, severity).await?;
+        gates::request(&tx, clock, &who, case.id, kind, payload, gates::ESCALATE_AFTER).await?;
+    }
+    tx.commit().await?;
+    Ok(())
 }

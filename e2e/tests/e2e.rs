@@ -312,6 +312,35 @@ async fn demo_seeds_a_tenant_and_one_account_per_role() {
         !out.contains("/setup/bootstrap/"),
         "demo has a platform admin already"
     );
+    // The demo tenant has sample cases, each with a gate waiting for a human.
+    let tenant_id = out
+        .split("Demo tenant \"Demo SOC\" (")
+        .nth(1)
+        .unwrap()
+        .split(')')
+        .next()
+        .unwrap()
+        .to_owned();
+    let mut cmd = vigil(cwd.path());
+    cmd.args([
+        "admin",
+        "create-token",
+        "--tenant",
+        &tenant_id,
+        "--role",
+        "analyst_read",
+    ]);
+    let token = run(cmd).await.stdout.trim().to_owned();
+    let inbox: serde_json::Value = http()
+        .get(server.url("/api/v1/gates?status=pending"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(inbox["total"], 3, "{inbox}");
     assert!(server.terminate().await.0.success());
 
     // Idempotent: a second start reuses the tenant, with fresh passwords.
