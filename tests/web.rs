@@ -884,6 +884,78 @@ async fn gates_over_http(backend: Backend) {
         "{body}"
     );
 
+    // N-of-M: a tenant admin asks for two approvers of critical escalations.
+    let (s, body) = app
+        .call(
+            &bob,
+            Method::PUT,
+            "/api/v1/settings/gate-quorum",
+            Some(json!({"kind": "escalate_critical", "quorum": 2})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "analysts do not set policy: {body}");
+    let (s, body) = app
+        .call(
+            &admin,
+            Method::PUT,
+            "/api/v1/settings/gate-quorum",
+            Some(json!({"kind": "escalate_critical", "quorum": 2})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert!(body.contains("\"escalate_critical\":2"), "{body}");
+    let (s, body) = app
+        .call(
+            &ann,
+            Method::POST,
+            "/api/v1/cases",
+            Some(json!({"title": "Second case"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    let case2 = serde_json::from_str::<serde_json::Value>(&body).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, body) = app
+        .call(
+            &ann,
+            Method::POST,
+            &format!("/api/v1/cases/{case2}/gates"),
+            Some(json!({"kind": "escalate_critical", "payload": {"reason": "r"}})),
+        )
+        .await;
+    let q: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let (qid, qhash) = (
+        q["id"].as_str().unwrap().to_owned(),
+        q["payload_hash"].as_str().unwrap().to_owned(),
+    );
+    let (s, body) = app
+        .call(
+            &bob,
+            Method::POST,
+            &format!("/api/v1/gates/{qid}/approve"),
+            approve(&qhash),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert!(
+        body.contains("\"status\":\"pending\"")
+            && body.contains("\"approvals\":1")
+            && body.contains("\"quorum\":2"),
+        "{body}"
+    );
+    let (s, body) = app
+        .call(
+            &engineer,
+            Method::POST,
+            &format!("/api/v1/gates/{qid}/approve"),
+            approve(&qhash),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert!(body.contains("\"status\":\"executed\""), "{body}");
+
     // Every decision is in the tenant's audit log, with the decider's role.
     let (_, log) = app
         .call(&admin, Method::GET, "/api/v1/audit?limit=200", None)

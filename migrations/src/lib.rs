@@ -11,6 +11,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261122_000001_foundation;
 mod m20261122_000002_engine;
 mod m20261122_000003_steps;
+mod m20261122_000004_quorum;
 pub mod pg;
 
 /// Name of the PostgreSQL role the server runs every request as: owns nothing,
@@ -31,6 +32,7 @@ pub const TENANT_TABLES: &[&str] = &[
     "outbox",
     "tenant_controls",
     "steps",
+    "gate_approvals",
 ];
 
 #[derive(Debug)]
@@ -43,6 +45,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000001_foundation::Migration),
             Box::new(m20261122_000002_engine::Migration),
             Box::new(m20261122_000003_steps::Migration),
+            Box::new(m20261122_000004_quorum::Migration),
         ]
     }
 }

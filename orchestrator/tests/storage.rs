@@ -1471,6 +1471,146 @@ async fn chains_continue_in_place_but_not_under_a_kill_switch(db: TestDb) {
     );
 }
 
+async fn quorum_needs_distinct_approvers_of_the_same_proposal(db: TestDb) {
+    use serde_json::json;
+    use vigil_orchestrator::engine::{cases, gates, state::*};
+    let c = clock();
+    let a = tenant(&db, &c, "A").await;
+    let case_id = open_case(&db, &c, a).await;
+    let admin = person("user:adm", Role::TenantAdmin);
+    let any = |_: GateKind| true;
+    let (ann, bob, cat, dan) = (
+        person("user:ann", Role::AnalystEdit),
+        person("user:bob", Role::AnalystEdit),
+        person("user:cat", Role::SecurityEngineer),
+        person("user:dan", Role::AnalystEdit),
+    );
+    let tx = db.store.begin_tenant(a).await.unwrap();
+    for bad in [0, gates::MAX_QUORUM + 1] {
+        assert!(matches!(
+            gates::set_quorum(&tx, &c, &admin, GateKind::EscalateCritical, bad).await,
+            Err(Error::Invalid(_))
+        ));
+    }
+    gates::set_quorum(&tx, &c, &admin, GateKind::EscalateCritical, 2)
+        .await
+        .unwrap();
+    gates::set_quorum(&tx, &c, &admin, GateKind::CloseCase, 2)
+        .await
+        .unwrap();
+    assert_eq!(gates::quorum(&tx, GateKind::EscalateCritical).await.unwrap(), 2);
+    assert_eq!(
+        gates::quorum(&tx, GateKind::TicketWrite).await.unwrap(),
+        1,
+        "default"
+    );
+
+    let g = gates::request(
+        &tx,
+        &c,
+        &ann,
+        case_id,
+        GateKind::EscalateCritical,
+        json!({"reason": "r"}),
+        gates::ESCALATE_AFTER,
+    )
+    .await
+    .unwrap();
+    let first = gates::approve(&tx, &c, &decider(&bob, &any), g.id, &g.payload_hash)
+        .await
+        .unwrap();
+    assert_eq!(first.state, GateState::Pending, "one of two");
+    assert_eq!(gates::approvals(&tx, g.id, &g.payload_hash).await.unwrap(), 1);
+    tx.commit().await.unwrap();
+    // The same person twice (its own transaction: on PostgreSQL a refused
+    // insert ends the transaction, as it does for a request).
+    let tx = db.store.begin_tenant(a).await.unwrap();
+    assert!(
+        matches!(
+            gates::approve(&tx, &c, &decider(&bob, &any), g.id, &g.payload_hash).await,
+            Err(Error::Conflict(_))
+        ),
+        "the same person twice"
+    );
+    drop(tx);
+    let tx = db.store.begin_tenant(a).await.unwrap();
+    assert!(
+        matches!(
+            gates::approve(&tx, &c, &decider(&ann, &any), g.id, &g.payload_hash).await,
+            Err(Error::Forbidden(_))
+        ),
+        "the requester"
+    );
+    let done = gates::approve(&tx, &c, &decider(&cat, &any), g.id, &g.payload_hash)
+        .await
+        .unwrap();
+    assert_eq!(done.state, GateState::Executed, "two distinct approvers");
+    assert_eq!(
+        cases::get(&tx, case_id).await.unwrap().severity,
+        Severity::Critical
+    );
+
+    // An edit is a new proposal: approvals of the old one do not count.
+    let cg = gates::request(
+        &tx,
+        &c,
+        &ann,
+        case_id,
+        GateKind::CloseCase,
+        json!({"resolution": "benign"}),
+        gates::ESCALATE_AFTER,
+    )
+    .await
+    .unwrap();
+    gates::approve(&tx, &c, &decider(&bob, &any), cg.id, &cg.payload_hash)
+        .await
+        .unwrap();
+    let edited = gates::edit_and_approve(
+        &tx,
+        &c,
+        &decider(&cat, &any),
+        cg.id,
+        json!({"resolution": "true_positive"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        edited.state,
+        GateState::Pending,
+        "bob approved the old text; cat's is the only approval of the new one"
+    );
+    assert!(
+        matches!(
+            gates::approve(&tx, &c, &decider(&dan, &any), cg.id, &cg.payload_hash).await,
+            Err(Error::Conflict(_))
+        ),
+        "stale hash"
+    );
+    let closed = gates::approve(&tx, &c, &decider(&dan, &any), cg.id, &edited.payload_hash)
+        .await
+        .unwrap();
+    assert_eq!(closed.state, GateState::Executed);
+    assert_eq!(cases::get(&tx, case_id).await.unwrap().state, CaseState::Closed);
+    tx.commit().await.unwrap();
+    let owner = sea_orm::Database::connect(db.url.clone()).await.unwrap();
+    assert_eq!(
+        count(
+            &owner,
+            "SELECT COUNT(*) AS n FROM audit_events WHERE action = 'gate.approval_recorded'"
+        )
+        .await,
+        3
+    );
+    assert_eq!(
+        count(
+            &owner,
+            "SELECT COUNT(*) AS n FROM audit_events WHERE action = 'gate.quorum_set'"
+        )
+        .await,
+        2
+    );
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -1503,6 +1643,7 @@ on_both_backends!(
     an_expired_lease_passes_the_step_on,
     steps_wait_for_their_gate_and_the_kill_switch,
     chains_continue_in_place_but_not_under_a_kill_switch,
+    quorum_needs_distinct_approvers_of_the_same_proposal,
 );
 
 /// Several workers on one PostgreSQL: SKIP LOCKED claims never overlap and

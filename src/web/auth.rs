@@ -122,7 +122,8 @@ fn refuse(path: &str, status: StatusCode, code: &'static str, message: &str) -> 
     }
 }
 
-async fn authenticate(
+/// Who is calling (the guard's first half; public for the authorization benchmark).
+pub async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
 ) -> Result<Principal, (StatusCode, &'static str, String)> {
@@ -263,14 +264,15 @@ pub async fn guard(
     next.run(req).await
 }
 
-type Refusal = (StatusCode, &'static str, String);
+/// A refusal: status, error code, message.
+pub type Refusal = (StatusCode, &'static str, String);
 
 fn forbidden(message: &str) -> Refusal {
     (StatusCode::FORBIDDEN, "forbidden", message.to_owned())
 }
 
 /// The access decision. `Ok(Some(ctx))` for tenant routes.
-async fn decide(
+pub async fn decide(
     state: &AppState,
     principal: &Principal,
     access: Access,

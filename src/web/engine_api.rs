@@ -179,8 +179,26 @@ pub async fn get_gate(
     let tx = s.store.begin_tenant(ctx.tenant).await?;
     let g = gates::get(&tx, gate_id).await?;
     let entry = outbox::of_gate(&tx, gate_id).await?;
+    let progress = approval_progress(&tx, &g).await?;
     tx.commit().await?;
-    Ok(Json(gate_json(g, entry)).into_response())
+    Ok(Json(with_progress(gate_json(g, entry), progress)).into_response())
+}
+
+/// (approvals of the current proposal, quorum) for a gate.
+async fn approval_progress(
+    tx: &vigil_orchestrator::TenantTx,
+    g: &gates::Gate,
+) -> Result<(u32, u32), ApiError> {
+    Ok((
+        gates::approvals(tx, g.id, &g.payload_hash).await?,
+        gates::quorum(tx, g.kind).await?,
+    ))
+}
+
+fn with_progress(mut v: Value, (approvals, quorum): (u32, u32)) -> Value {
+    v["approvals"] = json!(approvals);
+    v["quorum"] = json!(quorum);
+    v
 }
 
 #[derive(Debug, Deserialize)]
@@ -248,8 +266,9 @@ async fn decide(
         }
     };
     let entry = outbox::of_gate(&tx, gate_id).await?;
+    let progress = approval_progress(&tx, &g).await?;
     tx.commit().await?;
-    Ok(Json(gate_json(g, entry)).into_response())
+    Ok(Json(with_progress(gate_json(g, entry), progress)).into_response())
 }
 
 macro_rules! decision_handler {
@@ -374,4 +393,51 @@ pub async fn retry_step(
     .await?;
     tx.commit().await?;
     Ok(Json(v).into_response())
+}
+
+fn quorum_json(q: &[(GateKind, u32)]) -> Value {
+    Value::Object(q.iter().map(|(k, n)| (k.as_str().to_owned(), json!(n))).collect())
+}
+
+/// How many distinct people must approve each gate kind.
+pub async fn get_quorum(State(s): State<AppState>, Extension(ctx): Extension<TenantCtx>) -> ApiResult {
+    let tx = s.store.begin_tenant(ctx.tenant).await?;
+    let mut q = Vec::new();
+    for k in GateKind::ALL {
+        q.push((*k, gates::quorum(&tx, *k).await?));
+    }
+    tx.commit().await?;
+    Ok(Json(quorum_json(&q)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetQuorum {
+    kind: String,
+    quorum: u32,
+}
+
+pub async fn set_quorum(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Extension(ctx): Extension<TenantCtx>,
+    c: ConnectInfo<SocketAddr>,
+    Json(b): Json<SetQuorum>,
+) -> ApiResult {
+    let kind: GateKind = b.kind.parse()?;
+    let tx = s.store.begin_tenant(ctx.tenant).await?;
+    gates::set_quorum(
+        &tx,
+        s.clock.as_ref(),
+        &p.actor(Some(ctx.role), Some(c.0.ip().to_string())),
+        kind,
+        b.quorum,
+    )
+    .await?;
+    let mut q = Vec::new();
+    for k in GateKind::ALL {
+        q.push((*k, gates::quorum(&tx, *k).await?));
+    }
+    tx.commit().await?;
+    Ok(Json(quorum_json(&q)).into_response())
 }

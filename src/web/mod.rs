@@ -222,6 +222,14 @@ pub fn routes() -> (Router<AppState>, RouteTable) {
             get(engine_api::get_kill_switch).put(engine_api::set_kill_switch),
         )
         .route(
+            "/api/v1/settings/gate-quorum",
+            &[
+                (M::GET, Tenant("gate", "read")),
+                (M::PUT, Tenant("gate_policy", "configure")),
+            ],
+            get(engine_api::get_quorum).put(engine_api::set_quorum),
+        )
+        .route(
             "/api/v1/steps",
             &[(M::GET, Tenant("case", "read"))],
             get(engine_api::list_steps),

@@ -17,7 +17,7 @@ use uuid::Uuid;
 use super::state::{CaseEvent, CaseState, GateEvent, GateKind, GateState, OutboxState, Severity};
 use super::{cases, hash_json, json_diff, kill};
 use crate::audit::{self, Actor, Event};
-use crate::store::entity::{case, gate, outbox};
+use crate::store::entity::{case, gate, gate_approval, outbox, tenant_control};
 use crate::store::{Store, TenantTx};
 use crate::{Clock, Error, Result, Role, identity};
 
@@ -272,7 +272,47 @@ pub async fn approve(
             "payload hash mismatch: the proposal is not the one you approved".into(),
         ));
     }
+    // Every check that can refuse comes before anything is recorded.
+    if kind == GateKind::TicketWrite {
+        let ks = kill::state(tx).await?;
+        if ks.engaged() {
+            return Err(Error::KillSwitch(ks.describe()));
+        }
+    }
     let now = clock.now();
+    // N-of-M: every approval is recorded, bound to the hash it approved; the
+    // gate takes effect when the quorum of distinct approvers is reached.
+    gate_approval::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        tenant_id: Set(tx.tenant().0),
+        gate_id: Set(g.id),
+        approver: Set(decider.actor.label.clone()),
+        approver_role: Set(decider.actor.role.map(|r| r.as_str().to_owned())),
+        payload_hash: Set(g.payload_hash.clone()),
+        at: Set(now),
+    }
+    .insert(&**tx)
+    .await
+    .map_err(|e| match Error::from_insert(e, "your approval") {
+        Error::Conflict(_) => Error::Conflict("you already approved this proposal".into()),
+        other => other,
+    })?;
+    let need = quorum(tx, kind).await?;
+    let have = approvals(tx, g.id, &g.payload_hash).await?;
+    if have < need {
+        audit::record(
+            tx,
+            clock,
+            decider.actor,
+            Event {
+                action: "gate.approval_recorded",
+                target: format!("gate:{}", g.id),
+                summary: json!({"payload_hash": g.payload_hash, "approvals": have, "quorum": need}),
+            },
+        )
+        .await?;
+        return get(tx, id).await;
+    }
     let mut c = cases::model(tx, g.case_id).await?;
     let mut effect = json!(null);
     let final_state = match kind {
@@ -289,10 +329,6 @@ pub async fn approve(
             next.on(GateEvent::Execute)?
         }
         GateKind::TicketWrite => {
-            let ks = kill::state(tx).await?;
-            if ks.engaged() {
-                return Err(Error::KillSwitch(ks.describe()));
-            }
             outbox::ActiveModel {
                 id: Set(Uuid::now_v7()),
                 tenant_id: Set(tx.tenant().0),
@@ -353,6 +389,77 @@ pub async fn approve(
     )
     .await?;
     get(tx, id).await
+}
+
+/// Distinct approvals of the gate's current proposal (`payload_hash`).
+pub async fn approvals(tx: &TenantTx, gate: Uuid, payload_hash: &str) -> Result<u32> {
+    let n = gate_approval::Entity::find()
+        .filter(gate_approval::Column::TenantId.eq(tx.tenant().0))
+        .filter(gate_approval::Column::GateId.eq(gate))
+        .filter(gate_approval::Column::PayloadHash.eq(payload_hash))
+        .count(&**tx)
+        .await?;
+    Ok(u32::try_from(n).unwrap_or(u32::MAX))
+}
+
+/// Most approvers a quorum may require.
+pub const MAX_QUORUM: u32 = 5;
+
+/// The tenant's quorum for a gate kind (default 1).
+pub async fn quorum(tx: &TenantTx, kind: GateKind) -> Result<u32> {
+    let row = tenant_control::Entity::find_by_id(tx.tenant().0)
+        .one(&**tx)
+        .await?;
+    Ok(row
+        .and_then(|r| r.gate_quorum)
+        .and_then(|q| q.get(kind.as_str()).and_then(Value::as_u64))
+        .and_then(|n| u32::try_from(n).ok())
+        .unwrap_or(1))
+}
+
+/// Sets how many distinct people must approve gates of `kind` (1 to 5).
+/// Audited with before and after.
+pub async fn set_quorum(
+    tx: &TenantTx,
+    clock: &dyn Clock,
+    actor: &Actor,
+    kind: GateKind,
+    n: u32,
+) -> Result<u32> {
+    if !(1..=MAX_QUORUM).contains(&n) {
+        return Err(Error::Invalid(format!("a quorum is 1 to {MAX_QUORUM} approvers")));
+    }
+    let before = quorum(tx, kind).await?;
+    let existing = tenant_control::Entity::find_by_id(tx.tenant().0)
+        .one(&**tx)
+        .await?;
+    let mut map = existing
+        .as_ref()
+        .and_then(|r| r.gate_quorum.clone())
+        .unwrap_or_else(|| json!({}));
+    map[kind.as_str()] = json!(n);
+    let am = tenant_control::ActiveModel {
+        tenant_id: Set(tx.tenant().0),
+        gate_quorum: Set(Some(map)),
+        ..Default::default()
+    };
+    if existing.is_some() {
+        am.update(&**tx).await?;
+    } else {
+        am.insert(&**tx).await?;
+    }
+    audit::record(
+        tx,
+        clock,
+        actor,
+        Event {
+            action: "gate.quorum_set",
+            target: format!("gate_kind:{kind}"),
+            summary: json!({"before": before, "after": n}),
+        },
+    )
+    .await?;
+    Ok(n)
 }
 
 /// Rejects a gate; a reason is required. Audited.

@@ -91,6 +91,7 @@ pub async fn set_tenant(tx: &TenantTx, clock: &dyn Clock, actor: &Actor, engaged
         tenant_id: Set(tx.tenant().0),
         kill_switch_engaged_at: Set(at),
         kill_switch_engaged_by: Set(by),
+        ..Default::default()
     };
     if existing.is_some() {
         am.update(&**tx).await?;

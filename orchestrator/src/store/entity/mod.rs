@@ -4,6 +4,7 @@ pub mod api_token;
 pub mod audit_event;
 pub mod case;
 pub mod gate;
+pub mod gate_approval;
 pub mod membership;
 pub mod outbox;
 pub mod password_token;

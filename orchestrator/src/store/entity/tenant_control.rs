@@ -7,6 +7,7 @@ pub struct Model {
     pub tenant_id: Uuid,
     pub kill_switch_engaged_at: Option<DateTimeUtc>,
     pub kill_switch_engaged_by: Option<String>,
+    pub gate_quorum: Option<Json>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
