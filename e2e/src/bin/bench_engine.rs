@@ -166,8 +166,9 @@ async fn main() {
     let ceiling_url = with_database(&admin, &ceiling_db);
     psql(
         &ceiling_url,
-        "CREATE TABLE q (id bigserial PRIMARY KEY, state text NOT NULL, lease timestamptz); CREATE TABLE ev (id bigserial PRIMARY KEY, at timestamptz NOT NULL); INSERT INTO q (state) SELECT 'pending' FROM generate_series(1, 2000000);",
+        "CREATE TABLE q (id bigserial PRIMARY KEY, state text NOT NULL, lease timestamptz); CREATE TABLE ev (id bigserial PRIMARY KEY, at timestamptz NOT NULL); INSERT INTO q (state) SELECT 'pending' FROM generate_series(1, 2000000); CREATE INDEX q_pending ON q (id) WHERE state = 'pending';",
     );
+    psql(&ceiling_url, "VACUUM ANALYZE q");
     let mut ceilings = Vec::new();
     for c in CLIENTS {
         ceilings.push(pgbench(&ceiling_url, c));
