@@ -289,6 +289,9 @@ fn sample_body(method: &Method, path: &str) -> Option<serde_json::Value> {
             serde_json::json!({"email": format!("n{}@t.example", uuid::Uuid::new_v4().simple()), "role": "analyst_read"})
         }
         "/api/v1/tokens" => serde_json::json!({"name": "walk", "role": "analyst_read"}),
+        "/api/v1/integrations" => {
+            serde_json::json!({"kind": "webhook", "name": format!("w-{}", uuid::Uuid::new_v4().simple())})
+        }
         _ => serde_json::json!({}),
     })
 }
@@ -982,5 +985,142 @@ mod engine_http {
     #[tokio::test]
     async fn postgres() {
         super::gates_over_http(super::Backend::Postgres).await
+    }
+}
+
+async fn integrations_over_http(backend: Backend) {
+    use serde_json::json;
+    let app = app(backend).await;
+    let (a, b) = (app.tenant("A").await, app.tenant("B").await);
+    let engineer = Caller::Token {
+        role: Role::SecurityEngineer,
+        token: app.token(a, Role::SecurityEngineer).await,
+    };
+    let admin_token = Caller::Token {
+        role: Role::TenantAdmin,
+        token: app.token(a, Role::TenantAdmin).await,
+    };
+    let admin = app.session(Some(a), Role::TenantAdmin, true).await;
+    let admin_no_mfa = app.session(Some(a), Role::TenantAdmin, false).await;
+    let analyst = Caller::Token {
+        role: Role::AnalystEdit,
+        token: app.token(a, Role::AnalystEdit).await,
+    };
+    let other = Caller::Token {
+        role: Role::TenantAdmin,
+        token: app.token(b, Role::TenantAdmin).await,
+    };
+
+    let body = json!({"kind": "servicenow", "name": "ServiceNow", "config": {"instance_url": "https://acme.service-now.com", "username": "vigil"}});
+    let (s, _) = app
+        .call(&analyst, Method::POST, "/api/v1/integrations", Some(body.clone()))
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "analysts do not configure integrations");
+    let (s, res) = app
+        .call(&engineer, Method::POST, "/api/v1/integrations", Some(body))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{res}");
+    let v: serde_json::Value = serde_json::from_str(&res).unwrap();
+    let id = v["id"].as_str().unwrap().to_owned();
+    let writes: Vec<_> = v["manifest"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["access"] == "write")
+        .collect();
+    assert!(
+        !writes.is_empty() && writes.iter().all(|s| s["enabled"] == false),
+        "read-only: {res}"
+    );
+    assert!(
+        res.contains("PATCH /api/now/table/incident/{sys_id}"),
+        "the manifest names the vendor calls"
+    );
+    let (s, res) = app.call(&engineer, Method::POST, "/api/v1/integrations", Some(json!({"kind": "servicenow", "name": "x", "config": {"instance_url": "http://evil.example", "username": "u"}}))).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "TLS only: {res}");
+
+    let url = format!("/api/v1/integrations/{id}/scopes/incident:create");
+    for (caller, why) in [
+        (&engineer, "engineers may not"),
+        (&admin_token, "a token may not"),
+        (&admin_no_mfa, "MFA first"),
+    ] {
+        let (s, res) = app
+            .call(caller, Method::PUT, &url, Some(json!({"enabled": true})))
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{why}: {res}");
+    }
+    let (s, res) = app
+        .call(&admin, Method::PUT, &url, Some(json!({"enabled": true})))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{res}");
+    let (s, res) = app
+        .call(&analyst, Method::GET, &format!("/api/v1/integrations/{id}"), None)
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::FORBIDDEN,
+        "analysts do not read integrations: {res}"
+    );
+    let (s, res) = app
+        .call(
+            &engineer,
+            Method::GET,
+            &format!("/api/v1/integrations/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let v: serde_json::Value = serde_json::from_str(&res).unwrap();
+    let create = v["manifest"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["scope"] == "incident:create")
+        .unwrap()
+        .clone();
+    assert_eq!(create["enabled"], true);
+    let (s, _) = app
+        .call(&other, Method::GET, &format!("/api/v1/integrations/{id}"), None)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "another tenant's integration");
+    let (s, _) = app
+        .call(
+            &admin,
+            Method::PUT,
+            &format!("/api/v1/integrations/{id}/scopes/incident:read"),
+            Some(json!({"enabled": false})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "read scopes stay on");
+    let (s, _) = app
+        .call(&admin, Method::PUT, &url, Some(json!({"enabled": false})))
+        .await;
+    assert_eq!(s, StatusCode::OK);
+
+    let (_, log) = app
+        .call(&admin, Method::GET, "/api/v1/audit?limit=100", None)
+        .await;
+    let v: serde_json::Value = serde_json::from_str(&log).unwrap();
+    let changes: Vec<_> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "integration.scope")
+        .collect();
+    assert_eq!(changes.len(), 2, "{log}");
+    assert_eq!(changes[0]["summary"]["after"]["enabled"], false, "newest first");
+    assert_eq!(changes[1]["summary"]["before"]["enabled"], false);
+    assert_eq!(changes[1]["actor_role"], "tenant_admin");
+}
+
+mod integrations_http {
+    #[tokio::test]
+    async fn sqlite() {
+        super::integrations_over_http(super::Backend::Sqlite).await
+    }
+    #[tokio::test]
+    async fn postgres() {
+        super::integrations_over_http(super::Backend::Postgres).await
     }
 }

@@ -12,6 +12,7 @@ mod m20261122_000001_foundation;
 mod m20261122_000002_engine;
 mod m20261122_000003_steps;
 mod m20261122_000004_quorum;
+mod m20261122_000005_integrations;
 pub mod pg;
 
 /// Name of the PostgreSQL role the server runs every request as: owns nothing,
@@ -33,6 +34,8 @@ pub const TENANT_TABLES: &[&str] = &[
     "tenant_controls",
     "steps",
     "gate_approvals",
+    "integrations",
+    "integration_scopes",
 ];
 
 #[derive(Debug)]
@@ -46,6 +49,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000002_engine::Migration),
             Box::new(m20261122_000003_steps::Migration),
             Box::new(m20261122_000004_quorum::Migration),
+            Box::new(m20261122_000005_integrations::Migration),
         ]
     }
 }

@@ -1611,6 +1611,114 @@ async fn quorum_needs_distinct_approvers_of_the_same_proposal(db: TestDb) {
     );
 }
 
+async fn integrations_start_read_only_and_writes_are_opt_in(db: TestDb) {
+    use serde_json::json;
+    use vigil_orchestrator::integrations;
+    let c = clock();
+    let (a, b) = (tenant(&db, &c, "A").await, tenant(&db, &c, "B").await);
+    let eng = person("user:eng", Role::SecurityEngineer);
+    let adm = person("user:adm", Role::TenantAdmin);
+    let tx = db.store.begin_tenant(a).await.unwrap();
+    for (kind, config) in [
+        ("teams", json!({})),
+        ("jira", json!({"base_url": "http://jira.example", "email": "e"})),
+        ("jira", json!({"email": "e"})),
+    ] {
+        let r = integrations::create(&tx, &c, &eng, kind, "x", config).await;
+        assert!(matches!(r, Err(Error::Invalid(_))), "{kind}: {r:?}");
+    }
+    let j = integrations::create(
+        &tx,
+        &c,
+        &eng,
+        "jira",
+        "Jira Cloud",
+        json!({"base_url": "https://acme.atlassian.net", "email": "soc@acme.example"}),
+    )
+    .await
+    .unwrap();
+    assert!(
+        j.manifest
+            .iter()
+            .filter(|s| s.access == vigil_integrations::Access::Write)
+            .all(|s| !s.enabled),
+        "read-only at birth"
+    );
+    assert!(
+        j.manifest
+            .iter()
+            .filter(|s| s.access == vigil_integrations::Access::Read)
+            .all(|s| s.enabled)
+    );
+    assert!(
+        !integrations::scope_enabled(&tx, j.id, "issue:create")
+            .await
+            .unwrap()
+    );
+    assert!(
+        matches!(
+            integrations::set_scope(&tx, &c, &adm, j.id, "issue:read", false).await,
+            Err(Error::Invalid(_))
+        ),
+        "read scopes stay on"
+    );
+    assert!(
+        matches!(
+            integrations::set_scope(&tx, &c, &adm, j.id, "issue:delete", true).await,
+            Err(Error::Invalid(_))
+        ),
+        "not in the manifest"
+    );
+    let on = integrations::set_scope(&tx, &c, &adm, j.id, "issue:create", true)
+        .await
+        .unwrap();
+    let create = on.manifest.iter().find(|s| s.scope == "issue:create").unwrap();
+    assert!(create.enabled && create.enabled_by.as_deref() == Some("user:adm"));
+    integrations::set_scope(&tx, &c, &adm, j.id, "issue:create", true)
+        .await
+        .unwrap();
+    assert!(
+        integrations::scope_enabled(&tx, j.id, "issue:create")
+            .await
+            .unwrap()
+    );
+    integrations::set_scope(&tx, &c, &adm, j.id, "issue:create", false)
+        .await
+        .unwrap();
+    assert!(
+        !integrations::scope_enabled(&tx, j.id, "issue:create")
+            .await
+            .unwrap(),
+        "off again at once"
+    );
+    tx.commit().await.unwrap();
+    // A name taken (its own transaction: a refused insert ends it on PostgreSQL).
+    let tx = db.store.begin_tenant(a).await.unwrap();
+    let dup = integrations::create(&tx, &c, &eng, "webhook", "Jira Cloud", json!({})).await;
+    assert!(matches!(dup, Err(Error::Conflict(_))), "{dup:?}");
+    drop(tx);
+    let tx = db.store.begin_tenant(b).await.unwrap();
+    assert!(matches!(
+        integrations::get(&tx, j.id).await,
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        integrations::set_scope(&tx, &c, &adm, j.id, "issue:create", true).await,
+        Err(Error::NotFound(_))
+    ));
+    drop(tx);
+    let owner = sea_orm::Database::connect(db.url.clone()).await.unwrap();
+    assert_eq!(
+        count(
+            &owner,
+            "SELECT COUNT(*) AS n FROM audit_events WHERE action = 'integration.scope'"
+        )
+        .await,
+        2,
+        "changes only"
+    );
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -1644,6 +1752,7 @@ on_both_backends!(
     steps_wait_for_their_gate_and_the_kill_switch,
     chains_continue_in_place_but_not_under_a_kill_switch,
     quorum_needs_distinct_approvers_of_the_same_proposal,
+    integrations_start_read_only_and_writes_are_opt_in,
 );
 
 /// Several workers on one PostgreSQL: SKIP LOCKED claims never overlap and
@@ -1821,6 +1930,26 @@ mod rls {
                     Some(case.id),
                     serde_json::json!({}),
                 ),
+            )
+            .await
+            .unwrap();
+            let integ = vigil_orchestrator::integrations::create(
+                &tx,
+                &c,
+                &person("user:eng", Role::SecurityEngineer),
+                "jira",
+                "Jira",
+                serde_json::json!({"base_url": "https://j.example", "email": "e"}),
+            )
+            .await
+            .unwrap();
+            vigil_orchestrator::integrations::set_scope(
+                &tx,
+                &c,
+                &person("user:adm", Role::TenantAdmin),
+                integ.id,
+                "issue:create",
+                true,
             )
             .await
             .unwrap();

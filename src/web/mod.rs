@@ -7,6 +7,7 @@ pub mod auth;
 mod engine_api;
 pub mod error;
 mod health;
+mod integrations_api;
 mod pages;
 mod session_pages;
 
@@ -220,6 +221,24 @@ pub fn routes() -> (Router<AppState>, RouteTable) {
                 (M::PUT, Tenant("kill_switch", "engage")),
             ],
             get(engine_api::get_kill_switch).put(engine_api::set_kill_switch),
+        )
+        .route(
+            "/api/v1/integrations",
+            &[
+                (M::GET, Tenant("integration", "read")),
+                (M::POST, Tenant("integration", "configure")),
+            ],
+            get(integrations_api::list).post(integrations_api::create),
+        )
+        .route(
+            "/api/v1/integrations/{id}",
+            &[(M::GET, Tenant("integration", "read"))],
+            get(integrations_api::get),
+        )
+        .route(
+            "/api/v1/integrations/{id}/scopes/{scope}",
+            &[(M::PUT, TenantPerson("integration_scope", "set"))],
+            axum::routing::put(integrations_api::set_scope),
         )
         .route(
             "/api/v1/settings/gate-quorum",

@@ -5,6 +5,8 @@ pub mod audit_event;
 pub mod case;
 pub mod gate;
 pub mod gate_approval;
+pub mod integration;
+pub mod integration_scope;
 pub mod membership;
 pub mod outbox;
 pub mod password_token;

@@ -1,0 +1,90 @@
+//! Integrations API: create (read-only), list, get (with the permission
+//! manifest and each scope's state), and a Tenant Admin's write-scope opt-in.
+
+use std::net::SocketAddr;
+
+use axum::Json;
+use axum::extract::{ConnectInfo, Extension, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+use vigil_orchestrator::{Error, integrations};
+
+use super::auth::{Principal, TenantCtx};
+use super::{ApiError, AppState};
+
+type ApiResult = Result<Response, ApiError>;
+
+fn id(s: &str) -> Result<Uuid, ApiError> {
+    Uuid::try_parse(s).map_err(|_| ApiError::from(Error::NotFound("integration")))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewIntegration {
+    kind: String,
+    name: String,
+    #[serde(default = "empty")]
+    config: Value,
+}
+
+fn empty() -> Value {
+    json!({})
+}
+
+pub async fn create(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Extension(ctx): Extension<TenantCtx>,
+    c: ConnectInfo<SocketAddr>,
+    Json(b): Json<NewIntegration>,
+) -> ApiResult {
+    let tx = s.store.begin_tenant(ctx.tenant).await?;
+    let actor = p.actor(Some(ctx.role), Some(c.0.ip().to_string()));
+    let i = integrations::create(&tx, s.clock.as_ref(), &actor, &b.kind, &b.name, b.config).await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(i)).into_response())
+}
+
+pub async fn list(State(s): State<AppState>, Extension(ctx): Extension<TenantCtx>) -> ApiResult {
+    let tx = s.store.begin_tenant(ctx.tenant).await?;
+    let (items, total) = integrations::list(&tx).await?;
+    tx.commit().await?;
+    Ok(Json(json!({"items": items, "total": total})).into_response())
+}
+
+pub async fn get(
+    State(s): State<AppState>,
+    Extension(ctx): Extension<TenantCtx>,
+    Path(i): Path<String>,
+) -> ApiResult {
+    let i = id(&i)?;
+    let tx = s.store.begin_tenant(ctx.tenant).await?;
+    let v = integrations::get(&tx, i).await?;
+    tx.commit().await?;
+    Ok(Json(v).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScopeChange {
+    enabled: bool,
+}
+
+pub async fn set_scope(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Extension(ctx): Extension<TenantCtx>,
+    c: ConnectInfo<SocketAddr>,
+    Path((i, scope)): Path<(String, String)>,
+    Json(b): Json<ScopeChange>,
+) -> ApiResult {
+    let i = id(&i)?;
+    let tx = s.store.begin_tenant(ctx.tenant).await?;
+    let actor = p.actor(Some(ctx.role), Some(c.0.ip().to_string()));
+    let v = integrations::set_scope(&tx, s.clock.as_ref(), &actor, i, &scope, b.enabled).await?;
+    tx.commit().await?;
+    Ok(Json(v).into_response())
+}
