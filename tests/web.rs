@@ -1098,6 +1098,62 @@ async fn integrations_over_http(backend: Backend) {
         .await;
     assert_eq!(s, StatusCode::OK);
 
+    // Credentials: a webhook's signing secret is shown once; afterwards only a fingerprint.
+    let (s, res) = app
+        .call(
+            &engineer,
+            Method::POST,
+            "/api/v1/integrations",
+            Some(json!({"kind": "webhook", "name": "EDR"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{res}");
+    let hook: serde_json::Value = serde_json::from_str(&res).unwrap();
+    let signing = hook["signing_secret"].as_str().unwrap().to_owned();
+    let (_, res) = app
+        .call(
+            &engineer,
+            Method::GET,
+            &format!("/api/v1/integrations/{}", hook["id"].as_str().unwrap()),
+            None,
+        )
+        .await;
+    assert!(
+        !res.contains(&signing) && res.contains("\"fingerprint\""),
+        "{res}"
+    );
+    let cred_url = format!("/api/v1/integrations/{id}/credentials");
+    let (s, _) = app
+        .call(&analyst, Method::POST, &cred_url, Some(json!({"secret": "pw"})))
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, res) = app
+        .call(
+            &engineer,
+            Method::POST,
+            &cred_url,
+            Some(json!({"secret": "servicenow-password"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{res}");
+    assert!(
+        !res.contains("servicenow-password") && res.contains("\"version\":1"),
+        "{res}"
+    );
+    let (s, _) = app
+        .call(&admin, Method::POST, &format!("{cred_url}/revoke"), None)
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (_, res) = app
+        .call(
+            &engineer,
+            Method::GET,
+            &format!("/api/v1/integrations/{id}"),
+            None,
+        )
+        .await;
+    assert!(res.contains("\"credential\":null"), "revoked: {res}");
+
     let (_, log) = app
         .call(&admin, Method::GET, "/api/v1/audit?limit=100", None)
         .await;

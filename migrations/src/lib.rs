@@ -13,6 +13,7 @@ mod m20261122_000002_engine;
 mod m20261122_000003_steps;
 mod m20261122_000004_quorum;
 mod m20261122_000005_integrations;
+mod m20261122_000006_credentials;
 pub mod pg;
 
 /// Name of the PostgreSQL role the server runs every request as: owns nothing,
@@ -36,6 +37,8 @@ pub const TENANT_TABLES: &[&str] = &[
     "gate_approvals",
     "integrations",
     "integration_scopes",
+    "tenant_keys",
+    "credentials",
 ];
 
 #[derive(Debug)]
@@ -50,6 +53,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000003_steps::Migration),
             Box::new(m20261122_000004_quorum::Migration),
             Box::new(m20261122_000005_integrations::Migration),
+            Box::new(m20261122_000006_credentials::Migration),
         ]
     }
 }

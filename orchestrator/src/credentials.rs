@@ -107,6 +107,11 @@ impl MasterKey {
         Self(secrecy::SecretBox::new(Box::new(bytes)))
     }
 
+    /// A key from raw bytes (e.g. a tenant data key after unwrapping).
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(secrecy::SecretBox::new(Box::new(bytes)))
+    }
+
     /// Parses the key file format: 64 hex characters (surrounding whitespace ignored).
     pub fn from_hex(text: &str) -> Result<Self> {
         let raw = hex::decode(text.trim()).map_err(|_| Error::Invalid("master key is not hex".into()))?;

@@ -210,3 +210,24 @@ pub async fn scope_enabled(tx: &TenantTx, id: Uuid, scope_name: &str) -> Result<
         .await?;
     Ok(n > 0)
 }
+
+/// Creates an integration and, for kinds that need one, its first secret:
+/// a webhook gets a signing secret (HMAC-SHA256 key), returned once and
+/// stored only encrypted.
+pub async fn create_with_secret(
+    tx: &TenantTx,
+    clock: &dyn Clock,
+    master: &crate::credentials::MasterKey,
+    actor: &Actor,
+    kind: &str,
+    name: &str,
+    config: Value,
+) -> Result<(Integration, Option<String>)> {
+    let i = create(tx, clock, actor, kind, name, config).await?;
+    if i.kind != Kind::Webhook {
+        return Ok((i, None));
+    }
+    let secret = format!("whsec_{}", crate::credentials::random_secret());
+    crate::vault::set(tx, clock, master, actor, i.id, secret.as_bytes()).await?;
+    Ok((i, Some(secret)))
+}

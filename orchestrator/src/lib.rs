@@ -17,6 +17,7 @@ pub mod integrations;
 pub mod store;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod vault;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Result};

@@ -1719,6 +1719,142 @@ async fn integrations_start_read_only_and_writes_are_opt_in(db: TestDb) {
     );
 }
 
+async fn credentials_are_enveloped_rotated_and_revoked(db: TestDb) {
+    use secrecy::ExposeSecret;
+    use serde_json::json;
+    use vigil_orchestrator::credentials::MasterKey;
+    use vigil_orchestrator::{integrations, vault};
+    let c = clock();
+    let (a, b) = (tenant(&db, &c, "A").await, tenant(&db, &c, "B").await);
+    let master = MasterKey::generate();
+    let eng = person("user:eng", Role::SecurityEngineer);
+    let tx = db.store.begin_tenant(a).await.unwrap();
+    let (hook, secret) = integrations::create_with_secret(
+        &tx,
+        &c,
+        &master,
+        &eng,
+        "webhook",
+        "EDR push",
+        json!({"format": "auto"}),
+    )
+    .await
+    .unwrap();
+    let secret = secret.expect("a webhook gets a signing secret");
+    assert!(secret.starts_with("whsec_"));
+    assert_eq!(
+        vault::open(&tx, &c, &master, hook.id)
+            .await
+            .unwrap()
+            .expose_secret()
+            .as_slice(),
+        secret.as_bytes()
+    );
+    let (jira, none) = integrations::create_with_secret(
+        &tx,
+        &c,
+        &master,
+        &eng,
+        "jira",
+        "Jira",
+        json!({"base_url": "https://j.example", "email": "e"}),
+    )
+    .await
+    .unwrap();
+    assert!(none.is_none());
+    assert!(matches!(
+        vault::open(&tx, &c, &master, jira.id).await,
+        Err(Error::NotFound(_))
+    ));
+    let v1 = vault::set(&tx, &c, &master, &eng, jira.id, b"api-token-one")
+        .await
+        .unwrap();
+    assert_eq!(v1.version, 1);
+    assert_eq!(v1.fingerprint.len(), 16);
+    c.advance(Duration::minutes(1));
+    let v2 = vault::set(&tx, &c, &master, &eng, jira.id, b"api-token-two")
+        .await
+        .unwrap();
+    assert_eq!(v2.version, 2);
+    assert_ne!(v1.fingerprint, v2.fingerprint);
+    assert_eq!(
+        vault::open(&tx, &c, &master, jira.id)
+            .await
+            .unwrap()
+            .expose_secret()
+            .as_slice(),
+        b"api-token-two"
+    );
+    assert_eq!(vault::current(&tx, jira.id).await.unwrap().unwrap().version, 2);
+    // Another master key cannot unwrap the tenant's data key.
+    assert!(
+        vault::open(&tx, &c, &MasterKey::generate(), jira.id)
+            .await
+            .is_err()
+    );
+    tx.commit().await.unwrap();
+
+    // At rest: no plaintext anywhere; the old version's ciphertext is gone.
+    let owner = sea_orm::Database::connect(db.url.clone()).await.unwrap();
+    for needle in ["api-token-one", "api-token-two", secret.as_str()] {
+        let sql = format!(
+            "SELECT COUNT(*) AS n FROM credentials WHERE ciphertext LIKE '%{needle}%' OR fingerprint LIKE '%{needle}%'"
+        );
+        assert_eq!(count(&owner, &sql).await, 0, "{needle}");
+    }
+    let old = "SELECT COUNT(*) AS n FROM credentials WHERE version = 1 AND ciphertext IS NOT NULL \
+               AND integration_id IN (SELECT id FROM integrations WHERE kind = 'jira')";
+    assert_eq!(count(&owner, old).await, 0, "rotation destroys the old version");
+
+    // Other tenants: not found.
+    let tx = db.store.begin_tenant(b).await.unwrap();
+    assert!(matches!(
+        vault::open(&tx, &c, &master, jira.id).await,
+        Err(Error::NotFound(_))
+    ));
+    drop(tx);
+    let tx = db.store.begin_tenant(b).await.unwrap();
+    assert!(matches!(
+        vault::set(&tx, &c, &master, &eng, jira.id, b"x").await,
+        Err(Error::NotFound(_))
+    ));
+    drop(tx);
+
+    let tx = db.store.begin_tenant(a).await.unwrap();
+    vault::revoke(&tx, &c, &person("user:adm", Role::TenantAdmin), jira.id)
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            vault::open(&tx, &c, &master, jira.id).await,
+            Err(Error::NotFound(_))
+        ),
+        "revoked in one action"
+    );
+    assert!(vault::current(&tx, jira.id).await.unwrap().is_none());
+    tx.commit().await.unwrap();
+    let tx = db.store.begin_tenant(a).await.unwrap();
+    assert!(matches!(
+        vault::revoke(&tx, &c, &person("user:adm", Role::TenantAdmin), jira.id).await,
+        Err(Error::NotFound(_))
+    ));
+    drop(tx);
+    let live = "SELECT COUNT(*) AS n FROM credentials WHERE ciphertext IS NOT NULL \
+                AND integration_id IN (SELECT id FROM integrations WHERE kind = 'jira')";
+    assert_eq!(count(&owner, live).await, 0);
+    for action in ["credential.set", "credential.rotate", "credential.revoke"] {
+        assert!(
+            count(
+                &owner,
+                &format!("SELECT COUNT(*) AS n FROM audit_events WHERE action = '{action}'")
+            )
+            .await
+                >= 1,
+            "{action}"
+        );
+    }
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -1753,6 +1889,7 @@ on_both_backends!(
     chains_continue_in_place_but_not_under_a_kill_switch,
     quorum_needs_distinct_approvers_of_the_same_proposal,
     integrations_start_read_only_and_writes_are_opt_in,
+    credentials_are_enveloped_rotated_and_revoked,
 );
 
 /// Several workers on one PostgreSQL: SKIP LOCKED claims never overlap and
@@ -1950,6 +2087,16 @@ mod rls {
                 integ.id,
                 "issue:create",
                 true,
+            )
+            .await
+            .unwrap();
+            vigil_orchestrator::vault::set(
+                &tx,
+                &c,
+                &vigil_orchestrator::credentials::MasterKey::generate(),
+                &person("user:eng", Role::SecurityEngineer),
+                integ.id,
+                b"secret",
             )
             .await
             .unwrap();

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
-use vigil_orchestrator::{Error, integrations};
+use vigil_orchestrator::{Error, integrations, vault};
 
 use super::auth::{Principal, TenantCtx};
 use super::{ApiError, AppState};
@@ -43,9 +43,23 @@ pub async fn create(
 ) -> ApiResult {
     let tx = s.store.begin_tenant(ctx.tenant).await?;
     let actor = p.actor(Some(ctx.role), Some(c.0.ip().to_string()));
-    let i = integrations::create(&tx, s.clock.as_ref(), &actor, &b.kind, &b.name, b.config).await?;
+    let (i, secret) = integrations::create_with_secret(
+        &tx,
+        s.clock.as_ref(),
+        &s.master_key,
+        &actor,
+        &b.kind,
+        &b.name,
+        b.config,
+    )
+    .await?;
     tx.commit().await?;
-    Ok((StatusCode::CREATED, Json(i)).into_response())
+    let mut v = serde_json::to_value(i).map_err(|e| ApiError::internal("integration", &e))?;
+    if let Some(secret) = secret {
+        // Shown once; stored only encrypted.
+        v["signing_secret"] = json!(secret);
+    }
+    Ok((StatusCode::CREATED, Json(v)).into_response())
 }
 
 pub async fn list(State(s): State<AppState>, Extension(ctx): Extension<TenantCtx>) -> ApiResult {
@@ -63,7 +77,10 @@ pub async fn get(
     let i = id(&i)?;
     let tx = s.store.begin_tenant(ctx.tenant).await?;
     let v = integrations::get(&tx, i).await?;
+    let cred = vault::current(&tx, i).await?;
     tx.commit().await?;
+    let mut v = serde_json::to_value(v).map_err(|e| ApiError::internal("integration", &e))?;
+    v["credential"] = json!(cred);
     Ok(Json(v).into_response())
 }
 
@@ -87,4 +104,56 @@ pub async fn set_scope(
     let v = integrations::set_scope(&tx, s.clock.as_ref(), &actor, i, &scope, b.enabled).await?;
     tx.commit().await?;
     Ok(Json(v).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewCredential {
+    secret: String,
+}
+
+/// Sets or rotates the credential; answers its version and fingerprint only.
+pub async fn set_credential(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Extension(ctx): Extension<TenantCtx>,
+    c: ConnectInfo<SocketAddr>,
+    Path(i): Path<String>,
+    Json(b): Json<NewCredential>,
+) -> ApiResult {
+    let i = id(&i)?;
+    let tx = s.store.begin_tenant(ctx.tenant).await?;
+    let actor = p.actor(Some(ctx.role), Some(c.0.ip().to_string()));
+    let info = vault::set(
+        &tx,
+        s.clock.as_ref(),
+        &s.master_key,
+        &actor,
+        i,
+        b.secret.as_bytes(),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(info)).into_response())
+}
+
+/// Revokes the credential in one action (wiped at once).
+pub async fn revoke_credential(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Extension(ctx): Extension<TenantCtx>,
+    c: ConnectInfo<SocketAddr>,
+    Path(i): Path<String>,
+) -> ApiResult {
+    let i = id(&i)?;
+    let tx = s.store.begin_tenant(ctx.tenant).await?;
+    vault::revoke(
+        &tx,
+        s.clock.as_ref(),
+        &p.actor(Some(ctx.role), Some(c.0.ip().to_string())),
+        i,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

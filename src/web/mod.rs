@@ -236,6 +236,16 @@ pub fn routes() -> (Router<AppState>, RouteTable) {
             get(integrations_api::get),
         )
         .route(
+            "/api/v1/integrations/{id}/credentials",
+            &[(M::POST, Tenant("credential", "set"))],
+            post(integrations_api::set_credential),
+        )
+        .route(
+            "/api/v1/integrations/{id}/credentials/revoke",
+            &[(M::POST, Tenant("credential", "revoke"))],
+            post(integrations_api::revoke_credential),
+        )
+        .route(
             "/api/v1/integrations/{id}/scopes/{scope}",
             &[(M::PUT, TenantPerson("integration_scope", "set"))],
             axum::routing::put(integrations_api::set_scope),

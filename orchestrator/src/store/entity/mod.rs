@@ -3,6 +3,7 @@
 pub mod api_token;
 pub mod audit_event;
 pub mod case;
+pub mod credential;
 pub mod gate;
 pub mod gate_approval;
 pub mod integration;
@@ -15,4 +16,5 @@ pub mod session;
 pub mod step;
 pub mod tenant;
 pub mod tenant_control;
+pub mod tenant_key;
 pub mod user;
