@@ -1180,3 +1180,259 @@ mod integrations_http {
         super::integrations_over_http(super::Backend::Postgres).await
     }
 }
+
+async fn ingest_over_http(backend: Backend) {
+    use serde_json::json;
+    use vigil_orchestrator::ingest::sign;
+    let app = app(backend).await;
+    let a = app.tenant("A").await;
+    let engineer = Caller::Token {
+        role: Role::SecurityEngineer,
+        token: app.token(a, Role::SecurityEngineer).await,
+    };
+    let admin = app.session(Some(a), Role::TenantAdmin, true).await;
+    let (_, res) = app
+        .call(
+            &engineer,
+            Method::POST,
+            "/api/v1/integrations",
+            Some(json!({"kind": "webhook", "name": "EDR"})),
+        )
+        .await;
+    let hook: serde_json::Value = serde_json::from_str(&res).unwrap();
+    let (id, secret) = (
+        hook["id"].as_str().unwrap().to_owned(),
+        hook["signing_secret"].as_str().unwrap().to_owned(),
+    );
+    let (_, res) = app
+        .call(
+            &engineer,
+            Method::POST,
+            "/api/v1/integrations",
+            Some(json!({"kind": "graylog", "name": "GL", "config": {"base_url": "https://gl.example"}})),
+        )
+        .await;
+    let graylog = serde_json::from_str::<serde_json::Value>(&res).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let now = app.clock.now().timestamp().to_string();
+
+    let deliver = |body: String, ts: String, sig: Option<String>, to: String| {
+        let mut b = Request::builder()
+            .method(Method::POST)
+            .uri(format!("/api/v1/ingest/{to}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .header("x-vigil-timestamp", ts);
+        if let Some(s) = sig {
+            b = b.header("x-vigil-signature", s);
+        }
+        b.body(Body::from(body)).unwrap()
+    };
+    // One alert of each format, as the sources send them (spacing kept verbatim).
+    let body = r#"[ {"class_uid": 2004, "finding_info": {"uid": "ocsf-1", "title": "Malware"}},
+  {"@timestamp": "2026-11-22T11:59:00Z", "ecs": {"version": "8.11.0"}, "event": {"id": "ecs-1", "kind": "alert"}, "host": {"name": "FIN-WS-042"}},
+  {"composite_id": "cid:ind:42", "cid": "cid", "device": {"device_id": "d1", "hostname": "FIN-WS-042"}},
+  {"event_definition_id": "def-1", "event": {"id": "gl-1", "event_definition_id": "def-1", "message": "ssh brute force"}} ]"#
+        .to_owned();
+    let (s, res, _) = app
+        .send(deliver(
+            body.clone(),
+            now.clone(),
+            Some(sign(secret.as_bytes(), &now, body.as_bytes())),
+            id.clone(),
+        ))
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{res}");
+    let first: serde_json::Value = serde_json::from_str(&res).unwrap();
+    assert_eq!(
+        (first["accepted"].as_u64(), first["duplicates"].as_u64()),
+        (Some(4), Some(0)),
+        "{res}"
+    );
+    // A redelivery is idempotent: same ids, nothing new.
+    let (s, res, _) = app
+        .send(deliver(
+            body.clone(),
+            now.clone(),
+            Some(sign(secret.as_bytes(), &now, body.as_bytes())),
+            id.clone(),
+        ))
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    let again: serde_json::Value = serde_json::from_str(&res).unwrap();
+    assert_eq!(
+        (again["accepted"].as_u64(), again["duplicates"].as_u64()),
+        (Some(0), Some(4))
+    );
+    assert_eq!(again["alert_ids"], first["alert_ids"]);
+    let (_, list) = app
+        .call(&engineer, Method::GET, "/api/v1/alerts?limit=100", None)
+        .await;
+    let v: serde_json::Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(v["total"], 4);
+    let formats: std::collections::BTreeSet<_> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["format"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        formats.into_iter().collect::<Vec<_>>(),
+        ["crowdstrike", "ecs", "graylog", "ocsf"]
+    );
+    assert!(
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["raw"].as_str().unwrap().starts_with("{\"@timestamp\": \"2026")),
+        "stored verbatim"
+    );
+
+    // Refusals: precise, audited where they matter, nothing stored.
+    let one = r#"{"class_uid": 2004, "finding_info": {"uid": "ocsf-2"}}"#.to_owned();
+    let cases = [
+        (
+            deliver(
+                one.clone(),
+                now.clone(),
+                Some(sign(b"forged", &now, one.as_bytes())),
+                id.clone(),
+            ),
+            StatusCode::UNAUTHORIZED,
+        ),
+        (
+            deliver(one.clone(), now.clone(), None, id.clone()),
+            StatusCode::UNAUTHORIZED,
+        ),
+        {
+            let old = (app.clock.now().timestamp() - 301).to_string();
+            (
+                deliver(
+                    one.clone(),
+                    old.clone(),
+                    Some(sign(secret.as_bytes(), &old, one.as_bytes())),
+                    id.clone(),
+                ),
+                StatusCode::UNAUTHORIZED,
+            )
+        },
+        {
+            let unknown =
+                r#"[{"class_uid": 2004, "finding_info": {"uid": "ok"}}, {"hello": "world"}]"#.to_owned();
+            (
+                deliver(
+                    unknown.clone(),
+                    now.clone(),
+                    Some(sign(secret.as_bytes(), &now, unknown.as_bytes())),
+                    id.clone(),
+                ),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+        },
+        {
+            let broken = r#"{"class_uid": 2004,"#.to_owned();
+            (
+                deliver(
+                    broken.clone(),
+                    now.clone(),
+                    Some(sign(secret.as_bytes(), &now, broken.as_bytes())),
+                    id.clone(),
+                ),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+        },
+        {
+            let huge = format!("{{\"class_uid\": 2004, \"pad\": \"{}\"}}", "x".repeat(1 << 20));
+            (
+                deliver(
+                    huge.clone(),
+                    now.clone(),
+                    Some(sign(secret.as_bytes(), &now, huge.as_bytes())),
+                    id.clone(),
+                ),
+                StatusCode::PAYLOAD_TOO_LARGE,
+            )
+        },
+        (
+            deliver(
+                one.clone(),
+                now.clone(),
+                Some(sign(secret.as_bytes(), &now, one.as_bytes())),
+                graylog,
+            ),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            deliver(
+                one.clone(),
+                now.clone(),
+                Some(sign(secret.as_bytes(), &now, one.as_bytes())),
+                uuid::Uuid::new_v4().to_string(),
+            ),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            deliver(
+                one.clone(),
+                now.clone(),
+                Some(sign(secret.as_bytes(), &now, one.as_bytes())),
+                "not-a-uuid".into(),
+            ),
+            StatusCode::NOT_FOUND,
+        ),
+    ];
+    for (n, (req, want)) in cases.into_iter().enumerate() {
+        let (s, res, _) = app.send(req).await;
+        assert_eq!(s, want, "case {n}: {res}");
+        assert!(res.contains("\"error\""), "case {n}: {res}");
+    }
+    let (_, list) = app
+        .call(&engineer, Method::GET, "/api/v1/alerts?limit=100", None)
+        .await;
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&list).unwrap()["total"],
+        4,
+        "nothing partially stored"
+    );
+    let (_, log) = app
+        .call(&admin, Method::GET, "/api/v1/audit?limit=200", None)
+        .await;
+    assert_eq!(
+        log.matches("\"action\":\"ingest.rejected\"").count(),
+        3,
+        "forged, unsigned and stale deliveries are audited"
+    );
+
+    // Revoking the signing secret stops ingest at once.
+    let (s, _) = app
+        .call(
+            &admin,
+            Method::POST,
+            &format!("/api/v1/integrations/{id}/credentials/revoke"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _, _) = app
+        .send(deliver(
+            one.clone(),
+            now.clone(),
+            Some(sign(secret.as_bytes(), &now, one.as_bytes())),
+            id.clone(),
+        ))
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+}
+
+mod ingest_http {
+    #[tokio::test]
+    async fn sqlite() {
+        super::ingest_over_http(super::Backend::Sqlite).await
+    }
+    #[tokio::test]
+    async fn postgres() {
+        super::ingest_over_http(super::Backend::Postgres).await
+    }
+}

@@ -14,6 +14,7 @@ mod m20261122_000003_steps;
 mod m20261122_000004_quorum;
 mod m20261122_000005_integrations;
 mod m20261122_000006_credentials;
+mod m20261122_000007_alerts;
 pub mod pg;
 
 /// Name of the PostgreSQL role the server runs every request as: owns nothing,
@@ -39,6 +40,7 @@ pub const TENANT_TABLES: &[&str] = &[
     "integration_scopes",
     "tenant_keys",
     "credentials",
+    "alerts",
 ];
 
 #[derive(Debug)]
@@ -54,6 +56,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000004_quorum::Migration),
             Box::new(m20261122_000005_integrations::Migration),
             Box::new(m20261122_000006_credentials::Migration),
+            Box::new(m20261122_000007_alerts::Migration),
         ]
     }
 }

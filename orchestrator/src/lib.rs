@@ -13,6 +13,7 @@ pub mod engine;
 pub mod error;
 pub mod identity;
 pub mod ids;
+pub mod ingest;
 pub mod integrations;
 pub mod store;
 #[cfg(feature = "testkit")]

@@ -2090,10 +2090,11 @@ mod rls {
             )
             .await
             .unwrap();
+            let master = vigil_orchestrator::credentials::MasterKey::generate();
             vigil_orchestrator::vault::set(
                 &tx,
                 &c,
-                &vigil_orchestrator::credentials::MasterKey::generate(),
+                &master,
                 &person("user:eng", Role::SecurityEngineer),
                 integ.id,
                 b"secret",
@@ -2101,6 +2102,37 @@ mod rls {
             .await
             .unwrap();
             tx.commit().await.unwrap();
+            // An alert, through a real signed delivery.
+            let tx = db.store.begin_tenant(t).await.unwrap();
+            let (hook, secret) = vigil_orchestrator::integrations::create_with_secret(
+                &tx,
+                &c,
+                &master,
+                &person("user:eng", Role::SecurityEngineer),
+                "webhook",
+                "hook",
+                serde_json::json!({}),
+            )
+            .await
+            .unwrap();
+            tx.commit().await.unwrap();
+            let body = br#"{"class_uid": 2004, "finding_info": {"uid": "f"}}"#;
+            let ts = c.now().timestamp().to_string();
+            let sig = vigil_orchestrator::ingest::sign(secret.unwrap().as_bytes(), &ts, body);
+            vigil_orchestrator::ingest::receive(
+                &db.store,
+                &c,
+                &master,
+                vigil_orchestrator::ingest::Delivery {
+                    integration: hook.id,
+                    timestamp: Some(&ts),
+                    signature: Some(&sig),
+                    body,
+                    source_ip: None,
+                },
+            )
+            .await
+            .unwrap();
         }
         // Under B's setting, raw unfiltered queries see only B's rows.
         let tx = db.store.begin_tenant(b).await.unwrap();

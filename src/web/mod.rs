@@ -7,6 +7,7 @@ pub mod auth;
 mod engine_api;
 pub mod error;
 mod health;
+mod ingest_api;
 mod integrations_api;
 mod pages;
 mod session_pages;
@@ -221,6 +222,16 @@ pub fn routes() -> (Router<AppState>, RouteTable) {
                 (M::PUT, Tenant("kill_switch", "engage")),
             ],
             get(engine_api::get_kill_switch).put(engine_api::set_kill_switch),
+        )
+        .route(
+            "/api/v1/ingest/{id}",
+            &[(M::POST, Public)],
+            post(ingest_api::receive).layer(axum::extract::DefaultBodyLimit::max(ingest_api::BODY_LIMIT)),
+        )
+        .route(
+            "/api/v1/alerts",
+            &[(M::GET, Tenant("case", "read"))],
+            get(ingest_api::list),
         )
         .route(
             "/api/v1/integrations",

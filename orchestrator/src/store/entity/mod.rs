@@ -1,5 +1,6 @@
 //! sea-orm entities, one per table. Tenant-owned tables carry `tenant_id`.
 
+pub mod alert;
 pub mod api_token;
 pub mod audit_event;
 pub mod case;
