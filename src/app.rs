@@ -122,7 +122,7 @@ async fn serve(cfg: Config, demo: bool) -> Result<(), Error> {
         .to_owned();
 
     if demo {
-        let seeded = demo::seed(&store, clock.as_ref()).await?;
+        let seeded = demo::seed(&store, clock.as_ref(), &master_key).await?;
         print!("{}", seeded.render(&public_url));
     }
     if identity::bootstrap_needed(store.conn()).await? {

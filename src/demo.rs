@@ -5,6 +5,7 @@
 use std::fmt::Write;
 
 use vigil_orchestrator::audit::Actor;
+use vigil_orchestrator::credentials::MasterKey;
 use vigil_orchestrator::credentials::{PasswordPolicy, generate_password};
 use vigil_orchestrator::identity::{self, Tenant};
 use vigil_orchestrator::ids::Email;
@@ -48,7 +49,7 @@ fn demo_email(role: Role) -> Result<Email, Error> {
 }
 
 /// Idempotent: reuses the demo tenant and accounts, resetting passwords.
-pub async fn seed(store: &Store, clock: &dyn Clock) -> Result<Seeded, Error> {
+pub async fn seed(store: &Store, clock: &dyn Clock, master: &MasterKey) -> Result<Seeded, Error> {
     let actor = Actor {
         label: "system:demo".into(),
         role: None,
@@ -93,6 +94,7 @@ pub async fn seed(store: &Store, clock: &dyn Clock) -> Result<Seeded, Error> {
     if let Some(analyst) = analyst {
         seed_cases(store, clock, tenant.id, analyst).await?;
     }
+    seed_alerts(store, clock, master, tenant.id).await?;
     Ok(Seeded { tenant, accounts })
 }
 
@@ -141,5 +143,76 @@ async fn seed_cases(
         gates::request(&tx, clock, &who, case.id, kind, payload, gates::ESCALATE_AFTER).await?;
     }
     tx.commit().await?;
+    Ok(())
+}
+
+/// Sample alerts in the four accepted formats, delivered through the real
+/// signed webhook path from a demo integration (once).
+async fn seed_alerts(
+    store: &Store,
+    clock: &dyn Clock,
+    master: &MasterKey,
+    tenant: vigil_orchestrator::TenantId,
+) -> Result<(), Error> {
+    use vigil_orchestrator::{ingest, integrations};
+    let tx = store.begin_tenant(tenant).await?;
+    if integrations::list(&tx)
+        .await?
+        .0
+        .iter()
+        .any(|i| i.name == "Demo EDR webhook")
+    {
+        return Ok(());
+    }
+    let actor = Actor {
+        label: "system:demo".into(),
+        role: None,
+        source_ip: None,
+    };
+    let (hook, secret) = integrations::create_with_secret(
+        &tx,
+        clock,
+        master,
+        &actor,
+        "webhook",
+        "Demo EDR webhook",
+        serde_json::json!({"format": "auto"}),
+    )
+    .await?;
+    tx.commit().await?;
+    let Some(secret) = secret else { return Ok(()) };
+    let now = clock.now();
+    let at = |mins: i64| (now - chrono::Duration::minutes(mins)).to_rfc3339();
+    let body = serde_json::json!([
+        {"class_uid": 2004, "class_name": "Detection Finding", "category_uid": 2, "severity_id": 4, "time": (now - chrono::Duration::minutes(42)).timestamp_millis(),
+         "finding_info": {"uid": "demo-ocsf-7781", "title": "Periodic beaconing to a Tor exit node", "types": ["Command and Control"]},
+         "device": {"hostname": "FIN-WS-042", "ip": "10.20.4.42"}, "dst_endpoint": {"ip": "185.220.101.4", "port": 443},
+         "metadata": {"product": {"name": "Network Sensor", "vendor_name": "Demo"}, "version": "1.1.0"}},
+        {"composite_id": "demo:ind:4f2a", "cid": "demo-cid", "created_timestamp": at(40), "severity": 70, "tactic": "Command and Control",
+         "description": "Unsigned binary in %APPDATA% made periodic outbound connections", "filename": "updsvc.exe",
+         "sha256": "9f2c1c5c3c0d8a1b7e6f4a3d2c1b0a99887766554433221100ffeeddccbbaa99",
+         "device": {"device_id": "demo-dev-42", "hostname": "FIN-WS-042", "local_ip": "10.20.4.42"}, "user_name": "m.rossi"},
+        {"@timestamp": at(35), "ecs": {"version": "8.11.0"}, "event": {"id": "demo-ecs-118", "kind": "alert", "category": ["authentication"], "action": "impossible-travel"},
+         "user": {"name": "j.doe", "email": "j.doe@corp.example"}, "source": {"ip": "203.0.113.77", "geo": {"city_name": "Singapore"}},
+         "message": "Sign-in from Singapore 40 minutes after a sign-in from Lisbon"},
+        {"event_definition_id": "demo-def-ssh", "event": {"id": "demo-gl-9001", "event_definition_id": "demo-def-ssh", "timestamp": at(30),
+         "message": "Port sweep from 10.20.0.15 across 10.20.4.0/24", "source": "graylog", "fields": {"src_ip": "10.20.0.15"}}}
+    ]);
+    let text = body.to_string();
+    let ts = now.timestamp().to_string();
+    let sig = ingest::sign(secret.as_bytes(), &ts, text.as_bytes());
+    ingest::receive(
+        store,
+        clock,
+        master,
+        ingest::Delivery {
+            integration: hook.id,
+            timestamp: Some(&ts),
+            signature: Some(&sig),
+            body: text.as_bytes(),
+            source_ip: None,
+        },
+    )
+    .await?;
     Ok(())
 }

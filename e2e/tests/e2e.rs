@@ -341,6 +341,16 @@ async fn demo_seeds_a_tenant_and_one_account_per_role() {
         .await
         .unwrap();
     assert_eq!(inbox["total"], 3, "{inbox}");
+    let alerts: serde_json::Value = http()
+        .get(server.url("/api/v1/alerts"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(alerts["total"], 4, "sample alerts in all four formats: {alerts}");
     assert!(server.terminate().await.0.success());
 
     // Idempotent: a second start reuses the tenant, with fresh passwords.
