@@ -1290,6 +1290,29 @@ async fn ingest_over_http(backend: Backend) {
         "stored verbatim"
     );
 
+    // Observables, normalised, each with the pointer to its evidence.
+    let items = v["items"].as_array().unwrap();
+    let cs = items.iter().find(|a| a["format"] == "crowdstrike").unwrap();
+    let host = cs["observables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["kind"] == "host")
+        .unwrap();
+    assert_eq!(
+        (host["value"].as_str(), host["pointer"].as_str()),
+        (Some("fin-ws-042"), Some("/device/hostname"))
+    );
+    let ecs = items.iter().find(|a| a["format"] == "ecs").unwrap();
+    assert!(
+        ecs["observables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o["kind"] == "host" && o["pointer"] == "/host/name"),
+        "{ecs}"
+    );
+
     // Refusals: precise, audited where they matter, nothing stored.
     let one = r#"{"class_uid": 2004, "finding_info": {"uid": "ocsf-2"}}"#.to_owned();
     let cases = [

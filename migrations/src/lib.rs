@@ -15,6 +15,7 @@ mod m20261122_000004_quorum;
 mod m20261122_000005_integrations;
 mod m20261122_000006_credentials;
 mod m20261122_000007_alerts;
+mod m20261122_000008_observables;
 pub mod pg;
 
 /// Name of the PostgreSQL role the server runs every request as: owns nothing,
@@ -41,6 +42,7 @@ pub const TENANT_TABLES: &[&str] = &[
     "tenant_keys",
     "credentials",
     "alerts",
+    "observables",
 ];
 
 #[derive(Debug)]
@@ -57,6 +59,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000005_integrations::Migration),
             Box::new(m20261122_000006_credentials::Migration),
             Box::new(m20261122_000007_alerts::Migration),
+            Box::new(m20261122_000008_observables::Migration),
         ]
     }
 }

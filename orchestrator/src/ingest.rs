@@ -22,7 +22,7 @@ use vigil_integrations::Kind;
 
 use crate::audit::{self, Actor, Event};
 use crate::credentials::MasterKey;
-use crate::store::entity::alert;
+use crate::store::entity::{alert, observable};
 use crate::store::{Backend, Store};
 use crate::{Clock, Error, Result, TenantId, integrations, vault};
 
@@ -279,7 +279,8 @@ pub async fn receive(
             Some(id) => hex::encode(Sha256::digest(format!("{}:{id}", format.as_str()).as_bytes())),
             None => hex::encode(Sha256::digest(crate::engine::canonical_json(&v).as_bytes())),
         };
-        checked.push((format, sid, key, raw.get().to_owned()));
+        let obs = crate::observables::extract(&v);
+        checked.push((format, sid, key, raw.get().to_owned(), obs));
     }
 
     let now = clock.now();
@@ -288,7 +289,7 @@ pub async fn receive(
         duplicates: 0,
         alert_ids: Vec::with_capacity(checked.len()),
     };
-    for (format, sid, key, raw) in checked {
+    for (format, sid, key, raw, obs) in checked {
         let id = Uuid::now_v7();
         let res = alert::Entity::insert(alert::ActiveModel {
             id: Set(id),
@@ -308,6 +309,19 @@ pub async fn receive(
             TryInsertResult::Inserted(n) if n > 0 => {
                 out.accepted += 1;
                 out.alert_ids.push(id);
+                if !obs.is_empty() {
+                    let rows = obs.into_iter().map(|o| observable::ActiveModel {
+                        id: Set(Uuid::now_v7()),
+                        tenant_id: Set(tenant.0),
+                        alert_id: Set(id),
+                        kind: Set(o.kind.as_str().to_owned()),
+                        value: Set(o.value),
+                        pointer: Set(o.pointer),
+                    });
+                    observable::Entity::insert_many(rows)
+                        .exec_without_returning(&*tx)
+                        .await?;
+                }
             }
             _ => {
                 out.duplicates += 1;
@@ -336,6 +350,44 @@ pub async fn list(tx: &crate::store::TenantTx, limit: u64) -> Result<Vec<alert::
         .limit(limit)
         .all(&**tx)
         .await?)
+}
+
+/// The observables of an alert (kind, value, evidence pointer).
+pub async fn observables_of(
+    tx: &crate::store::TenantTx,
+    alert: Uuid,
+) -> Result<Vec<crate::observables::Observable>> {
+    use sea_orm::QueryOrder;
+    let rows = observable::Entity::find()
+        .filter(observable::Column::TenantId.eq(tx.tenant().0))
+        .filter(observable::Column::AlertId.eq(alert))
+        .order_by_asc(observable::Column::Id)
+        .all(&**tx)
+        .await?;
+    rows.into_iter()
+        .map(|r| {
+            let kind = match r.kind.as_str() {
+                "host" => crate::observables::Kind::Host,
+                "user" => crate::observables::Kind::User,
+                "ip" => crate::observables::Kind::Ip,
+                "domain" => crate::observables::Kind::Domain,
+                "url" => crate::observables::Kind::Url,
+                "file_hash" => crate::observables::Kind::FileHash,
+                "process" => crate::observables::Kind::Process,
+                "email" => crate::observables::Kind::Email,
+                other => {
+                    return Err(Error::Invalid(format!(
+                        "stored observable kind `{other}` is unknown"
+                    )));
+                }
+            };
+            Ok(crate::observables::Observable {
+                kind,
+                value: r.value,
+                pointer: r.pointer,
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

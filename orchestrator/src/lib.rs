@@ -15,6 +15,7 @@ pub mod identity;
 pub mod ids;
 pub mod ingest;
 pub mod integrations;
+pub mod observables;
 pub mod store;
 #[cfg(feature = "testkit")]
 pub mod testkit;

@@ -2116,7 +2116,7 @@ mod rls {
             .await
             .unwrap();
             tx.commit().await.unwrap();
-            let body = br#"{"class_uid": 2004, "finding_info": {"uid": "f"}}"#;
+            let body = br#"{"class_uid": 2004, "finding_info": {"uid": "f"}, "device": {"hostname": "h-1"}}"#;
             let ts = c.now().timestamp().to_string();
             let sig = vigil_orchestrator::ingest::sign(secret.unwrap().as_bytes(), &ts, body);
             vigil_orchestrator::ingest::receive(

@@ -69,13 +69,12 @@ pub async fn list(
     }
     let tx = s.store.begin_tenant(ctx.tenant).await?;
     let rows = ingest::list(&tx, limit).await?;
+    let mut items = Vec::with_capacity(rows.len());
+    for a in rows {
+        let observables = ingest::observables_of(&tx, a.id).await?;
+        items.push(json!({"id": a.id, "integration_id": a.integration_id, "format": a.format, "source_id": a.source_id,
+                          "received_at": a.received_at, "raw": a.raw, "observables": observables}));
+    }
     tx.commit().await?;
-    let items: Vec<_> = rows
-        .into_iter()
-        .map(|a| {
-            json!({"id": a.id, "integration_id": a.integration_id, "format": a.format, "source_id": a.source_id,
-                   "received_at": a.received_at, "raw": a.raw})
-        })
-        .collect();
     Ok(Json(json!({"total": items.len(), "items": items})).into_response())
 }

@@ -10,6 +10,7 @@ pub mod gate_approval;
 pub mod integration;
 pub mod integration_scope;
 pub mod membership;
+pub mod observable;
 pub mod outbox;
 pub mod password_token;
 pub mod platform_control;
