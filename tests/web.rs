@@ -343,6 +343,14 @@ async fn every_route_for_every_principal(backend: Backend) {
                 Err("unauthenticated") => {
                     assert_eq!(status, StatusCode::SEE_OTHER, "redirect to login: {what}")
                 }
+                // Pages answer a refusal in the browser's terms.
+                Err("mfa_required") if !api => {
+                    assert_eq!(status, StatusCode::SEE_OTHER, "redirect to /mfa: {what}")
+                }
+                Err(_) if !api => {
+                    assert_eq!(status, StatusCode::FORBIDDEN, "{what}");
+                    assert!(body.contains("Not allowed"), "{what}");
+                }
                 Err(code) => {
                     assert_eq!(status, StatusCode::FORBIDDEN, "{what}");
                     assert!(body.contains(&format!("\"code\":\"{code}\"")), "{code}: {what}");
@@ -1457,5 +1465,123 @@ mod ingest_http {
     #[tokio::test]
     async fn postgres() {
         super::ingest_over_http(super::Backend::Postgres).await
+    }
+}
+
+async fn approvals_inbox_in_the_browser(backend: Backend) {
+    use serde_json::json;
+    let app = app(backend).await;
+    let a = app.tenant("A").await;
+    let ann = app.session(Some(a), Role::AnalystEdit, false).await;
+    let bob = app.session(Some(a), Role::AnalystEdit, false).await;
+    let (_, res) = app
+        .call(
+            &ann,
+            Method::POST,
+            "/api/v1/cases",
+            Some(json!({"title": "Ransom note on FS-01"})),
+        )
+        .await;
+    let case = serde_json::from_str::<serde_json::Value>(&res).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (s, res) = app
+        .call(
+            &ann,
+            Method::POST,
+            &format!("/api/v1/cases/{case}/gates"),
+            Some(json!({"kind": "escalate_critical", "payload": {"reason": "encryption in progress"}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{res}");
+    let gate = serde_json::from_str::<serde_json::Value>(&res).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let page = |c: &Caller| {
+        let Caller::Session { cookie, .. } = c else {
+            unreachable!()
+        };
+        Request::builder()
+            .uri("/gates")
+            .header(header::COOKIE, format!("vigil_session={cookie}"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    let (s, html, _) = app.send(page(&ann)).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        html.contains("Ransom note on FS-01") && html.contains("You requested this"),
+        "{html}"
+    );
+    assert!(
+        !html.contains(&format!("/gates/{gate}/approve")),
+        "no buttons for the requester"
+    );
+
+    let (s, html, _) = app.send(page(&bob)).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        html.contains(&format!("action=\"/gates/{gate}/approve\"")),
+        "{html}"
+    );
+    let field = |name: &str| {
+        html.split(&format!("name=\"{name}\" value=\""))
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    let (csrf, hash) = (field("csrf"), field("payload_hash"));
+    let Caller::Session { cookie, .. } = &bob else {
+        unreachable!()
+    };
+    let form = Request::builder()
+        .method(Method::POST)
+        .uri(format!("/gates/{gate}/approve"))
+        .header(header::COOKIE, format!("vigil_session={cookie}"))
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(format!("csrf={csrf}&payload_hash={hash}")))
+        .unwrap();
+    let (s, _, h) = app.send(form).await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    assert_eq!(h[header::LOCATION], "/gates");
+    let (_, res) = app
+        .call(&bob, Method::GET, &format!("/api/v1/gates/{gate}"), None)
+        .await;
+    assert!(res.contains("\"status\":\"executed\""), "{res}");
+    let (_, html, _) = app.send(page(&bob)).await;
+    assert!(html.contains("Nothing is waiting"), "{html}");
+    // htmx is served by Vigil itself.
+    let (s, js, h) = app
+        .send(
+            Request::builder()
+                .uri("/static/htmx.min.js")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        js.starts_with("var htmx=")
+            && h[header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .starts_with("text/javascript")
+    );
+}
+
+mod inbox_page {
+    #[tokio::test]
+    async fn sqlite() {
+        super::approvals_inbox_in_the_browser(super::Backend::Sqlite).await
+    }
+    #[tokio::test]
+    async fn postgres() {
+        super::approvals_inbox_in_the_browser(super::Backend::Postgres).await
     }
 }

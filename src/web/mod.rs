@@ -6,6 +6,7 @@ mod api;
 pub mod auth;
 mod engine_api;
 pub mod error;
+mod gate_pages;
 mod health;
 mod ingest_api;
 mod integrations_api;
@@ -101,6 +102,22 @@ pub fn routes() -> (Router<AppState>, RouteTable) {
         .route("/healthz", &[(M::GET, Public)], get(health::healthz))
         .route("/readyz", &[(M::GET, Public)], get(health::readyz))
         .route("/static/vigil.css", &[(M::GET, Public)], get(static_css))
+        .route("/static/htmx.min.js", &[(M::GET, Public)], get(static_htmx))
+        .route(
+            "/gates",
+            &[(M::GET, Tenant("gate", "read"))],
+            get(gate_pages::inbox),
+        )
+        .route(
+            "/gates/{id}/approve",
+            &[(M::POST, Tenant("gate", "decide"))],
+            post(gate_pages::approve),
+        )
+        .route(
+            "/gates/{id}/reject",
+            &[(M::POST, Tenant("gate", "decide"))],
+            post(gate_pages::reject),
+        )
         .route("/", &[(M::GET, Public)], get(pages::index))
         .route(
             "/setup/bootstrap/{token}",
@@ -298,6 +315,16 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(security_headers))
         .layer(middleware::from_fn(access_log))
         .with_state(state)
+}
+
+async fn static_htmx() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        include_str!("../../static/htmx.min.js"),
+    )
 }
 
 async fn static_css() -> impl IntoResponse {
