@@ -1298,6 +1298,28 @@ async fn ingest_over_http(backend: Backend) {
         "stored verbatim"
     );
 
+    // Correlated: the CrowdStrike and ECS alerts share nothing with each other here, but every alert sits in a case.
+    let (_, cases) = app
+        .call(&engineer, Method::GET, "/api/v1/cases?limit=100", None)
+        .await;
+    let cases: serde_json::Value = serde_json::from_str(&cases).unwrap();
+    let mut placed = 0;
+    for k in cases["items"].as_array().unwrap() {
+        let (_, one) = app
+            .call(
+                &engineer,
+                Method::GET,
+                &format!("/api/v1/cases/{}", k["id"].as_str().unwrap()),
+                None,
+            )
+            .await;
+        placed += serde_json::from_str::<serde_json::Value>(&one).unwrap()["alerts"]
+            .as_array()
+            .unwrap()
+            .len();
+    }
+    assert_eq!(placed, 4, "{cases}");
+
     // Observables, normalised, each with the pointer to its evidence.
     let items = v["items"].as_array().unwrap();
     let cs = items.iter().find(|a| a["format"] == "crowdstrike").unwrap();

@@ -16,6 +16,7 @@ mod m20261122_000005_integrations;
 mod m20261122_000006_credentials;
 mod m20261122_000007_alerts;
 mod m20261122_000008_observables;
+mod m20261122_000009_correlation;
 pub mod pg;
 
 /// Name of the PostgreSQL role the server runs every request as: owns nothing,
@@ -43,6 +44,7 @@ pub const TENANT_TABLES: &[&str] = &[
     "credentials",
     "alerts",
     "observables",
+    "case_alerts",
 ];
 
 #[derive(Debug)]
@@ -60,6 +62,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000006_credentials::Migration),
             Box::new(m20261122_000007_alerts::Migration),
             Box::new(m20261122_000008_observables::Migration),
+            Box::new(m20261122_000009_correlation::Migration),
         ]
     }
 }

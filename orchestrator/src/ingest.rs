@@ -291,6 +291,7 @@ pub async fn receive(
     };
     for (format, sid, key, raw, obs) in checked {
         let id = Uuid::now_v7();
+        let raw_for_case = raw.clone();
         let res = alert::Entity::insert(alert::ActiveModel {
             id: Set(id),
             tenant_id: Set(tenant.0),
@@ -309,6 +310,8 @@ pub async fn receive(
             TryInsertResult::Inserted(n) if n > 0 => {
                 out.accepted += 1;
                 out.alert_ids.push(id);
+                let parsed: Value = serde_json::from_str(&raw_for_case).unwrap_or(Value::Null);
+                let case_obs = obs.clone();
                 if !obs.is_empty() {
                     let rows = obs.into_iter().map(|o| observable::ActiveModel {
                         id: Set(Uuid::now_v7()),
@@ -322,6 +325,7 @@ pub async fn receive(
                         .exec_without_returning(&*tx)
                         .await?;
                 }
+                crate::correlate::correlate(&tx, clock, id, now, &parsed, &case_obs).await?;
             }
             _ => {
                 out.duplicates += 1;

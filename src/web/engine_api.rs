@@ -95,10 +95,16 @@ pub async fn get_case(
     let case = cases::get(&tx, case_id).await?;
     let (g, _) = gates::list(&tx, None, Some(case_id), 500, 0).await?;
     let st = steps::list(&tx, Some(case_id), None, 500).await?;
+    let alerts: Vec<Value> = vigil_orchestrator::correlate::alerts_of(&tx, case_id)
+        .await?
+        .into_iter()
+        .map(|(alert, joined_by)| json!({"alert_id": alert, "joined_by": joined_by}))
+        .collect();
     tx.commit().await?;
     let mut v = serde_json::to_value(case).map_err(|e| ApiError::internal("case", &e))?;
     v["gates"] = serde_json::to_value(g).map_err(|e| ApiError::internal("case", &e))?;
     v["steps"] = serde_json::to_value(st).map_err(|e| ApiError::internal("case", &e))?;
+    v["alerts"] = Value::Array(alerts);
     Ok(Json(v).into_response())
 }
 

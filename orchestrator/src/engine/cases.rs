@@ -62,6 +62,7 @@ pub async fn open(
         state: Set(CaseState::Open.as_str().to_owned()),
         created_at: Set(now),
         updated_at: Set(now),
+        merged_into: Set(None),
     }
     .insert(&**tx)
     .await?;
@@ -98,7 +99,10 @@ pub async fn list(
     limit: u64,
     offset: u64,
 ) -> Result<(Vec<Case>, u64)> {
-    let mut q = case::Entity::find().filter(case::Column::TenantId.eq(tx.tenant().0));
+    // A merged case lives on in the case it was merged into.
+    let mut q = case::Entity::find()
+        .filter(case::Column::TenantId.eq(tx.tenant().0))
+        .filter(case::Column::MergedInto.is_null());
     if let Some(s) = state {
         q = q.filter(case::Column::State.eq(s.as_str()));
     }

@@ -4,6 +4,7 @@ pub mod alert;
 pub mod api_token;
 pub mod audit_event;
 pub mod case;
+pub mod case_alert;
 pub mod credential;
 pub mod gate;
 pub mod gate_approval;
