@@ -14,7 +14,7 @@ use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Statement, TransactionTrait,
+    QueryOrder, QuerySelect, Statement,
 };
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -360,7 +360,7 @@ async fn claim_sqlite(store: &Store, clock: &dyn Clock, worker: &Worker) -> Resu
         return Ok(Vec::new());
     }
     let now = clock.now();
-    let tx = store.conn().begin().await?;
+    let tx = store.begin_raw().await?;
     let stopped: Vec<Uuid> = tenant_control::Entity::find()
         .filter(tenant_control::Column::KillSwitchEngagedAt.is_not_null())
         .all(&tx)

@@ -199,6 +199,25 @@ impl Store {
         })
     }
 
+    /// Begins a transaction. On SQLite it is `BEGIN IMMEDIATE`: it takes the
+    /// write lock up front (waiting up to the busy timeout) instead of
+    /// failing with "database is locked" when a read-then-write transaction
+    /// cannot upgrade its lock after another connection wrote.
+    pub(crate) async fn begin_raw(&self) -> Result<DatabaseTransaction, DbErr> {
+        match self.backend {
+            Backend::Sqlite => {
+                self.db
+                    .begin_with_options(sea_orm::TransactionOptions {
+                        isolation_level: None,
+                        access_mode: None,
+                        sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
+                    })
+                    .await
+            }
+            Backend::Postgres => self.db.begin().await,
+        }
+    }
+
     async fn set_local(&self, tx: &DatabaseTransaction, key: &str, value: String) -> Result<(), DbErr> {
         if self.backend == Backend::Postgres {
             tx.execute_raw(Statement::from_sql_and_values(
@@ -213,7 +232,7 @@ impl Store {
 
     /// A transaction scoped to one tenant: the only way to reach tenant-owned rows.
     pub async fn begin_tenant(&self, tenant: TenantId) -> Result<TenantTx> {
-        let tx = self.db.begin().await?;
+        let tx = self.begin_raw().await?;
         self.set_local(&tx, "vigil.tenant_id", tenant.to_string()).await?;
         Ok(TenantTx { tx, tenant })
     }
@@ -221,7 +240,7 @@ impl Store {
     /// A transaction on platform tables (tenants, users, sessions, one-time
     /// links) and platform-level audit events. Sees no tenant-owned rows.
     pub async fn begin_platform(&self) -> Result<PlatformTx> {
-        let tx = self.db.begin().await?;
+        let tx = self.begin_raw().await?;
         self.set_local(&tx, "vigil.platform", "on".into()).await?;
         Ok(PlatformTx { tx })
     }
@@ -229,7 +248,7 @@ impl Store {
     /// A transaction in which a person may read their own memberships across
     /// tenants (and nothing else tenant-owned).
     pub async fn begin_user(&self, user: UserId) -> Result<PlatformTx> {
-        let tx = self.db.begin().await?;
+        let tx = self.begin_raw().await?;
         self.set_local(&tx, "vigil.user_id", user.to_string()).await?;
         Ok(PlatformTx { tx })
     }
