@@ -280,7 +280,7 @@ pub async fn receive(
             None => hex::encode(Sha256::digest(crate::engine::canonical_json(&v).as_bytes())),
         };
         let obs = crate::observables::extract(&v);
-        checked.push((format, sid, key, raw.get().to_owned(), obs));
+        checked.push((format, sid, key, raw.get().to_owned(), obs, v));
     }
 
     let now = clock.now();
@@ -289,9 +289,8 @@ pub async fn receive(
         duplicates: 0,
         alert_ids: Vec::with_capacity(checked.len()),
     };
-    for (format, sid, key, raw, obs) in checked {
+    for (format, sid, key, raw, obs, parsed) in checked {
         let id = Uuid::now_v7();
-        let raw_for_case = raw.clone();
         let res = alert::Entity::insert(alert::ActiveModel {
             id: Set(id),
             tenant_id: Set(tenant.0),
@@ -310,7 +309,6 @@ pub async fn receive(
             TryInsertResult::Inserted(n) if n > 0 => {
                 out.accepted += 1;
                 out.alert_ids.push(id);
-                let parsed: Value = serde_json::from_str(&raw_for_case).unwrap_or(Value::Null);
                 let case_obs = obs.clone();
                 if !obs.is_empty() {
                     let rows = obs.into_iter().map(|o| observable::ActiveModel {
