@@ -360,23 +360,7 @@ pub async fn approve(
         };
         cam.update(&**tx).await?;
     }
-    // Conditional on the state read above: a concurrent decision loses.
-    let res = gate::Entity::update_many()
-        .col_expr(gate::Column::State, Expr::value(final_state.as_str()))
-        .col_expr(gate::Column::DecidedBy, Expr::value(decider.actor.label.clone()))
-        .col_expr(
-            gate::Column::DecidedRole,
-            Expr::value(decider.actor.role.map(Role::as_str)),
-        )
-        .col_expr(gate::Column::DecidedAt, Expr::value(now))
-        .filter(gate::Column::Id.eq(g.id))
-        .filter(gate::Column::State.eq(state.as_str()))
-        .exec(&**tx)
-        .await?;
-    if res.rows_affected != 1 {
-        return Err(Error::Conflict("the gate was decided concurrently".into()));
-    }
-    super::steps::on_gate_decided(tx, clock, g.id, true).await?;
+    record_decision(tx, clock, g.id, state, final_state, decider, None).await?;
     audit::record(
         tx,
         clock,
@@ -462,6 +446,38 @@ pub async fn set_quorum(
     Ok(n)
 }
 
+/// Records a decision, conditional on the state read before it (a
+/// concurrent decision loses with a 409), then starts (approved) or cancels
+/// (rejected) the steps waiting on the gate.
+async fn record_decision(
+    tx: &TenantTx,
+    clock: &dyn Clock,
+    gate_id: Uuid,
+    from: GateState,
+    to: GateState,
+    decider: &Decider<'_>,
+    reason: Option<&str>,
+) -> Result<()> {
+    let mut update = gate::Entity::update_many()
+        .col_expr(gate::Column::State, Expr::value(to.as_str()))
+        .col_expr(gate::Column::DecidedBy, Expr::value(decider.actor.label.clone()))
+        .col_expr(
+            gate::Column::DecidedRole,
+            Expr::value(decider.actor.role.map(Role::as_str)),
+        )
+        .col_expr(gate::Column::DecidedAt, Expr::value(clock.now()))
+        .filter(gate::Column::Id.eq(gate_id))
+        .filter(gate::Column::State.eq(from.as_str()));
+    if let Some(r) = reason {
+        update = update.col_expr(gate::Column::Reason, Expr::value(r));
+    }
+    if update.exec(&**tx).await?.rows_affected != 1 {
+        return Err(Error::Conflict("the gate was decided concurrently".into()));
+    }
+    super::steps::on_gate_decided(tx, clock, gate_id, to != GateState::Rejected).await?;
+    Ok(())
+}
+
 /// Rejects a gate; a reason is required. Audited.
 pub async fn reject(
     tx: &TenantTx,
@@ -479,24 +495,7 @@ pub async fn reject(
     check_decider(&g, kind, decider)?;
     let state: GateState = g.state.parse()?;
     let next = state.on(GateEvent::Reject)?;
-    let now = clock.now();
-    let res = gate::Entity::update_many()
-        .col_expr(gate::Column::State, Expr::value(next.as_str()))
-        .col_expr(gate::Column::DecidedBy, Expr::value(decider.actor.label.clone()))
-        .col_expr(
-            gate::Column::DecidedRole,
-            Expr::value(decider.actor.role.map(Role::as_str)),
-        )
-        .col_expr(gate::Column::DecidedAt, Expr::value(now))
-        .col_expr(gate::Column::Reason, Expr::value(reason))
-        .filter(gate::Column::Id.eq(g.id))
-        .filter(gate::Column::State.eq(state.as_str()))
-        .exec(&**tx)
-        .await?;
-    if res.rows_affected != 1 {
-        return Err(Error::Conflict("the gate was decided concurrently".into()));
-    }
-    super::steps::on_gate_decided(tx, clock, g.id, false).await?;
+    record_decision(tx, clock, g.id, state, next, decider, Some(reason)).await?;
     audit::record(
         tx,
         clock,
