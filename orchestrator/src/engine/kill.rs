@@ -73,6 +73,33 @@ pub async fn state(tx: &TenantTx) -> Result<KillState> {
     })
 }
 
+/// Whether any kill switch (the tenant's or the platform's) is engaged: one
+/// round trip, for the hot path (every step transition asks).
+pub async fn engaged(tx: &TenantTx) -> Result<bool> {
+    use sea_orm::{ConnectionTrait, Statement};
+    let backend = tx.get_database_backend();
+    let sql = match backend {
+        sea_orm::DbBackend::Postgres => {
+            "SELECT (EXISTS (SELECT 1 FROM tenant_controls WHERE tenant_id = $1 AND kill_switch_engaged_at IS NOT NULL) \
+                  OR EXISTS (SELECT 1 FROM platform_controls WHERE kill_switch_engaged_at IS NOT NULL)) AS engaged"
+        }
+        _ => {
+            "SELECT (EXISTS (SELECT 1 FROM tenant_controls WHERE tenant_id = ? AND kill_switch_engaged_at IS NOT NULL) \
+                  OR EXISTS (SELECT 1 FROM platform_controls WHERE kill_switch_engaged_at IS NOT NULL)) AS engaged"
+        }
+    };
+    let row = tx
+        .query_one_raw(Statement::from_sql_and_values(
+            backend,
+            sql,
+            [tx.tenant().0.into()],
+        ))
+        .await?;
+    Ok(row
+        .and_then(|r| r.try_get::<bool>("", "engaged").ok())
+        .unwrap_or(true))
+}
+
 /// Engages or releases the tenant's switch. Idempotent; audited on change.
 pub async fn set_tenant(tx: &TenantTx, clock: &dyn Clock, actor: &Actor, engaged: bool) -> Result<KillState> {
     let before = state(tx).await?;

@@ -574,7 +574,7 @@ async fn execute(
             if r.rows_affected == 1 && !done.next.is_empty() {
                 // No automatic step starts under a kill switch: then the
                 // follow-ups are only enqueued (claims hold them).
-                let mut may_continue = !kill::state(&tx).await?.engaged();
+                let mut may_continue = !kill::engaged(&tx).await?;
                 for n in done.next {
                     if may_continue && n.after_gate.is_none() {
                         continuation = Some(insert_claimed(&tx, clock, worker, n).await?);
