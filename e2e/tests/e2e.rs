@@ -2,6 +2,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "e2e/contract.rs"]
+mod contract;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 

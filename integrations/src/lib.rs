@@ -6,6 +6,14 @@
 //! Tenant Admin enables each one. The manifest names, per scope, the exact
 //! vendor API calls it permits, so an admin sees what an opt-in allows.
 
+pub mod client;
+pub mod crowdstrike;
+pub mod graylog;
+pub mod jira;
+pub mod notify;
+pub mod servicenow;
+pub mod signing;
+
 use std::fmt;
 use std::str::FromStr;
 
@@ -144,8 +152,12 @@ const GRAYLOG: &[Scope] = &[read("events:search", &["POST /api/events/search"], 
 const JIRA: &[Scope] = &[
     read(
         "issue:read",
-        &["GET /rest/api/3/issue/{issueIdOrKey}"],
-        "read issues Vigil created",
+        &[
+            "GET /rest/api/3/issue/{issueIdOrKey}",
+            "GET /rest/api/3/search/jql",
+            "GET /rest/api/3/issue/{issueIdOrKey}/comment",
+        ],
+        "read issues and comments Vigil created (a retried write looks for its own first)",
     ),
     write(
         "issue:create",
@@ -166,8 +178,11 @@ const JIRA: &[Scope] = &[
 const SERVICENOW: &[Scope] = &[
     read(
         "incident:read",
-        &["GET /api/now/table/incident/{sys_id}"],
-        "read incidents Vigil created",
+        &[
+            "GET /api/now/table/incident/{sys_id}",
+            "GET /api/now/table/incident?sysparm_query=correlation_id={key}",
+        ],
+        "read incidents Vigil created (a retried create looks for its own first)",
     ),
     write(
         "incident:create",

@@ -8,7 +8,6 @@
 //! (the exact bytes received for it) with its detected format; a redelivery
 //! of the same source alert is a duplicate, stored once.
 
-use hmac::{Hmac, Mac};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait as _, DbBackend, EntityTrait, QueryFilter, Statement,
     TryInsertResult,
@@ -88,32 +87,7 @@ pub fn source_id(format: Format, v: &Value) -> Option<String> {
     found.map(str::to_owned)
 }
 
-/// Verifies `sha256=HEX` over `timestamp + "." + body`, in constant time.
-pub fn verify_signature(secret: &[u8], timestamp: &str, body: &[u8], signature: &str) -> bool {
-    let Some(hex_sig) = signature.trim().strip_prefix("sha256=") else {
-        return false;
-    };
-    let Ok(expected) = hex::decode(hex_sig) else {
-        return false;
-    };
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else {
-        return false;
-    };
-    mac.update(timestamp.as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    mac.verify_slice(&expected).is_ok()
-}
-
-/// What a sender computes (tests, simulators, documentation).
-pub fn sign(secret: &[u8], timestamp: &str, body: &[u8]) -> String {
-    #[allow(clippy::expect_used)]
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
-    mac.update(timestamp.as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
-}
+pub use vigil_integrations::signing::{sign, verify_signature};
 
 /// One delivery as received.
 #[derive(Debug)]
