@@ -154,7 +154,12 @@ async fn serve(cfg: Config, demo: bool) -> Result<(), Error> {
     println!("Vigil listening on http://{addr}");
     info!(%addr, ?backend, data_dir = %dir.path().display(), "vigil started");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let worker = tokio::spawn(engine_worker(store.clone(), state.clock.clone(), stop_rx));
+    let writer = vigil_orchestrator::connectors::Connectors::new(
+        store.clone(),
+        state.master_key.clone(),
+        state.clock.clone(),
+    )?;
+    let worker = tokio::spawn(engine_worker(store.clone(), state.clock.clone(), writer, stop_rx));
     let served = axum::serve(
         listener,
         web::router(state).into_make_service_with_connect_info::<SocketAddr>(),
@@ -176,7 +181,12 @@ async fn serve(cfg: Config, demo: bool) -> Result<(), Error> {
 /// unanswered gates. On PostgreSQL, `LISTEN vigil_steps` wakes it as soon as
 /// a step is due; polling every few seconds is the fallback (and the only
 /// wake-up on SQLite). A failed round is logged and retried next round.
-async fn engine_worker(store: Store, clock: Arc<dyn Clock>, mut stop: tokio::sync::watch::Receiver<bool>) {
+async fn engine_worker(
+    store: Store,
+    clock: Arc<dyn Clock>,
+    writer: vigil_orchestrator::connectors::Connectors,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     use vigil_orchestrator::engine::{gates, outbox, steps};
     let worker = steps::Worker::new(format!(
         "{}-{}",
@@ -199,6 +209,7 @@ async fn engine_worker(store: Store, clock: Arc<dyn Clock>, mut stop: tokio::syn
         let mut lost = false;
         tokio::select! {
             _ = tick.tick() => {}
+            _ = store.work_announced() => {}
             r = notified => {
                 if let Err(e) = r {
                     tracing::warn!(error = %e, "LISTEN connection lost; polling until it is back");
@@ -223,9 +234,8 @@ async fn engine_worker(store: Store, clock: Arc<dyn Clock>, mut stop: tokio::syn
                 }
             }
         }
-        // No connector can write yet (Integrations issue): approved writes
-        // wait, visible, with the reason recorded.
-        match outbox::run_due(&store, clock.as_ref(), &outbox::NoWriter, 100).await {
+        // Approved writes, through the one guard, to the vendors.
+        match outbox::run_due(&store, clock.as_ref(), &writer, 100).await {
             Ok(r) if r != outbox::RunReport::default() => info!(?r, "outbox round"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "outbox round failed"),

@@ -118,6 +118,18 @@ async fn seed_cases(
         role: Some(Role::AnalystEdit),
         source_ip: None,
     };
+    // A ticket system to propose writes to. Read-only, like every new
+    // integration, and without a credential: an approved write waits in the
+    // outbox, visibly, until a Tenant Admin sets one and enables the scope.
+    let jira = vigil_orchestrator::integrations::create(
+        &tx,
+        clock,
+        &who,
+        "jira",
+        "Jira (demo)",
+        json!({"base_url": "https://demo.atlassian.net", "email": "soc@demo.example", "project_key": "SOC"}),
+    )
+    .await?;
     let samples = [
         (
             "Beaconing to 185.220.101.4 from FIN-WS-042 every 60 s",
@@ -129,7 +141,7 @@ async fn seed_cases(
             "Impossible travel: j.doe@corp signs in from Lisbon, then Singapore 40 min later",
             Severity::Medium,
             GateKind::TicketWrite,
-            json!({"system": "jira", "operation": "create", "fields": {"project": "SOC", "summary": "Reset credentials and review sessions for j.doe", "priority": "High"}}),
+            json!({"system": "jira", "operation": "create", "integration_id": jira.id, "fields": {"project_key": "SOC", "summary": "Reset credentials and review sessions for j.doe", "description": "Impossible travel: Lisbon then Singapore 40 minutes apart. Reset the password, revoke sessions, review MFA devices."}}),
         ),
         (
             "Port sweep from 10.20.0.15 (internal vulnerability scanner)",

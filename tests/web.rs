@@ -846,7 +846,27 @@ async fn gates_over_http(backend: Backend) {
             &ann,
             Method::POST,
             &format!("/api/v1/cases/{case_id}/gates"),
-            Some(json!({"kind": "ticket_write", "payload": {"system": "jira", "operation": "create"}})),
+            Some(json!({"kind": "ticket_write", "payload": {"system": "jira", "operation": "create", "integration_id": "0190a0a0-0000-7000-8000-000000000000"}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "no such integration: {body}");
+    assert!(body.contains("names no jira integration"), "{body}");
+    let (s, body) = app
+        .call(
+            &engineer,
+            Method::POST,
+            "/api/v1/integrations",
+            Some(json!({"kind": "jira", "name": "Jira", "config": {"base_url": "https://acme.atlassian.net", "email": "soc@acme.example"}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    let jira: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let (s, body) = app
+        .call(
+            &ann,
+            Method::POST,
+            &format!("/api/v1/cases/{case_id}/gates"),
+            Some(json!({"kind": "ticket_write", "payload": {"system": "jira", "operation": "create", "integration_id": jira["id"], "fields": {"summary": "x"}}})),
         )
         .await;
     assert_eq!(s, StatusCode::CREATED, "asking is fine: {body}");

@@ -4,6 +4,8 @@
 
 #[path = "e2e/contract.rs"]
 mod contract;
+#[path = "e2e/outbox.rs"]
+mod outbox;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

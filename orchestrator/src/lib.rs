@@ -8,6 +8,7 @@
 pub mod audit;
 pub mod auth;
 pub mod clock;
+pub mod connectors;
 pub mod correlate;
 pub mod credentials;
 pub mod engine;

@@ -579,7 +579,7 @@ mod engine_support {
 
     use serde_json::{Value, json};
     use vigil_orchestrator::engine::outbox::{WriteError, Writer};
-    use vigil_orchestrator::{Result, TenantId};
+    use vigil_orchestrator::{Result, TenantId, TenantTx};
 
     /// A vendor stand-in that counts writes and drops duplicates by
     /// idempotency key, as a vendor honouring the key would.
@@ -594,16 +594,13 @@ mod engine_support {
 
     #[async_trait::async_trait]
     impl Writer for Vendor {
-        async fn scope_enabled(&self, _: TenantId, _: &str, _: &Value) -> Result<bool> {
+        async fn scope_enabled(&self, _: &TenantTx, _: &str, _: &Value) -> Result<bool> {
             Ok(self.scope.load(Ordering::SeqCst))
         }
         async fn write(&self, _: TenantId, _: &str, _: &Value, key: &str) -> Result<Value, WriteError> {
             self.calls.lock().unwrap().push(key.to_owned());
             if self.fail_transient.load(Ordering::SeqCst) {
-                return Err(WriteError {
-                    transient: true,
-                    message: "503 from vendor".into(),
-                });
+                return Err(WriteError::transient("503 from vendor"));
             }
             let n = {
                 let mut t = self.tickets.lock().unwrap();
@@ -635,6 +632,28 @@ fn person(label: &str, role: Role) -> Actor {
         role: Some(role),
         source_ip: None,
     }
+}
+
+/// A ticket system integration (Jira or ServiceNow) for ticket-write gates.
+async fn ticket_system(db: &TestDb, c: &ManualClock, t: TenantId, kind: &str) -> uuid::Uuid {
+    let tx = db.store.begin_tenant(t).await.unwrap();
+    let config = if kind == "jira" {
+        serde_json::json!({"base_url": "https://acme.atlassian.net", "email": "soc@acme.example"})
+    } else {
+        serde_json::json!({"instance_url": "https://acme.service-now.com", "username": "vigil"})
+    };
+    let i = vigil_orchestrator::integrations::create(
+        &tx,
+        c,
+        &person("user:eng", Role::SecurityEngineer),
+        kind,
+        &format!("{kind} tickets"),
+        config,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    i.id
 }
 
 async fn open_case(db: &TestDb, c: &ManualClock, t: TenantId) -> uuid::Uuid {
@@ -881,8 +900,8 @@ async fn ticket_writes_run_once_behind_the_guard(db: TestDb) {
     let admin = person("user:adm", Role::TenantAdmin);
     let any = |_: GateKind| true;
     let vendor = engine_support::Vendor::default();
-    let payload =
-        json!({"system": "jira", "operation": "create", "fields": {"summary": "Beaconing from host-7"}});
+    let jira = ticket_system(&db, &c, a, "jira").await;
+    let payload = json!({"system": "jira", "operation": "create", "integration_id": jira, "fields": {"summary": "Beaconing from host-7"}});
 
     // Approving an external write while the kill switch is engaged: 423.
     let tx = db.store.begin_tenant(a).await.unwrap();
@@ -973,6 +992,7 @@ async fn a_worker_dying_mid_write_never_duplicates(db: TestDb) {
     let a = tenant(&db, &c, "A").await;
     let case_id = open_case(&db, &c, a).await;
     let any = |_: GateKind| true;
+    let sn = ticket_system(&db, &c, a, "servicenow").await;
     let tx = db.store.begin_tenant(a).await.unwrap();
     let g = gates::request(
         &tx,
@@ -980,7 +1000,7 @@ async fn a_worker_dying_mid_write_never_duplicates(db: TestDb) {
         &person("user:ann", Role::AnalystEdit),
         case_id,
         GateKind::TicketWrite,
-        json!({"system": "servicenow", "operation": "create", "fields": {"short_description": "x"}}),
+        json!({"system": "servicenow", "operation": "create", "integration_id": sn, "fields": {"short_description": "x"}}),
         gates::ESCALATE_AFTER,
     )
     .await
@@ -1047,6 +1067,7 @@ async fn transient_failures_retry_then_dead_letter(db: TestDb) {
     let a = tenant(&db, &c, "A").await;
     let case_id = open_case(&db, &c, a).await;
     let any = |_: GateKind| true;
+    let jira = ticket_system(&db, &c, a, "jira").await;
     let tx = db.store.begin_tenant(a).await.unwrap();
     let g = gates::request(
         &tx,
@@ -1054,7 +1075,7 @@ async fn transient_failures_retry_then_dead_letter(db: TestDb) {
         &person("user:ann", Role::AnalystEdit),
         case_id,
         GateKind::TicketWrite,
-        json!({"system": "jira", "operation": "comment", "body": "x"}),
+        json!({"system": "jira", "operation": "comment", "integration_id": jira, "ticket": "SOC-1", "fields": {"body": "x"}}),
         gates::ESCALATE_AFTER,
     )
     .await
@@ -1315,6 +1336,7 @@ async fn steps_wait_for_their_gate_and_the_kill_switch(db: TestDb) {
     let reg = registry(probe.clone());
     let w = test_worker("w");
     let any = |_: GateKind| true;
+    let jira = ticket_system(&db, &c, a, "jira").await;
     let tx = db.store.begin_tenant(a).await.unwrap();
     let approve_me = gates::request(
         &tx,
@@ -1333,7 +1355,7 @@ async fn steps_wait_for_their_gate_and_the_kill_switch(db: TestDb) {
         &person("user:ann", Role::AnalystEdit),
         case_id,
         GateKind::TicketWrite,
-        json!({"system": "jira", "operation": "create"}),
+        json!({"system": "jira", "operation": "create", "integration_id": jira}),
         gates::ESCALATE_AFTER,
     )
     .await
@@ -2139,6 +2161,16 @@ mod rls {
                 .unwrap();
             // Engine rows: a case, an approved ticket write (gate + outbox), a kill-switch record.
             use vigil_orchestrator::engine::{cases, gates, kill, state::*};
+            let tickets = vigil_orchestrator::integrations::create(
+                &tx,
+                &c,
+                &person("user:eng", Role::SecurityEngineer),
+                "servicenow",
+                "Tickets",
+                serde_json::json!({"instance_url": "https://s.example", "username": "u"}),
+            )
+            .await
+            .unwrap();
             let case = cases::open(
                 &tx,
                 &c,
@@ -2154,7 +2186,7 @@ mod rls {
                 &person("user:ann", Role::AnalystEdit),
                 case.id,
                 GateKind::TicketWrite,
-                serde_json::json!({"system": "jira", "operation": "create"}),
+                serde_json::json!({"system": "servicenow", "operation": "create", "integration_id": tickets.id}),
                 gates::ESCALATE_AFTER,
             )
             .await

@@ -40,7 +40,7 @@ pub struct Inner {
     pub public_url: String,
     pub password_policy: PasswordPolicy,
     /// Seals TOTP secrets; wraps per-tenant data keys (integrations).
-    pub master_key: MasterKey,
+    pub master_key: Arc<MasterKey>,
     pub authz: Authorizer,
 }
 
@@ -58,7 +58,7 @@ impl AppState {
             clock,
             public_url,
             password_policy,
-            master_key,
+            master_key: Arc::new(master_key),
             authz,
         }))
     }

@@ -5,7 +5,12 @@
 //! clients against them; they count what was written, so a duplicate write
 //! is visible.
 
-#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic, clippy::result_large_err)]
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::result_large_err
+)]
 
 pub mod crowdstrike;
 pub mod graylog;
@@ -42,16 +47,28 @@ pub enum Fault {
     HangAfter(Duration),
 }
 
+/// A fault for any request (`None`) or for one `METHOD /path`.
+type Targeted = (Option<String>, Fault);
+
 /// Faults waiting for requests, and a log of every request seen.
 #[derive(Debug, Clone, Default)]
 pub struct Control {
-    faults: Arc<Mutex<VecDeque<Fault>>>,
+    faults: Arc<Mutex<VecDeque<Targeted>>>,
     log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Control {
+    /// The next request, whatever it is, meets `f`.
     pub fn push(&self, f: Fault) {
-        self.faults.lock().unwrap().push_back(f);
+        self.faults.lock().unwrap().push_back((None, f));
+    }
+    /// The next request to `METHOD /path` (e.g. `POST /rest/api/3/issue`) meets `f`.
+    pub fn push_on(&self, route: &str, f: Fault) {
+        self.faults.lock().unwrap().push_back((Some(route.to_owned()), f));
+    }
+    /// How many requests went to `METHOD /path`.
+    pub fn count(&self, route: &str) -> usize {
+        self.log.lock().unwrap().iter().filter(|r| *r == route).count()
     }
     /// Every request so far, as `METHOD /path`.
     pub fn log(&self) -> Vec<String> {
@@ -63,11 +80,15 @@ impl Control {
 }
 
 async fn faults(State(c): State<Control>, req: Request, next: Next) -> Response {
-    c.log
-        .lock()
-        .unwrap()
-        .push(format!("{} {}", req.method(), req.uri().path()));
-    let fault = c.faults.lock().unwrap().pop_front();
+    let route = format!("{} {}", req.method(), req.uri().path());
+    c.log.lock().unwrap().push(route.clone());
+    let fault = {
+        let mut q = c.faults.lock().unwrap();
+        q.iter()
+            .position(|(on, _)| on.as_ref().is_none_or(|r| *r == route))
+            .and_then(|i| q.remove(i))
+            .map(|(_, f)| f)
+    };
     match fault {
         None => next.run(req).await,
         Some(Fault::Status(s, retry)) => {

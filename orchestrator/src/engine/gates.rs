@@ -123,6 +123,19 @@ pub fn validate(kind: GateKind, payload: &Value) -> Result<()> {
                     "operation must be create, update, comment or transition".into(),
                 ));
             }
+            if str_field(payload, "integration_id")
+                .and_then(|s| s.parse::<Uuid>().ok())
+                .is_none()
+            {
+                return Err(Error::Invalid(
+                    "ticket_write needs the `integration_id` of the ticket system".into(),
+                ));
+            }
+            if op != "create" && str_field(payload, "ticket").is_none() {
+                return Err(Error::Invalid(format!(
+                    "a ticket {op} needs the `ticket` (issue key or sys_id) it applies to"
+                )));
+            }
         }
     }
     Ok(())
@@ -184,6 +197,9 @@ pub async fn request(
     escalate_after: Duration,
 ) -> Result<Gate> {
     validate(kind, &payload)?;
+    if kind == GateKind::TicketWrite {
+        crate::connectors::check_target(tx, kind.as_str(), &payload).await?;
+    }
     let c: cases::Case = cases::model(tx, case_id).await?.try_into()?;
     if c.state != CaseState::Open {
         return Err(Error::Conflict(format!("case is {}", c.state)));
@@ -347,6 +363,7 @@ pub async fn approve(
             .insert(&**tx)
             .await
             .map_err(|e| Error::from_insert(e, "an outbox entry for this gate"))?;
+            super::steps::notify(tx).await?;
             next
         }
     };
@@ -525,6 +542,9 @@ pub async fn edit_and_approve(
     let state: GateState = g.state.parse()?;
     state.on(GateEvent::Approve)?;
     validate(kind, &edited)?;
+    if kind == GateKind::TicketWrite {
+        crate::connectors::check_target(tx, kind.as_str(), &edited).await?;
+    }
     let diff = json_diff(&g.payload, &edited);
     if diff.is_empty() {
         return Err(Error::Invalid(

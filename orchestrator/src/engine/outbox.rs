@@ -19,7 +19,7 @@ use super::kill;
 use super::state::{GateEvent, GateState, OutboxEvent, OutboxState};
 use crate::audit::{self, Actor, Event};
 use crate::store::entity::{gate, outbox};
-use crate::store::{Backend, Store};
+use crate::store::{Backend, Store, TenantTx};
 use crate::{Clock, Result, TenantId};
 
 /// How long a claim holds an entry before another worker may retry it.
@@ -31,14 +31,34 @@ pub const MAX_ATTEMPTS: i32 = 8;
 #[derive(Debug, Clone)]
 pub struct WriteError {
     pub transient: bool,
+    /// When the vendor asked to be called again (429 `Retry-After`).
+    pub retry_after: Option<std::time::Duration>,
     pub message: String,
+}
+
+impl WriteError {
+    pub fn transient(message: impl Into<String>) -> Self {
+        WriteError {
+            transient: true,
+            retry_after: None,
+            message: message.into(),
+        }
+    }
+    pub fn permanent(message: impl Into<String>) -> Self {
+        WriteError {
+            transient: false,
+            retry_after: None,
+            message: message.into(),
+        }
+    }
 }
 
 /// The side that talks to vendors (the integrations implement it).
 #[async_trait::async_trait]
 pub trait Writer: Send + Sync + std::fmt::Debug {
-    /// Whether the write scope `action` needs is enabled for the tenant now.
-    async fn scope_enabled(&self, tenant: TenantId, action: &str, payload: &Value) -> Result<bool>;
+    /// Whether the write scope `action` needs is enabled now (read in the
+    /// guard's own transaction).
+    async fn scope_enabled(&self, tx: &TenantTx, action: &str, payload: &Value) -> Result<bool>;
     /// Performs the write, sending `idempotency_key` where the vendor allows.
     async fn write(
         &self,
@@ -56,14 +76,11 @@ pub struct NoWriter;
 
 #[async_trait::async_trait]
 impl Writer for NoWriter {
-    async fn scope_enabled(&self, _: TenantId, _: &str, _: &Value) -> Result<bool> {
+    async fn scope_enabled(&self, _: &TenantTx, _: &str, _: &Value) -> Result<bool> {
         Ok(false)
     }
     async fn write(&self, _: TenantId, _: &str, _: &Value, _: &str) -> Result<Value, WriteError> {
-        Err(WriteError {
-            transient: false,
-            message: "no integration can write".into(),
-        })
+        Err(WriteError::permanent("no integration can write"))
     }
 }
 
@@ -186,10 +203,7 @@ async fn run_one(
         Some("the gate is not approved".to_owned())
     } else if ks.engaged() {
         Some(ks.describe())
-    } else if !writer
-        .scope_enabled(tenant, &entry.action, &entry.payload)
-        .await?
-    {
+    } else if !writer.scope_enabled(&tx, &entry.action, &entry.payload).await? {
         Some("the integration's write scope is disabled".to_owned())
     } else {
         None
@@ -244,7 +258,12 @@ async fn run_one(
             Outcome::Retry,
             OutboxEvent::RetryLater,
             OutboxState::Pending,
-            done_at + backoff(attempts),
+            done_at
+                + backoff(attempts).max(
+                    e.retry_after
+                        .and_then(|d| Duration::from_std(d).ok())
+                        .unwrap_or_default(),
+                ),
             Some(e.message),
             None,
         ),

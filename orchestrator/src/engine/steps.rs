@@ -87,7 +87,10 @@ impl TryFrom<step::Model> for StepView {
     }
 }
 
-async fn notify(tx: &TenantTx) -> Result<()> {
+/// Announces due work on commit: this node's worker in-process, every node
+/// by `NOTIFY` on PostgreSQL.
+pub(crate) async fn notify(tx: &TenantTx) -> Result<()> {
+    tx.announce_work();
     if tx.get_database_backend() == DbBackend::Postgres {
         tx.execute_raw(Statement::from_string(
             DbBackend::Postgres,

@@ -13,6 +13,8 @@ pub mod entity;
 
 use std::collections::BTreeSet;
 use std::ops::Deref;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use sea_orm::sqlx;
@@ -113,6 +115,10 @@ const MIGRATION_LOCK: i64 = 0x7669_6769_6c00_0001;
 pub struct Store {
     db: DatabaseConnection,
     backend: Backend,
+    /// Wakes this node's engine worker when a committed transaction made
+    /// work due (steps, outbox entries). On PostgreSQL `NOTIFY` also wakes
+    /// the other nodes.
+    wake: Arc<tokio::sync::Notify>,
 }
 
 /// What `/readyz` reports.
@@ -124,6 +130,12 @@ pub enum Readiness {
 }
 
 impl Store {
+    /// Resolves when a committed transaction announced new work (see
+    /// [`TenantTx::announce_work`]); a wake-up given while nobody waits is kept.
+    pub async fn work_announced(&self) {
+        self.wake.notified().await;
+    }
+
     /// Applies all pending migrations using the owner connection. On
     /// PostgreSQL several nodes may call this at once: an advisory lock
     /// serialises them.
@@ -151,7 +163,11 @@ impl Store {
     pub async fn connect(opts: &StoreOptions) -> Result<Self> {
         let backend = opts.backend()?;
         let db = Database::connect(opts.connect_options(opts.max_connections, true)).await?;
-        Ok(Self { db, backend })
+        Ok(Self {
+            db,
+            backend,
+            wake: Arc::default(),
+        })
     }
 
     /// `migrate` then `connect`: what `serve` and the CLI do.
@@ -234,7 +250,12 @@ impl Store {
     pub async fn begin_tenant(&self, tenant: TenantId) -> Result<TenantTx> {
         let tx = self.begin_raw().await?;
         self.set_local(&tx, "vigil.tenant_id", tenant.to_string()).await?;
-        Ok(TenantTx { tx, tenant })
+        Ok(TenantTx {
+            tx,
+            tenant,
+            wake: self.wake.clone(),
+            announce: AtomicBool::new(false),
+        })
     }
 
     /// A transaction on platform tables (tenants, users, sessions, one-time
@@ -260,6 +281,8 @@ impl Store {
 pub struct TenantTx {
     tx: DatabaseTransaction,
     tenant: TenantId,
+    wake: Arc<tokio::sync::Notify>,
+    announce: AtomicBool,
 }
 
 impl TenantTx {
@@ -267,8 +290,17 @@ impl TenantTx {
         self.tenant
     }
 
+    /// Wake this node's engine worker once the transaction commits.
+    pub fn announce_work(&self) {
+        self.announce.store(true, Ordering::Relaxed);
+    }
+
     pub async fn commit(self) -> Result<()> {
-        Ok(self.tx.commit().await?)
+        self.tx.commit().await?;
+        if self.announce.load(Ordering::Relaxed) {
+            self.wake.notify_one();
+        }
+        Ok(())
     }
 
     pub async fn rollback(self) -> Result<()> {
