@@ -240,6 +240,12 @@ async fn engine_worker(
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "outbox round failed"),
         }
+        // Pollers whose schedule is due (CrowdStrike, Graylog).
+        match vigil_orchestrator::pollers::run_due(&writer, clock.as_ref(), 20).await {
+            Ok(r) if r != vigil_orchestrator::pollers::PollReport::default() => info!(?r, "poll round"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "poll round failed"),
+        }
         match gates::escalate_overdue(&store, clock.as_ref()).await {
             Ok(0) => {}
             Ok(n) => info!(escalated = n, "unanswered gates escalated"),

@@ -6,6 +6,8 @@
 mod contract;
 #[path = "e2e/outbox.rs"]
 mod outbox;
+#[path = "e2e/pollers.rs"]
+mod pollers;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

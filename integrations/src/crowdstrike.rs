@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
@@ -43,8 +44,8 @@ struct Resources<T> {
 /// One page of alerts and where the next poll starts.
 #[derive(Debug, Clone)]
 pub struct AlertPage {
-    /// The alert objects, verbatim.
-    pub alerts: Vec<Value>,
+    /// The alert objects, verbatim (the exact JSON text the vendor sent).
+    pub alerts: Vec<Box<RawValue>>,
     /// The newest `updated_timestamp` seen (the next poll's lower bound).
     pub cursor: Option<String>,
     /// More alerts wait beyond this page.
@@ -152,20 +153,23 @@ impl Falcon {
             });
         }
         let body = json!({"composite_ids": ids.resources});
-        let found: Resources<Value> = self
+        let found: Resources<Box<RawValue>> = self
             .call(|tok| {
                 self.req(Method::POST, "/alerts/entities/alerts/v2", tok)
                     .json(&body)
             })
             .await?;
+        #[derive(Deserialize)]
+        struct Stamp {
+            updated_timestamp: String,
+        }
         let mut cursor = since.map(str::to_owned);
         for a in &found.resources {
-            let ts = a
-                .get("updated_timestamp")
-                .and_then(Value::as_str)
-                .ok_or_else(|| ClientError::Garbage("an alert has no updated_timestamp".into()))?;
-            if cursor.as_deref().is_none_or(|c| ts > c) {
-                cursor = Some(ts.to_owned());
+            let ts = serde_json::from_str::<Stamp>(a.get())
+                .map_err(|_| ClientError::Garbage("an alert has no updated_timestamp".into()))?
+                .updated_timestamp;
+            if cursor.as_deref().is_none_or(|c| ts.as_str() > c) {
+                cursor = Some(ts);
             }
         }
         Ok(AlertPage {

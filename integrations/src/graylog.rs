@@ -4,6 +4,7 @@
 
 use reqwest::Method;
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use crate::client::{ClientError, Guard, Http, Result, url};
@@ -23,14 +24,14 @@ pub struct Graylog {
 #[derive(Debug, Clone)]
 pub struct EventPage {
     /// `{event, index_name, index_type}` objects, verbatim.
-    pub events: Vec<Value>,
+    pub events: Vec<Box<RawValue>>,
     pub cursor: Option<String>,
     pub more: bool,
 }
 
 #[derive(Deserialize)]
 struct Found {
-    events: Vec<Value>,
+    events: Vec<Box<RawValue>>,
     total_events: u64,
 }
 
@@ -82,13 +83,21 @@ impl Graylog {
             )
             .await?;
         let mut cursor = Some(since.to_owned());
+        #[derive(Deserialize)]
+        struct Inner {
+            timestamp: String,
+        }
+        #[derive(Deserialize)]
+        struct Stamp {
+            event: Inner,
+        }
         for e in &f.events {
-            let ts = e
-                .pointer("/event/timestamp")
-                .and_then(Value::as_str)
-                .ok_or_else(|| ClientError::Garbage("an event has no timestamp".into()))?;
-            if cursor.as_deref().is_none_or(|c| ts > c) {
-                cursor = Some(ts.to_owned());
+            let ts = serde_json::from_str::<Stamp>(e.get())
+                .map_err(|_| ClientError::Garbage("an event has no event.timestamp".into()))?
+                .event
+                .timestamp;
+            if cursor.as_deref().is_none_or(|c| ts.as_str() > c) {
+                cursor = Some(ts);
             }
         }
         let more = (page.max(1) * PAGE) < f.total_events as usize;

@@ -17,6 +17,7 @@ mod m20261122_000006_credentials;
 mod m20261122_000007_alerts;
 mod m20261122_000008_observables;
 mod m20261122_000009_correlation;
+mod m20261122_000010_integration_status;
 pub mod pg;
 
 /// Name of the PostgreSQL role the server runs every request as: owns nothing,
@@ -45,6 +46,7 @@ pub const TENANT_TABLES: &[&str] = &[
     "alerts",
     "observables",
     "case_alerts",
+    "integration_status",
 ];
 
 #[derive(Debug)]
@@ -63,6 +65,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000007_alerts::Migration),
             Box::new(m20261122_000008_observables::Migration),
             Box::new(m20261122_000009_correlation::Migration),
+            Box::new(m20261122_000010_integration_status::Migration),
         ]
     }
 }

@@ -6,8 +6,8 @@
 //! which alert), and where a merged case went (`merged_into`, audited).
 
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::sea_query::{Cond, Expr, ExprTrait, Query, SelectStatement};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -55,6 +55,53 @@ pub fn title(raw: &Value) -> String {
     t.trim().to_owned()
 }
 
+/// Observables of other alerts of this tenant, received within the window,
+/// that share a linking entity with the new alert and sit in an open case.
+fn reachable(
+    tx: &TenantTx,
+    alert_id: Uuid,
+    received_at: DateTime<Utc>,
+    linking: &[&Observable],
+) -> SelectStatement {
+    let tenant = tx.tenant().0;
+    let mut any = Cond::any();
+    for o in linking {
+        any = any.add(
+            Cond::all()
+                .add(Expr::col((observable::Entity, observable::Column::Kind)).eq(o.kind.as_str()))
+                .add(Expr::col((observable::Entity, observable::Column::Value)).eq(o.value.clone())),
+        );
+    }
+    Query::select()
+        .from(observable::Entity)
+        .inner_join(
+            alert::Entity,
+            Expr::col((alert::Entity, alert::Column::Id))
+                .equals((observable::Entity, observable::Column::AlertId)),
+        )
+        .inner_join(
+            case_alert::Entity,
+            Expr::col((case_alert::Entity, case_alert::Column::AlertId))
+                .equals((observable::Entity, observable::Column::AlertId)),
+        )
+        .inner_join(
+            case::Entity,
+            Expr::col((case::Entity, case::Column::Id))
+                .equals((case_alert::Entity, case_alert::Column::CaseId)),
+        )
+        .and_where(Expr::col((observable::Entity, observable::Column::TenantId)).eq(tenant))
+        .and_where(Expr::col((alert::Entity, alert::Column::TenantId)).eq(tenant))
+        .and_where(Expr::col((case_alert::Entity, case_alert::Column::TenantId)).eq(tenant))
+        .and_where(Expr::col((case::Entity, case::Column::TenantId)).eq(tenant))
+        .and_where(Expr::col((observable::Entity, observable::Column::AlertId)).ne(alert_id))
+        .and_where(Expr::col((alert::Entity, alert::Column::ReceivedAt)).gte(received_at - WINDOW))
+        .and_where(Expr::col((alert::Entity, alert::Column::ReceivedAt)).lte(received_at + WINDOW))
+        .and_where(Expr::col((case::Entity, case::Column::State)).eq(CaseState::Open.as_str()))
+        .and_where(Expr::col((case::Entity, case::Column::MergedInto)).is_null())
+        .cond_where(any)
+        .to_owned()
+}
+
 /// Follows `merged_into` to the surviving case.
 async fn survivor(tx: &TenantTx, mut id: Uuid) -> Result<case::Model> {
     for _ in 0..32 {
@@ -77,43 +124,60 @@ pub async fn correlate(
     observables: &[Observable],
 ) -> Result<Uuid> {
     let now = clock.now();
-    // Open cases reachable through a linking entity, with the first link found.
+    // Open cases reachable through a linking entity (one query), then one
+    // link per case for provenance.
+    let linking: Vec<&Observable> = observables
+        .iter()
+        .filter(|o| weight(o.kind) >= MIN_WEIGHT)
+        .collect();
     let mut found: Vec<(case::Model, Value)> = Vec::new();
-    for o in observables.iter().filter(|o| weight(o.kind) >= MIN_WEIGHT) {
-        let sharing = observable::Entity::find()
-            .filter(observable::Column::TenantId.eq(tx.tenant().0))
-            .filter(observable::Column::Kind.eq(o.kind.as_str()))
-            .filter(observable::Column::Value.eq(o.value.clone()))
-            .filter(observable::Column::AlertId.ne(alert_id))
-            .all(&**tx)
-            .await?;
-        for s in sharing {
-            let Some(other) = alert::Entity::find_by_id(s.alert_id)
-                .filter(alert::Column::TenantId.eq(tx.tenant().0))
-                .one(&**tx)
-                .await?
-            else {
-                continue;
-            };
-            if (received_at - other.received_at).abs() > WINDOW {
-                continue;
-            }
-            let Some(link) = case_alert::Entity::find()
-                .filter(case_alert::Column::TenantId.eq(tx.tenant().0))
-                .filter(case_alert::Column::AlertId.eq(other.id))
-                .one(&**tx)
-                .await?
-            else {
-                continue;
-            };
-            let c = survivor(tx, link.case_id).await?;
+    if !linking.is_empty() {
+        let backend = tx.get_database_backend();
+        let base = reachable(tx, alert_id, received_at, &linking);
+        let cases: Vec<Uuid> = tx
+            .query_all_raw(
+                backend.build(
+                    base.clone()
+                        .distinct()
+                        .column((case_alert::Entity, case_alert::Column::CaseId)),
+                ),
+            )
+            .await?
+            .iter()
+            .map(|r| r.try_get::<Uuid>("", "case_id"))
+            .collect::<std::result::Result<_, _>>()?;
+        for case_id in cases {
+            let c = survivor(tx, case_id).await?;
             if c.state != CaseState::Open.as_str() || found.iter().any(|(f, _)| f.id == c.id) {
                 continue;
             }
-            found.push((
-                c,
-                json!({"kind": o.kind, "value": o.value, "pointer": o.pointer, "via_alert": other.id}),
-            ));
+            let link = tx
+                .query_one_raw(
+                    backend.build(
+                        base.clone()
+                            .columns([
+                                (observable::Entity, observable::Column::Kind),
+                                (observable::Entity, observable::Column::Value),
+                                (observable::Entity, observable::Column::Pointer),
+                                (observable::Entity, observable::Column::AlertId),
+                            ])
+                            .and_where(
+                                Expr::col((case_alert::Entity, case_alert::Column::CaseId)).eq(case_id),
+                            )
+                            .limit(1),
+                    ),
+                )
+                .await?;
+            let why = match link {
+                Some(r) => json!({
+                    "kind": r.try_get::<String>("", "kind")?,
+                    "value": r.try_get::<String>("", "value")?,
+                    "pointer": r.try_get::<String>("", "pointer")?,
+                    "via_alert": r.try_get::<Uuid>("", "alert_id")?,
+                }),
+                None => Value::Null,
+            };
+            found.push((c, why));
         }
     }
     let system = Actor {

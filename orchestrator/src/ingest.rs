@@ -230,10 +230,30 @@ pub async fn receive(
         .get("format")
         .and_then(Value::as_str)
         .unwrap_or("auto");
-    let mut checked = Vec::with_capacity(items.len());
-    for (n, raw) in items.iter().enumerate() {
-        let v: Value =
-            serde_json::from_str(raw.get()).map_err(|e| Error::Invalid(format!("alert {n}: {e}")))?;
+    let raws: Vec<&str> = items.iter().map(|r| r.get()).collect();
+    let checked = check(declared, &raws)?;
+    let out = store_checked(&tx, clock, d.integration, checked).await?;
+    tx.commit().await?;
+    Ok(out)
+}
+
+/// One alert that passed every check, ready to store.
+#[derive(Debug)]
+pub struct Checked {
+    format: Format,
+    source_id: Option<String>,
+    dedup_key: String,
+    raw: String,
+    observables: Vec<crate::observables::Observable>,
+    parsed: Value,
+}
+
+/// Parses and checks every alert (each the exact text received) before any
+/// is stored: all or nothing.
+pub fn check(declared: &str, raws: &[&str]) -> Result<Vec<Checked>> {
+    let mut checked = Vec::with_capacity(raws.len());
+    for (n, raw) in raws.iter().enumerate() {
+        let v: Value = serde_json::from_str(raw).map_err(|e| Error::Invalid(format!("alert {n}: {e}")))?;
         if !v.is_object() {
             return Err(Error::Invalid(format!("alert {n} is not a JSON object")));
         }
@@ -253,36 +273,55 @@ pub async fn receive(
             Some(id) => hex::encode(Sha256::digest(format!("{}:{id}", format.as_str()).as_bytes())),
             None => hex::encode(Sha256::digest(crate::engine::canonical_json(&v).as_bytes())),
         };
-        let obs = crate::observables::extract(&v);
-        checked.push((format, sid, key, raw.get().to_owned(), obs, v));
+        let observables = crate::observables::extract(&v);
+        checked.push(Checked {
+            format,
+            source_id: sid,
+            dedup_key: key,
+            raw: (*raw).to_owned(),
+            observables,
+            parsed: v,
+        });
     }
+    Ok(checked)
+}
 
+/// Stores checked alerts of one integration in the caller's transaction:
+/// verbatim, deduplicated by source id, observables extracted, correlated.
+pub async fn store_checked(
+    tx: &crate::store::TenantTx,
+    clock: &dyn Clock,
+    integration: Uuid,
+    checked: Vec<Checked>,
+) -> Result<Accepted> {
+    let tenant = tx.tenant();
     let now = clock.now();
     let mut out = Accepted {
         accepted: 0,
         duplicates: 0,
         alert_ids: Vec::with_capacity(checked.len()),
     };
-    for (format, sid, key, raw, obs, parsed) in checked {
+    for c in checked {
         let id = Uuid::now_v7();
         let res = alert::Entity::insert(alert::ActiveModel {
             id: Set(id),
             tenant_id: Set(tenant.0),
-            integration_id: Set(d.integration),
-            format: Set(format.as_str().to_owned()),
-            source_id: Set(sid),
-            dedup_key: Set(key.clone()),
-            raw: Set(raw),
+            integration_id: Set(integration),
+            format: Set(c.format.as_str().to_owned()),
+            source_id: Set(c.source_id),
+            dedup_key: Set(c.dedup_key.clone()),
+            raw: Set(c.raw),
             received_at: Set(now),
         })
         .on_conflict_do_nothing_on([alert::Column::IntegrationId, alert::Column::DedupKey])
-        .exec_without_returning(&*tx)
+        .exec_without_returning(&**tx)
         .await?;
         match res {
             // `Inserted(0)`: the conflict was skipped (ON CONFLICT DO NOTHING).
             TryInsertResult::Inserted(n) if n > 0 => {
                 out.accepted += 1;
                 out.alert_ids.push(id);
+                let obs = c.observables;
                 let case_obs = obs.clone();
                 if !obs.is_empty() {
                     let rows = obs.into_iter().map(|o| observable::ActiveModel {
@@ -294,25 +333,24 @@ pub async fn receive(
                         pointer: Set(o.pointer),
                     });
                     observable::Entity::insert_many(rows)
-                        .exec_without_returning(&*tx)
+                        .exec_without_returning(&**tx)
                         .await?;
                 }
-                crate::correlate::correlate(&tx, clock, id, now, &parsed, &case_obs).await?;
+                crate::correlate::correlate(tx, clock, id, now, &c.parsed, &case_obs).await?;
             }
             _ => {
                 out.duplicates += 1;
                 let existing = alert::Entity::find()
                     .filter(alert::Column::TenantId.eq(tenant.0))
-                    .filter(alert::Column::IntegrationId.eq(d.integration))
-                    .filter(alert::Column::DedupKey.eq(key))
-                    .one(&*tx)
+                    .filter(alert::Column::IntegrationId.eq(integration))
+                    .filter(alert::Column::DedupKey.eq(c.dedup_key))
+                    .one(&**tx)
                     .await?
                     .ok_or(Error::NotFound("alert"))?;
                 out.alert_ids.push(existing.id);
             }
         }
     }
-    tx.commit().await?;
     Ok(out)
 }
 

@@ -14,7 +14,7 @@ use vigil_integrations::{Access, Kind, manifest, scope, validate_config};
 
 use crate::audit::{self, Actor, Event};
 use crate::store::TenantTx;
-use crate::store::entity::{integration, integration_scope};
+use crate::store::entity::{integration, integration_scope, integration_status};
 use crate::{Clock, Error, Result};
 
 fn invalid(e: vigil_integrations::ConfigError) -> Error {
@@ -44,6 +44,42 @@ pub struct Integration {
     pub created_by: String,
     /// The permission manifest with each scope's state.
     pub manifest: Vec<ScopeState>,
+    /// The poller's and the connector's last outcome.
+    pub status: Status,
+}
+
+/// What the integration did last: shown to admins, never a secret.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Status {
+    /// Where the next poll starts (pollable kinds).
+    pub cursor: Option<String>,
+    pub next_poll_at: Option<DateTime<Utc>>,
+    pub last_ok_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<DateTime<Utc>>,
+    /// Consecutive failures.
+    pub failures: i32,
+    /// Alerts pulled and stored so far.
+    pub pulled: i64,
+}
+
+impl From<integration_status::Model> for Status {
+    fn from(m: integration_status::Model) -> Self {
+        Status {
+            cursor: m.cursor,
+            next_poll_at: m.next_poll_at,
+            last_ok_at: m.last_ok_at,
+            last_error: m.last_error,
+            last_error_at: m.last_error_at,
+            failures: m.failures,
+            pulled: m.pulled,
+        }
+    }
+}
+
+/// Kinds that pull alerts on a schedule.
+pub fn pollable(kind: Kind) -> bool {
+    matches!(kind, Kind::Crowdstrike | Kind::Graylog)
 }
 
 async fn model(tx: &TenantTx, id: Uuid) -> Result<integration::Model> {
@@ -76,6 +112,12 @@ async fn view(tx: &TenantTx, m: integration::Model) -> Result<Integration> {
             }
         })
         .collect();
+    let status = integration_status::Entity::find_by_id(m.id)
+        .filter(integration_status::Column::TenantId.eq(tx.tenant().0))
+        .one(&**tx)
+        .await?
+        .map(Status::from)
+        .unwrap_or_default();
     Ok(Integration {
         id: m.id,
         kind,
@@ -84,6 +126,7 @@ async fn view(tx: &TenantTx, m: integration::Model) -> Result<Integration> {
         created_at: m.created_at,
         created_by: m.created_by,
         manifest,
+        status,
     })
 }
 
@@ -116,6 +159,19 @@ pub async fn create(
     .insert(&**tx)
     .await
     .map_err(|e| Error::from_insert(e, &format!("an integration named `{name}`")))?;
+    integration_status::ActiveModel {
+        integration_id: Set(m.id),
+        tenant_id: Set(tx.tenant().0),
+        cursor: Set(None),
+        next_poll_at: Set(pollable(kind).then(|| clock.now())),
+        last_ok_at: Set(None),
+        last_error: Set(None),
+        last_error_at: Set(None),
+        failures: Set(0),
+        pulled: Set(0),
+    }
+    .insert(&**tx)
+    .await?;
     audit::record(
         tx,
         clock,

@@ -18,6 +18,7 @@ pub mod ids;
 pub mod ingest;
 pub mod integrations;
 pub mod observables;
+pub mod pollers;
 pub mod store;
 #[cfg(feature = "testkit")]
 pub mod testkit;

@@ -245,6 +245,7 @@ async fn crowdstrike_client_against_its_simulator() {
         let p = c.alerts_since(None, offset, 100).await.unwrap();
         offset += p.alerts.len();
         for a in &p.alerts {
+            let a: serde_json::Value = serde_json::from_str(a.get()).unwrap();
             seen.insert(a["composite_id"].as_str().unwrap().to_owned());
         }
         if !p.more {

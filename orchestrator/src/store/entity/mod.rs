@@ -10,6 +10,7 @@ pub mod gate;
 pub mod gate_approval;
 pub mod integration;
 pub mod integration_scope;
+pub mod integration_status;
 pub mod membership;
 pub mod observable;
 pub mod outbox;
