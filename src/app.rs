@@ -12,7 +12,7 @@ use vigil_orchestrator::audit::Actor;
 use vigil_orchestrator::credentials::MasterKey;
 use vigil_orchestrator::identity::{self, BOOTSTRAP_LINK_TTL, LinkPurpose, PASSWORD_LINK_TTL};
 use vigil_orchestrator::ids::Email;
-use vigil_orchestrator::{Clock, Role, Store, StoreOptions, SystemClock, TenantId};
+use vigil_orchestrator::{Clock, Role, Store, StoreOptions, SystemClock, TenantId, vault};
 
 use crate::cli::{AdminCommand, Cli, Command};
 use crate::config::{Config, LogFormat, io_reason, redact_url};
@@ -75,7 +75,10 @@ async fn open(cfg: &Config, exclusive: bool) -> Result<Opened, Error> {
             StoreOptions::sqlite_file(&path)
         }
     };
-    let master_key = dir.master_key(&cfg.master_key_path(), cfg.master_key_file.is_some())?;
+    let mut master_key = dir.master_key(&cfg.master_key_path(), cfg.master_key_file.is_some())?;
+    if let Some(prev) = &cfg.previous_master_key_file {
+        master_key = master_key.with_previous(dir.master_key(prev, true)?);
+    }
     let mut opts = opts;
     opts.max_connections = cfg.database_max_connections;
     let store = Store::open(&opts).await.map_err(|e| {
@@ -287,7 +290,11 @@ async fn shutdown_signal(mut term: tokio::signal::unix::Signal) {
 }
 
 async fn admin(cfg: Config, cmd: AdminCommand) -> Result<(), Error> {
-    let Opened { mut dir, store, .. } = open(&cfg, false).await?;
+    let Opened {
+        mut dir,
+        store,
+        master_key,
+    } = open(&cfg, false).await?;
     dir.keep();
     let clock = SystemClock;
     let actor = Actor::cli();
@@ -321,6 +328,34 @@ async fn admin(cfg: Config, cmd: AdminCommand) -> Result<(), Error> {
                     .trim_end_matches('/')
                     .to_owned();
                 println!("{base}/setup/password/{token}");
+            }
+            AdminCommand::RewrapKeys => {
+                // Every tenant's data key and every TOTP secret, moved under
+                // the current master key (each tenant in its own
+                // transaction: the server keeps serving throughout).
+                let mut tenants = 0;
+                for t in identity::list_tenants(store.conn()).await? {
+                    let tx = store.begin_tenant(t.id).await?;
+                    if vault::rewrap_data_key(&tx, &master_key).await? {
+                        tenants += 1;
+                    }
+                    tx.commit().await?;
+                }
+                let totp = vigil_orchestrator::auth::reseal_totp(&store, &master_key).await?;
+                let tx = store.begin_platform().await?;
+                vigil_orchestrator::audit::record_platform(
+                    &tx,
+                    &clock,
+                    &actor,
+                    vigil_orchestrator::audit::Event {
+                        action: "master_key.rewrap",
+                        target: "installation".into(),
+                        summary: serde_json::json!({"tenant_data_keys": tenants, "totp_secrets": totp}),
+                    },
+                )
+                .await?;
+                tx.commit().await?;
+                println!("re-wrapped {tenants} tenant data keys and {totp} TOTP secrets under the current master key");
             }
             AdminCommand::CreateToken { tenant, role, name } => {
                 let tenant: TenantId = tenant.parse()?;

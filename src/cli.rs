@@ -74,6 +74,10 @@ pub enum AdminCommand {
         #[arg(long)]
         role: String,
     },
+    /// After a master-key rotation (new key as `master_key_file`, old one as
+    /// `previous_master_key_file`): re-wrap every tenant data key and TOTP
+    /// secret under the new key, online
+    RewrapKeys,
     /// Issue an API token for a service account; prints the token once
     CreateToken {
         #[arg(long)]

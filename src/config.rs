@@ -36,6 +36,9 @@ pub struct Config {
     pub database_max_connections: u32,
     /// Master key file; absent: `data_dir/master.key`, created on first run.
     pub master_key_file: Option<PathBuf>,
+    /// The master key being replaced, kept for opening old wrappings while
+    /// `vigil admin rewrap-keys` moves everything to the current key.
+    pub previous_master_key_file: Option<PathBuf>,
     /// Base URL used in links Vigil prints (bootstrap, password set).
     pub public_url: Option<String>,
     pub log_format: LogFormat,
@@ -52,6 +55,7 @@ impl Default for Config {
             database_url_file: None,
             database_max_connections: 10,
             master_key_file: None,
+            previous_master_key_file: None,
             public_url: None,
             log_format: LogFormat::Text,
             log_level: "info".into(),
@@ -68,6 +72,7 @@ const ENV_KEYS: &[&str] = &[
     "database_url_file",
     "database_max_connections",
     "master_key_file",
+    "previous_master_key_file",
     "public_url",
     "log_format",
     "log_level",

@@ -4,6 +4,8 @@
 
 #[path = "e2e/contract.rs"]
 mod contract;
+#[path = "e2e/keys.rs"]
+mod keys;
 #[path = "e2e/outbox.rs"]
 mod outbox;
 #[path = "e2e/pollers.rs"]

@@ -337,6 +337,31 @@ fn aad(user: UserId) -> String {
     format!("totp:{user}")
 }
 
+/// Re-seals every TOTP secret under the current master key (after a
+/// master-key rotation; the previous key opens the old sealing). Returns how
+/// many were re-sealed.
+pub async fn reseal_totp(store: &Store, key: &MasterKey) -> Result<usize> {
+    let tx = store.begin_platform().await?;
+    let users = user::Entity::find()
+        .filter(user::Column::TotpSecret.is_not_null())
+        .all(&*tx)
+        .await?;
+    let mut n = 0;
+    for u in users {
+        let Some(sealed) = u.totp_secret else { continue };
+        let id = UserId(u.id);
+        let plain = key.open(&aad(id), &sealed)?;
+        user::Entity::update_many()
+            .col_expr(user::Column::TotpSecret, Expr::value(key.seal(&aad(id), &plain)?))
+            .filter(user::Column::Id.eq(u.id))
+            .exec(&*tx)
+            .await?;
+        n += 1;
+    }
+    tx.commit().await?;
+    Ok(n)
+}
+
 /// Starts (or restarts) enrolment: a new secret, sealed under the master
 /// key, not yet enabled. Returns the base32 secret and the otpauth URI to
 /// show once.

@@ -96,20 +96,36 @@ pub fn generate_password() -> String {
     )
 }
 
-/// The installation's master key (wraps per-tenant data keys). Never
-/// printed: `Debug` shows nothing of it.
-pub struct MasterKey(secrecy::SecretBox<[u8; 32]>);
+/// The installation's master key (wraps per-tenant data keys), and the keys
+/// it replaced while a rotation is under way: [`MasterKey::seal`] always uses
+/// the current key, [`MasterKey::open`] tries the current key and then the
+/// previous ones. Never printed: `Debug` shows nothing of it.
+pub struct MasterKey(secrecy::SecretBox<[u8; 32]>, Vec<secrecy::SecretBox<[u8; 32]>>);
 
 impl MasterKey {
     pub fn generate() -> Self {
         let mut bytes = [0u8; 32];
         OsRng.fill_bytes(&mut bytes);
-        Self(secrecy::SecretBox::new(Box::new(bytes)))
+        Self::from_bytes(bytes)
     }
 
     /// A key from raw bytes (e.g. a tenant data key after unwrapping).
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
-        Self(secrecy::SecretBox::new(Box::new(bytes)))
+        Self(secrecy::SecretBox::new(Box::new(bytes)), Vec::new())
+    }
+
+    /// Keeps `previous` (and its own previous keys) for opening values
+    /// sealed before a rotation; sealing stays with `self`'s current key.
+    pub fn with_previous(mut self, previous: MasterKey) -> Self {
+        let MasterKey(cur, older) = previous;
+        self.1.push(cur);
+        self.1.extend(older);
+        self
+    }
+
+    /// How many previous keys are kept for opening.
+    pub fn previous_keys(&self) -> usize {
+        self.1.len()
     }
 
     /// Parses the key file format: 64 hex characters (surrounding whitespace ignored).
@@ -118,7 +134,7 @@ impl MasterKey {
         let bytes: [u8; 32] = raw
             .try_into()
             .map_err(|_| Error::Invalid("master key must be 32 bytes (64 hex characters)".into()))?;
-        Ok(Self(secrecy::SecretBox::new(Box::new(bytes))))
+        Ok(Self::from_bytes(bytes))
     }
 
     pub fn to_hex(&self) -> String {
@@ -153,8 +169,23 @@ impl MasterKey {
         Ok(URL_SAFE_NO_PAD.encode(out))
     }
 
-    /// Inverse of [`MasterKey::seal`]; fails on any tampering or a wrong `aad`.
+    /// Inverse of [`MasterKey::seal`] (by the current or a previous key);
+    /// fails on any tampering or a wrong `aad`.
     pub fn open(&self, aad: &str, sealed: &str) -> Result<Vec<u8>> {
+        use secrecy::ExposeSecret;
+        let first = Self::open_with(self.expose(), aad, sealed);
+        if first.is_ok() || self.1.is_empty() {
+            return first;
+        }
+        for k in &self.1 {
+            if let Ok(v) = Self::open_with(k.expose_secret(), aad, sealed) {
+                return Ok(v);
+            }
+        }
+        first
+    }
+
+    fn open_with(key: &[u8; 32], aad: &str, sealed: &str) -> Result<Vec<u8>> {
         use aes_gcm::aead::{Aead, KeyInit, Payload};
         let raw = URL_SAFE_NO_PAD
             .decode(sealed)
@@ -163,7 +194,7 @@ impl MasterKey {
             return Err(Error::Invalid("sealed value too short".into()));
         }
         let (nonce, ct) = raw.split_at(12);
-        let cipher = aes_gcm::Aes256Gcm::new(self.expose().into());
+        let cipher = aes_gcm::Aes256Gcm::new(key.into());
         cipher
             .decrypt(
                 nonce.into(),

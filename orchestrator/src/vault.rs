@@ -193,3 +193,78 @@ pub async fn open(
         dek.open(&cred_aad(integration, c.version), &sealed)?,
     )))
 }
+
+/// Rotates the tenant's data key online: a new key, every live credential
+/// re-sealed under it, the new key wrapped by the current master key — all
+/// in the caller's transaction, so a reader sees the old set or the new
+/// one. Audited. Returns how many credentials were re-sealed.
+pub async fn rotate_data_key(
+    tx: &TenantTx,
+    clock: &dyn Clock,
+    master: &MasterKey,
+    actor: &Actor,
+) -> Result<usize> {
+    let old = data_key(tx, clock, master).await?;
+    let new = MasterKey::generate();
+    let live = credential::Entity::find()
+        .filter(credential::Column::TenantId.eq(tx.tenant().0))
+        .filter(credential::Column::DestroyedAt.is_null())
+        .all(&**tx)
+        .await?;
+    let mut n = 0;
+    for c in live {
+        let Some(sealed) = c.ciphertext else { continue };
+        let aad = cred_aad(c.integration_id, c.version);
+        let plain = old.open(&aad, &sealed)?;
+        credential::Entity::update_many()
+            .col_expr(
+                credential::Column::Ciphertext,
+                Expr::value(new.seal(&aad, &plain)?),
+            )
+            .filter(credential::Column::Id.eq(c.id))
+            .filter(credential::Column::TenantId.eq(tx.tenant().0))
+            .exec(&**tx)
+            .await?;
+        n += 1;
+    }
+    tenant_key::Entity::update_many()
+        .col_expr(
+            tenant_key::Column::WrappedKey,
+            Expr::value(master.seal(&wrap_aad(tx), new.expose())?),
+        )
+        .col_expr(tenant_key::Column::RotatedAt, Expr::value(Some(clock.now())))
+        .filter(tenant_key::Column::TenantId.eq(tx.tenant().0))
+        .exec(&**tx)
+        .await?;
+    audit::record(
+        tx,
+        clock,
+        actor,
+        Event {
+            action: "data_key.rotate",
+            target: format!("tenant:{}", tx.tenant()),
+            summary: json!({"credentials_resealed": n}),
+        },
+    )
+    .await?;
+    Ok(n)
+}
+
+/// Re-wraps the tenant's data key under the current master key (after a
+/// master-key rotation; the previous key opens the old wrapping). Returns
+/// whether the tenant has a data key.
+pub async fn rewrap_data_key(tx: &TenantTx, master: &MasterKey) -> Result<bool> {
+    let Some(row) = tenant_key::Entity::find_by_id(tx.tenant().0).one(&**tx).await? else {
+        return Ok(false);
+    };
+    let raw = master.open(&wrap_aad(tx), &row.wrapped_key)?;
+    tenant_key::Entity::update_many()
+        .col_expr(
+            tenant_key::Column::WrappedKey,
+            Expr::value(master.seal(&wrap_aad(tx), &raw)?),
+        )
+        .filter(tenant_key::Column::TenantId.eq(tx.tenant().0))
+        .exec(&**tx)
+        .await?;
+    Ok(true)
+}

@@ -157,3 +157,23 @@ pub async fn revoke_credential(
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
+
+/// Rotates the tenant's data key: every credential re-sealed under a new
+/// key, online, in one transaction. Answers how many were re-sealed.
+pub async fn rotate_data_key(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Extension(ctx): Extension<TenantCtx>,
+    c: ConnectInfo<SocketAddr>,
+) -> ApiResult {
+    let tx = s.store.begin_tenant(ctx.tenant).await?;
+    let n = vault::rotate_data_key(
+        &tx,
+        s.clock.as_ref(),
+        &s.master_key,
+        &p.actor(Some(ctx.role), Some(c.0.ip().to_string())),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(serde_json::json!({"credentials_resealed": n})).into_response())
+}

@@ -274,6 +274,11 @@ pub fn routes() -> (Router<AppState>, RouteTable) {
             post(integrations_api::revoke_credential),
         )
         .route(
+            "/api/v1/data-key/rotate",
+            &[(M::POST, TenantPerson("data_key", "rotate"))],
+            post(integrations_api::rotate_data_key),
+        )
+        .route(
             "/api/v1/integrations/{id}/scopes/{scope}",
             &[(M::PUT, TenantPerson("integration_scope", "set"))],
             axum::routing::put(integrations_api::set_scope),
