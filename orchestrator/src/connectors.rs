@@ -39,14 +39,21 @@ fn field<'a>(p: &'a Value, k: &str) -> Option<&'a str> {
         .filter(|s| !s.is_empty())
 }
 
-/// The target of a gated write (`ticket_write` today).
+/// The target of a gated write: a ticket write or a host containment.
 pub fn target(action: &str, payload: &Value) -> Result<Target> {
+    let integration = field(payload, "integration_id")
+        .and_then(|s| s.parse::<Uuid>().ok())
+        .ok_or_else(|| Error::Invalid(format!("{action} needs an `integration_id`")))?;
+    if action == "contain_host" {
+        return Ok(Target {
+            integration,
+            kind: Kind::Crowdstrike,
+            scope: "hosts:contain",
+        });
+    }
     if action != "ticket_write" {
         return Err(Error::Invalid(format!("no connector performs `{action}`")));
     }
-    let integration = field(payload, "integration_id")
-        .and_then(|s| s.parse::<Uuid>().ok())
-        .ok_or_else(|| Error::Invalid("ticket_write needs an `integration_id`".into()))?;
     let kind: Kind = field(payload, "system")
         .unwrap_or_default()
         .parse()
@@ -61,8 +68,8 @@ pub fn target(action: &str, payload: &Value) -> Result<Target> {
     })
 }
 
-/// Checks, in the requester's transaction, that the integration a ticket
-/// write names exists in this tenant and is of the named system.
+/// Checks, in the requester's transaction, that the integration a gated
+/// write names exists in this tenant and is of the right kind.
 pub async fn check_target(tx: &TenantTx, action: &str, payload: &Value) -> Result<Target> {
     let t = target(action, payload)?;
     let i = integrations::get(tx, t.integration).await.map_err(|_| {
@@ -247,7 +254,9 @@ impl Connectors {
             }
             Kind::Crowdstrike => {
                 let c = crowdstrike::Falcon::new(&config, &secret, self.http.clone(), guard)?;
-                c.contain(ticket).await
+                let device = field(payload, "device_id")
+                    .ok_or_else(|| WriteError::permanent("contain_host needs a device_id"))?;
+                c.contain(device).await
             }
             k => return Err(WriteError::permanent(format!("{k} performs no gated writes"))),
         };

@@ -48,6 +48,7 @@ fn label(k: GateKind) -> &'static str {
         GateKind::EscalateCritical => "Escalate to Critical",
         GateKind::TicketWrite => "Write to the ticket system",
         GateKind::CloseCase => "Close the case",
+        GateKind::ContainHost => "Contain a host (EDR)",
     }
 }
 

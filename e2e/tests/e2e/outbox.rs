@@ -378,3 +378,96 @@ async fn a_node_killed_mid_write_makes_one_ticket() {
     store.close().await.unwrap();
     TestDb::drop_pg_database(&admin_url, &name);
 }
+
+/// Host containment is a gated write to the EDR: held until the write scope
+/// is on, then sent once.
+#[tokio::test]
+async fn host_containment_is_a_gated_write() {
+    let db = TestDb::sqlite().await;
+    let (run, cs) = sim::crowdstrike::start("cid", "secret").await;
+    let clock = Arc::new(ManualClock::new(
+        Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).unwrap(),
+    ));
+    let c: &dyn Clock = clock.as_ref();
+    let master = Arc::new(MasterKey::generate());
+    let w = world(&db.store, c, &master, "https://unused.atlassian.net", "tok").await;
+    let tx = db.store.begin_tenant(w.tenant).await.unwrap();
+    let eng = person("user:eng", Role::SecurityEngineer);
+    let edr = integrations::create(
+        &tx,
+        c,
+        &eng,
+        "crowdstrike",
+        "Falcon",
+        json!({"base_url": run.base(), "client_id": "cid"}),
+    )
+    .await
+    .unwrap();
+    vault::set(&tx, c, &master, &eng, edr.id, b"secret")
+        .await
+        .unwrap();
+    let bad = gates::request(
+        &tx,
+        c,
+        &person("user:ann", Role::AnalystEdit),
+        w.case,
+        GateKind::ContainHost,
+        json!({"integration_id": w.jira, "device_id": "dev0001"}),
+        gates::ESCALATE_AFTER,
+    )
+    .await;
+    assert!(bad.unwrap_err().to_string().contains("is jira, not crowdstrike"));
+    let g = gates::request(
+        &tx,
+        c,
+        &person("user:ann", Role::AnalystEdit),
+        w.case,
+        GateKind::ContainHost,
+        json!({"integration_id": edr.id, "device_id": "dev0001"}),
+        gates::ESCALATE_AFTER,
+    )
+    .await
+    .unwrap();
+    let any = |_: GateKind| true;
+    let bob = person("user:bob", Role::AnalystEdit);
+    gates::approve(
+        &tx,
+        c,
+        &gates::Decider {
+            actor: &bob,
+            may_decide: &any,
+        },
+        g.id,
+        &g.payload_hash,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let writer = Connectors::new(db.store.clone(), master.clone(), clock.clone()).unwrap();
+    assert_eq!(outbox::run_due(&db.store, c, &writer, 10).await.unwrap().held, 1);
+    assert!(cs.contained.lock().unwrap().is_empty());
+    let tx = db.store.begin_tenant(w.tenant).await.unwrap();
+    integrations::set_scope(
+        &tx,
+        c,
+        &person("user:adm", Role::TenantAdmin),
+        edr.id,
+        "hosts:contain",
+        true,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        outbox::run_due(&db.store, c, &writer, 10).await.unwrap().executed,
+        1
+    );
+    assert_eq!(
+        outbox::run_due(&db.store, c, &writer, 10).await.unwrap(),
+        outbox::RunReport::default()
+    );
+    assert_eq!(*cs.contained.lock().unwrap(), ["dev0001"]);
+    let (state, _, _, result) = entry(&db.store, w.tenant, g.id).await;
+    assert_eq!(state, "done");
+    assert_eq!(result.unwrap()["contained"], "dev0001");
+}

@@ -137,6 +137,18 @@ pub fn validate(kind: GateKind, payload: &Value) -> Result<()> {
                 )));
             }
         }
+        GateKind::ContainHost => {
+            if str_field(payload, "integration_id")
+                .and_then(|s| s.parse::<Uuid>().ok())
+                .is_none()
+            {
+                return Err(Error::Invalid(
+                    "contain_host needs the `integration_id` of the EDR".into(),
+                ));
+            }
+            str_field(payload, "device_id")
+                .ok_or_else(|| Error::Invalid("contain_host needs the EDR's `device_id`".into()))?;
+        }
     }
     Ok(())
 }
@@ -197,7 +209,7 @@ pub async fn request(
     escalate_after: Duration,
 ) -> Result<Gate> {
     validate(kind, &payload)?;
-    if kind == GateKind::TicketWrite {
+    if kind.is_external() {
         crate::connectors::check_target(tx, kind.as_str(), &payload).await?;
     }
     let c: cases::Case = cases::model(tx, case_id).await?.try_into()?;
@@ -214,7 +226,7 @@ pub async fn request(
         .filter(gate::Column::State.is_in([GateState::Pending.as_str(), GateState::Escalated.as_str()]))
         .count(&**tx)
         .await?;
-    if open > 0 && kind != GateKind::TicketWrite {
+    if open > 0 && !kind.is_external() {
         return Err(Error::Conflict(format!(
             "a {kind} gate is already waiting on this case"
         )));
@@ -289,7 +301,7 @@ pub async fn approve(
         ));
     }
     // Every check that can refuse comes before anything is recorded.
-    if kind == GateKind::TicketWrite {
+    if kind.is_external() {
         let ks = kill::state(tx).await?;
         if ks.engaged() {
             return Err(Error::KillSwitch(ks.describe()));
@@ -344,7 +356,7 @@ pub async fn approve(
             effect = json!({"case": c.id, "state": {"before": cs, "after": c.state}});
             next.on(GateEvent::Execute)?
         }
-        GateKind::TicketWrite => {
+        GateKind::TicketWrite | GateKind::ContainHost => {
             outbox::ActiveModel {
                 id: Set(Uuid::now_v7()),
                 tenant_id: Set(tx.tenant().0),
@@ -367,7 +379,7 @@ pub async fn approve(
             next
         }
     };
-    if kind != GateKind::TicketWrite {
+    if !kind.is_external() {
         let cam = case::ActiveModel {
             id: Set(c.id),
             severity: Set(c.severity.clone()),
@@ -542,7 +554,7 @@ pub async fn edit_and_approve(
     let state: GateState = g.state.parse()?;
     state.on(GateEvent::Approve)?;
     validate(kind, &edited)?;
-    if kind == GateKind::TicketWrite {
+    if kind.is_external() {
         crate::connectors::check_target(tx, kind.as_str(), &edited).await?;
     }
     let diff = json_diff(&g.payload, &edited);

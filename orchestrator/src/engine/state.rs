@@ -47,7 +47,15 @@ string_enum!(GateKind {
     EscalateCritical => "escalate_critical",
     TicketWrite => "ticket_write",
     CloseCase => "close_case",
+    ContainHost => "contain_host",
 });
+
+impl GateKind {
+    /// Gates whose approval authorizes a write at a vendor (through the outbox).
+    pub fn is_external(self) -> bool {
+        matches!(self, GateKind::TicketWrite | GateKind::ContainHost)
+    }
+}
 
 string_enum!(GateState {
     Pending => "pending",
