@@ -18,6 +18,7 @@ mod m20261122_000007_alerts;
 mod m20261122_000008_observables;
 mod m20261122_000009_correlation;
 mod m20261122_000010_integration_status;
+mod m20261122_000011_case_entities;
 pub mod pg;
 
 /// Name of the PostgreSQL role the server runs every request as: owns nothing,
@@ -47,6 +48,7 @@ pub const TENANT_TABLES: &[&str] = &[
     "observables",
     "case_alerts",
     "integration_status",
+    "case_entities",
 ];
 
 #[derive(Debug)]
@@ -66,6 +68,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000008_observables::Migration),
             Box::new(m20261122_000009_correlation::Migration),
             Box::new(m20261122_000010_integration_status::Migration),
+            Box::new(m20261122_000011_case_entities::Migration),
         ]
     }
 }

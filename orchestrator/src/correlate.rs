@@ -6,7 +6,7 @@
 //! which alert), and where a merged case went (`merged_into`, audited).
 
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::sea_query::{Cond, Expr, ExprTrait, Query, SelectStatement};
+use sea_orm::sea_query::{Alias, Cond, Expr, ExprTrait, OnConflict, Query, SelectStatement};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -16,7 +16,7 @@ use crate::engine::cases;
 use crate::engine::state::{CaseState, Severity};
 use crate::observables::{Kind, Observable};
 use crate::store::TenantTx;
-use crate::store::entity::{alert, case, case_alert, observable};
+use crate::store::entity::{case, case_alert, case_entity};
 use crate::{Clock, Result};
 
 /// Alerts further apart than this do not join the same case.
@@ -55,51 +55,138 @@ pub fn title(raw: &Value) -> String {
     t.trim().to_owned()
 }
 
-/// Observables of other alerts of this tenant, received within the window,
-/// that share a linking entity with the new alert and sit in an open case.
-fn reachable(
-    tx: &TenantTx,
-    alert_id: Uuid,
-    received_at: DateTime<Utc>,
-    linking: &[&Observable],
-) -> SelectStatement {
+/// Open cases in which a linking entity of the new alert was seen within
+/// the window (one indexed lookup per entity in `case_entities`).
+fn reachable(tx: &TenantTx, received_at: DateTime<Utc>, linking: &[&Observable]) -> SelectStatement {
     let tenant = tx.tenant().0;
     let mut any = Cond::any();
     for o in linking {
         any = any.add(
             Cond::all()
-                .add(Expr::col((observable::Entity, observable::Column::Kind)).eq(o.kind.as_str()))
-                .add(Expr::col((observable::Entity, observable::Column::Value)).eq(o.value.clone())),
+                .add(Expr::col((case_entity::Entity, case_entity::Column::Kind)).eq(o.kind.as_str()))
+                .add(Expr::col((case_entity::Entity, case_entity::Column::Value)).eq(o.value.clone())),
         );
     }
     Query::select()
-        .from(observable::Entity)
-        .inner_join(
-            alert::Entity,
-            Expr::col((alert::Entity, alert::Column::Id))
-                .equals((observable::Entity, observable::Column::AlertId)),
-        )
-        .inner_join(
-            case_alert::Entity,
-            Expr::col((case_alert::Entity, case_alert::Column::AlertId))
-                .equals((observable::Entity, observable::Column::AlertId)),
-        )
+        .columns([
+            (case_entity::Entity, case_entity::Column::CaseId),
+            (case_entity::Entity, case_entity::Column::Kind),
+            (case_entity::Entity, case_entity::Column::Value),
+            (case_entity::Entity, case_entity::Column::Pointer),
+            (case_entity::Entity, case_entity::Column::ViaAlert),
+        ])
+        .from(case_entity::Entity)
         .inner_join(
             case::Entity,
             Expr::col((case::Entity, case::Column::Id))
-                .equals((case_alert::Entity, case_alert::Column::CaseId)),
+                .equals((case_entity::Entity, case_entity::Column::CaseId)),
         )
-        .and_where(Expr::col((observable::Entity, observable::Column::TenantId)).eq(tenant))
-        .and_where(Expr::col((alert::Entity, alert::Column::TenantId)).eq(tenant))
-        .and_where(Expr::col((case_alert::Entity, case_alert::Column::TenantId)).eq(tenant))
+        .and_where(Expr::col((case_entity::Entity, case_entity::Column::TenantId)).eq(tenant))
         .and_where(Expr::col((case::Entity, case::Column::TenantId)).eq(tenant))
-        .and_where(Expr::col((observable::Entity, observable::Column::AlertId)).ne(alert_id))
-        .and_where(Expr::col((alert::Entity, alert::Column::ReceivedAt)).gte(received_at - WINDOW))
-        .and_where(Expr::col((alert::Entity, alert::Column::ReceivedAt)).lte(received_at + WINDOW))
+        .and_where(Expr::col((case_entity::Entity, case_entity::Column::LastSeen)).gte(received_at - WINDOW))
         .and_where(Expr::col((case::Entity, case::Column::State)).eq(CaseState::Open.as_str()))
         .and_where(Expr::col((case::Entity, case::Column::MergedInto)).is_null())
         .cond_where(any)
         .to_owned()
+}
+
+/// Records that the alert's linking entities were seen in `case_id` now.
+async fn index(
+    tx: &TenantTx,
+    case_id: Uuid,
+    alert_id: Uuid,
+    seen: DateTime<Utc>,
+    linking: &[&Observable],
+) -> Result<()> {
+    let mut rows: Vec<case_entity::ActiveModel> = Vec::with_capacity(linking.len());
+    for o in linking {
+        // One row per (kind, value): an alert may carry an entity twice.
+        if rows
+            .iter()
+            .any(|r| r.kind.as_ref() == o.kind.as_str() && r.value.as_ref() == &o.value)
+        {
+            continue;
+        }
+        rows.push(case_entity::ActiveModel {
+            tenant_id: Set(tx.tenant().0),
+            kind: Set(o.kind.as_str().to_owned()),
+            value: Set(o.value.clone()),
+            case_id: Set(case_id),
+            last_seen: Set(seen),
+            via_alert: Set(alert_id),
+            pointer: Set(o.pointer.clone()),
+        });
+    }
+    if rows.is_empty() {
+        return Ok(());
+    }
+    case_entity::Entity::insert_many(rows)
+        .on_conflict(
+            OnConflict::columns([
+                case_entity::Column::TenantId,
+                case_entity::Column::Kind,
+                case_entity::Column::Value,
+                case_entity::Column::CaseId,
+            ])
+            .update_columns([
+                case_entity::Column::LastSeen,
+                case_entity::Column::ViaAlert,
+                case_entity::Column::Pointer,
+            ])
+            // Only a later sighting rewrites the row (no new row version
+            // per alert of a batch that shares the entity).
+            .action_and_where(
+                Expr::col((case_entity::Entity, case_entity::Column::LastSeen))
+                    .lt(Expr::col((Alias::new("excluded"), case_entity::Column::LastSeen))),
+            )
+            .to_owned(),
+        )
+        .exec_without_returning(&**tx)
+        .await?;
+    Ok(())
+}
+
+/// Moves a merged-away case's index rows to the survivor (latest sighting wins).
+async fn merge_index(tx: &TenantTx, from: Uuid, into: Uuid) -> Result<()> {
+    let rows = case_entity::Entity::find()
+        .filter(case_entity::Column::TenantId.eq(tx.tenant().0))
+        .filter(case_entity::Column::CaseId.eq(from))
+        .all(&**tx)
+        .await?;
+    for r in rows {
+        let existing = case_entity::Entity::find_by_id((r.tenant_id, r.kind.clone(), r.value.clone(), into))
+            .one(&**tx)
+            .await?;
+        match existing {
+            Some(e) if e.last_seen >= r.last_seen => {}
+            Some(_) => {
+                case_entity::Entity::update_many()
+                    .col_expr(case_entity::Column::LastSeen, Expr::value(r.last_seen))
+                    .col_expr(case_entity::Column::ViaAlert, Expr::value(r.via_alert))
+                    .col_expr(case_entity::Column::Pointer, Expr::value(r.pointer.clone()))
+                    .filter(case_entity::Column::TenantId.eq(r.tenant_id))
+                    .filter(case_entity::Column::Kind.eq(r.kind.clone()))
+                    .filter(case_entity::Column::Value.eq(r.value.clone()))
+                    .filter(case_entity::Column::CaseId.eq(into))
+                    .exec(&**tx)
+                    .await?;
+            }
+            None => {
+                case_entity::ActiveModel {
+                    case_id: Set(into),
+                    ..case_entity::ActiveModel::from(r.clone())
+                }
+                .insert(&**tx)
+                .await?;
+            }
+        }
+    }
+    case_entity::Entity::delete_many()
+        .filter(case_entity::Column::TenantId.eq(tx.tenant().0))
+        .filter(case_entity::Column::CaseId.eq(from))
+        .exec(&**tx)
+        .await?;
+    Ok(())
 }
 
 /// Follows `merged_into` to the surviving case.
@@ -114,7 +201,8 @@ async fn survivor(tx: &TenantTx, mut id: Uuid) -> Result<case::Model> {
     cases::model(tx, id).await
 }
 
-/// Places a newly stored alert in a case; returns the case id.
+/// Places a newly stored alert in a case; returns the case id. The caller
+/// marks the touched cases updated, once per batch ([`touch`]).
 pub async fn correlate(
     tx: &TenantTx,
     clock: &dyn Clock,
@@ -133,50 +221,24 @@ pub async fn correlate(
     let mut found: Vec<(case::Model, Value)> = Vec::new();
     if !linking.is_empty() {
         let backend = tx.get_database_backend();
-        let base = reachable(tx, alert_id, received_at, &linking);
-        let cases: Vec<Uuid> = tx
-            .query_all_raw(
-                backend.build(
-                    base.clone()
-                        .distinct()
-                        .column((case_alert::Entity, case_alert::Column::CaseId)),
-                ),
-            )
-            .await?
-            .iter()
-            .map(|r| r.try_get::<Uuid>("", "case_id"))
-            .collect::<std::result::Result<_, _>>()?;
-        for case_id in cases {
+        let rows = tx
+            .query_all_raw(backend.build(&reachable(tx, received_at, &linking)))
+            .await?;
+        for r in rows {
+            let case_id = r.try_get::<Uuid>("", "case_id")?;
+            if found.iter().any(|(f, _)| f.id == case_id) {
+                continue;
+            }
             let c = survivor(tx, case_id).await?;
             if c.state != CaseState::Open.as_str() || found.iter().any(|(f, _)| f.id == c.id) {
                 continue;
             }
-            let link = tx
-                .query_one_raw(
-                    backend.build(
-                        base.clone()
-                            .columns([
-                                (observable::Entity, observable::Column::Kind),
-                                (observable::Entity, observable::Column::Value),
-                                (observable::Entity, observable::Column::Pointer),
-                                (observable::Entity, observable::Column::AlertId),
-                            ])
-                            .and_where(
-                                Expr::col((case_alert::Entity, case_alert::Column::CaseId)).eq(case_id),
-                            )
-                            .limit(1),
-                    ),
-                )
-                .await?;
-            let why = match link {
-                Some(r) => json!({
-                    "kind": r.try_get::<String>("", "kind")?,
-                    "value": r.try_get::<String>("", "value")?,
-                    "pointer": r.try_get::<String>("", "pointer")?,
-                    "via_alert": r.try_get::<Uuid>("", "alert_id")?,
-                }),
-                None => Value::Null,
-            };
+            let why = json!({
+                "kind": r.try_get::<String>("", "kind")?,
+                "value": r.try_get::<String>("", "value")?,
+                "pointer": r.try_get::<String>("", "pointer")?,
+                "via_alert": r.try_get::<Uuid>("", "via_alert")?,
+            });
             found.push((c, why));
         }
     }
@@ -199,6 +261,7 @@ pub async fn correlate(
                 .filter(case_alert::Column::CaseId.eq(other.id))
                 .exec(&**tx)
                 .await?;
+            merge_index(tx, other.id, keep.id).await?;
             case::Entity::update_many()
                 .col_expr(case::Column::MergedInto, Expr::value(keep.id))
                 .col_expr(case::Column::UpdatedAt, Expr::value(now))
@@ -230,12 +293,23 @@ pub async fn correlate(
     }
     .insert(&**tx)
     .await?;
+    index(tx, case_id, alert_id, received_at, &linking).await?;
+    Ok(case_id)
+}
+
+/// Marks cases updated (once per batch, not once per alert: a row updated
+/// thousands of times in one transaction slows every later read of it).
+pub async fn touch(tx: &TenantTx, cases: &[Uuid], now: DateTime<Utc>) -> Result<()> {
+    if cases.is_empty() {
+        return Ok(());
+    }
     case::Entity::update_many()
         .col_expr(case::Column::UpdatedAt, Expr::value(now))
-        .filter(case::Column::Id.eq(case_id))
+        .filter(case::Column::TenantId.eq(tx.tenant().0))
+        .filter(case::Column::Id.is_in(cases.iter().copied()))
         .exec(&**tx)
         .await?;
-    Ok(case_id)
+    Ok(())
 }
 
 /// A case's alerts with why each joined (None: it opened the case).

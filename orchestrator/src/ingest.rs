@@ -301,6 +301,7 @@ pub async fn store_checked(
         duplicates: 0,
         alert_ids: Vec::with_capacity(checked.len()),
     };
+    let mut touched: Vec<Uuid> = Vec::new();
     for c in checked {
         let id = Uuid::now_v7();
         let res = alert::Entity::insert(alert::ActiveModel {
@@ -336,7 +337,10 @@ pub async fn store_checked(
                         .exec_without_returning(&**tx)
                         .await?;
                 }
-                crate::correlate::correlate(tx, clock, id, now, &c.parsed, &case_obs).await?;
+                let case = crate::correlate::correlate(tx, clock, id, now, &c.parsed, &case_obs).await?;
+                if !touched.contains(&case) {
+                    touched.push(case);
+                }
             }
             _ => {
                 out.duplicates += 1;
@@ -351,6 +355,7 @@ pub async fn store_checked(
             }
         }
     }
+    crate::correlate::touch(tx, &touched, now).await?;
     Ok(out)
 }
 

@@ -30,6 +30,8 @@ pub struct Jira {
     pub token: Mutex<String>,
     pub read_only: AtomicBool,
     pub issues: Mutex<Vec<Issue>>,
+    /// When each create arrived (benchmarks: approval → receipt).
+    pub created_at: Mutex<Vec<std::time::Instant>>,
 }
 
 impl Jira {
@@ -67,6 +69,7 @@ async fn create(State(s): State<S>, h: HeaderMap, body: axum::body::Bytes) -> Re
             "project, summary and issuetype are required",
         );
     }
+    s.created_at.lock().unwrap().push(std::time::Instant::now());
     let mut issues = s.issues.lock().unwrap();
     let n = issues.len() + 1;
     let key = format!("{}-{n}", f["project"]["key"].as_str().unwrap());

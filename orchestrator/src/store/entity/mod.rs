@@ -5,6 +5,7 @@ pub mod api_token;
 pub mod audit_event;
 pub mod case;
 pub mod case_alert;
+pub mod case_entity;
 pub mod credential;
 pub mod gate;
 pub mod gate_approval;
