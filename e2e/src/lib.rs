@@ -219,3 +219,127 @@ pub fn http() -> reqwest::Client {
         .build()
         .expect("client")
 }
+
+/// A PostgreSQL cluster of the test's own (initdb in a temp dir, on a free
+/// port), so a test may restart it without disturbing anyone else. As root
+/// the server runs as the `postgres` user (or `nobody`).
+#[derive(Debug)]
+pub struct PrivateCluster {
+    bin: PathBuf,
+    dir: tempfile::TempDir,
+    pub port: u16,
+    uid: Option<String>,
+}
+
+impl PrivateCluster {
+    fn cmd(&self, tool: &str) -> std::process::Command {
+        let exe = self.bin.join(tool);
+        match &self.uid {
+            Some(u) => {
+                let mut c = std::process::Command::new("setpriv");
+                c.args([
+                    format!("--reuid={u}"),
+                    format!("--regid={u}"),
+                    "--clear-groups".into(),
+                    "--".into(),
+                ])
+                .arg(exe);
+                c
+            }
+            None => std::process::Command::new(exe),
+        }
+    }
+
+    fn run(&self, mut c: std::process::Command) {
+        let out = c.output().expect("run a PostgreSQL tool");
+        assert!(
+            out.status.success(),
+            "{:?}: {}{}",
+            c,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    pub fn start() -> Self {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("PostgreSQL server binaries in /usr/lib/postgresql (./test.sh installs them)")
+            .filter_map(|e| e.ok())
+            .map(|e| e.path().join("bin"))
+            .filter(|p| p.join("initdb").exists())
+            .max()
+            .expect("an initdb");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+        let uid = root.then(|| {
+            std::process::Command::new("id")
+                .args(["-u", "postgres"])
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .map_or_else(
+                    || "65534".to_owned(),
+                    |o| String::from_utf8_lossy(&o.stdout).trim().to_owned(),
+                )
+        });
+        if let Some(u) = &uid {
+            let ok = std::process::Command::new("chown")
+                .arg(u)
+                .arg(dir.path())
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "chown the cluster dir");
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let me = PrivateCluster { bin, dir, port, uid };
+        let data = me.dir.path().join("data");
+        let mut init = me.cmd("initdb");
+        init.arg("-D")
+            .arg(&data)
+            .args(["-U", "postgres", "--auth=trust", "-E", "UTF8"]);
+        me.run(init);
+        me.pg_ctl("start");
+        me
+    }
+
+    fn pg_ctl(&self, action: &str) {
+        let mut c = self.cmd("pg_ctl");
+        c.arg("-D")
+            .arg(self.dir.path().join("data"))
+            .arg("-l")
+            .arg(self.dir.path().join("log"))
+            .args(["-w", "-m", "fast", "-o"])
+            .arg(format!(
+                "-c listen_addresses=127.0.0.1 -c port={} -c unix_socket_directories={} -c fsync=off",
+                self.port,
+                self.dir.path().display()
+            ))
+            .arg(action);
+        self.run(c);
+    }
+
+    /// Restarts the server (fast shutdown: open connections are cut).
+    pub fn restart(&self) {
+        self.pg_ctl("restart");
+    }
+
+    pub fn url(&self, db: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
+    }
+}
+
+impl Drop for PrivateCluster {
+    fn drop(&mut self) {
+        let mut c = self.cmd("pg_ctl");
+        c.arg("-D")
+            .arg(self.dir.path().join("data"))
+            .args(["-m", "immediate", "stop"]);
+        let _ = c.output();
+    }
+}

@@ -6,6 +6,8 @@
 mod contract;
 #[path = "e2e/keys.rs"]
 mod keys;
+#[path = "e2e/nodes.rs"]
+mod nodes;
 #[path = "e2e/outbox.rs"]
 mod outbox;
 #[path = "e2e/pollers.rs"]

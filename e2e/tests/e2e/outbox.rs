@@ -17,7 +17,7 @@ use vigil_orchestrator::engine::{cases, gates, outbox};
 use vigil_orchestrator::testkit::TestDb;
 use vigil_orchestrator::{Clock, ManualClock, Role, Store, TenantId, identity, integrations, vault};
 
-fn person(label: &str, role: Role) -> Actor {
+pub(crate) fn person(label: &str, role: Role) -> Actor {
     Actor {
         label: label.into(),
         role: Some(role),
@@ -25,15 +25,21 @@ fn person(label: &str, role: Role) -> Actor {
     }
 }
 
-struct World {
-    tenant: TenantId,
-    case: Uuid,
-    jira: Uuid,
+pub(crate) struct World {
+    pub tenant: TenantId,
+    pub case: Uuid,
+    pub jira: Uuid,
 }
 
 /// A tenant with an open case and a Jira integration pointing at `base`,
 /// with `token` as its credential. Write scopes off, as always at first.
-async fn world(store: &Store, c: &dyn Clock, master: &MasterKey, base: &str, token: &str) -> World {
+pub(crate) async fn world(
+    store: &Store,
+    c: &dyn Clock,
+    master: &MasterKey,
+    base: &str,
+    token: &str,
+) -> World {
     let tx = store.begin_platform().await.unwrap();
     let t = identity::create_tenant(
         &tx,
@@ -76,7 +82,7 @@ async fn world(store: &Store, c: &dyn Clock, master: &MasterKey, base: &str, tok
     }
 }
 
-async fn approved_write(store: &Store, c: &dyn Clock, w: &World, summary: &str) -> Uuid {
+pub(crate) async fn approved_write(store: &Store, c: &dyn Clock, w: &World, summary: &str) -> Uuid {
     let tx = store.begin_tenant(w.tenant).await.unwrap();
     let g = gates::request(
         &tx,
@@ -107,13 +113,17 @@ async fn approved_write(store: &Store, c: &dyn Clock, w: &World, summary: &str) 
     g.id
 }
 
-async fn entry(store: &Store, t: TenantId, gate: Uuid) -> (String, i32, Option<String>, Option<Value>) {
+pub(crate) async fn entry(
+    store: &Store,
+    t: TenantId,
+    gate: Uuid,
+) -> (String, i32, Option<String>, Option<Value>) {
     let tx = store.begin_tenant(t).await.unwrap();
     let e = outbox::of_gate(&tx, gate).await.unwrap().unwrap();
     (e.state, e.attempts, e.last_error, e.result)
 }
 
-async fn set_scope(store: &Store, c: &dyn Clock, w: &World, on: bool) {
+pub(crate) async fn set_scope(store: &Store, c: &dyn Clock, w: &World, on: bool) {
     let tx = store.begin_tenant(w.tenant).await.unwrap();
     integrations::set_scope(
         &tx,

@@ -191,6 +191,13 @@ async fn run_one(
     else {
         return Ok(Outcome::Lost);
     };
+    // The due list was read before this transaction: another node may have
+    // claimed (or finished) the entry since. Only a pending entry that is
+    // due, or an executing one whose lease has run out, may be claimed.
+    let open = [OutboxState::Pending.as_str(), OutboxState::Executing.as_str()];
+    if !open.contains(&entry.state.as_str()) || entry.run_after > now {
+        return Ok(Outcome::Lost);
+    }
     let g = gate::Entity::find_by_id(entry.gate_id)
         .filter(gate::Column::TenantId.eq(tenant.0))
         .one(&*tx)
