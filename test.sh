@@ -28,6 +28,9 @@ apt_install() {
 }
 if command -v dpkg-query >/dev/null; then
   require_pkg pkg-config libssl-dev
+  # The PostgreSQL server binaries: a throwaway cluster needs them, and so
+  # does the e2e test that restarts a cluster of its own mid-run.
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || require_pkg postgresql
   apt_install
 fi
 

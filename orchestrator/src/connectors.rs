@@ -16,7 +16,7 @@ use uuid::Uuid;
 use vigil_integrations::client::{ClientError, Guard, Http, Scopes};
 use vigil_integrations::{Kind, crowdstrike, jira, servicenow, ticket_scope};
 
-use crate::credentials::MasterKey;
+use crate::credentials::Kms;
 use crate::engine::outbox::{WriteError, Writer};
 use crate::store::{Store, TenantTx};
 use crate::{Clock, Error, Result, TenantId, integrations, vault};
@@ -117,19 +117,19 @@ impl Scopes for LiveScopes {
 #[derive(Debug, Clone)]
 pub struct Connectors {
     store: Store,
-    master: Arc<MasterKey>,
+    master: Arc<dyn Kms>,
     clock: Arc<dyn Clock>,
     http: Http,
 }
 
 impl Connectors {
-    pub fn new(store: Store, master: Arc<MasterKey>, clock: Arc<dyn Clock>) -> Result<Self> {
+    pub fn new(store: Store, master: Arc<dyn Kms>, clock: Arc<dyn Clock>) -> Result<Self> {
         Self::with_timeout(store, master, clock, CALL_TIMEOUT)
     }
 
     pub fn with_timeout(
         store: Store,
-        master: Arc<MasterKey>,
+        master: Arc<dyn Kms>,
         clock: Arc<dyn Clock>,
         timeout: Duration,
     ) -> Result<Self> {
@@ -154,7 +154,7 @@ impl Connectors {
     pub async fn open(&self, tenant: TenantId, integration: Uuid) -> Result<(Value, Kind, String)> {
         let tx = self.store.begin_tenant(tenant).await?;
         let i = integrations::get(&tx, integration).await?;
-        let secret = vault::open(&tx, self.clock.as_ref(), &self.master, integration).await?;
+        let secret = vault::open(&tx, self.clock.as_ref(), self.master.as_ref(), integration).await?;
         tx.commit().await?;
         let s = String::from_utf8(secret.expose_secret().clone())
             .map_err(|_| Error::Invalid("the credential is not UTF-8".into()))?;

@@ -207,6 +207,38 @@ impl MasterKey {
     }
 }
 
+/// What wraps the tenant data keys: the master key (the data-dir key file
+/// or a `*_FILE` secret), or an external key service implementing this
+/// trait (a KMS call per unwrap; the vault asks only when it needs a data
+/// key).
+#[async_trait::async_trait]
+pub trait Kms: Send + Sync + std::fmt::Debug {
+    /// Wraps a tenant data key, bound to `aad`.
+    async fn wrap_key(&self, aad: &str, key: &[u8]) -> Result<String>;
+    /// Unwraps; fails on tampering or a wrong `aad`.
+    async fn unwrap_key(&self, aad: &str, wrapped: &str) -> Result<Vec<u8>>;
+}
+
+#[async_trait::async_trait]
+impl<K: Kms + ?Sized> Kms for std::sync::Arc<K> {
+    async fn wrap_key(&self, aad: &str, key: &[u8]) -> Result<String> {
+        (**self).wrap_key(aad, key).await
+    }
+    async fn unwrap_key(&self, aad: &str, wrapped: &str) -> Result<Vec<u8>> {
+        (**self).unwrap_key(aad, wrapped).await
+    }
+}
+
+#[async_trait::async_trait]
+impl Kms for MasterKey {
+    async fn wrap_key(&self, aad: &str, key: &[u8]) -> Result<String> {
+        self.seal(aad, key)
+    }
+    async fn unwrap_key(&self, aad: &str, wrapped: &str) -> Result<Vec<u8>> {
+        self.open(aad, wrapped)
+    }
+}
+
 impl std::fmt::Debug for MasterKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("MasterKey([redacted])")

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::audit::{self, Actor, Event};
-use crate::credentials::MasterKey;
+use crate::credentials::{Kms, MasterKey};
 use crate::store::TenantTx;
 use crate::store::entity::{credential, tenant_key};
 use crate::{Clock, Error, Result, integrations};
@@ -40,9 +40,9 @@ fn wrap_aad(tx: &TenantTx) -> String {
 }
 
 /// The tenant's data key, created (and stored wrapped) on first use.
-async fn data_key(tx: &TenantTx, clock: &dyn Clock, master: &MasterKey) -> Result<MasterKey> {
+async fn data_key(tx: &TenantTx, clock: &dyn Clock, master: &dyn Kms) -> Result<MasterKey> {
     if let Some(row) = tenant_key::Entity::find_by_id(tx.tenant().0).one(&**tx).await? {
-        let raw = master.open(&wrap_aad(tx), &row.wrapped_key)?;
+        let raw = master.unwrap_key(&wrap_aad(tx), &row.wrapped_key).await?;
         let bytes: [u8; 32] = raw
             .try_into()
             .map_err(|_| Error::Invalid("tenant data key is malformed".into()))?;
@@ -51,7 +51,7 @@ async fn data_key(tx: &TenantTx, clock: &dyn Clock, master: &MasterKey) -> Resul
     let dek = MasterKey::generate();
     tenant_key::ActiveModel {
         tenant_id: Set(tx.tenant().0),
-        wrapped_key: Set(master.seal(&wrap_aad(tx), dek.expose())?),
+        wrapped_key: Set(master.wrap_key(&wrap_aad(tx), dek.expose()).await?),
         created_at: Set(clock.now()),
         rotated_at: Set(None),
     }
@@ -102,7 +102,7 @@ fn info(m: &credential::Model) -> CredentialInfo {
 pub async fn set(
     tx: &TenantTx,
     clock: &dyn Clock,
-    master: &MasterKey,
+    master: &dyn Kms,
     actor: &Actor,
     integration: Uuid,
     secret: &[u8],
@@ -181,7 +181,7 @@ pub async fn current(tx: &TenantTx, integration: Uuid) -> Result<Option<Credenti
 pub async fn open(
     tx: &TenantTx,
     clock: &dyn Clock,
-    master: &MasterKey,
+    master: &dyn Kms,
     integration: Uuid,
 ) -> Result<SecretBox<Vec<u8>>> {
     let c = live(tx, integration)
@@ -201,7 +201,7 @@ pub async fn open(
 pub async fn rotate_data_key(
     tx: &TenantTx,
     clock: &dyn Clock,
-    master: &MasterKey,
+    master: &dyn Kms,
     actor: &Actor,
 ) -> Result<usize> {
     let old = data_key(tx, clock, master).await?;
@@ -230,7 +230,7 @@ pub async fn rotate_data_key(
     tenant_key::Entity::update_many()
         .col_expr(
             tenant_key::Column::WrappedKey,
-            Expr::value(master.seal(&wrap_aad(tx), new.expose())?),
+            Expr::value(master.wrap_key(&wrap_aad(tx), new.expose()).await?),
         )
         .col_expr(tenant_key::Column::RotatedAt, Expr::value(Some(clock.now())))
         .filter(tenant_key::Column::TenantId.eq(tx.tenant().0))
@@ -253,15 +253,15 @@ pub async fn rotate_data_key(
 /// Re-wraps the tenant's data key under the current master key (after a
 /// master-key rotation; the previous key opens the old wrapping). Returns
 /// whether the tenant has a data key.
-pub async fn rewrap_data_key(tx: &TenantTx, master: &MasterKey) -> Result<bool> {
+pub async fn rewrap_data_key(tx: &TenantTx, master: &dyn Kms) -> Result<bool> {
     let Some(row) = tenant_key::Entity::find_by_id(tx.tenant().0).one(&**tx).await? else {
         return Ok(false);
     };
-    let raw = master.open(&wrap_aad(tx), &row.wrapped_key)?;
+    let raw = master.unwrap_key(&wrap_aad(tx), &row.wrapped_key).await?;
     tenant_key::Entity::update_many()
         .col_expr(
             tenant_key::Column::WrappedKey,
-            Expr::value(master.seal(&wrap_aad(tx), &raw)?),
+            Expr::value(master.wrap_key(&wrap_aad(tx), &raw).await?),
         )
         .filter(tenant_key::Column::TenantId.eq(tx.tenant().0))
         .exec(&**tx)

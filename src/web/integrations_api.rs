@@ -127,7 +127,7 @@ pub async fn set_credential(
     let info = vault::set(
         &tx,
         s.clock.as_ref(),
-        &s.master_key,
+        s.master_key.as_ref(),
         &actor,
         i,
         b.secret.as_bytes(),
@@ -170,7 +170,7 @@ pub async fn rotate_data_key(
     let n = vault::rotate_data_key(
         &tx,
         s.clock.as_ref(),
-        &s.master_key,
+        s.master_key.as_ref(),
         &p.actor(Some(ctx.role), Some(c.0.ip().to_string())),
     )
     .await?;

@@ -184,3 +184,66 @@ async fn master_key_rotation_with_the_cli() {
     assert!(!f.status.success());
     assert!(f.stderr.contains("does not exist"), "{}", f.stderr);
 }
+
+/// The data keys can be wrapped by an external key service instead of the
+/// master key: anything implementing `Kms`. Here one that counts its calls
+/// (a real one would call out to a KMS).
+#[tokio::test]
+async fn an_external_kms_wraps_the_data_keys() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use vigil_orchestrator::credentials::Kms;
+
+    #[derive(Debug)]
+    struct External {
+        key: MasterKey,
+        calls: AtomicUsize,
+    }
+    #[async_trait::async_trait]
+    impl Kms for External {
+        async fn wrap_key(&self, aad: &str, key: &[u8]) -> vigil_orchestrator::Result<String> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            Ok(format!("ext:{}", self.key.seal(aad, key)?))
+        }
+        async fn unwrap_key(&self, aad: &str, wrapped: &str) -> vigil_orchestrator::Result<Vec<u8>> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            let inner = wrapped
+                .strip_prefix("ext:")
+                .ok_or_else(|| vigil_orchestrator::Error::Invalid("not ours".into()))?;
+            self.key.open(aad, inner)
+        }
+    }
+    let db = TestDb::sqlite().await;
+    let c = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).unwrap());
+    let kms = External {
+        key: MasterKey::generate(),
+        calls: AtomicUsize::new(0),
+    };
+    let tx = db.store.begin_platform().await.unwrap();
+    let t = identity::create_tenant(&tx, &c, &Actor::cli(), "K")
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let tx = db.store.begin_tenant(t.id).await.unwrap();
+    let i = integrations::create(
+        &tx,
+        &c,
+        &admin(),
+        "graylog",
+        "g",
+        json!({"base_url": "https://g.example"}),
+    )
+    .await
+    .unwrap();
+    vault::set(&tx, &c, &kms, &admin(), i.id, b"s3cret")
+        .await
+        .unwrap();
+    assert_eq!(
+        vault::open(&tx, &c, &kms, i.id).await.unwrap().expose_secret(),
+        b"s3cret"
+    );
+    assert_eq!(kms.calls.load(Ordering::SeqCst), 2, "one wrap, one unwrap");
+    assert!(
+        vault::open(&tx, &c, &MasterKey::generate(), i.id).await.is_err(),
+        "only the KMS unwraps"
+    );
+}
