@@ -1627,3 +1627,113 @@ mod inbox_page {
         super::approvals_inbox_in_the_browser(super::Backend::Postgres).await
     }
 }
+
+async fn integrations_page(backend: Backend) {
+    use serde_json::json;
+    let app = app(backend).await;
+    let a = app.tenant("A").await;
+    let eng = app.session(Some(a), Role::SecurityEngineer, true).await;
+    let admin = app.session(Some(a), Role::TenantAdmin, true).await;
+    let admin_no_mfa = app.session(Some(a), Role::TenantAdmin, false).await;
+    let reader = app.session(Some(a), Role::AnalystRead, false).await;
+    let (s, res) = app
+        .call(
+            &eng,
+            Method::POST,
+            "/api/v1/integrations",
+            Some(json!({"kind": "jira", "name": "Jira Cloud", "config": {"base_url": "https://acme.atlassian.net", "email": "soc@acme.example"}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{res}");
+    let id = serde_json::from_str::<serde_json::Value>(&res).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (s, _) = app
+        .call(
+            &eng,
+            Method::POST,
+            &format!("/api/v1/integrations/{id}/credentials"),
+            Some(json!({"secret": "atlassian-api-token"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let page = |c: &Caller| {
+        let Caller::Session { cookie, .. } = c else {
+            unreachable!()
+        };
+        Request::builder()
+            .uri("/integrations")
+            .header(header::COOKIE, format!("vigil_session={cookie}"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    // The manifest, with the exact calls; the fingerprint, never the secret.
+    let (s, html, _) = app.send(page(&eng)).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        html.contains("Jira Cloud") && html.contains("POST /rest/api/3/issue"),
+        "{html}"
+    );
+    assert!(html.contains("fingerprint") && !html.contains("atlassian-api-token"));
+    assert!(!html.contains("Turn on"), "engineers do not toggle write scopes");
+    let (_, html_no_mfa, _) = app.send(page(&admin_no_mfa)).await;
+    assert!(!html_no_mfa.contains("Turn on"), "not without MFA");
+    let (s, _, _) = app.send(page(&reader)).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+
+    let (s, html, _) = app.send(page(&admin)).await;
+    assert_eq!(s, StatusCode::OK);
+    let action = format!("action=\"/integrations/{id}/scopes/issue:create\"");
+    assert!(html.contains(&action), "{html}");
+    let csrf = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let Caller::Session { cookie, .. } = &admin else {
+        unreachable!()
+    };
+    let post = |body: String| {
+        Request::builder()
+            .method(Method::POST)
+            .uri(format!("/integrations/{id}/scopes/issue:create"))
+            .header(header::COOKIE, format!("vigil_session={cookie}"))
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let (s, _, _) = app.send(post("enabled=true".into())).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "no CSRF token, no change");
+    let (s, _, h) = app.send(post(format!("csrf={csrf}&enabled=true"))).await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    assert_eq!(h[header::LOCATION], "/integrations");
+    let (_, res) = app
+        .call(&admin, Method::GET, &format!("/api/v1/integrations/{id}"), None)
+        .await;
+    let v: serde_json::Value = serde_json::from_str(&res).unwrap();
+    let on = v["manifest"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["scope"] == "issue:create")
+        .unwrap()["enabled"]
+        .as_bool();
+    assert_eq!(on, Some(true));
+    let (_, html, _) = app.send(page(&admin)).await;
+    assert!(html.contains("Turn off"), "{html}");
+}
+
+mod integrations_page {
+    #[tokio::test]
+    async fn sqlite() {
+        super::integrations_page(super::Backend::Sqlite).await
+    }
+    #[tokio::test]
+    async fn postgres() {
+        super::integrations_page(super::Backend::Postgres).await
+    }
+}

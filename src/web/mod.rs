@@ -9,6 +9,7 @@ pub mod error;
 mod gate_pages;
 mod health;
 mod ingest_api;
+mod integration_pages;
 mod integrations_api;
 mod pages;
 mod session_pages;
@@ -117,6 +118,16 @@ pub fn routes() -> (Router<AppState>, RouteTable) {
             "/gates/{id}/reject",
             &[(M::POST, Tenant("gate", "decide"))],
             post(gate_pages::reject),
+        )
+        .route(
+            "/integrations",
+            &[(M::GET, Tenant("integration", "read"))],
+            get(integration_pages::list),
+        )
+        .route(
+            "/integrations/{id}/scopes/{scope}",
+            &[(M::POST, TenantPerson("integration_scope", "set"))],
+            post(integration_pages::set_scope),
         )
         .route("/", &[(M::GET, Public)], get(pages::index))
         .route(
