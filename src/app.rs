@@ -243,6 +243,14 @@ async fn engine_worker(
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "outbox round failed"),
         }
+        // Signed notification webhooks (escalated gates, …).
+        match vigil_orchestrator::notifications::run_due(&writer, clock.as_ref(), 100).await {
+            Ok(r) if r != vigil_orchestrator::notifications::SendReport::default() => {
+                info!(?r, "notification round")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "notification round failed"),
+        }
         // Pollers whose schedule is due (CrowdStrike, Graylog).
         match vigil_orchestrator::pollers::run_due(&writer, clock.as_ref(), 20).await {
             Ok(r) if r != vigil_orchestrator::pollers::PollReport::default() => info!(?r, "poll round"),

@@ -19,6 +19,7 @@ mod m20261122_000008_observables;
 mod m20261122_000009_correlation;
 mod m20261122_000010_integration_status;
 mod m20261122_000011_case_entities;
+mod m20261122_000012_notifications;
 pub mod pg;
 
 /// Name of the PostgreSQL role the server runs every request as: owns nothing,
@@ -49,6 +50,7 @@ pub const TENANT_TABLES: &[&str] = &[
     "case_alerts",
     "integration_status",
     "case_entities",
+    "notifications",
 ];
 
 #[derive(Debug)]
@@ -69,6 +71,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000009_correlation::Migration),
             Box::new(m20261122_000010_integration_status::Migration),
             Box::new(m20261122_000011_case_entities::Migration),
+            Box::new(m20261122_000012_notifications::Migration),
         ]
     }
 }

@@ -280,7 +280,8 @@ pub async fn create_with_secret(
     config: Value,
 ) -> Result<(Integration, Option<String>)> {
     let i = create(tx, clock, actor, kind, name, config).await?;
-    if i.kind != Kind::Webhook {
+    // Webhooks in and out sign with a secret Vigil makes (shown once).
+    if !matches!(i.kind, Kind::Webhook | Kind::NotifyWebhook) {
         return Ok((i, None));
     }
     let secret = format!("whsec_{}", crate::credentials::random_secret());

@@ -2215,6 +2215,28 @@ mod rls {
             )
             .await
             .unwrap();
+            vigil_orchestrator::integrations::create(
+                &tx,
+                &c,
+                &person("user:eng", Role::SecurityEngineer),
+                "notify_webhook",
+                "Pager",
+                serde_json::json!({"url": "https://hooks.example/vigil"}),
+            )
+            .await
+            .unwrap();
+            assert_eq!(
+                vigil_orchestrator::notifications::enqueue(
+                    &tx,
+                    &c,
+                    "gate.escalated",
+                    "x",
+                    serde_json::json!({})
+                )
+                .await
+                .unwrap(),
+                1
+            );
             let integ = vigil_orchestrator::integrations::create(
                 &tx,
                 &c,

@@ -481,3 +481,125 @@ async fn host_containment_is_a_gated_write() {
     assert_eq!(state, "done");
     assert_eq!(result.unwrap()["contained"], "dev0001");
 }
+
+/// An unanswered gate escalates and the tenant's notification webhook hears
+/// about it: signed, once, only with `notify:send` on and no kill switch.
+#[tokio::test]
+async fn escalations_are_notified_by_signed_webhook() {
+    use vigil_orchestrator::engine::kill;
+    use vigil_orchestrator::notifications;
+    let db = TestDb::sqlite().await;
+    let clock = Arc::new(ManualClock::new(
+        Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).unwrap(),
+    ));
+    let c: &dyn Clock = clock.as_ref();
+    let master = Arc::new(MasterKey::generate());
+    let w = world(&db.store, c, &master, "https://unused.atlassian.net", "tok").await;
+    let eng = person("user:eng", Role::SecurityEngineer);
+    let adm = person("user:adm", Role::TenantAdmin);
+    // The receiver learns the secret Vigil shows once.
+    let tx = db.store.begin_tenant(w.tenant).await.unwrap();
+    let (hook, secret) = integrations::create_with_secret(
+        &tx,
+        c,
+        &master,
+        &eng,
+        "notify_webhook",
+        "Pager",
+        json!({"url": "http://127.0.0.1:9/hook"}),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let secret = secret.expect("shown once");
+    let (run, rx) = sim::notify::start(secret.as_bytes()).await;
+    // Point it at the receiver (a new integration: configs are immutable here).
+    let tx = db.store.begin_tenant(w.tenant).await.unwrap();
+    let hook2 = integrations::create(
+        &tx,
+        c,
+        &eng,
+        "notify_webhook",
+        "Pager 2",
+        json!({"url": format!("{}/hook", run.base()), "events": ["gate.escalated"]}),
+    )
+    .await
+    .unwrap();
+    vault::set(&tx, c, master.as_ref(), &eng, hook2.id, secret.as_bytes())
+        .await
+        .unwrap();
+    let other = integrations::create(
+        &tx,
+        c,
+        &eng,
+        "notify_webhook",
+        "Closures only",
+        json!({"url": format!("{}/hook", run.base()), "events": ["case.closed"]}),
+    )
+    .await
+    .unwrap();
+    let g = gates::request(
+        &tx,
+        c,
+        &person("user:ann", Role::AnalystEdit),
+        w.case,
+        GateKind::EscalateCritical,
+        json!({"reason": "ransomware"}),
+        Duration::hours(1),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let conn = Connectors::new(db.store.clone(), master.clone(), clock.clone()).unwrap();
+
+    clock.advance(Duration::hours(2));
+    assert_eq!(gates::escalate_overdue(&db.store, c).await.unwrap(), 1);
+    let tx = db.store.begin_tenant(w.tenant).await.unwrap();
+    let queued = notifications::list(&tx, 10).await.unwrap();
+    drop(tx);
+    assert_eq!(
+        queued.len(),
+        2,
+        "both gate.escalated subscribers (the first hook has no filter)"
+    );
+    assert!(
+        queued.iter().all(|n| n.integration_id != other.id),
+        "not the closures-only hook"
+    );
+
+    // Scope off: held, nothing sent.
+    let r = notifications::run_due(&conn, c, 10).await.unwrap();
+    assert_eq!(r.held, 2, "{r:?}");
+    assert_eq!(run.control.requests(), 0);
+    let tx = db.store.begin_tenant(w.tenant).await.unwrap();
+    for id in [hook.id, hook2.id] {
+        integrations::set_scope(&tx, c, &adm, id, "notify:send", true)
+            .await
+            .unwrap();
+    }
+    kill::set_tenant(&tx, c, &adm, true).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        notifications::run_due(&conn, c, 10).await.unwrap().held,
+        2,
+        "kill switch holds it"
+    );
+    let tx = db.store.begin_tenant(w.tenant).await.unwrap();
+    kill::set_tenant(&tx, c, &adm, false).await.unwrap();
+    tx.commit().await.unwrap();
+
+    // The receiver answers 503 once: retried later, then delivered.
+    run.control.push_on("POST /hook", Fault::Status(503, None));
+    let r = notifications::run_due(&conn, c, 10).await.unwrap();
+    // The first hook points at a closed port: a transient failure too.
+    assert_eq!((r.sent, r.retried), (0, 2), "{r:?}");
+    clock.advance(Duration::minutes(5));
+    let r = notifications::run_due(&conn, c, 10).await.unwrap();
+    assert_eq!(r.sent, 1, "{r:?}");
+    assert_eq!(notifications::run_due(&conn, c, 10).await.unwrap().sent, 0);
+    let got = rx.received.lock().unwrap().clone();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].1["event"], "gate.escalated");
+    assert_eq!(got[0].1["gate"], json!(g.id));
+    assert_eq!(*rx.refused.lock().unwrap(), 0, "the signature verified");
+}

@@ -624,6 +624,14 @@ pub async fn escalate_overdue(store: &Store, clock: &dyn Clock) -> Result<usize>
                     },
                 )
                 .await?;
+                crate::notifications::enqueue(
+                    &tx,
+                    clock,
+                    "gate.escalated",
+                    &g.id.to_string(),
+                    json!({"gate": g.id, "kind": g.kind, "case": g.case_id, "waiting_since": g.requested_at, "escalated_at": now}),
+                )
+                .await?;
                 n += 1;
             }
         }

@@ -13,6 +13,7 @@ pub mod integration;
 pub mod integration_scope;
 pub mod integration_status;
 pub mod membership;
+pub mod notification;
 pub mod observable;
 pub mod outbox;
 pub mod password_token;
