@@ -12,6 +12,8 @@ mod nodes;
 mod outbox;
 #[path = "e2e/pollers.rs"]
 mod pollers;
+#[path = "e2e/timeline.rs"]
+mod timeline;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

@@ -23,6 +23,7 @@ pub mod pollers;
 pub mod store;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod timeline;
 pub mod vault;
 
 pub use clock::{Clock, ManualClock, SystemClock};

@@ -108,6 +108,20 @@ pub async fn get_case(
     Ok(Json(v).into_response())
 }
 
+/// The case's timeline: its alerts in event-time order, each with the
+/// pointer to the field that placed it.
+pub async fn case_timeline(
+    State(s): State<AppState>,
+    Extension(ctx): Extension<TenantCtx>,
+    Path(case_id): Path<String>,
+) -> ApiResult {
+    let case_id = id(&case_id, "case")?;
+    let tx = s.store.begin_tenant(ctx.tenant).await?;
+    let rows = vigil_orchestrator::timeline::of_case(&tx, case_id).await?;
+    tx.commit().await?;
+    Ok(Json(json!({"case": case_id, "events": rows})).into_response())
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewGate {

@@ -214,6 +214,11 @@ pub fn routes() -> (Router<AppState>, RouteTable) {
             get(engine_api::get_case),
         )
         .route(
+            "/api/v1/cases/{id}/timeline",
+            &[(M::GET, Tenant("case", "read"))],
+            get(engine_api::case_timeline),
+        )
+        .route(
             "/api/v1/cases/{id}/gates",
             &[(M::POST, Tenant("gate", "request"))],
             post(engine_api::request_gate),

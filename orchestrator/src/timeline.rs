@@ -1,0 +1,146 @@
+//! A case's timeline: every alert of the case placed at the time its source
+//! says the event happened (not when Vigil received it), oldest first, ties
+//! kept in the order the alerts arrived. Each row points at its evidence:
+//! the alert and the JSON pointer of the time field it was placed by.
+
+use chrono::{DateTime, TimeZone, Utc};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use serde::Serialize;
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::engine::cases;
+use crate::store::TenantTx;
+use crate::store::entity::{alert, case_alert};
+use crate::{Error, Result};
+
+/// Where a row's evidence is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Evidence {
+    pub alert_id: Uuid,
+    /// JSON pointer of the time field; `None` when the alert carries no event
+    /// time and the row is placed by its arrival.
+    pub pointer: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Row {
+    pub at: DateTime<Utc>,
+    /// `event` (the source's time field) or `received` (no event time).
+    pub placed_by: &'static str,
+    pub format: String,
+    pub summary: String,
+    pub evidence: Evidence,
+    pub received_at: DateTime<Utc>,
+}
+
+/// Candidate time fields per format, most specific first.
+fn time_fields(format: &str) -> &'static [&'static str] {
+    match format {
+        "ocsf" => &[
+            "/finding_info/first_seen_time",
+            "/time",
+            "/finding_info/created_time",
+        ],
+        "ecs" => &["/event/start", "/@timestamp", "/event/created"],
+        "crowdstrike" => &["/timestamp", "/created_timestamp", "/updated_timestamp"],
+        "graylog" => &["/event/timestamp", "/timestamp"],
+        _ => &[],
+    }
+}
+
+fn parse_time(v: &Value) -> Option<DateTime<Utc>> {
+    match v {
+        // OCSF timestamps are milliseconds since the epoch.
+        Value::Number(n) => n.as_i64().and_then(|ms| Utc.timestamp_millis_opt(ms).single()),
+        Value::String(s) => DateTime::parse_from_rfc3339(s.trim())
+            .ok()
+            .map(|t| t.with_timezone(&Utc))
+            .or_else(|| {
+                // Graylog and others: "2026-11-22 10:00:00.000" (UTC).
+                chrono::NaiveDateTime::parse_from_str(s.trim(), "%Y-%m-%d %H:%M:%S%.f")
+                    .ok()
+                    .map(|n| n.and_utc())
+            }),
+        _ => None,
+    }
+}
+
+/// The event time of an alert and the pointer it came from.
+pub fn event_time(format: &str, v: &Value) -> Option<(DateTime<Utc>, &'static str)> {
+    time_fields(format)
+        .iter()
+        .find_map(|p| v.pointer(p).and_then(parse_time).map(|t| (t, *p)))
+}
+
+/// The case's timeline (merged-away cases have none: their alerts moved).
+pub async fn of_case(tx: &TenantTx, case_id: Uuid) -> Result<Vec<Row>> {
+    cases::get(tx, case_id).await?;
+    let links = case_alert::Entity::find()
+        .filter(case_alert::Column::TenantId.eq(tx.tenant().0))
+        .filter(case_alert::Column::CaseId.eq(case_id))
+        .all(&**tx)
+        .await?;
+    let ids: Vec<Uuid> = links.iter().map(|l| l.alert_id).collect();
+    let mut alerts = alert::Entity::find()
+        .filter(alert::Column::TenantId.eq(tx.tenant().0))
+        .filter(alert::Column::Id.is_in(ids))
+        .all(&**tx)
+        .await?;
+    // Arrival order first (UUIDv7 ids follow it), so the sort below keeps
+    // ties in the order the alerts came in.
+    alerts.sort_by_key(|a| (a.received_at, a.id));
+    let mut rows = Vec::with_capacity(alerts.len());
+    for a in alerts {
+        let v: Value = serde_json::from_str(&a.raw)
+            .map_err(|e| Error::Invalid(format!("stored alert {}: {e}", a.id)))?;
+        let (at, pointer, placed_by) = match event_time(&a.format, &v) {
+            Some((t, p)) => (t, Some(p.to_owned()), "event"),
+            None => (a.received_at, None, "received"),
+        };
+        rows.push(Row {
+            at,
+            placed_by,
+            format: a.format.clone(),
+            summary: crate::correlate::title(&v),
+            evidence: Evidence {
+                alert_id: a.id,
+                pointer,
+            },
+            received_at: a.received_at,
+        });
+    }
+    rows.sort_by_key(|r| r.at); // stable
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn times_per_format() {
+        let t = |f: &str, v: Value| event_time(f, &v).map(|(t, p)| (t.to_rfc3339(), p));
+        assert_eq!(
+            t("ocsf", json!({"time": 1_795_000_000_000_i64})),
+            Some(("2026-11-18T11:06:40+00:00".into(), "/time"))
+        );
+        assert_eq!(
+            t(
+                "ecs",
+                json!({"@timestamp": "2026-11-22T10:00:00Z", "event": {"start": "2026-11-22T09:59:00.5Z"}})
+            ),
+            Some(("2026-11-22T09:59:00.500+00:00".into(), "/event/start"))
+        );
+        assert_eq!(
+            t(
+                "graylog",
+                json!({"event": {"timestamp": "2026-11-22 10:00:00.000"}})
+            ),
+            Some(("2026-11-22T10:00:00+00:00".into(), "/event/timestamp"))
+        );
+        assert_eq!(t("crowdstrike", json!({"timestamp": "not a time"})), None);
+        assert_eq!(t("ecs", json!({"@timestamp": true})), None);
+    }
+}
