@@ -20,6 +20,7 @@ mod m20261122_000009_correlation;
 mod m20261122_000010_integration_status;
 mod m20261122_000011_case_entities;
 mod m20261122_000012_notifications;
+mod m20261122_000013_correlation_settings;
 pub mod pg;
 
 /// Name of the PostgreSQL role the server runs every request as: owns nothing,
@@ -72,6 +73,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000010_integration_status::Migration),
             Box::new(m20261122_000011_case_entities::Migration),
             Box::new(m20261122_000012_notifications::Migration),
+            Box::new(m20261122_000013_correlation_settings::Migration),
         ]
     }
 }

@@ -8,7 +8,9 @@
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::{Alias, Cond, Expr, ExprTrait, OnConflict, Query, SelectStatement};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use uuid::Uuid;
 
 use crate::audit::{self, Actor, Event};
@@ -16,8 +18,8 @@ use crate::engine::cases;
 use crate::engine::state::{CaseState, Severity};
 use crate::observables::{Kind, Observable};
 use crate::store::TenantTx;
-use crate::store::entity::{case, case_alert, case_entity};
-use crate::{Clock, Result};
+use crate::store::entity::{case, case_alert, case_entity, tenant_control};
+use crate::{Clock, Error, Result};
 
 /// Alerts further apart than this do not join the same case.
 pub const WINDOW: Duration = Duration::hours(24);
@@ -33,6 +35,138 @@ pub fn weight(kind: Kind) -> f32 {
         // Process names (svchost.exe, bash) are shared by unrelated alerts.
         Kind::Process => 0.3,
     }
+}
+
+/// A tenant's correlation settings (Security Engineers tune them).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Alerts further apart than this do not join one case (1 to 720 h).
+    pub window_hours: i64,
+    /// Entities weighing less do not link alerts (0 to 1).
+    pub min_weight: f32,
+    /// Weight per entity kind (0 to 1); kinds not listed keep the default.
+    pub weights: BTreeMap<String, f32>,
+    /// Entities that never link alerts (a shared proxy, a scanner).
+    pub ignore: Vec<Ignored>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ignored {
+    pub kind: String,
+    pub value: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            window_hours: WINDOW.num_hours(),
+            min_weight: MIN_WEIGHT,
+            weights: BTreeMap::new(),
+            ignore: Vec::new(),
+        }
+    }
+}
+
+impl Settings {
+    pub fn window(&self) -> Duration {
+        Duration::hours(self.window_hours)
+    }
+    pub fn weight(&self, kind: Kind) -> f32 {
+        self.weights
+            .get(kind.as_str())
+            .copied()
+            .unwrap_or_else(|| weight(kind))
+    }
+    /// Whether this entity links alerts under these settings.
+    pub fn links(&self, o: &Observable) -> bool {
+        self.weight(o.kind) >= self.min_weight
+            && !self
+                .ignore
+                .iter()
+                .any(|i| i.kind == o.kind.as_str() && i.value == o.value)
+    }
+
+    /// Checks ranges and normalizes the ignore list as extraction would.
+    pub fn validated(mut self) -> Result<Self> {
+        if !(1..=720).contains(&self.window_hours) {
+            return Err(Error::Invalid("window_hours must be 1 to 720".into()));
+        }
+        if !(0.0..=1.0).contains(&self.min_weight) {
+            return Err(Error::Invalid("min_weight must be 0 to 1".into()));
+        }
+        for (k, w) in &self.weights {
+            k.parse::<Kind>()?;
+            if !(0.0..=1.0).contains(w) {
+                return Err(Error::Invalid(format!("weight of {k} must be 0 to 1")));
+            }
+        }
+        if self.ignore.len() > 1000 {
+            return Err(Error::Invalid("at most 1000 ignored entities".into()));
+        }
+        for i in &mut self.ignore {
+            let kind: Kind = i.kind.parse()?;
+            i.value = crate::observables::normalize(kind, &i.value)
+                .ok_or_else(|| Error::Invalid(format!("`{}` is not a valid {kind:?} value", i.value)))?;
+        }
+        self.ignore
+            .sort_by(|a, b| (&a.kind, &a.value).cmp(&(&b.kind, &b.value)));
+        self.ignore.dedup();
+        Ok(self)
+    }
+}
+
+/// The tenant's settings (defaults until set).
+pub async fn settings(tx: &TenantTx) -> Result<Settings> {
+    let row = tenant_control::Entity::find_by_id(tx.tenant().0)
+        .one(&**tx)
+        .await?;
+    match row.and_then(|r| r.correlation) {
+        Some(v) => {
+            serde_json::from_value(v).map_err(|e| Error::Invalid(format!("stored correlation settings: {e}")))
+        }
+        None => Ok(Settings::default()),
+    }
+}
+
+/// Replaces the tenant's settings. Audited with before and after; applies
+/// to alerts from now on (cases already formed stay as they are).
+pub async fn set_settings(
+    tx: &TenantTx,
+    clock: &dyn Clock,
+    actor: &Actor,
+    new: Settings,
+) -> Result<Settings> {
+    let new = new.validated()?;
+    let before = settings(tx).await?;
+    let value = serde_json::to_value(&new).map_err(|e| Error::Invalid(e.to_string()))?;
+    tenant_control::Entity::insert(tenant_control::ActiveModel {
+        tenant_id: Set(tx.tenant().0),
+        kill_switch_engaged_at: Set(None),
+        kill_switch_engaged_by: Set(None),
+        gate_quorum: Set(None),
+        correlation: Set(Some(value)),
+    })
+    .on_conflict(
+        OnConflict::column(tenant_control::Column::TenantId)
+            .update_column(tenant_control::Column::Correlation)
+            .to_owned(),
+    )
+    .exec_without_returning(&**tx)
+    .await?;
+    audit::record(
+        tx,
+        clock,
+        actor,
+        Event {
+            action: "correlation.configure",
+            target: format!("tenant:{}", tx.tenant()),
+            summary: json!({"before": before, "after": new}),
+        },
+    )
+    .await?;
+    Ok(new)
 }
 
 /// A case title from the alert itself.
@@ -57,7 +191,12 @@ pub fn title(raw: &Value) -> String {
 
 /// Open cases in which a linking entity of the new alert was seen within
 /// the window (one indexed lookup per entity in `case_entities`).
-fn reachable(tx: &TenantTx, received_at: DateTime<Utc>, linking: &[&Observable]) -> SelectStatement {
+fn reachable(
+    tx: &TenantTx,
+    received_at: DateTime<Utc>,
+    window: Duration,
+    linking: &[&Observable],
+) -> SelectStatement {
     let tenant = tx.tenant().0;
     let mut any = Cond::any();
     for o in linking {
@@ -83,7 +222,7 @@ fn reachable(tx: &TenantTx, received_at: DateTime<Utc>, linking: &[&Observable])
         )
         .and_where(Expr::col((case_entity::Entity, case_entity::Column::TenantId)).eq(tenant))
         .and_where(Expr::col((case::Entity, case::Column::TenantId)).eq(tenant))
-        .and_where(Expr::col((case_entity::Entity, case_entity::Column::LastSeen)).gte(received_at - WINDOW))
+        .and_where(Expr::col((case_entity::Entity, case_entity::Column::LastSeen)).gte(received_at - window))
         .and_where(Expr::col((case::Entity, case::Column::State)).eq(CaseState::Open.as_str()))
         .and_where(Expr::col((case::Entity, case::Column::MergedInto)).is_null())
         .cond_where(any)
@@ -206,6 +345,7 @@ async fn survivor(tx: &TenantTx, mut id: Uuid) -> Result<case::Model> {
 pub async fn correlate(
     tx: &TenantTx,
     clock: &dyn Clock,
+    settings: &Settings,
     alert_id: Uuid,
     received_at: DateTime<Utc>,
     raw: &Value,
@@ -214,15 +354,12 @@ pub async fn correlate(
     let now = clock.now();
     // Open cases reachable through a linking entity (one query), then one
     // link per case for provenance.
-    let linking: Vec<&Observable> = observables
-        .iter()
-        .filter(|o| weight(o.kind) >= MIN_WEIGHT)
-        .collect();
+    let linking: Vec<&Observable> = observables.iter().filter(|o| settings.links(o)).collect();
     let mut found: Vec<(case::Model, Value)> = Vec::new();
     if !linking.is_empty() {
         let backend = tx.get_database_backend();
         let rows = tx
-            .query_all_raw(backend.build(&reachable(tx, received_at, &linking)))
+            .query_all_raw(backend.build(&reachable(tx, received_at, settings.window(), &linking)))
             .await?;
         for r in rows {
             let case_id = r.try_get::<Uuid>("", "case_id")?;

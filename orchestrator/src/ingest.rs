@@ -302,6 +302,7 @@ pub async fn store_checked(
         alert_ids: Vec::with_capacity(checked.len()),
     };
     let mut touched: Vec<Uuid> = Vec::new();
+    let settings = crate::correlate::settings(tx).await?;
     for c in checked {
         let id = Uuid::now_v7();
         let res = alert::Entity::insert(alert::ActiveModel {
@@ -337,7 +338,8 @@ pub async fn store_checked(
                         .exec_without_returning(&**tx)
                         .await?;
                 }
-                let case = crate::correlate::correlate(tx, clock, id, now, &c.parsed, &case_obs).await?;
+                let case =
+                    crate::correlate::correlate(tx, clock, &settings, id, now, &c.parsed, &case_obs).await?;
                 if !touched.contains(&case) {
                     touched.push(case);
                 }

@@ -36,6 +36,49 @@ impl Kind {
     }
 }
 
+impl std::str::FromStr for Kind {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> crate::Result<Self> {
+        [
+            Kind::Host,
+            Kind::User,
+            Kind::Ip,
+            Kind::Domain,
+            Kind::Url,
+            Kind::FileHash,
+            Kind::Process,
+            Kind::Email,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+        .ok_or_else(|| {
+            crate::Error::Invalid(format!(
+                "unknown entity kind `{s}` (host, user, ip, domain, url, file_hash, process, email)"
+            ))
+        })
+    }
+}
+
+/// A value typed by a person (an ignore-list entry, an IOC) in the form
+/// extraction gives it, so the two compare equal; `None` if it is not a
+/// valid value of that kind.
+pub fn normalize(kind: Kind, raw: &str) -> Option<String> {
+    let s = refang(raw);
+    if s.is_empty() || s.len() > 2048 {
+        return None;
+    }
+    let lower = s.to_lowercase();
+    match kind {
+        Kind::Ip => s.parse::<IpAddr>().ok().map(|ip| ip.to_string()),
+        Kind::Url => (lower.starts_with("http://") || lower.starts_with("https://")).then_some(s),
+        Kind::Email => email(&s),
+        Kind::FileHash => is_hex_hash(&s).then_some(lower),
+        Kind::Domain => Some(lower.trim_end_matches('.').to_owned()).filter(|d| d.contains('.')),
+        Kind::Process => Some(s),
+        Kind::Host | Kind::User => Some(lower),
+    }
+}
+
 /// One observable with the pointer to the field it came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Observable {

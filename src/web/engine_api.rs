@@ -461,3 +461,30 @@ pub async fn set_quorum(
     tx.commit().await?;
     Ok(Json(quorum_json(&q)).into_response())
 }
+
+/// The tenant's correlation settings (window, weights, threshold, ignore list).
+pub async fn get_correlation(State(s): State<AppState>, Extension(ctx): Extension<TenantCtx>) -> ApiResult {
+    let tx = s.store.begin_tenant(ctx.tenant).await?;
+    let v = vigil_orchestrator::correlate::settings(&tx).await?;
+    tx.commit().await?;
+    Ok(Json(v).into_response())
+}
+
+pub async fn set_correlation(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Extension(ctx): Extension<TenantCtx>,
+    c: ConnectInfo<SocketAddr>,
+    Json(b): Json<vigil_orchestrator::correlate::Settings>,
+) -> ApiResult {
+    let tx = s.store.begin_tenant(ctx.tenant).await?;
+    let v = vigil_orchestrator::correlate::set_settings(
+        &tx,
+        s.clock.as_ref(),
+        &p.actor(Some(ctx.role), Some(c.0.ip().to_string())),
+        b,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(v).into_response())
+}

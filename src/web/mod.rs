@@ -308,6 +308,14 @@ pub fn routes() -> (Router<AppState>, RouteTable) {
             get(engine_api::get_quorum).put(engine_api::set_quorum),
         )
         .route(
+            "/api/v1/settings/correlation",
+            &[
+                (M::GET, Tenant("case", "read")),
+                (M::PUT, Tenant("correlation", "configure")),
+            ],
+            get(engine_api::get_correlation).put(engine_api::set_correlation),
+        )
+        .route(
             "/api/v1/steps",
             &[(M::GET, Tenant("case", "read"))],
             get(engine_api::list_steps),

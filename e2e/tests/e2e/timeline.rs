@@ -73,3 +73,127 @@ async fn timeline_sqlite() {
 async fn timeline_postgres() {
     timeline_orders_by_event_time(TestDb::postgres().await).await;
 }
+
+/// Correlation settings apply to alerts from then on: an ignored entity
+/// links nothing, a shorter window keeps distant alerts apart, and bad
+/// settings are refused whole.
+async fn correlation_settings_apply(db: TestDb) {
+    use vigil_orchestrator::correlate::{self, Ignored, Settings};
+    let c = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).unwrap());
+    let tx = db.store.begin_platform().await.unwrap();
+    let t = identity::create_tenant(&tx, &c, &Actor::cli(), "T")
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let eng = Actor {
+        label: "user:eng".into(),
+        role: Some(Role::SecurityEngineer),
+        source_ip: None,
+    };
+    let tx = db.store.begin_tenant(t.id).await.unwrap();
+    let hook = integrations::create(&tx, &c, &eng, "webhook", "edr", json!({}))
+        .await
+        .unwrap();
+    let alert = |id: &str, host: &str| {
+        json!({"composite_id": id, "device": {"device_id": id, "hostname": host, "local_ip": "10.0.0.7"}, "description": id})
+            .to_string()
+    };
+    let ingest_one = |text: String| {
+        let tx = &tx;
+        let c = &c;
+        async move {
+            let checked = ingest::check("auto", &[text.as_str()]).unwrap();
+            ingest::store_checked(tx, c, hook.id, checked).await.unwrap();
+        }
+    };
+    let cases = || async {
+        vigil_orchestrator::engine::cases::list(&tx, None, 100, 0)
+            .await
+            .unwrap()
+            .1
+    };
+
+    // Default: a shared IP (weight 0.6 ≥ 0.5) links two hosts' alerts.
+    ingest_one(alert("a1", "ws-1")).await;
+    ingest_one(alert("a2", "ws-2")).await;
+    assert_eq!(cases().await, 1);
+
+    // The IP is a shared proxy: ignored (typed defanged; stored normalized).
+    let s = correlate::set_settings(
+        &tx,
+        &c,
+        &eng,
+        Settings {
+            ignore: vec![Ignored {
+                kind: "ip".into(),
+                value: "10.0.0[.]7".into(),
+            }],
+            ..Settings::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.ignore[0].value, "10.0.0.7");
+    ingest_one(alert("a3", "ws-3")).await;
+    assert_eq!(cases().await, 2, "the ignored IP linked nothing");
+
+    // A 1-hour window: the same host two hours later opens a new case.
+    correlate::set_settings(
+        &tx,
+        &c,
+        &eng,
+        Settings {
+            window_hours: 1,
+            ..s.clone()
+        },
+    )
+    .await
+    .unwrap();
+    c.advance(chrono::Duration::hours(2));
+    ingest_one(alert("a4", "ws-3")).await;
+    assert_eq!(cases().await, 3);
+    c.advance(chrono::Duration::minutes(30));
+    ingest_one(alert("a5", "ws-3")).await;
+    assert_eq!(cases().await, 3, "within the window it joins");
+
+    // Refused whole: nothing changes.
+    for bad in [
+        Settings {
+            window_hours: 0,
+            ..Settings::default()
+        },
+        Settings {
+            min_weight: 2.0,
+            ..Settings::default()
+        },
+        Settings {
+            weights: [("planet".to_owned(), 0.5)].into(),
+            ..Settings::default()
+        },
+        Settings {
+            ignore: vec![Ignored {
+                kind: "ip".into(),
+                value: "not-an-ip".into(),
+            }],
+            ..Settings::default()
+        },
+    ] {
+        assert!(correlate::set_settings(&tx, &c, &eng, bad).await.is_err());
+    }
+    assert_eq!(correlate::settings(&tx).await.unwrap().window_hours, 1);
+    let log = vigil_orchestrator::audit::list(&tx, 100, 0).await.unwrap().0;
+    assert_eq!(
+        log.iter().filter(|e| e.action == "correlation.configure").count(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn correlation_settings_sqlite() {
+    correlation_settings_apply(TestDb::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn correlation_settings_postgres() {
+    correlation_settings_apply(TestDb::postgres().await).await;
+}

@@ -8,6 +8,7 @@ pub struct Model {
     pub kill_switch_engaged_at: Option<DateTimeUtc>,
     pub kill_switch_engaged_by: Option<String>,
     pub gate_quorum: Option<Json>,
+    pub correlation: Option<Json>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
