@@ -18,7 +18,7 @@ use crate::engine::cases;
 use crate::engine::state::{CaseState, Severity};
 use crate::observables::{Kind, Observable};
 use crate::store::TenantTx;
-use crate::store::entity::{case, case_alert, case_entity, tenant_control};
+use crate::store::entity::{alert, case, case_alert, case_entity, observable, tenant_control};
 use crate::{Clock, Error, Result};
 
 /// Alerts further apart than this do not join the same case.
@@ -447,6 +447,161 @@ pub async fn touch(tx: &TenantTx, cases: &[Uuid], now: DateTime<Utc>) -> Result<
         .exec(&**tx)
         .await?;
     Ok(())
+}
+
+/// Rebuilds a case's entity index from its alerts (after a split).
+async fn reindex(tx: &TenantTx, case_id: Uuid, settings: &Settings) -> Result<()> {
+    case_entity::Entity::delete_many()
+        .filter(case_entity::Column::TenantId.eq(tx.tenant().0))
+        .filter(case_entity::Column::CaseId.eq(case_id))
+        .exec(&**tx)
+        .await?;
+    let links = case_alert::Entity::find()
+        .filter(case_alert::Column::TenantId.eq(tx.tenant().0))
+        .filter(case_alert::Column::CaseId.eq(case_id))
+        .all(&**tx)
+        .await?;
+    let mut alerts = alert::Entity::find()
+        .filter(alert::Column::TenantId.eq(tx.tenant().0))
+        .filter(alert::Column::Id.is_in(links.iter().map(|l| l.alert_id)))
+        .all(&**tx)
+        .await?;
+    alerts.sort_by_key(|a| (a.received_at, a.id));
+    for a in alerts {
+        let obs: Vec<Observable> = observable::Entity::find()
+            .filter(observable::Column::TenantId.eq(tx.tenant().0))
+            .filter(observable::Column::AlertId.eq(a.id))
+            .all(&**tx)
+            .await?
+            .into_iter()
+            .filter_map(|o| {
+                Some(Observable {
+                    kind: o.kind.parse().ok()?,
+                    value: o.value,
+                    pointer: o.pointer,
+                })
+            })
+            .collect();
+        let linking: Vec<&Observable> = obs.iter().filter(|o| settings.links(o)).collect();
+        index(tx, case_id, a.id, a.received_at, &linking).await?;
+    }
+    Ok(())
+}
+
+fn open_case(c: &case::Model) -> Result<()> {
+    if c.merged_into.is_some() {
+        return Err(Error::Conflict("the case was merged into another".into()));
+    }
+    if c.state != CaseState::Open.as_str() {
+        return Err(Error::Conflict(format!("the case is {}", c.state)));
+    }
+    Ok(())
+}
+
+/// A person merges case `from` into case `into`: its alerts move, its
+/// entities index under `into`, and `from` records where it went. Audited.
+pub async fn merge(tx: &TenantTx, clock: &dyn Clock, actor: &Actor, from: Uuid, into: Uuid) -> Result<()> {
+    if from == into {
+        return Err(Error::Invalid("a case cannot be merged into itself".into()));
+    }
+    let (f, i) = (cases::model(tx, from).await?, cases::model(tx, into).await?);
+    open_case(&f)?;
+    open_case(&i)?;
+    let now = clock.now();
+    let moved = case_alert::Entity::update_many()
+        .col_expr(case_alert::Column::CaseId, Expr::value(into))
+        .filter(case_alert::Column::TenantId.eq(tx.tenant().0))
+        .filter(case_alert::Column::CaseId.eq(from))
+        .exec(&**tx)
+        .await?
+        .rows_affected;
+    merge_index(tx, from, into).await?;
+    case::Entity::update_many()
+        .col_expr(case::Column::MergedInto, Expr::value(into))
+        .col_expr(case::Column::UpdatedAt, Expr::value(now))
+        .filter(case::Column::Id.eq(from))
+        .filter(case::Column::TenantId.eq(tx.tenant().0))
+        .exec(&**tx)
+        .await?;
+    touch(tx, &[into], now).await?;
+    audit::record(
+        tx,
+        clock,
+        actor,
+        Event {
+            action: "case.merge",
+            target: format!("case:{from}"),
+            summary: json!({"into": into, "alerts_moved": moved, "by": "person"}),
+        },
+    )
+    .await
+}
+
+/// A person splits `alert_ids` out of a case into a new case (at least one
+/// alert stays). Both cases' entity indexes are rebuilt; the moved alerts
+/// record that they were split out and by whom. Audited. Returns the new case.
+pub async fn split(
+    tx: &TenantTx,
+    clock: &dyn Clock,
+    actor: &Actor,
+    case_id: Uuid,
+    alert_ids: &[Uuid],
+    title: Option<&str>,
+) -> Result<Uuid> {
+    let c = cases::model(tx, case_id).await?;
+    open_case(&c)?;
+    let links = case_alert::Entity::find()
+        .filter(case_alert::Column::TenantId.eq(tx.tenant().0))
+        .filter(case_alert::Column::CaseId.eq(case_id))
+        .all(&**tx)
+        .await?;
+    if alert_ids.is_empty() {
+        return Err(Error::Invalid("name the alerts to split out".into()));
+    }
+    for a in alert_ids {
+        if !links.iter().any(|l| l.alert_id == *a) {
+            return Err(Error::Invalid(format!("alert {a} is not in this case")));
+        }
+    }
+    if links.iter().all(|l| alert_ids.contains(&l.alert_id)) {
+        return Err(Error::Invalid(
+            "a split leaves at least one alert in the case".into(),
+        ));
+    }
+    let severity: Severity = c.severity.parse()?;
+    let title = title
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("Split from: {}", c.title));
+    let new = cases::open(tx, clock, actor, &title, severity).await?;
+    let now = clock.now();
+    case_alert::Entity::update_many()
+        .col_expr(case_alert::Column::CaseId, Expr::value(new.id))
+        .col_expr(
+            case_alert::Column::JoinedBy,
+            Expr::value(json!({"split_from": case_id, "by": actor.label})),
+        )
+        .col_expr(case_alert::Column::JoinedAt, Expr::value(now))
+        .filter(case_alert::Column::TenantId.eq(tx.tenant().0))
+        .filter(case_alert::Column::CaseId.eq(case_id))
+        .filter(case_alert::Column::AlertId.is_in(alert_ids.iter().copied()))
+        .exec(&**tx)
+        .await?;
+    let s = settings(tx).await?;
+    reindex(tx, case_id, &s).await?;
+    reindex(tx, new.id, &s).await?;
+    touch(tx, &[case_id], now).await?;
+    audit::record(
+        tx,
+        clock,
+        actor,
+        Event {
+            action: "case.split",
+            target: format!("case:{case_id}"),
+            summary: json!({"new_case": new.id, "alerts": alert_ids}),
+        },
+    )
+    .await?;
+    Ok(new.id)
 }
 
 /// A case's alerts with why each joined (None: it opened the case).

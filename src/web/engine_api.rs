@@ -488,3 +488,67 @@ pub async fn set_correlation(
     tx.commit().await?;
     Ok(Json(v).into_response())
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MergeCase {
+    into: String,
+}
+
+/// Merges this case into another (its alerts move; provenance kept).
+pub async fn merge_case(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Extension(ctx): Extension<TenantCtx>,
+    c: ConnectInfo<SocketAddr>,
+    Path(case_id): Path<String>,
+    Json(b): Json<MergeCase>,
+) -> ApiResult {
+    let from = id(&case_id, "case")?;
+    let into = id(&b.into, "case")?;
+    let tx = s.store.begin_tenant(ctx.tenant).await?;
+    let actor = p.actor(Some(ctx.role), Some(c.0.ip().to_string()));
+    vigil_orchestrator::correlate::merge(&tx, s.clock.as_ref(), &actor, from, into).await?;
+    let v = cases::get(&tx, into).await?;
+    tx.commit().await?;
+    Ok(Json(v).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SplitCase {
+    alert_ids: Vec<String>,
+    #[serde(default)]
+    title: Option<String>,
+}
+
+/// Splits alerts out of this case into a new one; answers the new case (201).
+pub async fn split_case(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Extension(ctx): Extension<TenantCtx>,
+    c: ConnectInfo<SocketAddr>,
+    Path(case_id): Path<String>,
+    Json(b): Json<SplitCase>,
+) -> ApiResult {
+    let case_id = id(&case_id, "case")?;
+    let alerts = b
+        .alert_ids
+        .iter()
+        .map(|a| id(a, "alert"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let tx = s.store.begin_tenant(ctx.tenant).await?;
+    let actor = p.actor(Some(ctx.role), Some(c.0.ip().to_string()));
+    let new = vigil_orchestrator::correlate::split(
+        &tx,
+        s.clock.as_ref(),
+        &actor,
+        case_id,
+        &alerts,
+        b.title.as_deref(),
+    )
+    .await?;
+    let v = cases::get(&tx, new).await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(v)).into_response())
+}

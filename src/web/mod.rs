@@ -214,6 +214,16 @@ pub fn routes() -> (Router<AppState>, RouteTable) {
             get(engine_api::get_case),
         )
         .route(
+            "/api/v1/cases/{id}/merge",
+            &[(M::POST, Tenant("case", "write"))],
+            post(engine_api::merge_case),
+        )
+        .route(
+            "/api/v1/cases/{id}/split",
+            &[(M::POST, Tenant("case", "write"))],
+            post(engine_api::split_case),
+        )
+        .route(
             "/api/v1/cases/{id}/timeline",
             &[(M::GET, Tenant("case", "read"))],
             get(engine_api::case_timeline),

@@ -197,3 +197,125 @@ async fn correlation_settings_sqlite() {
 async fn correlation_settings_postgres() {
     correlation_settings_apply(TestDb::postgres().await).await;
 }
+
+/// A person merges and splits cases: alerts move with provenance, and later
+/// alerts follow the entities to the case that now holds them.
+async fn people_merge_and_split_cases(db: TestDb) {
+    use vigil_orchestrator::correlate;
+    use vigil_orchestrator::engine::cases;
+    let c = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).unwrap());
+    let tx = db.store.begin_platform().await.unwrap();
+    let t = identity::create_tenant(&tx, &c, &Actor::cli(), "T")
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let ann = Actor {
+        label: "user:ann".into(),
+        role: Some(Role::AnalystEdit),
+        source_ip: None,
+    };
+    let tx = db.store.begin_tenant(t.id).await.unwrap();
+    let hook = integrations::create(&tx, &c, &ann, "webhook", "edr", json!({}))
+        .await
+        .unwrap();
+    let mut n = 0;
+    let mut ingest_host = |host: &'static str| {
+        n += 1;
+        let text = json!({"composite_id": format!("x{n}"), "device": {"device_id": format!("d{n}"), "hostname": host}, "description": host}).to_string();
+        let tx = &tx;
+        let c = &c;
+        async move {
+            let checked = ingest::check("auto", &[text.as_str()]).unwrap();
+            ingest::store_checked(tx, c, hook.id, checked)
+                .await
+                .unwrap()
+                .alert_ids[0]
+        }
+    };
+    let mut a_alerts = vec![];
+    for _ in 0..3 {
+        a_alerts.push(ingest_host("host-a").await);
+    }
+    let mut b_alerts = vec![];
+    for _ in 0..2 {
+        b_alerts.push(ingest_host("host-b").await);
+    }
+    let case_of = |alert: uuid::Uuid| {
+        let tx = &tx;
+        async move {
+            for k in cases::list(tx, None, 100, 0).await.unwrap().0 {
+                if correlate::alerts_of(tx, k.id)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .any(|(a, _)| *a == alert)
+                {
+                    return k.id;
+                }
+            }
+            panic!("alert {alert} in no case")
+        }
+    };
+    let (x, y) = (case_of(a_alerts[0]).await, case_of(b_alerts[0]).await);
+    assert_ne!(x, y);
+
+    correlate::merge(&tx, &c, &ann, y, x).await.unwrap();
+    assert_eq!(correlate::alerts_of(&tx, x).await.unwrap().len(), 5);
+    b_alerts.push(ingest_host("host-b").await);
+    assert_eq!(
+        case_of(b_alerts[2]).await,
+        x,
+        "host-b now leads to the merged case"
+    );
+    assert!(
+        correlate::merge(&tx, &c, &ann, y, x).await.is_err(),
+        "already merged"
+    );
+    assert!(correlate::merge(&tx, &c, &ann, x, x).await.is_err());
+
+    let z = correlate::split(&tx, &c, &ann, x, &b_alerts, Some("host-b on its own"))
+        .await
+        .unwrap();
+    assert_eq!(correlate::alerts_of(&tx, x).await.unwrap().len(), 3);
+    let moved = correlate::alerts_of(&tx, z).await.unwrap();
+    assert_eq!(moved.len(), 3);
+    assert!(
+        moved
+            .iter()
+            .all(|(_, why)| why.as_ref().unwrap()["split_from"] == json!(x))
+    );
+    let later_b = ingest_host("host-b").await;
+    let later_a = ingest_host("host-a").await;
+    assert_eq!(case_of(later_b).await, z, "host-b follows the split");
+    assert_eq!(case_of(later_a).await, x);
+    let all_of_x: Vec<_> = a_alerts.iter().copied().chain([later_a]).collect();
+    assert!(
+        correlate::split(&tx, &c, &ann, x, &all_of_x, None).await.is_err(),
+        "leaves one"
+    );
+    assert!(
+        correlate::split(&tx, &c, &ann, x, &[later_b], None)
+            .await
+            .is_err(),
+        "not in this case"
+    );
+    let log = vigil_orchestrator::audit::list(&tx, 100, 0).await.unwrap().0;
+    assert!(
+        log.iter()
+            .any(|e| e.action == "case.merge" && e.actor == "user:ann")
+    );
+    assert!(
+        log.iter()
+            .any(|e| e.action == "case.split" && e.actor == "user:ann")
+    );
+}
+
+#[tokio::test]
+async fn merge_and_split_sqlite() {
+    people_merge_and_split_cases(TestDb::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn merge_and_split_postgres() {
+    people_merge_and_split_cases(TestDb::postgres().await).await;
+}
