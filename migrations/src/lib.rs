@@ -21,6 +21,7 @@ mod m20261122_000010_integration_status;
 mod m20261122_000011_case_entities;
 mod m20261122_000012_notifications;
 mod m20261122_000013_correlation_settings;
+mod m20261122_000014_iocs;
 pub mod pg;
 
 /// Name of the PostgreSQL role the server runs every request as: owns nothing,
@@ -52,6 +53,7 @@ pub const TENANT_TABLES: &[&str] = &[
     "integration_status",
     "case_entities",
     "notifications",
+    "iocs",
 ];
 
 #[derive(Debug)]
@@ -74,6 +76,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000011_case_entities::Migration),
             Box::new(m20261122_000012_notifications::Migration),
             Box::new(m20261122_000013_correlation_settings::Migration),
+            Box::new(m20261122_000014_iocs::Migration),
         ]
     }
 }

@@ -17,6 +17,7 @@ pub mod identity;
 pub mod ids;
 pub mod ingest;
 pub mod integrations;
+pub mod iocs;
 pub mod notifications;
 pub mod observables;
 pub mod pollers;

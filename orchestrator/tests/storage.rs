@@ -2225,6 +2225,15 @@ mod rls {
             )
             .await
             .unwrap();
+            vigil_orchestrator::iocs::import(
+                &tx,
+                &c,
+                &person("user:eng", Role::SecurityEngineer),
+                "csv",
+                "ip,198.51.100.7",
+            )
+            .await
+            .unwrap();
             assert_eq!(
                 vigil_orchestrator::notifications::enqueue(
                     &tx,

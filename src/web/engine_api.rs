@@ -552,3 +552,49 @@ pub async fn split_case(
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(v)).into_response())
 }
+
+/// IOC matches among the case's alerts, each with its evidence pointer.
+pub async fn case_signals(
+    State(s): State<AppState>,
+    Extension(ctx): Extension<TenantCtx>,
+    Path(case_id): Path<String>,
+) -> ApiResult {
+    let case_id = id(&case_id, "case")?;
+    let tx = s.store.begin_tenant(ctx.tenant).await?;
+    let v = vigil_orchestrator::iocs::signals(&tx, case_id).await?;
+    tx.commit().await?;
+    Ok(Json(json!({"case": case_id, "signals": v})).into_response())
+}
+
+pub async fn list_iocs(State(s): State<AppState>, Extension(ctx): Extension<TenantCtx>) -> ApiResult {
+    let tx = s.store.begin_tenant(ctx.tenant).await?;
+    let v: Vec<Value> = vigil_orchestrator::iocs::list(&tx, 10_000)
+        .await?
+        .into_iter()
+        .map(|i| json!({"kind": i.kind, "value": i.value, "source": i.source, "description": i.description, "created_at": i.created_at, "created_by": i.created_by}))
+        .collect();
+    tx.commit().await?;
+    Ok(Json(json!({"items": v})).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IocImport {
+    format: String,
+    content: String,
+}
+
+/// Imports indicators (CSV or a STIX 2.1 bundle), all or nothing.
+pub async fn import_iocs(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Extension(ctx): Extension<TenantCtx>,
+    c: ConnectInfo<SocketAddr>,
+    Json(b): Json<IocImport>,
+) -> ApiResult {
+    let tx = s.store.begin_tenant(ctx.tenant).await?;
+    let actor = p.actor(Some(ctx.role), Some(c.0.ip().to_string()));
+    let r = vigil_orchestrator::iocs::import(&tx, s.clock.as_ref(), &actor, &b.format, &b.content).await?;
+    tx.commit().await?;
+    Ok(Json(r).into_response())
+}

@@ -224,6 +224,21 @@ pub fn routes() -> (Router<AppState>, RouteTable) {
             post(engine_api::split_case),
         )
         .route(
+            "/api/v1/cases/{id}/signals",
+            &[(M::GET, Tenant("case", "read"))],
+            get(engine_api::case_signals),
+        )
+        .route(
+            "/api/v1/iocs",
+            &[(M::GET, Tenant("case", "read"))],
+            get(engine_api::list_iocs),
+        )
+        .route(
+            "/api/v1/iocs/import",
+            &[(M::POST, Tenant("ioc_list", "manage"))],
+            post(engine_api::import_iocs),
+        )
+        .route(
             "/api/v1/cases/{id}/timeline",
             &[(M::GET, Tenant("case", "read"))],
             get(engine_api::case_timeline),

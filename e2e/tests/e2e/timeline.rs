@@ -319,3 +319,74 @@ async fn merge_and_split_sqlite() {
 async fn merge_and_split_postgres() {
     people_merge_and_split_cases(TestDb::postgres().await).await;
 }
+
+/// Indicator lists: CSV and STIX imports (all or nothing, normalized), and
+/// the case's signals: its alerts' entities that are on the list.
+async fn iocs_add_signals(db: TestDb) {
+    use vigil_orchestrator::iocs;
+    let c = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).unwrap());
+    let tx = db.store.begin_platform().await.unwrap();
+    let t = identity::create_tenant(&tx, &c, &Actor::cli(), "T")
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let eng = Actor {
+        label: "user:eng".into(),
+        role: Some(Role::SecurityEngineer),
+        source_ip: None,
+    };
+    let tx = db.store.begin_tenant(t.id).await.unwrap();
+    let r = iocs::import(&tx, &c, &eng, "csv", "kind,value,description\nip,10.0.0[.]7,proxy C2\nfile_hash,AB12AB12AB12AB12AB12AB12AB12AB12AB12AB12AB12AB12AB12AB12AB12AB12,dropper\n")
+        .await
+        .unwrap();
+    assert_eq!((r.added, r.duplicates), (2, 0));
+    let stix = r#"{"type":"bundle","id":"bundle--1","objects":[{"type":"indicator","pattern_type":"stix","name":"C2 domain","pattern":"[domain-name:value = 'C2.Evil.example'] OR [ipv4-addr:value = '10.0.0.7']"}]}"#;
+    let r = iocs::import(&tx, &c, &eng, "stix", stix).await.unwrap();
+    assert_eq!((r.added, r.duplicates), (1, 1), "the IP was already listed");
+    // A bad line refuses the whole import.
+    assert!(
+        iocs::import(&tx, &c, &eng, "csv", "domain,ok.example\nip,not-an-ip")
+            .await
+            .is_err()
+    );
+    assert_eq!(iocs::list(&tx, 100).await.unwrap().len(), 3);
+
+    let hook = integrations::create(&tx, &c, &eng, "webhook", "edr", json!({}))
+        .await
+        .unwrap();
+    let text = json!({"composite_id": "s1", "device": {"device_id": "d1", "hostname": "ws-1", "local_ip": "10.0.0.7"}, "sha256": "ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12", "description": "dropper ran"}).to_string();
+    let checked = ingest::check("auto", &[text.as_str()]).unwrap();
+    let alert = ingest::store_checked(&tx, &c, hook.id, checked)
+        .await
+        .unwrap()
+        .alert_ids[0];
+    let case = vigil_orchestrator::engine::cases::list(&tx, None, 10, 0)
+        .await
+        .unwrap()
+        .0[0]
+        .id;
+    let mut signals = iocs::signals(&tx, case).await.unwrap();
+    signals.sort_by(|a, b| a.kind.cmp(&b.kind));
+    let got: Vec<_> = signals
+        .iter()
+        .map(|s| (s.kind.as_str(), s.pointer.as_str(), s.description.as_deref()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("file_hash", "/sha256", Some("dropper")),
+            ("ip", "/device/local_ip", Some("proxy C2"))
+        ]
+    );
+    assert!(signals.iter().all(|s| s.alert_id == alert));
+}
+
+#[tokio::test]
+async fn iocs_sqlite() {
+    iocs_add_signals(TestDb::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn iocs_postgres() {
+    iocs_add_signals(TestDb::postgres().await).await;
+}

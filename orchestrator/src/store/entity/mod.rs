@@ -12,6 +12,7 @@ pub mod gate_approval;
 pub mod integration;
 pub mod integration_scope;
 pub mod integration_status;
+pub mod ioc;
 pub mod membership;
 pub mod notification;
 pub mod observable;
