@@ -22,6 +22,7 @@ mod m20261122_000011_case_entities;
 mod m20261122_000012_notifications;
 mod m20261122_000013_correlation_settings;
 mod m20261122_000014_iocs;
+mod m20261122_000015_drafts;
 pub mod pg;
 
 /// Name of the PostgreSQL role the server runs every request as: owns nothing,
@@ -54,6 +55,7 @@ pub const TENANT_TABLES: &[&str] = &[
     "case_entities",
     "notifications",
     "iocs",
+    "drafts",
 ];
 
 #[derive(Debug)]
@@ -77,6 +79,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000012_notifications::Migration),
             Box::new(m20261122_000013_correlation_settings::Migration),
             Box::new(m20261122_000014_iocs::Migration),
+            Box::new(m20261122_000015_drafts::Migration),
         ]
     }
 }

@@ -11,6 +11,7 @@ pub mod clock;
 pub mod connectors;
 pub mod correlate;
 pub mod credentials;
+pub mod drafts;
 pub mod engine;
 pub mod error;
 pub mod identity;

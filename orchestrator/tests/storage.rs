@@ -2295,7 +2295,7 @@ mod rls {
             let body = br#"{"class_uid": 2004, "finding_info": {"uid": "f"}, "device": {"hostname": "h-1"}}"#;
             let ts = c.now().timestamp().to_string();
             let sig = vigil_orchestrator::ingest::sign(secret.unwrap().as_bytes(), &ts, body);
-            vigil_orchestrator::ingest::receive(
+            let alert = vigil_orchestrator::ingest::receive(
                 &db.store,
                 &c,
                 &master,
@@ -2308,7 +2308,28 @@ mod rls {
                 },
             )
             .await
-            .unwrap();
+            .unwrap()
+            .alert_ids[0];
+            // A draft of the case the alert opened.
+            let tx = db.store.begin_tenant(t).await.unwrap();
+            let mut case = None;
+            for k in vigil_orchestrator::engine::cases::list(&tx, None, 100, 0)
+                .await
+                .unwrap()
+                .0
+            {
+                if vigil_orchestrator::correlate::alerts_of(&tx, k.id)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .any(|(a, _)| *a == alert)
+                {
+                    case = Some(k.id);
+                }
+            }
+            let case = case.unwrap();
+            vigil_orchestrator::drafts::generate(&tx, &c, case).await.unwrap();
+            tx.commit().await.unwrap();
         }
         // Under B's setting, raw unfiltered queries see only B's rows.
         let tx = db.store.begin_tenant(b).await.unwrap();

@@ -598,3 +598,88 @@ pub async fn import_iocs(
     tx.commit().await?;
     Ok(Json(r).into_response())
 }
+
+/// Drafts the case (deterministic drafter; validated before it is stored).
+pub async fn generate_draft(
+    State(s): State<AppState>,
+    Extension(ctx): Extension<TenantCtx>,
+    Path(case_id): Path<String>,
+) -> ApiResult {
+    let case_id = id(&case_id, "case")?;
+    let tx = s.store.begin_tenant(ctx.tenant).await?;
+    let d = vigil_orchestrator::drafts::generate(&tx, s.clock.as_ref(), case_id).await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(d)).into_response())
+}
+
+pub async fn list_drafts(
+    State(s): State<AppState>,
+    Extension(ctx): Extension<TenantCtx>,
+    Path(case_id): Path<String>,
+) -> ApiResult {
+    let case_id = id(&case_id, "case")?;
+    let tx = s.store.begin_tenant(ctx.tenant).await?;
+    let v = vigil_orchestrator::drafts::list(&tx, case_id, false).await?;
+    tx.commit().await?;
+    Ok(Json(json!({"items": v})).into_response())
+}
+
+/// Approved briefs only (what executives see).
+pub async fn approved_briefs(
+    State(s): State<AppState>,
+    Extension(ctx): Extension<TenantCtx>,
+    Path(case_id): Path<String>,
+) -> ApiResult {
+    let case_id = id(&case_id, "case")?;
+    let tx = s.store.begin_tenant(ctx.tenant).await?;
+    let v = vigil_orchestrator::drafts::list(&tx, case_id, true).await?;
+    tx.commit().await?;
+    Ok(Json(json!({"items": v})).into_response())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DraftDecision {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+async fn decide_draft(
+    s: AppState,
+    p: Principal,
+    ctx: TenantCtx,
+    ip: String,
+    draft: String,
+    approve: bool,
+    reason: Option<String>,
+) -> ApiResult {
+    let draft = id(&draft, "draft")?;
+    let tx = s.store.begin_tenant(ctx.tenant).await?;
+    let actor = p.actor(Some(ctx.role), Some(ip));
+    let d =
+        vigil_orchestrator::drafts::decide(&tx, s.clock.as_ref(), &actor, draft, approve, reason.as_deref())
+            .await?;
+    tx.commit().await?;
+    Ok(Json(d).into_response())
+}
+
+pub async fn approve_draft(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Extension(ctx): Extension<TenantCtx>,
+    c: ConnectInfo<SocketAddr>,
+    Path(draft): Path<String>,
+) -> ApiResult {
+    decide_draft(s, p, ctx, c.0.ip().to_string(), draft, true, None).await
+}
+
+pub async fn reject_draft(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Extension(ctx): Extension<TenantCtx>,
+    c: ConnectInfo<SocketAddr>,
+    Path(draft): Path<String>,
+    Json(b): Json<DraftDecision>,
+) -> ApiResult {
+    decide_draft(s, p, ctx, c.0.ip().to_string(), draft, false, b.reason).await
+}

@@ -239,6 +239,29 @@ pub fn routes() -> (Router<AppState>, RouteTable) {
             post(engine_api::import_iocs),
         )
         .route(
+            "/api/v1/cases/{id}/drafts",
+            &[
+                (M::GET, Tenant("draft", "read")),
+                (M::POST, Tenant("case", "write")),
+            ],
+            get(engine_api::list_drafts).post(engine_api::generate_draft),
+        )
+        .route(
+            "/api/v1/cases/{id}/briefs",
+            &[(M::GET, Tenant("brief", "read_approved"))],
+            get(engine_api::approved_briefs),
+        )
+        .route(
+            "/api/v1/drafts/{id}/approve",
+            &[(M::POST, Tenant("draft", "decide"))],
+            post(engine_api::approve_draft),
+        )
+        .route(
+            "/api/v1/drafts/{id}/reject",
+            &[(M::POST, Tenant("draft", "decide"))],
+            post(engine_api::reject_draft),
+        )
+        .route(
             "/api/v1/cases/{id}/timeline",
             &[(M::GET, Tenant("case", "read"))],
             get(engine_api::case_timeline),

@@ -390,3 +390,207 @@ async fn iocs_sqlite() {
 async fn iocs_postgres() {
     iocs_add_signals(TestDb::postgres().await).await;
 }
+
+/// Drafts: the deterministic drafter's brief cites evidence in every
+/// sentence and passes the validator; hostile drafts are refused; a person
+/// approves or rejects; executives see approved briefs only.
+async fn drafts_cite_their_evidence(db: TestDb) {
+    use vigil_orchestrator::drafts::{self, Body, Citation, Recommendation, Sentence, Signal};
+    let c = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).unwrap());
+    let tx = db.store.begin_platform().await.unwrap();
+    let t = identity::create_tenant(&tx, &c, &Actor::cli(), "T")
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let ann = Actor {
+        label: "user:ann".into(),
+        role: Some(Role::AnalystEdit),
+        source_ip: None,
+    };
+    let tx = db.store.begin_tenant(t.id).await.unwrap();
+    vigil_orchestrator::iocs::import(
+        &tx,
+        &c,
+        &ann,
+        "csv",
+        "file_hash,ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12,dropper",
+    )
+    .await
+    .unwrap();
+    let hook = integrations::create(&tx, &c, &ann, "webhook", "edr", json!({}))
+        .await
+        .unwrap();
+    let mut ids = vec![];
+    for (n, host) in ["ws-1", "ws-2", "ws-1"].iter().enumerate() {
+        let text = json!({"composite_id": format!("d{n}"), "timestamp": format!("2026-11-22T09:0{n}:00Z"), "device": {"device_id": format!("x{n}"), "hostname": host}, "user_name": "jdoe", "sha256": "ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12", "description": format!("dropper on {host}")}).to_string();
+        let checked = ingest::check("auto", &[text.as_str()]).unwrap();
+        ids.push(
+            ingest::store_checked(&tx, &c, hook.id, checked)
+                .await
+                .unwrap()
+                .alert_ids[0],
+        );
+    }
+    // Another case's alert, for a hostile citation.
+    let other = {
+        let text = json!({"composite_id": "far", "device": {"device_id": "z", "hostname": "elsewhere"}, "description": "unrelated"}).to_string();
+        let checked = ingest::check("auto", &[text.as_str()]).unwrap();
+        ingest::store_checked(&tx, &c, hook.id, checked)
+            .await
+            .unwrap()
+            .alert_ids[0]
+    };
+    let case = {
+        let mut found = None;
+        for k in vigil_orchestrator::engine::cases::list(&tx, None, 100, 0)
+            .await
+            .unwrap()
+            .0
+        {
+            if vigil_orchestrator::correlate::alerts_of(&tx, k.id)
+                .await
+                .unwrap()
+                .iter()
+                .any(|(a, _)| *a == ids[0])
+            {
+                found = Some(k.id);
+            }
+        }
+        found.unwrap()
+    };
+
+    let d = drafts::generate(&tx, &c, case).await.unwrap();
+    assert_eq!(
+        (d.version, d.state.as_str(), d.drafter.as_str()),
+        (1, "draft", "deterministic")
+    );
+    let body: Body = serde_json::from_value(d.body.clone()).unwrap();
+    assert!(
+        body.summary[0]
+            .text
+            .starts_with("3 alerts (crowdstrike) between 2026-11-22 09:00 UTC and 2026-11-22 09:02 UTC"),
+        "{:?}",
+        body.summary
+    );
+    assert!(
+        body.entities
+            .iter()
+            .any(|s| s.text == "host ws-1 appears in 2 alert(s).")
+    );
+    assert_eq!(body.timeline.len(), 3);
+    let rec = &body.recommendations[0];
+    assert_eq!(rec.action, "open_ticket");
+    assert!(
+        rec.signals
+            .iter()
+            .any(|s| s.name.contains("on the indicator list"))
+    );
+    assert!((rec.total - rec.signals.iter().map(|s| s.weight).sum::<f64>()).abs() < 1e-9);
+    drafts::validate(&tx, case, &body).await.unwrap();
+
+    // Hostile drafts, each refused.
+    let good = Citation {
+        alert_id: ids[0],
+        pointer: "/device/hostname".into(),
+    };
+    let sentence = |cites: Vec<Citation>| Sentence {
+        text: "x".into(),
+        cites,
+    };
+    let hostile = [
+        Body {
+            summary: vec![sentence(vec![])],
+            ..Body::default()
+        },
+        Body {
+            summary: vec![sentence(vec![Citation {
+                alert_id: other,
+                pointer: "/device/hostname".into(),
+            }])],
+            ..Body::default()
+        },
+        Body {
+            summary: vec![sentence(vec![Citation {
+                alert_id: ids[0],
+                pointer: "/nowhere".into(),
+            }])],
+            ..Body::default()
+        },
+        Body {
+            summary: vec![sentence(vec![Citation {
+                alert_id: uuid::Uuid::new_v4(),
+                pointer: "/".into(),
+            }])],
+            ..Body::default()
+        },
+        Body {
+            summary: vec![sentence(vec![good.clone()])],
+            recommendations: vec![Recommendation {
+                action: "escalate_critical".into(),
+                signals: vec![Signal {
+                    name: "s".into(),
+                    weight: 0.4,
+                    cites: vec![good.clone()],
+                }],
+                total: 0.9,
+            }],
+            ..Body::default()
+        },
+        Body {
+            summary: vec![sentence(vec![good.clone()])],
+            recommendations: vec![Recommendation {
+                action: "delete_everything".into(),
+                signals: vec![Signal {
+                    name: "s".into(),
+                    weight: 0.4,
+                    cites: vec![good.clone()],
+                }],
+                total: 0.4,
+            }],
+            ..Body::default()
+        },
+        Body::default(),
+    ];
+    for (n, h) in hostile.iter().enumerate() {
+        assert!(
+            drafts::store(&tx, &c, case, h, "llm").await.is_err(),
+            "hostile draft {n} was accepted"
+        );
+    }
+
+    // Decisions, and what an executive sees.
+    assert!(drafts::list(&tx, case, true).await.unwrap().is_empty());
+    assert!(
+        drafts::decide(&tx, &c, &ann, d.id, false, Some(" "))
+            .await
+            .is_err(),
+        "reason required"
+    );
+    let approved = drafts::decide(&tx, &c, &ann, d.id, true, None).await.unwrap();
+    assert_eq!(approved.state, "approved");
+    assert!(
+        drafts::decide(&tx, &c, &ann, d.id, false, Some("no"))
+            .await
+            .is_err(),
+        "decided stays decided"
+    );
+    let v2 = drafts::generate(&tx, &c, case).await.unwrap();
+    assert_eq!(v2.version, 2);
+    let seen: Vec<i32> = drafts::list(&tx, case, true)
+        .await
+        .unwrap()
+        .iter()
+        .map(|d| d.version)
+        .collect();
+    assert_eq!(seen, [1], "executives see approved briefs only");
+}
+
+#[tokio::test]
+async fn drafts_sqlite() {
+    drafts_cite_their_evidence(TestDb::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn drafts_postgres() {
+    drafts_cite_their_evidence(TestDb::postgres().await).await;
+}

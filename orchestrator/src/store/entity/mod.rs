@@ -7,6 +7,7 @@ pub mod case;
 pub mod case_alert;
 pub mod case_entity;
 pub mod credential;
+pub mod draft;
 pub mod gate;
 pub mod gate_approval;
 pub mod integration;

@@ -1,0 +1,443 @@
+//! Drafts: a case brief (summary, scope, affected entities, timeline
+//! highlights) and recommendations, where every sentence cites evidence (an
+//! alert of the case and a JSON pointer into it) and every recommendation
+//! lists its signals, each with a weight and a citation, and their total.
+//!
+//! The validator refuses a draft with any uncited sentence, any citation
+//! outside the case or pointing nowhere, or a total that is not the sum of
+//! its weights, before anyone sees it. The default drafter is deterministic
+//! and offline. Drafts are versioned and stay drafts until a person
+//! approves them; executives see approved briefs only.
+
+use std::collections::BTreeMap;
+
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::audit::{self, Actor, Event};
+use crate::store::TenantTx;
+use crate::store::entity::{alert, case_alert, draft, observable};
+use crate::{Clock, Error, Result, iocs, timeline};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Citation {
+    pub alert_id: Uuid,
+    pub pointer: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sentence {
+    pub text: String,
+    pub cites: Vec<Citation>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Signal {
+    pub name: String,
+    pub weight: f64,
+    pub cites: Vec<Citation>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recommendation {
+    /// `escalate_critical`, `open_ticket`, `close_benign` or `contain_host`.
+    pub action: String,
+    pub signals: Vec<Signal>,
+    pub total: f64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Body {
+    pub summary: Vec<Sentence>,
+    pub scope: Vec<Sentence>,
+    pub entities: Vec<Sentence>,
+    pub timeline: Vec<Sentence>,
+    pub recommendations: Vec<Recommendation>,
+}
+
+const ACTIONS: &[&str] = &["escalate_critical", "open_ticket", "close_benign", "contain_host"];
+
+/// The case's alerts, parsed (what citations may point into).
+async fn evidence(tx: &TenantTx, case_id: Uuid) -> Result<BTreeMap<Uuid, (Value, String)>> {
+    crate::engine::cases::get(tx, case_id).await?;
+    let ids: Vec<Uuid> = case_alert::Entity::find()
+        .filter(case_alert::Column::TenantId.eq(tx.tenant().0))
+        .filter(case_alert::Column::CaseId.eq(case_id))
+        .all(&**tx)
+        .await?
+        .into_iter()
+        .map(|l| l.alert_id)
+        .collect();
+    let mut out = BTreeMap::new();
+    for a in alert::Entity::find()
+        .filter(alert::Column::TenantId.eq(tx.tenant().0))
+        .filter(alert::Column::Id.is_in(ids))
+        .all(&**tx)
+        .await?
+    {
+        let v: Value = serde_json::from_str(&a.raw).map_err(|e| Error::Invalid(e.to_string()))?;
+        out.insert(a.id, (v, a.format));
+    }
+    Ok(out)
+}
+
+fn check_cites(cites: &[Citation], ev: &BTreeMap<Uuid, (Value, String)>, at: &str) -> Result<()> {
+    if cites.is_empty() {
+        return Err(Error::Invalid(format!("{at}: no citation")));
+    }
+    for c in cites {
+        let (doc, _) = ev
+            .get(&c.alert_id)
+            .ok_or_else(|| Error::Invalid(format!("{at}: cites alert {} outside this case", c.alert_id)))?;
+        if !c.pointer.starts_with('/') || doc.pointer(&c.pointer).is_none() {
+            return Err(Error::Invalid(format!(
+                "{at}: citation {} of alert {} points nowhere",
+                c.pointer, c.alert_id
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a draft with an uncited claim, a citation outside the case or
+/// pointing nowhere, or a recommendation whose total is not its weights' sum.
+pub async fn validate(tx: &TenantTx, case_id: Uuid, body: &Body) -> Result<()> {
+    let ev = evidence(tx, case_id).await?;
+    let sections = [
+        ("summary", &body.summary),
+        ("scope", &body.scope),
+        ("entities", &body.entities),
+        ("timeline", &body.timeline),
+    ];
+    if body.summary.is_empty() {
+        return Err(Error::Invalid("a brief needs a summary".into()));
+    }
+    for (name, sentences) in sections {
+        for (n, s) in sentences.iter().enumerate() {
+            let at = format!("{name} sentence {n}");
+            if s.text.trim().is_empty() || s.text.len() > 2000 {
+                return Err(Error::Invalid(format!("{at}: empty or longer than 2000 bytes")));
+            }
+            check_cites(&s.cites, &ev, &at)?;
+        }
+    }
+    for (n, r) in body.recommendations.iter().enumerate() {
+        let at = format!("recommendation {n}");
+        if !ACTIONS.contains(&r.action.as_str()) {
+            return Err(Error::Invalid(format!("{at}: unknown action `{}`", r.action)));
+        }
+        if r.signals.is_empty() {
+            return Err(Error::Invalid(format!("{at}: no signals")));
+        }
+        let mut sum = 0.0;
+        for (k, s) in r.signals.iter().enumerate() {
+            if !(0.0..=1.0).contains(&s.weight) {
+                return Err(Error::Invalid(format!("{at} signal {k}: weight must be 0 to 1")));
+            }
+            check_cites(&s.cites, &ev, &format!("{at} signal {k}"))?;
+            sum += s.weight;
+        }
+        if (sum - r.total).abs() > 1e-6 {
+            return Err(Error::Invalid(format!(
+                "{at}: total {} is not the sum of its weights ({sum})",
+                r.total
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The deterministic, offline drafter.
+pub async fn draft_of(tx: &TenantTx, case_id: Uuid) -> Result<Body> {
+    let rows = timeline::of_case(tx, case_id).await?;
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.evidence.alert_id).collect();
+    let obs = observable::Entity::find()
+        .filter(observable::Column::TenantId.eq(tx.tenant().0))
+        .filter(observable::Column::AlertId.is_in(ids.clone()))
+        .all(&**tx)
+        .await?;
+    let anchor = |alert: Uuid| -> Option<Citation> {
+        rows.iter()
+            .find(|r| r.evidence.alert_id == alert)
+            .and_then(|r| r.evidence.pointer.clone())
+            .or_else(|| {
+                obs.iter()
+                    .find(|o| o.alert_id == alert)
+                    .map(|o| o.pointer.clone())
+            })
+            .map(|pointer| Citation {
+                alert_id: alert,
+                pointer,
+            })
+    };
+    let cite = |o: &observable::Model| Citation {
+        alert_id: o.alert_id,
+        pointer: o.pointer.clone(),
+    };
+    let mut body = Body::default();
+    let anchored: Vec<Citation> = ids.iter().filter_map(|a| anchor(*a)).collect();
+    if let (Some(first), Some(last)) = (rows.first(), rows.last()) {
+        let mut cites: Vec<Citation> = anchored.iter().take(1).cloned().collect();
+        cites.extend(anchored.last().cloned().filter(|c| Some(c) != cites.first()));
+        let mut formats: Vec<&str> = rows.iter().map(|r| r.format.as_str()).collect();
+        formats.sort_unstable();
+        formats.dedup();
+        body.summary.push(Sentence {
+            text: format!(
+                "{} alert{} ({}) between {} and {}.",
+                rows.len(),
+                if rows.len() == 1 { "" } else { "s" },
+                formats.join(", "),
+                first.at.format("%Y-%m-%d %H:%M UTC"),
+                last.at.format("%Y-%m-%d %H:%M UTC")
+            ),
+            cites,
+        });
+    }
+    // Affected entities: each with up to three citations.
+    let mut by_entity: BTreeMap<(String, String), Vec<&observable::Model>> = BTreeMap::new();
+    for o in &obs {
+        if matches!(
+            o.kind.as_str(),
+            "host" | "user" | "ip" | "domain" | "file_hash" | "url" | "email"
+        ) {
+            by_entity
+                .entry((o.kind.clone(), o.value.clone()))
+                .or_default()
+                .push(o);
+        }
+    }
+    let count = |kind: &str| by_entity.keys().filter(|(k, _)| k == kind).count();
+    let (hosts, users) = (count("host"), count("user"));
+    let mut scope_cites: Vec<Citation> = by_entity
+        .iter()
+        .filter(|((k, _), _)| k == "host" || k == "user")
+        .filter_map(|(_, v)| v.first().map(|o| cite(o)))
+        .take(5)
+        .collect();
+    if scope_cites.is_empty() {
+        scope_cites.extend(anchored.first().cloned());
+    }
+    if !scope_cites.is_empty() {
+        body.scope.push(Sentence {
+            text: format!("{hosts} host(s) and {users} user(s) are involved."),
+            cites: scope_cites,
+        });
+    }
+    for ((kind, value), list) in by_entity.iter().take(10) {
+        let alerts: std::collections::BTreeSet<Uuid> = list.iter().map(|o| o.alert_id).collect();
+        body.entities.push(Sentence {
+            text: format!(
+                "{} {value} appears in {} alert(s).",
+                kind.replace('_', " "),
+                alerts.len()
+            ),
+            cites: list.iter().take(3).map(|o| cite(o)).collect(),
+        });
+    }
+    for r in rows.iter().filter(|r| r.evidence.pointer.is_some()).take(5) {
+        body.timeline.push(Sentence {
+            text: format!("{}: {}", r.at.format("%Y-%m-%d %H:%M:%S UTC"), r.summary),
+            cites: vec![Citation {
+                alert_id: r.evidence.alert_id,
+                pointer: r.evidence.pointer.clone().unwrap_or_default(),
+            }],
+        });
+    }
+    // Recommendations from signals.
+    // One signal per listed indicator, citing up to three sightings.
+    let mut hits: BTreeMap<(String, String), Vec<Citation>> = BTreeMap::new();
+    for s in iocs::signals(tx, case_id).await? {
+        hits.entry((s.kind, s.value)).or_default().push(Citation {
+            alert_id: s.alert_id,
+            pointer: s.pointer,
+        });
+    }
+    let mut signals = Vec::new();
+    for ((kind, value), cites) in hits.into_iter().take(5) {
+        signals.push(Signal {
+            name: format!("{} {value} is on the indicator list", kind.replace('_', " ")),
+            weight: 0.6,
+            cites: cites.into_iter().take(3).collect(),
+        });
+    }
+    if hosts >= 2 {
+        signals.push(Signal {
+            name: format!("{hosts} hosts involved"),
+            weight: 0.2,
+            cites: by_entity
+                .iter()
+                .filter(|((k, _), _)| k == "host")
+                .filter_map(|(_, v)| v.first().map(|o| cite(o)))
+                .take(3)
+                .collect(),
+        });
+    }
+    if rows.len() >= 5
+        && let Some(c) = anchored.first()
+    {
+        signals.push(Signal {
+            name: format!("{} related alerts", rows.len()),
+            weight: 0.2,
+            cites: vec![c.clone()],
+        });
+    }
+    let total: f64 = signals.iter().map(|s| s.weight).sum();
+    if !signals.is_empty() {
+        let action = if total >= 1.0 {
+            "escalate_critical"
+        } else {
+            "open_ticket"
+        };
+        body.recommendations.push(Recommendation {
+            action: action.into(),
+            signals,
+            total,
+        });
+    }
+    Ok(body)
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Draft {
+    pub id: Uuid,
+    pub case_id: Uuid,
+    pub version: i32,
+    pub state: String,
+    pub drafter: String,
+    pub body: Value,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub reason: Option<String>,
+}
+
+impl From<draft::Model> for Draft {
+    fn from(m: draft::Model) -> Self {
+        Draft {
+            id: m.id,
+            case_id: m.case_id,
+            version: m.version,
+            state: m.state,
+            drafter: m.drafter,
+            body: m.body,
+            created_at: m.created_at,
+            decided_by: m.decided_by,
+            decided_at: m.decided_at,
+            reason: m.reason,
+        }
+    }
+}
+
+/// Stores a validated draft as the case's next version.
+pub async fn store(
+    tx: &TenantTx,
+    clock: &dyn Clock,
+    case_id: Uuid,
+    body: &Body,
+    drafter: &str,
+) -> Result<Draft> {
+    validate(tx, case_id, body).await?;
+    let last = draft::Entity::find()
+        .filter(draft::Column::TenantId.eq(tx.tenant().0))
+        .filter(draft::Column::CaseId.eq(case_id))
+        .order_by_desc(draft::Column::Version)
+        .one(&**tx)
+        .await?;
+    let m = draft::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        tenant_id: Set(tx.tenant().0),
+        case_id: Set(case_id),
+        version: Set(last.map_or(1, |d| d.version + 1)),
+        body: Set(serde_json::to_value(body).map_err(|e| Error::Invalid(e.to_string()))?),
+        state: Set("draft".into()),
+        drafter: Set(drafter.into()),
+        created_at: Set(clock.now()),
+        decided_by: Set(None),
+        decided_at: Set(None),
+        reason: Set(None),
+    }
+    .insert(&**tx)
+    .await?;
+    Ok(m.into())
+}
+
+/// Drafts the case with the deterministic drafter.
+pub async fn generate(tx: &TenantTx, clock: &dyn Clock, case_id: Uuid) -> Result<Draft> {
+    let body = draft_of(tx, case_id).await?;
+    store(tx, clock, case_id, &body, "deterministic").await
+}
+
+/// A person approves or rejects (reason required) a draft. Audited.
+pub async fn decide(
+    tx: &TenantTx,
+    clock: &dyn Clock,
+    actor: &Actor,
+    id: Uuid,
+    approve: bool,
+    reason: Option<&str>,
+) -> Result<Draft> {
+    let d = draft::Entity::find_by_id(id)
+        .filter(draft::Column::TenantId.eq(tx.tenant().0))
+        .one(&**tx)
+        .await?
+        .ok_or(Error::NotFound("draft"))?;
+    if d.state != "draft" {
+        return Err(Error::Conflict(format!("the draft is {}", d.state)));
+    }
+    let reason = reason.map(str::trim).filter(|r| !r.is_empty());
+    if !approve && reason.is_none() {
+        return Err(Error::Invalid("a rejection needs a reason".into()));
+    }
+    let state = if approve { "approved" } else { "rejected" };
+    draft::Entity::update_many()
+        .col_expr(draft::Column::State, Expr::value(state))
+        .col_expr(draft::Column::DecidedBy, Expr::value(actor.label.clone()))
+        .col_expr(draft::Column::DecidedAt, Expr::value(clock.now()))
+        .col_expr(draft::Column::Reason, Expr::value(reason.map(str::to_owned)))
+        .filter(draft::Column::Id.eq(id))
+        .filter(draft::Column::State.eq("draft"))
+        .exec(&**tx)
+        .await?;
+    audit::record(
+        tx,
+        clock,
+        actor,
+        Event {
+            action: if approve { "draft.approve" } else { "draft.reject" },
+            target: format!("draft:{id}"),
+            summary: json!({"case": d.case_id, "version": d.version, "reason": reason}),
+        },
+    )
+    .await?;
+    let m = draft::Entity::find_by_id(id)
+        .one(&**tx)
+        .await?
+        .ok_or(Error::NotFound("draft"))?;
+    Ok(m.into())
+}
+
+/// A case's drafts, newest first; `approved_only` for executives.
+pub async fn list(tx: &TenantTx, case_id: Uuid, approved_only: bool) -> Result<Vec<Draft>> {
+    crate::engine::cases::get(tx, case_id).await?;
+    let mut q = draft::Entity::find()
+        .filter(draft::Column::TenantId.eq(tx.tenant().0))
+        .filter(draft::Column::CaseId.eq(case_id));
+    if approved_only {
+        q = q.filter(draft::Column::State.eq("approved"));
+    }
+    Ok(q.order_by_desc(draft::Column::Version)
+        .all(&**tx)
+        .await?
+        .into_iter()
+        .map(Draft::from)
+        .collect())
+}
