@@ -9,6 +9,7 @@ pub mod audit;
 pub mod auth;
 pub mod clock;
 pub mod connectors;
+pub mod corpus;
 pub mod correlate;
 pub mod credentials;
 pub mod drafts;

@@ -594,3 +594,94 @@ async fn drafts_sqlite() {
 async fn drafts_postgres() {
     drafts_cite_their_evidence(TestDb::postgres().await).await;
 }
+
+/// Correlation against the ground truth of the fixture corpus: pairwise
+/// precision and recall of the case grouping, with the tenant's proxy IP on
+/// the ignore list (as a SOC would configure it) and without.
+#[tokio::test]
+async fn correlation_precision_and_recall_on_the_corpus() {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    use vigil_orchestrator::corpus;
+    use vigil_orchestrator::correlate::{self, Ignored, Settings};
+    use vigil_orchestrator::store::entity::case_alert;
+    let start = Utc.with_ymd_and_hms(2026, 11, 22, 0, 0, 0).unwrap();
+    let samples = corpus::generate(2026, 3, 40, start);
+    let mut results = vec![];
+    for ignore_proxy in [true, false] {
+        let db = TestDb::sqlite().await;
+        let c = ManualClock::new(start);
+        let eng = Actor {
+            label: "user:eng".into(),
+            role: Some(Role::SecurityEngineer),
+            source_ip: None,
+        };
+        let mut tenants = vec![];
+        for t in 0..3 {
+            let tx = db.store.begin_platform().await.unwrap();
+            let id = identity::create_tenant(&tx, &c, &Actor::cli(), &format!("T{t}"))
+                .await
+                .unwrap()
+                .id;
+            tx.commit().await.unwrap();
+            let tx = db.store.begin_tenant(id).await.unwrap();
+            let hook = integrations::create(&tx, &c, &eng, "webhook", "feed", json!({}))
+                .await
+                .unwrap();
+            if ignore_proxy {
+                let s = Settings {
+                    ignore: vec![Ignored {
+                        kind: "ip".into(),
+                        value: corpus::PROXY_IP.into(),
+                    }],
+                    ..Settings::default()
+                };
+                correlate::set_settings(&tx, &c, &eng, s).await.unwrap();
+            }
+            tx.commit().await.unwrap();
+            tenants.push((id, hook.id));
+        }
+        let mut alert_ids = vec![];
+        for s in &samples {
+            c.set(s.at);
+            let (tenant, hook) = tenants[s.tenant];
+            let tx = db.store.begin_tenant(tenant).await.unwrap();
+            let checked = ingest::check("auto", &[s.text.as_str()]).unwrap();
+            alert_ids.push(
+                ingest::store_checked(&tx, &c, hook, checked)
+                    .await
+                    .unwrap()
+                    .alert_ids[0],
+            );
+            tx.commit().await.unwrap();
+        }
+        let mut predicted = vec![];
+        for (s, a) in samples.iter().zip(&alert_ids) {
+            let tx = db.store.begin_tenant(tenants[s.tenant].0).await.unwrap();
+            let link = case_alert::Entity::find()
+                .filter(case_alert::Column::AlertId.eq(*a))
+                .one(&*tx)
+                .await
+                .unwrap()
+                .unwrap();
+            predicted.push(link.case_id.as_u128());
+        }
+        let truth: Vec<usize> = samples.iter().map(|s| s.incident).collect();
+        let tenant: Vec<usize> = samples.iter().map(|s| s.tenant).collect();
+        let (p, r) = corpus::precision_recall(&truth, &predicted, &tenant);
+        println!(
+            "corpus of {} alerts, proxy ignored: {ignore_proxy}: precision {p:.3}, recall {r:.3}",
+            samples.len()
+        );
+        results.push((p, r));
+    }
+    let ((p, r), (p_noisy, r_noisy)) = (results[0], results[1]);
+    assert!(p >= 0.99 && r >= 0.99, "tuned: precision {p}, recall {r}");
+    assert!(
+        r_noisy >= 0.99,
+        "recall does not depend on the ignore list: {r_noisy}"
+    );
+    assert!(
+        p_noisy < 0.5,
+        "an unignored proxy IP glues incidents together: {p_noisy}"
+    );
+}
