@@ -10,6 +10,7 @@ pub mod client;
 pub mod crowdstrike;
 pub mod graylog;
 pub mod jira;
+pub mod llm;
 pub mod notify;
 pub mod servicenow;
 pub mod signing;
@@ -29,16 +30,18 @@ pub enum Kind {
     Jira,
     Servicenow,
     NotifyWebhook,
+    Llm,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 7] = [
         Kind::Webhook,
         Kind::Crowdstrike,
         Kind::Graylog,
         Kind::Jira,
         Kind::Servicenow,
         Kind::NotifyWebhook,
+        Kind::Llm,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -49,6 +52,7 @@ impl Kind {
             Kind::Jira => "jira",
             Kind::Servicenow => "servicenow",
             Kind::NotifyWebhook => "notify_webhook",
+            Kind::Llm => "llm",
         }
     }
 }
@@ -62,7 +66,7 @@ impl fmt::Display for Kind {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
     #[error(
-        "unknown integration kind `{0}` (one of: webhook, crowdstrike, graylog, jira, servicenow, notify_webhook)"
+        "unknown integration kind `{0}` (one of: webhook, crowdstrike, graylog, jira, servicenow, notify_webhook, llm)"
     )]
     UnknownKind(String),
     #[error("config must be a JSON object")]
@@ -201,6 +205,15 @@ const NOTIFY_WEBHOOK: &[Scope] = &[write(
     "send notifications (e.g. an escalated gate)",
 )];
 
+const LLM: &[Scope] = &[write(
+    "context:send",
+    &[
+        "POST {base_url}/v1/chat/completions (OpenAI-compatible)",
+        "POST {base_url}/v1/messages (Anthropic)",
+    ],
+    "send a case's sanitized context to the tenant's model to draft a brief (opt-in: tenant data leaves Vigil)",
+)];
+
 /// The permission manifest of a connector kind.
 pub fn manifest(kind: Kind) -> &'static [Scope] {
     match kind {
@@ -210,6 +223,7 @@ pub fn manifest(kind: Kind) -> &'static [Scope] {
         Kind::Jira => JIRA,
         Kind::Servicenow => SERVICENOW,
         Kind::NotifyWebhook => NOTIFY_WEBHOOK,
+        Kind::Llm => LLM,
     }
 }
 
@@ -269,6 +283,7 @@ pub fn validate_config(kind: Kind, config: &Value) -> Result<(), ConfigError> {
         Kind::Jira => (&["base_url", "email"], &["project_key"]),
         Kind::Servicenow => (&["instance_url", "username"], &["assignment_group"]),
         Kind::NotifyWebhook => (&["url"], &["events"]),
+        Kind::Llm => (&["base_url", "api", "model"], &[]),
     };
     for k in obj.keys() {
         if !required.contains(&k.as_str()) && !optional.contains(&k.as_str()) {
@@ -301,6 +316,11 @@ pub fn validate_config(kind: Kind, config: &Value) -> Result<(), ConfigError> {
             "format",
             "must be ocsf, ecs, crowdstrike, graylog or auto".into(),
         ));
+    }
+    if let Some(a) = obj.get("api")
+        && !matches!(a.as_str(), Some("openai" | "anthropic"))
+    {
+        return Err(ConfigError::Invalid("api", "must be openai or anthropic".into()));
     }
     if let Some(p) = obj.get("poll_seconds")
         && !p.as_u64().is_some_and(|n| (10..=86_400).contains(&n))

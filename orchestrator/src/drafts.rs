@@ -441,3 +441,156 @@ pub async fn list(tx: &TenantTx, case_id: Uuid, approved_only: bool) -> Result<V
         .map(Draft::from)
         .collect())
 }
+
+/// Redacts what must not leave Vigil from text sent to a model: e-mail
+/// addresses, `key=value` secrets (password, token, secret, api key) and
+/// AWS-style access key ids.
+pub fn sanitize(text: &str) -> String {
+    const KEYS: &[&str] = &[
+        "password",
+        "passwd",
+        "pwd",
+        "secret",
+        "token",
+        "apikey",
+        "api_key",
+        "api-key",
+        "authorization",
+    ];
+    let mut out = Vec::new();
+    for word in text.split(' ') {
+        let lower = word.to_ascii_lowercase();
+        let secret_kv = KEYS.iter().find_map(|k| {
+            lower
+                .find(k)
+                .and_then(|i| word[i + k.len()..].find(['=', ':']).map(|j| i + k.len() + j + 1))
+        });
+        let aws = word.len() >= 20
+            && word.split(|c: char| !c.is_ascii_alphanumeric()).any(|t| {
+                t.len() == 20
+                    && t.starts_with("AKIA")
+                    && t.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+            });
+        if let Some(cut) = secret_kv {
+            out.push(format!("{}[redacted]", &word[..cut]));
+        } else if aws {
+            out.push("[redacted-key]".to_owned());
+        } else if word.contains('@') && word.split('@').nth(1).is_some_and(|d| d.contains('.')) {
+            out.push("[redacted-email]".to_owned());
+        } else {
+            out.push(word.to_owned());
+        }
+    }
+    out.join(" ")
+}
+
+fn sanitize_value(v: &Value) -> Value {
+    match v {
+        Value::String(s) => Value::String(sanitize(s)),
+        Value::Array(a) => Value::Array(a.iter().map(sanitize_value).collect()),
+        Value::Object(o) => Value::Object(o.iter().map(|(k, v)| (k.clone(), sanitize_value(v))).collect()),
+        other => other.clone(),
+    }
+}
+
+const INSTRUCTIONS: &str = "You draft security investigation briefs. Answer with one JSON object \
+of the shape of `baseline` (summary, scope, entities, timeline: arrays of {text, cites}; \
+recommendations: array of {action, signals: [{name, weight, cites}], total}). Every sentence \
+must cite evidence as {alert_id, pointer} taken from the context; cite nothing else. \
+`total` is the sum of the signal weights. Actions: escalate_critical, open_ticket, \
+close_benign, contain_host.";
+
+/// Drafts the case with the tenant's model: sanitized context out, the
+/// answer through the same validator. An answer that fails (or a model that
+/// cannot be reached) is discarded; the deterministic draft is stored and
+/// its drafter says why.
+pub async fn generate_with_model(
+    connectors: &crate::connectors::Connectors,
+    clock: &dyn Clock,
+    tenant: crate::TenantId,
+    case_id: Uuid,
+    llm_integration: Uuid,
+) -> Result<Draft> {
+    use vigil_integrations::Kind;
+    let store = connectors.store();
+    // 1. The context, read and sanitized (no transaction held while the model thinks).
+    let tx = store.begin_tenant(tenant).await?;
+    let baseline = draft_of(&tx, case_id).await?;
+    let rows = timeline::of_case(&tx, case_id).await?;
+    tx.commit().await?;
+    let context = sanitize_value(&json!({
+        "baseline": baseline,
+        "timeline": rows.iter().map(|r| json!({"at": r.at, "summary": r.summary, "alert_id": r.evidence.alert_id, "pointer": r.evidence.pointer})).collect::<Vec<_>>(),
+    }));
+    // 2. The model.
+    let answer: std::result::Result<(String, Body), String> = async {
+        let (config, kind, key) = connectors
+            .open(tenant, llm_integration)
+            .await
+            .map_err(|e| e.to_string())?;
+        if kind != Kind::Llm {
+            return Err(format!("integration is {kind}, not llm"));
+        }
+        let client = vigil_integrations::llm::Llm::new(
+            &config,
+            &key,
+            connectors.http().clone(),
+            connectors.guard(tenant, Kind::Llm, llm_integration),
+        )
+        .map_err(|e| e.to_string())?;
+        let text = client
+            .complete(INSTRUCTIONS, &context.to_string())
+            .await
+            .map_err(|e| e.to_string())?;
+        let json_text = text
+            .trim()
+            .trim_start_matches("```json")
+            .trim_start_matches("```")
+            .trim_end_matches("```")
+            .trim();
+        let body: Body = serde_json::from_str(json_text).map_err(|e| format!("not a draft: {e}"))?;
+        Ok((client.name(), body))
+    }
+    .await;
+    // 3. Validated, or the deterministic draft with the reason.
+    let tx = store.begin_tenant(tenant).await?;
+    let stored = match answer {
+        Ok((name, body)) => match store_draft(&tx, clock, case_id, &body, &name).await {
+            Ok(d) => d,
+            Err(Error::Invalid(why)) => {
+                store_draft(
+                    &tx,
+                    clock,
+                    case_id,
+                    &baseline,
+                    &format!("deterministic (model output refused: {why})"),
+                )
+                .await?
+            }
+            Err(e) => return Err(e),
+        },
+        Err(why) => {
+            store_draft(
+                &tx,
+                clock,
+                case_id,
+                &baseline,
+                &format!("deterministic (model unavailable: {why})"),
+            )
+            .await?
+        }
+    };
+    tx.commit().await?;
+    Ok(stored)
+}
+
+async fn store_draft(
+    tx: &TenantTx,
+    clock: &dyn Clock,
+    case_id: Uuid,
+    body: &Body,
+    drafter: &str,
+) -> Result<Draft> {
+    let drafter: String = drafter.chars().take(300).collect();
+    store(tx, clock, case_id, body, &drafter).await
+}

@@ -599,16 +599,47 @@ pub async fn import_iocs(
     Ok(Json(r).into_response())
 }
 
-/// Drafts the case (deterministic drafter; validated before it is stored).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DraftRequest {
+    /// An `llm` integration of the tenant to draft with (else the
+    /// deterministic drafter).
+    #[serde(default)]
+    model: Option<String>,
+}
+
+/// Drafts the case (deterministic drafter, or the tenant's model; either
+/// way validated before it is stored). Body optional: `{"model": id}`.
 pub async fn generate_draft(
     State(s): State<AppState>,
     Extension(ctx): Extension<TenantCtx>,
     Path(case_id): Path<String>,
+    body: axum::body::Bytes,
 ) -> ApiResult {
     let case_id = id(&case_id, "case")?;
-    let tx = s.store.begin_tenant(ctx.tenant).await?;
-    let d = vigil_orchestrator::drafts::generate(&tx, s.clock.as_ref(), case_id).await?;
-    tx.commit().await?;
+    let req: DraftRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        DraftRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| vigil_orchestrator::Error::Invalid(format!("body: {e}")))?
+    };
+    let d = match req.model {
+        Some(m) => {
+            let m = id(&m, "integration")?;
+            let conn = vigil_orchestrator::connectors::Connectors::new(
+                s.store.clone(),
+                s.master_key.clone(),
+                s.clock.clone(),
+            )?;
+            vigil_orchestrator::drafts::generate_with_model(&conn, s.clock.as_ref(), ctx.tenant, case_id, m)
+                .await?
+        }
+        None => {
+            let tx = s.store.begin_tenant(ctx.tenant).await?;
+            let d = vigil_orchestrator::drafts::generate(&tx, s.clock.as_ref(), case_id).await?;
+            tx.commit().await?;
+            d
+        }
+    };
     Ok((StatusCode::CREATED, Json(d)).into_response())
 }
 

@@ -15,6 +15,7 @@
 pub mod crowdstrike;
 pub mod graylog;
 pub mod jira;
+pub mod llm;
 pub mod notify;
 pub mod servicenow;
 

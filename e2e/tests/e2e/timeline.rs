@@ -4,6 +4,7 @@
 
 use chrono::{TimeZone, Utc};
 use serde_json::{Value, json};
+use vigil_e2e::sim;
 use vigil_orchestrator::audit::Actor;
 use vigil_orchestrator::testkit::TestDb;
 use vigil_orchestrator::{ManualClock, Role, identity, ingest, integrations, timeline};
@@ -683,5 +684,137 @@ async fn correlation_precision_and_recall_on_the_corpus() {
     assert!(
         p_noisy < 0.5,
         "an unignored proxy IP glues incidents together: {p_noisy}"
+    );
+}
+
+/// Drafts by the tenant's model, over both APIs: sanitized context out
+/// (secrets and e-mail addresses redacted), the answer through the same
+/// validator; a refused or unreachable answer leaves the deterministic
+/// draft, which says why.
+#[tokio::test]
+async fn model_drafts_pass_the_same_validator() {
+    use std::sync::Arc;
+    use vigil_orchestrator::connectors::Connectors;
+    use vigil_orchestrator::credentials::MasterKey;
+    use vigil_orchestrator::drafts;
+    let db = TestDb::sqlite().await;
+    let clock = Arc::new(ManualClock::new(
+        Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).unwrap(),
+    ));
+    let c: &ManualClock = clock.as_ref();
+    let master = Arc::new(MasterKey::generate());
+    let (run, model) = sim::llm::start("sk-test").await;
+    let tx = db.store.begin_platform().await.unwrap();
+    let t = identity::create_tenant(&tx, c, &Actor::cli(), "T").await.unwrap();
+    tx.commit().await.unwrap();
+    let eng = Actor {
+        label: "user:eng".into(),
+        role: Some(Role::SecurityEngineer),
+        source_ip: None,
+    };
+    let tx = db.store.begin_tenant(t.id).await.unwrap();
+    let hook = integrations::create(&tx, c, &eng, "webhook", "edr", json!({}))
+        .await
+        .unwrap();
+    let text = json!({"composite_id": "m1", "timestamp": "2026-11-22T09:00:00Z", "device": {"device_id": "x", "hostname": "ws-9"}, "description": "login as j.doe@corp.example with password=hunter2 key AKIAABCDEFGHIJKLMNOP"}).to_string();
+    let checked = ingest::check("auto", &[text.as_str()]).unwrap();
+    let alert = ingest::store_checked(&tx, c, hook.id, checked)
+        .await
+        .unwrap()
+        .alert_ids[0];
+    let case = vigil_orchestrator::engine::cases::list(&tx, None, 10, 0)
+        .await
+        .unwrap()
+        .0[0]
+        .id;
+    let mut llms = vec![];
+    for api in ["openai", "anthropic"] {
+        let i = integrations::create(
+            &tx,
+            c,
+            &eng,
+            "llm",
+            api,
+            json!({"base_url": run.base(), "api": api, "model": "m-1"}),
+        )
+        .await
+        .unwrap();
+        vigil_orchestrator::vault::set(&tx, c, master.as_ref(), &eng, i.id, b"sk-test")
+            .await
+            .unwrap();
+        llms.push(i.id);
+    }
+    tx.commit().await.unwrap();
+    let conn = Connectors::new(db.store.clone(), master.clone(), clock.clone()).unwrap();
+
+    // Scope off: nothing leaves Vigil; the deterministic draft says why.
+    let d = drafts::generate_with_model(&conn, c, t.id, case, llms[0])
+        .await
+        .unwrap();
+    assert!(
+        d.drafter.contains("model unavailable") && d.drafter.contains("context:send"),
+        "{}",
+        d.drafter
+    );
+    assert!(model.requests.lock().unwrap().is_empty());
+    let tx = db.store.begin_tenant(t.id).await.unwrap();
+    for id in &llms {
+        integrations::set_scope(
+            &tx,
+            c,
+            &Actor {
+                label: "user:adm".into(),
+                role: Some(Role::TenantAdmin),
+                source_ip: None,
+            },
+            *id,
+            "context:send",
+            true,
+        )
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+
+    // A valid answer (cites the case's alert) is stored as the model's draft.
+    let good = json!({
+        "summary": [{"text": "Model summary of ws-9.", "cites": [{"alert_id": alert, "pointer": "/device/hostname"}]}],
+        "scope": [], "entities": [], "timeline": [],
+        "recommendations": [{"action": "open_ticket", "signals": [{"name": "credential in clear text", "weight": 0.5, "cites": [{"alert_id": alert, "pointer": "/description"}]}], "total": 0.5}]
+    });
+    for (n, id) in llms.iter().enumerate() {
+        *model.answer.lock().unwrap() = format!("```json\n{good}\n```");
+        let d = drafts::generate_with_model(&conn, c, t.id, case, *id)
+            .await
+            .unwrap();
+        assert_eq!(d.drafter, if n == 0 { "openai:m-1" } else { "anthropic:m-1" });
+        assert_eq!(d.body["summary"][0]["text"], "Model summary of ws-9.");
+    }
+    // What left Vigil was sanitized.
+    for r in model.requests.lock().unwrap().iter() {
+        assert!(
+            !r.contains("hunter2")
+                && !r.contains("AKIAABCDEFGHIJKLMNOP")
+                && !r.contains("j.doe@corp.example"),
+            "{r}"
+        );
+        assert!(r.contains("[redacted]"));
+    }
+    // Hostile answers: uncited, citing elsewhere, or not a draft at all.
+    for bad in [
+        json!({"summary": [{"text": "The attacker is APT29.", "cites": []}], "scope": [], "entities": [], "timeline": [], "recommendations": []}).to_string(),
+        json!({"summary": [{"text": "x", "cites": [{"alert_id": uuid::Uuid::new_v4(), "pointer": "/"}]}], "scope": [], "entities": [], "timeline": [], "recommendations": []}).to_string(),
+        "I think you should escalate.".to_owned(),
+    ] {
+        *model.answer.lock().unwrap() = bad;
+        let d = drafts::generate_with_model(&conn, c, t.id, case, llms[1]).await.unwrap();
+        assert!(d.drafter.starts_with("deterministic (model"), "{}", d.drafter);
+        assert!(!d.body["summary"][0]["text"].as_str().unwrap().contains("APT29"));
+    }
+    let tx = db.store.begin_tenant(t.id).await.unwrap();
+    assert_eq!(
+        drafts::list(&tx, case, false).await.unwrap().len(),
+        6,
+        "every attempt is a version"
     );
 }
