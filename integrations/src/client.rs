@@ -201,6 +201,15 @@ fn snippet(body: &[u8]) -> String {
     s
 }
 
+/// A required string field of an integration's config.
+pub fn config_str(config: &serde_json::Value, key: &str) -> Result<String> {
+    config
+        .get(key)
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| ClientError::Garbage(format!("config has no `{key}`")))
+}
+
 /// Joins a configured base URL and a path.
 pub fn url(base: &str, path: &str) -> String {
     format!("{}{path}", base.trim_end_matches('/'))

@@ -54,13 +54,7 @@ pub struct AlertPage {
 
 impl Falcon {
     pub fn new(config: &Value, client_secret: &str, http: Http, guard: Guard) -> Result<Self> {
-        let field = |k: &str| {
-            config
-                .get(k)
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-                .ok_or_else(|| ClientError::Garbage(format!("config has no `{k}`")))
-        };
+        let field = |k: &str| crate::client::config_str(config, k);
         Ok(Falcon {
             base: field("base_url")?,
             client_id: field("client_id")?,

@@ -56,13 +56,7 @@ pub fn adf_text(doc: &Value) -> String {
 
 impl Jira {
     pub fn new(config: &Value, api_token: &str, http: Http, guard: Guard) -> Result<Self> {
-        let field = |k: &str| {
-            config
-                .get(k)
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-                .ok_or_else(|| ClientError::Garbage(format!("config has no `{k}`")))
-        };
+        let field = |k: &str| crate::client::config_str(config, k);
         Ok(Jira {
             base: field("base_url")?,
             email: field("email")?,

@@ -20,13 +20,7 @@ pub struct Llm {
 
 impl Llm {
     pub fn new(config: &Value, api_key: &str, http: Http, guard: Guard) -> Result<Self> {
-        let field = |k: &str| {
-            config
-                .get(k)
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-                .ok_or_else(|| ClientError::Garbage(format!("config has no `{k}`")))
-        };
+        let field = |k: &str| crate::client::config_str(config, k);
         Ok(Llm {
             api: field("api")?,
             base: field("base_url")?,

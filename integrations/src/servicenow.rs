@@ -63,13 +63,7 @@ fn fields(v: &Value) -> Result<Map<String, Value>> {
 
 impl ServiceNow {
     pub fn new(config: &Value, password: &str, http: Http, guard: Guard) -> Result<Self> {
-        let field = |k: &str| {
-            config
-                .get(k)
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-                .ok_or_else(|| ClientError::Garbage(format!("config has no `{k}`")))
-        };
+        let field = |k: &str| crate::client::config_str(config, k);
         Ok(ServiceNow {
             base: field("instance_url")?,
             username: field("username")?,

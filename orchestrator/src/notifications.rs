@@ -13,10 +13,7 @@
 
 use chrono::Duration;
 use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Statement,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde_json::Value;
 use uuid::Uuid;
 use vigil_integrations::Kind;
@@ -103,24 +100,7 @@ async fn due(
 ) -> Result<Vec<(Uuid, TenantId)>> {
     let store = c.store();
     match store.backend() {
-        Backend::Postgres => {
-            let rows = store
-                .conn()
-                .query_all_raw(Statement::from_sql_and_values(
-                    DbBackend::Postgres,
-                    "SELECT id, tenant_id FROM vigil_due_notifications($1, $2)",
-                    [now.into(), (limit as i32).into()],
-                ))
-                .await?;
-            rows.iter()
-                .map(|r| {
-                    Ok((
-                        r.try_get::<Uuid>("", "id")?,
-                        TenantId(r.try_get::<Uuid>("", "tenant_id")?),
-                    ))
-                })
-                .collect()
-        }
+        Backend::Postgres => store.pg_due("vigil_due_notifications", now, limit).await,
         Backend::Sqlite => Ok(notification::Entity::find()
             .filter(notification::Column::State.eq("pending"))
             .filter(notification::Column::RunAfter.lte(now))

@@ -12,9 +12,7 @@
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
-};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde_json::Value;
 use serde_json::value::RawValue;
 use uuid::Uuid;
@@ -46,24 +44,7 @@ pub struct PollReport {
 
 async fn due(store: &Store, now: DateTime<Utc>, limit: u32) -> Result<Vec<(Uuid, TenantId)>> {
     match store.backend() {
-        Backend::Postgres => {
-            let rows = store
-                .conn()
-                .query_all_raw(Statement::from_sql_and_values(
-                    DbBackend::Postgres,
-                    "SELECT id, tenant_id FROM vigil_due_polls($1, $2)",
-                    [now.into(), (limit as i32).into()],
-                ))
-                .await?;
-            rows.iter()
-                .map(|r| {
-                    Ok((
-                        r.try_get::<Uuid>("", "id")?,
-                        TenantId(r.try_get::<Uuid>("", "tenant_id")?),
-                    ))
-                })
-                .collect()
-        }
+        Backend::Postgres => store.pg_due("vigil_due_polls", now, limit).await,
         Backend::Sqlite => Ok(integration_status::Entity::find()
             .filter(integration_status::Column::NextPollAt.lte(now))
             .order_by_asc(integration_status::Column::NextPollAt)

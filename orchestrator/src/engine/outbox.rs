@@ -11,7 +11,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, Statement};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -100,41 +100,20 @@ fn backoff(attempts: i32) -> Duration {
 /// `vigil_due_outbox` SECURITY DEFINER function: the engine's one
 /// cross-tenant read; each entry is then handled under its tenant's RLS.
 async fn due(store: &Store, now: DateTime<Utc>, limit: u32) -> Result<Vec<(Uuid, TenantId)>> {
-    let rows = match store.backend() {
-        Backend::Postgres => {
-            store
-                .conn()
-                .query_all_raw(Statement::from_sql_and_values(
-                    DbBackend::Postgres,
-                    "SELECT id, tenant_id FROM vigil_due_outbox($1, $2)",
-                    [now.into(), (limit as i32).into()],
-                ))
-                .await?
-        }
-        Backend::Sqlite => {
-            let ids = outbox::Entity::find()
-                .filter(
-                    outbox::Column::State
-                        .is_in([OutboxState::Pending.as_str(), OutboxState::Executing.as_str()]),
-                )
-                .filter(outbox::Column::RunAfter.lte(now))
-                .all(store.conn())
-                .await?;
-            return Ok(ids
-                .into_iter()
-                .take(limit as usize)
-                .map(|o| (o.id, TenantId(o.tenant_id)))
-                .collect());
-        }
-    };
-    rows.iter()
-        .map(|r| {
-            Ok((
-                r.try_get::<Uuid>("", "id")?,
-                TenantId(r.try_get::<Uuid>("", "tenant_id")?),
-            ))
-        })
-        .collect()
+    match store.backend() {
+        Backend::Postgres => store.pg_due("vigil_due_outbox", now, limit).await,
+        Backend::Sqlite => Ok(outbox::Entity::find()
+            .filter(
+                outbox::Column::State.is_in([OutboxState::Pending.as_str(), OutboxState::Executing.as_str()]),
+            )
+            .filter(outbox::Column::RunAfter.lte(now))
+            .all(store.conn())
+            .await?
+            .into_iter()
+            .take(limit as usize)
+            .map(|o| (o.id, TenantId(o.tenant_id)))
+            .collect()),
+    }
 }
 
 /// Executes every due outbox entry whose guard passes.

@@ -136,6 +136,34 @@ impl Store {
         self.wake.notified().await;
     }
 
+    /// PostgreSQL: ids due before `now` across tenants, through one of the
+    /// narrow SECURITY DEFINER functions `func(due_before, max_rows)` that
+    /// return `(id, tenant_id)` (outbox, polls, notifications).
+    pub async fn pg_due(
+        &self,
+        func: &'static str,
+        now: chrono::DateTime<chrono::Utc>,
+        limit: u32,
+    ) -> Result<Vec<(uuid::Uuid, TenantId)>> {
+        use sea_orm::ConnectionTrait;
+        let rows = self
+            .db
+            .query_all_raw(sea_orm::Statement::from_sql_and_values(
+                sea_orm::DbBackend::Postgres,
+                format!("SELECT id, tenant_id FROM {func}($1, $2)"),
+                [now.into(), (limit as i32).into()],
+            ))
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get::<uuid::Uuid>("", "id")?,
+                    TenantId(r.try_get::<uuid::Uuid>("", "tenant_id")?),
+                ))
+            })
+            .collect()
+    }
+
     /// Applies all pending migrations using the owner connection. On
     /// PostgreSQL several nodes may call this at once: an advisory lock
     /// serialises them.
