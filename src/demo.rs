@@ -226,5 +226,70 @@ async fn seed_alerts(
         },
     )
     .await?;
+    seed_corpus(store, clock, master, tenant, hook.id, &secret).await
+}
+
+/// Incidents from the fixture corpus (one tenant's worth), through the same
+/// signed webhook, with the corpus's shared proxy IP on the tenant's ignore
+/// list (as a SOC would set it); and a draft brief of the beaconing case.
+async fn seed_corpus(
+    store: &Store,
+    clock: &dyn Clock,
+    master: &MasterKey,
+    tenant: vigil_orchestrator::TenantId,
+    hook: uuid::Uuid,
+    secret: &str,
+) -> Result<(), Error> {
+    use vigil_orchestrator::correlate::{self, Ignored, Settings};
+    use vigil_orchestrator::{corpus, drafts, ingest};
+    let actor = Actor {
+        label: "system:demo".into(),
+        role: None,
+        source_ip: None,
+    };
+    let tx = store.begin_tenant(tenant).await?;
+    let settings = Settings {
+        ignore: vec![Ignored {
+            kind: "ip".into(),
+            value: corpus::PROXY_IP.into(),
+        }],
+        ..Settings::default()
+    };
+    correlate::set_settings(&tx, clock, &actor, settings).await?;
+    tx.commit().await?;
+    let samples = corpus::generate(
+        DEMO_CORPUS_SEED,
+        1,
+        DEMO_CORPUS_INCIDENTS,
+        clock.now() - chrono::Duration::hours(14),
+    );
+    let texts: Vec<&str> = samples.iter().map(|s| s.text.as_str()).collect();
+    let body = format!("[{}]", texts.join(","));
+    let ts = clock.now().timestamp().to_string();
+    let sig = ingest::sign(secret.as_bytes(), &ts, body.as_bytes());
+    ingest::receive(
+        store,
+        clock,
+        master,
+        ingest::Delivery {
+            integration: hook,
+            timestamp: Some(&ts),
+            signature: Some(&sig),
+            body: body.as_bytes(),
+            source_ip: None,
+        },
+    )
+    .await?;
+    // A draft of the FIN-WS-042 case, waiting for an analyst's decision.
+    let tx = store.begin_tenant(tenant).await?;
+    let (cases, _) = vigil_orchestrator::engine::cases::list(&tx, None, 500, 0).await?;
+    if let Some(c) = cases.iter().find(|c| c.title.contains("Tor exit")) {
+        drafts::generate(&tx, clock, c.id).await?;
+    }
+    tx.commit().await?;
     Ok(())
 }
+
+/// The corpus slice `vigil demo` loads (fixed, so the demo is the same everywhere).
+pub const DEMO_CORPUS_SEED: u64 = 2026;
+pub const DEMO_CORPUS_INCIDENTS: usize = 25;

@@ -355,7 +355,7 @@ async fn demo_seeds_a_tenant_and_one_account_per_role() {
         .unwrap();
     assert_eq!(inbox["total"], 3, "{inbox}");
     let alerts: serde_json::Value = http()
-        .get(server.url("/api/v1/alerts"))
+        .get(server.url("/api/v1/alerts?limit=500"))
         .bearer_auth(&token)
         .send()
         .await
@@ -363,7 +363,18 @@ async fn demo_seeds_a_tenant_and_one_account_per_role() {
         .json()
         .await
         .unwrap();
-    assert_eq!(alerts["total"], 4, "sample alerts in all four formats: {alerts}");
+    let corpus = vigil_orchestrator::corpus::generate(
+        vigil::demo::DEMO_CORPUS_SEED,
+        1,
+        vigil::demo::DEMO_CORPUS_INCIDENTS,
+        chrono::DateTime::UNIX_EPOCH, // the count does not depend on the start
+    )
+    .len() as u64;
+    assert_eq!(
+        alerts["total"],
+        4 + corpus,
+        "sample alerts in all four formats, and the corpus slice: {alerts}"
+    );
     assert!(server.terminate().await.0.success());
 
     // Idempotent: a second start reuses the tenant, with fresh passwords.
