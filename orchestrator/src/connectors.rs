@@ -278,7 +278,11 @@ impl From<ClientError> for WriteError {
 impl Writer for Connectors {
     async fn scope_enabled(&self, tx: &TenantTx, action: &str, payload: &Value) -> Result<bool> {
         let Ok(t) = target(action, payload) else {
-            return Ok(false);
+            // A payload that names no target (say, a gate requested before
+            // targets were required) would otherwise wait forever: let
+            // `write` refuse it, so the entry is dead-lettered with the
+            // reason. Nothing is sent.
+            return Ok(true);
         };
         integrations::scope_enabled(tx, t.integration, t.scope).await
     }

@@ -603,3 +603,39 @@ async fn escalations_are_notified_by_signed_webhook() {
     assert_eq!(got[0].1["gate"], json!(g.id));
     assert_eq!(*rx.refused.lock().unwrap(), 0, "the signature verified");
 }
+
+/// An approved write whose payload names no target (a gate from before
+/// targets were required) is dead-lettered with the reason, not held
+/// forever, and nothing is sent.
+#[tokio::test]
+async fn an_untargeted_write_is_dead_lettered_with_its_reason() {
+    use sea_orm::{ActiveModelTrait, ActiveValue::Set};
+    use vigil_orchestrator::store::entity::outbox as ob;
+    let db = TestDb::sqlite().await;
+    let (run, _jira) = sim::jira::start("soc@acme.example", "tok").await;
+    let clock = Arc::new(ManualClock::new(
+        Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).unwrap(),
+    ));
+    let c: &dyn Clock = clock.as_ref();
+    let master = Arc::new(MasterKey::generate());
+    let w = world(&db.store, c, &master, &run.base(), "tok").await;
+    let g = approved_write(&db.store, c, &w, "legacy").await;
+    let tx = db.store.begin_tenant(w.tenant).await.unwrap();
+    let e = outbox::of_gate(&tx, g).await.unwrap().unwrap();
+    ob::ActiveModel {
+        id: Set(e.id),
+        payload: Set(json!({"system": "jira", "operation": "create"})),
+        ..Default::default()
+    }
+    .update(&*tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let writer = Connectors::new(db.store.clone(), master.clone(), clock.clone()).unwrap();
+    let r = outbox::run_due(&db.store, c, &writer, 10).await.unwrap();
+    assert_eq!(r.dead, 1, "{r:?}");
+    let (state, _, err, _) = entry(&db.store, w.tenant, g).await;
+    assert_eq!(state, "dead");
+    assert!(err.unwrap().contains("integration_id"));
+    assert_eq!(run.control.requests(), 0, "nothing sent");
+}
