@@ -9,18 +9,25 @@ use vigil_orchestrator::audit::Actor;
 use vigil_orchestrator::testkit::TestDb;
 use vigil_orchestrator::{ManualClock, Role, identity, ingest, integrations, timeline};
 
-async fn timeline_orders_by_event_time(db: TestDb) {
+/// A tenant on a clock set to 2026-11-22 12:00 UTC, and a person of `role`
+/// acting in it.
+async fn tenant_and_person(db: &TestDb, label: &str, role: Role) -> (ManualClock, identity::Tenant, Actor) {
     let c = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).unwrap());
     let tx = db.store.begin_platform().await.unwrap();
     let t = identity::create_tenant(&tx, &c, &Actor::cli(), "T")
         .await
         .unwrap();
     tx.commit().await.unwrap();
-    let eng = Actor {
-        label: "user:eng".into(),
-        role: Some(Role::SecurityEngineer),
+    let person = Actor {
+        label: label.into(),
+        role: Some(role),
         source_ip: None,
     };
+    (c, t, person)
+}
+
+async fn timeline_orders_by_event_time(db: TestDb) {
+    let (c, t, eng) = tenant_and_person(&db, "user:eng", Role::SecurityEngineer).await;
     let tx = db.store.begin_tenant(t.id).await.unwrap();
     let hook = integrations::create(&tx, &c, &eng, "webhook", "edr", json!({}))
         .await
@@ -80,17 +87,7 @@ async fn timeline_postgres() {
 /// settings are refused whole.
 async fn correlation_settings_apply(db: TestDb) {
     use vigil_orchestrator::correlate::{self, Ignored, Settings};
-    let c = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).unwrap());
-    let tx = db.store.begin_platform().await.unwrap();
-    let t = identity::create_tenant(&tx, &c, &Actor::cli(), "T")
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
-    let eng = Actor {
-        label: "user:eng".into(),
-        role: Some(Role::SecurityEngineer),
-        source_ip: None,
-    };
+    let (c, t, eng) = tenant_and_person(&db, "user:eng", Role::SecurityEngineer).await;
     let tx = db.store.begin_tenant(t.id).await.unwrap();
     let hook = integrations::create(&tx, &c, &eng, "webhook", "edr", json!({}))
         .await
@@ -204,17 +201,7 @@ async fn correlation_settings_postgres() {
 async fn people_merge_and_split_cases(db: TestDb) {
     use vigil_orchestrator::correlate;
     use vigil_orchestrator::engine::cases;
-    let c = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).unwrap());
-    let tx = db.store.begin_platform().await.unwrap();
-    let t = identity::create_tenant(&tx, &c, &Actor::cli(), "T")
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
-    let ann = Actor {
-        label: "user:ann".into(),
-        role: Some(Role::AnalystEdit),
-        source_ip: None,
-    };
+    let (c, t, ann) = tenant_and_person(&db, "user:ann", Role::AnalystEdit).await;
     let tx = db.store.begin_tenant(t.id).await.unwrap();
     let hook = integrations::create(&tx, &c, &ann, "webhook", "edr", json!({}))
         .await
@@ -325,17 +312,7 @@ async fn merge_and_split_postgres() {
 /// the case's signals: its alerts' entities that are on the list.
 async fn iocs_add_signals(db: TestDb) {
     use vigil_orchestrator::iocs;
-    let c = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).unwrap());
-    let tx = db.store.begin_platform().await.unwrap();
-    let t = identity::create_tenant(&tx, &c, &Actor::cli(), "T")
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
-    let eng = Actor {
-        label: "user:eng".into(),
-        role: Some(Role::SecurityEngineer),
-        source_ip: None,
-    };
+    let (c, t, eng) = tenant_and_person(&db, "user:eng", Role::SecurityEngineer).await;
     let tx = db.store.begin_tenant(t.id).await.unwrap();
     let r = iocs::import(&tx, &c, &eng, "csv", "kind,value,description\nip,10.0.0[.]7,proxy C2\nfile_hash,AB12AB12AB12AB12AB12AB12AB12AB12AB12AB12AB12AB12AB12AB12AB12AB12,dropper\n")
         .await
@@ -397,17 +374,7 @@ async fn iocs_postgres() {
 /// approves or rejects; executives see approved briefs only.
 async fn drafts_cite_their_evidence(db: TestDb) {
     use vigil_orchestrator::drafts::{self, Body, Citation, Recommendation, Sentence, Signal};
-    let c = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).unwrap());
-    let tx = db.store.begin_platform().await.unwrap();
-    let t = identity::create_tenant(&tx, &c, &Actor::cli(), "T")
-        .await
-        .unwrap();
-    tx.commit().await.unwrap();
-    let ann = Actor {
-        label: "user:ann".into(),
-        role: Some(Role::AnalystEdit),
-        source_ip: None,
-    };
+    let (c, t, ann) = tenant_and_person(&db, "user:ann", Role::AnalystEdit).await;
     let tx = db.store.begin_tenant(t.id).await.unwrap();
     vigil_orchestrator::iocs::import(
         &tx,
