@@ -1292,9 +1292,14 @@ async fn an_expired_lease_passes_the_step_on(db: TestDb) {
     let probe = std::sync::Arc::new(step_support::Probe::default());
     let reg = registry(probe.clone());
     let tx = db.store.begin_tenant(a).await.unwrap();
-    let id = steps::enqueue(&tx, &c, steps::NewStep::new("probe", None, json!({})))
-        .await
-        .unwrap();
+    // With a follow-up: a fenced result must not start (or enqueue) it.
+    let id = steps::enqueue(
+        &tx,
+        &c,
+        steps::NewStep::new("probe", None, json!({"then": "probe.next"})),
+    )
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
 
     // Worker 1 claims, then "dies" (never records).
@@ -1316,6 +1321,13 @@ async fn an_expired_lease_passes_the_step_on(db: TestDb) {
             .unwrap(),
         steps::Ran::Fenced
     );
+    let tx = db.store.begin_tenant(a).await.unwrap();
+    assert_eq!(
+        steps::list(&tx, None, None, 10).await.unwrap().len(),
+        1,
+        "the fenced result added no follow-up"
+    );
+    tx.commit().await.unwrap();
     assert_eq!(
         steps::run_claimed(&db.store, &c, &reg, &w2, &taken[0])
             .await
@@ -1324,6 +1336,12 @@ async fn an_expired_lease_passes_the_step_on(db: TestDb) {
     );
     let tx = db.store.begin_tenant(a).await.unwrap();
     assert_eq!(steps::get(&tx, id).await.unwrap().state, StepState::Succeeded);
+    let all = steps::list(&tx, None, None, 10).await.unwrap();
+    assert_eq!(all.len(), 2, "exactly one follow-up, from worker 2");
+    assert!(
+        all.iter()
+            .any(|s| s.kind == "probe.next" && s.state == StepState::Running)
+    );
 }
 
 async fn steps_wait_for_their_gate_and_the_kill_switch(db: TestDb) {

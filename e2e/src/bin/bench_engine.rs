@@ -28,6 +28,7 @@ use vigil_orchestrator::{Role, Store, StoreOptions, SystemClock, identity};
 const SECONDS: u64 = 5;
 const CLIENTS: [usize; 3] = [1, 8, 32];
 const GATE_SAMPLES: usize = 200;
+const ROUNDS: usize = 3;
 
 fn psql(url: &str, sql: &str) {
     let out = std::process::Command::new("psql")
@@ -169,12 +170,6 @@ async fn main() {
         "CREATE TABLE q (id bigserial PRIMARY KEY, state text NOT NULL, lease timestamptz); CREATE TABLE ev (id bigserial PRIMARY KEY, at timestamptz NOT NULL); INSERT INTO q (state) SELECT 'pending' FROM generate_series(1, 2000000); CREATE INDEX q_pending ON q (id) WHERE state = 'pending';",
     );
     psql(&ceiling_url, "VACUUM ANALYZE q");
-    let mut ceilings = Vec::new();
-    for c in CLIENTS {
-        ceilings.push(pgbench(&ceiling_url, c));
-    }
-    psql(&admin, &format!("DROP DATABASE {ceiling_db} WITH (FORCE)"));
-
     let name = TestDb::create_pg_database(&admin).await;
     let url = with_database(&admin, &name);
     BENCH_URL.set(url.clone()).unwrap();
@@ -188,10 +183,18 @@ async fn main() {
         .id;
     ptx.commit().await.unwrap();
 
-    let mut rates = Vec::new();
-    for c in CLIENTS {
-        rates.push(transitions_per_second(&store, tenant, c).await);
+    // Interleaved rounds (ceiling, then Vigil, per client count), repeated:
+    // a slow spell of the shared 2-core machine hits both sides of a ratio,
+    // and the median round is reported.
+    let mut rounds: Vec<Vec<(f64, f64)>> = vec![Vec::new(); CLIENTS.len()];
+    for _ in 0..ROUNDS {
+        for (i, c) in CLIENTS.iter().enumerate() {
+            let ceiling = pgbench(&ceiling_url, *c);
+            let rate = transitions_per_second(&store, tenant, *c).await;
+            rounds[i].push((rate, ceiling));
+        }
     }
+    psql(&admin, &format!("DROP DATABASE {ceiling_db} WITH (FORCE)"));
 
     // Gate decision → next step started, with a LISTEN-woken worker.
     let (tx_started, mut rx_started) = mpsc::unbounded_channel();
@@ -275,11 +278,19 @@ async fn main() {
     TestDb::drop_pg_database(&admin, &name);
 
     println!(
-        "| concurrent workflows | vigil step transitions/s | pgbench claim+insert tx/s (same run) | ratio | target |"
+        "| concurrent workflows | vigil step transitions/s | pgbench claim+insert tx/s (same round) | ratio, median of {ROUNDS} rounds | ratios of all rounds | target |"
     );
-    println!("|---|---|---|---|---|");
-    for ((c, r), ceil) in CLIENTS.iter().zip(&rates).zip(&ceilings) {
-        println!("| {c} | {r:.0} | {ceil:.0} | {:.2} | ≥ 0.70 |", r / ceil);
+    println!("|---|---|---|---|---|---|");
+    for (c, rs) in CLIENTS.iter().zip(&rounds) {
+        let mut by_ratio = rs.clone();
+        by_ratio.sort_by(|a, b| (a.0 / a.1).total_cmp(&(b.0 / b.1)));
+        let (r, ceil) = by_ratio[by_ratio.len() / 2];
+        let all: Vec<String> = rs.iter().map(|(r, c)| format!("{:.2}", r / c)).collect();
+        println!(
+            "| {c} | {r:.0} | {ceil:.0} | {:.2} | {} | ≥ 0.70 |",
+            r / ceil,
+            all.join(", ")
+        );
     }
     println!();
     println!("| gate decision → next step started ({GATE_SAMPLES} samples) | p50 | p99 | max | target |");

@@ -555,6 +555,17 @@ async fn execute(
             message: format!("no handler for step kind `{}`", s.kind),
         }),
     };
+    let outcome = match outcome {
+        Ok(mut done)
+            if store.backend() == Backend::Postgres
+                && done.next.len() == 1
+                && done.next[0].after_gate.is_none() =>
+        {
+            let cont = done.next.remove(0);
+            return transition_pg(store, clock, worker, &s, done.output, cont).await;
+        }
+        other => other,
+    };
     let now = clock.now();
     let tx = store.begin_tenant(s.tenant).await?;
     let fence = |u: sea_orm::UpdateMany<step::Entity>| {
@@ -564,7 +575,7 @@ async fn execute(
             .filter(step::Column::Attempts.eq(s.attempts))
     };
     let mut continuation = None;
-    let (ran, res) = match outcome {
+    let (ran, affected) = match outcome {
         Ok(done) => {
             StepState::Running.on(StepEvent::Succeed)?;
             let r = fence(step::Entity::update_many())
@@ -587,7 +598,7 @@ async fn execute(
                     }
                 }
             }
-            (Ran::Succeeded, r)
+            (Ran::Succeeded, r.rows_affected)
         }
         Err(f) => {
             let give_up = !f.transient || s.attempts >= s.max_attempts;
@@ -618,15 +629,90 @@ async fn execute(
                 )
                 .await?;
             }
-            (ran, r)
+            (ran, r.rows_affected)
         }
     };
     tx.commit().await?;
-    if res.rows_affected == 1 {
+    if affected == 1 {
         Ok((ran, continuation))
     } else {
         Ok((Ran::Fenced, None))
     }
+}
+
+/// PostgreSQL, a step that succeeded with exactly one ungated follow-up (a
+/// chain, the common case): the transition is three round trips. The
+/// transaction opens already bound to the tenant (`BEGIN` and the RLS
+/// setting in one message), then ONE statement records the fenced success,
+/// checks both kill switches and inserts the follow-up (claimed by this
+/// worker, or pending under a kill switch), then `COMMIT`.
+async fn transition_pg(
+    store: &Store,
+    clock: &dyn Clock,
+    worker: &Worker,
+    s: &Loaded,
+    output: Value,
+    cont: NewStep,
+) -> Result<(Ran, Option<Loaded>)> {
+    use sea_orm::sqlx::{self, Row};
+    if cont.kind.trim().is_empty() || cont.max_attempts < 1 {
+        return Err(Error::Invalid(
+            "a step needs a kind and at least one attempt".into(),
+        ));
+    }
+    StepState::Running.on(StepEvent::Succeed)?;
+    let now = clock.now();
+    let id = Uuid::now_v7();
+    let mut tx = store.pg_begin_tenant_sqlx(s.tenant).await?;
+    let row = sqlx::query(
+        "WITH k AS ( \
+           SELECT (EXISTS (SELECT 1 FROM tenant_controls c WHERE c.tenant_id = $4 AND c.kill_switch_engaged_at IS NOT NULL) \
+                OR EXISTS (SELECT 1 FROM platform_controls p WHERE p.kill_switch_engaged_at IS NOT NULL)) AS stop), \
+         done AS ( \
+           UPDATE steps SET state = 'succeeded', output = $1::json, lease_owner = NULL, updated_at = $2 \
+           WHERE id = $3 AND tenant_id = $4 AND state = 'running' AND lease_owner = $5 AND attempts = $6 \
+           RETURNING id), \
+         ins AS ( \
+           INSERT INTO steps (id, tenant_id, case_id, kind, state, input, output, attempts, max_attempts, \
+                              run_after, lease_owner, lease_expires_at, after_gate_id, last_error, created_at, updated_at) \
+           SELECT $7, $4, $8, $9, CASE WHEN k.stop THEN 'pending' ELSE 'running' END, $10::json, NULL, \
+                  CASE WHEN k.stop THEN 0 ELSE 1 END, $11, $2, CASE WHEN k.stop THEN NULL ELSE $5 END, \
+                  CASE WHEN k.stop THEN NULL ELSE $12::timestamptz END, NULL, NULL, $2, $2 \
+           FROM done, k \
+           RETURNING state) \
+         SELECT (SELECT count(*) FROM done) AS done, (SELECT count(*) FROM ins WHERE state = 'running') AS continued",
+    )
+    .bind(sqlx::types::Json(&output))
+    .bind(now)
+    .bind(s.id)
+    .bind(s.tenant.0)
+    .bind(&worker.owner)
+    .bind(s.attempts)
+    .bind(id)
+    .bind(cont.case_id)
+    .bind(&cont.kind)
+    .bind(sqlx::types::Json(&cont.input))
+    .bind(cont.max_attempts)
+    .bind(now + worker.lease)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(crate::store::sqlx_error)?;
+    let done: i64 = row.try_get("done").map_err(crate::store::sqlx_error)?;
+    let continued: i64 = row.try_get("continued").map_err(crate::store::sqlx_error)?;
+    tx.commit().await.map_err(crate::store::sqlx_error)?;
+    if done != 1 {
+        return Ok((Ran::Fenced, None));
+    }
+    let continuation = (continued == 1).then_some(Loaded {
+        id,
+        tenant: s.tenant,
+        attempts: 1,
+        kind: cont.kind,
+        case_id: cont.case_id,
+        input: cont.input,
+        max_attempts: cont.max_attempts,
+    });
+    Ok((Ran::Succeeded, continuation))
 }
 
 /// Inserts an (ungated) follow-up step already claimed by `worker`

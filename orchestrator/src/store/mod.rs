@@ -286,6 +286,26 @@ impl Store {
         })
     }
 
+    /// PostgreSQL only, for the engine's hot path: a raw sqlx transaction
+    /// bound to `tenant` exactly as [`Store::begin_tenant`] binds one (the
+    /// RLS setting `vigil.tenant_id`, local to the transaction), opened in
+    /// ONE round trip: `BEGIN` and `set_config` travel in one message.
+    pub(crate) async fn pg_begin_tenant_sqlx(
+        &self,
+        tenant: TenantId,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
+        // A UUID's hyphenated form is hex digits and dashes: nothing to escape.
+        let sql = format!(
+            "BEGIN; SELECT set_config('vigil.tenant_id', '{}', true)",
+            tenant.0.hyphenated()
+        );
+        self.db
+            .get_postgres_connection_pool()
+            .begin_with(sqlx::AssertSqlSafe(sql))
+            .await
+            .map_err(sqlx_error)
+    }
+
     /// A transaction on platform tables (tenants, users, sessions, one-time
     /// links) and platform-level audit events. Sees no tenant-owned rows.
     pub async fn begin_platform(&self) -> Result<PlatformTx> {
@@ -360,4 +380,9 @@ impl Deref for PlatformTx {
     fn deref(&self) -> &DatabaseTransaction {
         &self.tx
     }
+}
+
+/// A driver error from a raw sqlx call, as the store's error.
+pub(crate) fn sqlx_error(e: sqlx::Error) -> crate::Error {
+    crate::Error::Db(DbErr::Query(sea_orm::RuntimeErr::SqlxError(Arc::new(e))))
 }
