@@ -343,3 +343,42 @@ impl Drop for PrivateCluster {
         let _ = c.output();
     }
 }
+
+/// The batched-INSERT ceiling of the ingest benchmarks: `texts` INSERTed
+/// `per_tx` rows per transaction into a bare two-column table
+/// (`bench_ceiling`, created here) of the database at the owner URL `url`.
+/// Returns rows/s.
+pub async fn batched_insert_ceiling(url: &str, texts: &[String], per_tx: usize) -> f64 {
+    use sea_orm::ConnectionTrait;
+    let owner = sea_orm::Database::connect(url).await.expect("connect");
+    owner
+        .execute_unprepared("CREATE TABLE bench_ceiling (id TEXT PRIMARY KEY, raw TEXT NOT NULL)")
+        .await
+        .expect("create");
+    let backend = owner.get_database_backend();
+    let start = std::time::Instant::now();
+    for chunk in texts.chunks(per_tx) {
+        let tx = sea_orm::TransactionTrait::begin(&owner).await.expect("begin");
+        let mut sql = String::from("INSERT INTO bench_ceiling (id, raw) VALUES ");
+        let mut vals: Vec<sea_orm::Value> = vec![];
+        for (k, t) in chunk.iter().enumerate() {
+            if k > 0 {
+                sql.push(',');
+            }
+            if backend == sea_orm::DbBackend::Postgres {
+                sql.push_str(&format!("(${}, ${})", 2 * k + 1, 2 * k + 2));
+            } else {
+                sql.push_str("(?, ?)");
+            }
+            vals.push(uuid::Uuid::new_v4().to_string().into());
+            vals.push(t.clone().into());
+        }
+        tx.execute_raw(sea_orm::Statement::from_sql_and_values(backend, sql, vals))
+            .await
+            .expect("insert");
+        tx.commit().await.expect("commit");
+    }
+    let rate = texts.len() as f64 / start.elapsed().as_secs_f64();
+    owner.close().await.expect("close");
+    rate
+}

@@ -229,7 +229,7 @@ fn reachable(
         .to_owned()
 }
 
-/// Records that the alert's linking entities were seen in `case_id` now.
+/// Records that the alert's linking entities were seen in `case_id`.
 async fn index(
     tx: &TenantTx,
     case_id: Uuid,
@@ -256,6 +256,11 @@ async fn index(
             pointer: Set(o.pointer.clone()),
         });
     }
+    upsert_index(tx, rows).await
+}
+
+/// Upserts entity index rows: a later sighting rewrites the row.
+async fn upsert_index(tx: &TenantTx, rows: Vec<case_entity::ActiveModel>) -> Result<()> {
     if rows.is_empty() {
         return Ok(());
     }
@@ -340,98 +345,374 @@ async fn survivor(tx: &TenantTx, mut id: Uuid) -> Result<case::Model> {
     cases::model(tx, id).await
 }
 
-/// Places a newly stored alert in a case; returns the case id. The caller
-/// marks the touched cases updated, once per batch ([`touch`]).
-pub async fn correlate(
+/// Union-find over alert indices (path halving, union by rank).
+#[derive(Debug, Clone)]
+pub struct UnionFind {
+    parent: Vec<u32>,
+    rank: Vec<u8>,
+}
+
+impl UnionFind {
+    pub fn new(n: usize) -> Self {
+        Self {
+            parent: (0..n as u32).collect(),
+            rank: vec![0; n],
+        }
+    }
+
+    pub fn find(&mut self, mut x: usize) -> usize {
+        while self.parent[x] as usize != x {
+            let grand = self.parent[self.parent[x] as usize];
+            self.parent[x] = grand;
+            x = grand as usize;
+        }
+        x
+    }
+
+    pub fn union(&mut self, a: usize, b: usize) {
+        let (ra, rb) = (self.find(a), self.find(b));
+        if ra == rb {
+            return;
+        }
+        match self.rank[ra].cmp(&self.rank[rb]) {
+            std::cmp::Ordering::Less => self.parent[ra] = rb as u32,
+            std::cmp::Ordering::Greater => self.parent[rb] = ra as u32,
+            std::cmp::Ordering::Equal => {
+                self.parent[rb] = ra as u32;
+                self.rank[ra] = self.rank[ra].saturating_add(1);
+            }
+        }
+    }
+}
+
+/// Correlation in memory: alerts that share a linking entity within
+/// `window` of its previous sighting join one group (the rule the database
+/// applies through `case_entities`). `entities[i]` are alert `i`'s linking
+/// entities, `times[i]` its time. Returns each alert's group as the index of
+/// the group's earliest alert. O(n log n) for the time sort, then one hash
+/// lookup per entity occurrence and near-constant union-find.
+pub fn group<K: std::hash::Hash + Eq + Clone>(
+    times: &[DateTime<Utc>],
+    entities: &[Vec<K>],
+    window: Duration,
+) -> Vec<usize> {
+    let n = times.len().min(entities.len());
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by_key(|&i| (times[i], i));
+    let mut uf = UnionFind::new(n);
+    let mut last: std::collections::HashMap<K, usize> = std::collections::HashMap::new();
+    for &i in &order {
+        for e in &entities[i] {
+            match last.get_mut(e) {
+                Some(prev) => {
+                    if times[i] - times[*prev] <= window {
+                        uf.union(i, *prev);
+                    }
+                    *prev = i;
+                }
+                None => {
+                    last.insert(e.clone(), i);
+                }
+            }
+        }
+    }
+    // Name each group by its earliest member.
+    let mut first: std::collections::HashMap<usize, usize> = std::collections::HashMap::new();
+    let mut out = vec![0; n];
+    for &i in &order {
+        let r = uf.find(i);
+        out[i] = *first.entry(r).or_insert(i);
+    }
+    out
+}
+
+/// One newly stored alert of a delivery, for [`correlate_batch`].
+#[derive(Debug, Clone, Copy)]
+pub struct NewAlert<'a> {
+    pub id: Uuid,
+    pub raw: &'a Value,
+    pub observables: &'a [Observable],
+}
+
+/// Rows per multi-row INSERT (stays under SQLite's and PostgreSQL's bind
+/// parameter limits for the widest table written here).
+const CHUNK: usize = 1_000;
+
+/// Places the newly stored alerts of one delivery (all received at
+/// `received_at`) in cases; returns each alert's case. The same rule as one
+/// alert at a time, in a fixed number of statements per delivery: the
+/// delivery's alerts are grouped in memory ([`group`]); ONE indexed lookup
+/// per 200 distinct entities finds the open cases they reach; each group
+/// joins the oldest case it reaches (the others merge into it, audited) or
+/// opens one; then the case links and the entity index are written with
+/// multi-row INSERTs. Each alert's provenance names the entity (and alert)
+/// it joined by. The caller marks the touched cases updated ([`touch`]).
+pub async fn correlate_batch(
     tx: &TenantTx,
     clock: &dyn Clock,
     settings: &Settings,
-    alert_id: Uuid,
     received_at: DateTime<Utc>,
-    raw: &Value,
-    observables: &[Observable],
-) -> Result<Uuid> {
+    alerts: &[NewAlert<'_>],
+) -> Result<Vec<Uuid>> {
+    use std::collections::HashMap;
+    let n = alerts.len();
     let now = clock.now();
-    // Open cases reachable through a linking entity (one query), then one
-    // link per case for provenance.
-    let linking: Vec<&Observable> = observables.iter().filter(|o| settings.links(o)).collect();
-    let mut found: Vec<(case::Model, Value)> = Vec::new();
-    if !linking.is_empty() {
-        let backend = tx.get_database_backend();
+    let linking: Vec<Vec<&Observable>> = alerts
+        .iter()
+        .map(|a| a.observables.iter().filter(|o| settings.links(o)).collect())
+        .collect();
+    let keys: Vec<Vec<(Kind, &str)>> = linking
+        .iter()
+        .map(|l| l.iter().map(|o| (o.kind, o.value.as_str())).collect())
+        .collect();
+    let roots = group(&vec![received_at; n], &keys, settings.window());
+    serialize_tenant(tx).await?;
+
+    // The first two alerts of the delivery carrying each entity (with that
+    // alert's pointer): provenance inside the delivery.
+    type Carriers<'o> = ((usize, &'o str), Option<(usize, &'o str)>);
+    let mut carriers: HashMap<(Kind, &str), Carriers<'_>> = HashMap::new();
+    let mut distinct: Vec<&Observable> = Vec::new();
+    for (i, l) in linking.iter().enumerate() {
+        for o in l {
+            match carriers.get_mut(&(o.kind, o.value.as_str())) {
+                None => {
+                    carriers.insert((o.kind, o.value.as_str()), ((i, o.pointer.as_str()), None));
+                    distinct.push(o);
+                }
+                Some((first, second)) => {
+                    if first.0 != i && second.is_none() {
+                        *second = Some((i, o.pointer.as_str()));
+                    }
+                }
+            }
+        }
+    }
+
+    // Open cases the delivery's entities reach (within the window).
+    let mut hits: HashMap<(Kind, String), Vec<(Uuid, Value)>> = HashMap::new();
+    let backend = tx.get_database_backend();
+    for chunk in distinct.chunks(200) {
         let rows = tx
-            .query_all_raw(backend.build(&reachable(tx, received_at, settings.window(), &linking)))
+            .query_all_raw(backend.build(&reachable(tx, received_at, settings.window(), chunk)))
             .await?;
         for r in rows {
-            let case_id = r.try_get::<Uuid>("", "case_id")?;
-            if found.iter().any(|(f, _)| f.id == case_id) {
+            let kind: String = r.try_get("", "kind")?;
+            let Ok(kind) = kind.parse::<Kind>() else {
                 continue;
-            }
-            let c = survivor(tx, case_id).await?;
-            if c.state != CaseState::Open.as_str() || found.iter().any(|(f, _)| f.id == c.id) {
-                continue;
-            }
+            };
+            let value: String = r.try_get("", "value")?;
             let why = json!({
-                "kind": r.try_get::<String>("", "kind")?,
-                "value": r.try_get::<String>("", "value")?,
+                "kind": kind.as_str(),
+                "value": value,
                 "pointer": r.try_get::<String>("", "pointer")?,
                 "via_alert": r.try_get::<Uuid>("", "via_alert")?,
             });
-            found.push((c, why));
+            hits.entry((kind, value))
+                .or_default()
+                .push((r.try_get::<Uuid>("", "case_id")?, why));
         }
+    }
+
+    let mut members: HashMap<usize, Vec<usize>> = HashMap::new();
+    let mut order: Vec<usize> = Vec::new();
+    for (i, &r) in roots.iter().enumerate() {
+        members
+            .entry(r)
+            .or_insert_with(|| {
+                order.push(r);
+                Vec::new()
+            })
+            .push(i);
     }
     let system = Actor {
         label: "system:correlation".into(),
         role: None,
         source_ip: None,
     };
-    let (case_id, joined_by) = if found.is_empty() {
-        let c = cases::open(tx, clock, &system, &title(raw), Severity::Medium).await?;
-        (c.id, None)
-    } else {
-        // Union: the oldest case survives; the others merge into it.
-        found.sort_by_key(|(c, _)| (c.created_at, c.id));
-        let (keep, why) = found[0].clone();
-        for (other, link) in found.iter().skip(1) {
-            case_alert::Entity::update_many()
-                .col_expr(case_alert::Column::CaseId, Expr::value(keep.id))
-                .filter(case_alert::Column::TenantId.eq(tx.tenant().0))
-                .filter(case_alert::Column::CaseId.eq(other.id))
-                .exec(&**tx)
-                .await?;
-            merge_index(tx, other.id, keep.id).await?;
-            case::Entity::update_many()
-                .col_expr(case::Column::MergedInto, Expr::value(keep.id))
-                .col_expr(case::Column::UpdatedAt, Expr::value(now))
-                .filter(case::Column::Id.eq(other.id))
-                .filter(case::Column::TenantId.eq(tx.tenant().0))
-                .exec(&**tx)
-                .await?;
-            audit::record(
-                tx,
-                clock,
-                &system,
-                Event {
-                    action: "case.merge",
-                    target: format!("case:{}", other.id),
-                    summary: json!({"into": keep.id, "because": {"alert": alert_id, "shares": link}}),
-                },
-            )
-            .await?;
+    let mut models: HashMap<Uuid, case::Model> = HashMap::new();
+    let mut redirected: HashMap<Uuid, Uuid> = HashMap::new();
+    let follow = |redirected: &HashMap<Uuid, Uuid>, mut id: Uuid| {
+        for _ in 0..64 {
+            match redirected.get(&id) {
+                Some(next) => id = *next,
+                None => break,
+            }
         }
-        (keep.id, Some(why))
+        id
     };
-    case_alert::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        tenant_id: Set(tx.tenant().0),
-        case_id: Set(case_id),
-        alert_id: Set(alert_id),
-        joined_at: Set(now),
-        joined_by: Set(joined_by),
+    let mut case_of = vec![Uuid::nil(); n];
+    let mut joined: Vec<Option<Value>> = vec![None; n];
+    for root in order {
+        let group = &members[&root];
+        let mut found: Vec<(case::Model, Value)> = Vec::new();
+        let mut own: HashMap<usize, Value> = HashMap::new();
+        for &i in group {
+            for o in &linking[i] {
+                let Some(hs) = hits.get(&(o.kind, o.value.clone())) else {
+                    continue;
+                };
+                for (cid, why) in hs {
+                    own.entry(i).or_insert_with(|| why.clone());
+                    let cid = follow(&redirected, *cid);
+                    if found.iter().any(|(f, _)| f.id == cid) {
+                        continue;
+                    }
+                    let c = match models.get(&cid) {
+                        Some(c) => c.clone(),
+                        None => {
+                            let c = survivor(tx, cid).await?;
+                            models.insert(cid, c.clone());
+                            c
+                        }
+                    };
+                    if c.state != CaseState::Open.as_str() || found.iter().any(|(f, _)| f.id == c.id) {
+                        continue;
+                    }
+                    found.push((c, why.clone()));
+                }
+            }
+        }
+        let case_id = if found.is_empty() {
+            cases::open(tx, clock, &system, &title(alerts[group[0]].raw), Severity::Medium)
+                .await?
+                .id
+        } else {
+            // Union: the oldest case survives; the others merge into it.
+            found.sort_by_key(|(c, _)| (c.created_at, c.id));
+            let keep = found[0].0.id;
+            for (other, link) in found.iter().skip(1) {
+                absorb(tx, clock, &system, alerts[group[0]].id, other.id, keep, link, now).await?;
+                redirected.insert(other.id, keep);
+            }
+            keep
+        };
+        for (k, &i) in group.iter().enumerate() {
+            case_of[i] = case_id;
+            joined[i] = own.get(&i).cloned().or_else(|| {
+                if found.is_empty() && k == 0 {
+                    return None; // it opened the case
+                }
+                // Joined through another alert of this delivery sharing an entity.
+                linking[i].iter().find_map(|o| {
+                    let (first, second) = carriers.get(&(o.kind, o.value.as_str()))?;
+                    let (j, pointer) = if first.0 != i { *first } else { (*second)? };
+                    Some(json!({
+                        "kind": o.kind.as_str(),
+                        "value": o.value,
+                        "pointer": pointer,
+                        "via_alert": alerts[j].id,
+                    }))
+                })
+            });
+        }
     }
-    .insert(&**tx)
+    // A case merged later in this delivery: its alerts go to the survivor.
+    for c in &mut case_of {
+        *c = follow(&redirected, *c);
+    }
+
+    let links: Vec<case_alert::ActiveModel> = (0..n)
+        .map(|i| case_alert::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            tenant_id: Set(tx.tenant().0),
+            case_id: Set(case_of[i]),
+            alert_id: Set(alerts[i].id),
+            joined_at: Set(now),
+            joined_by: Set(joined[i].take()),
+        })
+        .collect();
+    for chunk in links.chunks(CHUNK) {
+        case_alert::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(&**tx)
+            .await?;
+    }
+    // The entity index: one row per (entity, case), naming the last alert
+    // of the delivery that carried it.
+    let mut index_rows: HashMap<(Kind, &str, Uuid), case_entity::ActiveModel> = HashMap::new();
+    for (i, l) in linking.iter().enumerate() {
+        for o in l {
+            index_rows.insert(
+                (o.kind, o.value.as_str(), case_of[i]),
+                case_entity::ActiveModel {
+                    tenant_id: Set(tx.tenant().0),
+                    kind: Set(o.kind.as_str().to_owned()),
+                    value: Set(o.value.clone()),
+                    case_id: Set(case_of[i]),
+                    last_seen: Set(received_at),
+                    via_alert: Set(alerts[i].id),
+                    pointer: Set(o.pointer.clone()),
+                },
+            );
+        }
+    }
+    // In key order: concurrent writers of the same rows lock them in one order.
+    let mut index_rows: Vec<_> = index_rows.into_iter().collect();
+    index_rows.sort_by_key(|(k, _)| *k);
+    let index_rows: Vec<case_entity::ActiveModel> = index_rows.into_iter().map(|(_, r)| r).collect();
+    for chunk in index_rows.chunks(CHUNK) {
+        upsert_index(tx, chunk.to_vec()).await?;
+    }
+    Ok(case_of)
+}
+
+/// Correlation of one tenant runs one delivery at a time (PostgreSQL: a
+/// transaction-scoped advisory lock on the tenant, held to commit; SQLite's
+/// write transaction already is). Two concurrent deliveries sharing a new
+/// entity would otherwise each open a case for it, and their index upserts
+/// could deadlock.
+async fn serialize_tenant(tx: &TenantTx) -> Result<()> {
+    if tx.get_database_backend() == sea_orm::DbBackend::Postgres {
+        let b = tx.tenant().0.as_u64_pair();
+        let key = (b.0 ^ b.1) as i64 ^ 0x7669_6769_6c63_6f72; // "vigilcor"
+        tx.execute_raw(sea_orm::Statement::from_sql_and_values(
+            sea_orm::DbBackend::Postgres,
+            "SELECT pg_advisory_xact_lock($1)",
+            [key.into()],
+        ))
+        .await?;
+    }
+    Ok(())
+}
+
+/// Merges `other` into `keep` because `alert` shares `link` with both.
+#[allow(clippy::too_many_arguments)]
+async fn absorb(
+    tx: &TenantTx,
+    clock: &dyn Clock,
+    system: &Actor,
+    alert: Uuid,
+    other: Uuid,
+    keep: Uuid,
+    link: &Value,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    case_alert::Entity::update_many()
+        .col_expr(case_alert::Column::CaseId, Expr::value(keep))
+        .filter(case_alert::Column::TenantId.eq(tx.tenant().0))
+        .filter(case_alert::Column::CaseId.eq(other))
+        .exec(&**tx)
+        .await?;
+    merge_index(tx, other, keep).await?;
+    case::Entity::update_many()
+        .col_expr(case::Column::MergedInto, Expr::value(keep))
+        .col_expr(case::Column::UpdatedAt, Expr::value(now))
+        .filter(case::Column::Id.eq(other))
+        .filter(case::Column::TenantId.eq(tx.tenant().0))
+        .exec(&**tx)
+        .await?;
+    audit::record(
+        tx,
+        clock,
+        system,
+        Event {
+            action: "case.merge",
+            target: format!("case:{other}"),
+            summary: json!({"into": keep, "because": {"alert": alert, "shares": link}}),
+        },
+    )
     .await?;
-    index(tx, case_id, alert_id, received_at, &linking).await?;
-    Ok(case_id)
+    Ok(())
 }
 
 /// Marks cases updated (once per batch, not once per alert: a row updated
@@ -629,5 +910,32 @@ mod tests {
         );
         assert_eq!(title(&json!({})), "Alert");
         assert!(weight(Kind::Process) < MIN_WEIGHT && weight(Kind::Ip) >= MIN_WEIGHT);
+    }
+
+    #[test]
+    fn grouping_follows_entities_within_the_window() {
+        use chrono::TimeZone;
+        let t0 = Utc.with_ymd_and_hms(2026, 11, 22, 0, 0, 0).unwrap();
+        let h = |n: i64| t0 + Duration::hours(n);
+        // Given out of time order on purpose.
+        let times = [h(5), h(0), h(2), h(0), h(20), h(1)];
+        let ents: Vec<Vec<&str>> = vec![
+            vec!["x"],      // 0: 3 h after #2's x: joins (sliding window)
+            vec!["x"],      // 1
+            vec!["x", "y"], // 2: bridges x and y
+            vec!["y"],      // 3
+            vec!["x"],      // 4: 15 h after the last x: a new group
+            vec!["z"],      // 5: alone
+        ];
+        let g = group(&times, &ents, Duration::hours(3));
+        assert_eq!(g[0], 1);
+        assert_eq!(g[2], 1);
+        assert_eq!(g[3], 1, "y joined x through #2");
+        assert_eq!(g[4], 4);
+        assert_eq!(g[5], 5);
+        // A narrower window splits the chain at the 3-hour gap.
+        let g = group(&times, &ents, Duration::hours(2));
+        assert_eq!(g[0], 0);
+        assert_eq!(g[2], 1);
     }
 }

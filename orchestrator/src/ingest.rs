@@ -9,8 +9,8 @@
 //! of the same source alert is a duplicate, stored once.
 
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait as _, DbBackend, EntityTrait, QueryFilter, Statement,
-    TryInsertResult,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait as _, DbBackend, EntityTrait, QueryFilter, QuerySelect,
+    Statement,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -288,12 +288,20 @@ pub fn check(declared: &str, raws: &[&str]) -> Result<Vec<Checked>> {
 
 /// Stores checked alerts of one integration in the caller's transaction:
 /// verbatim, deduplicated by source id, observables extracted, correlated.
+/// A fixed number of statements per delivery, not per alert: one lookup of
+/// the delivery's dedup keys, multi-row INSERTs of the new alerts and their
+/// observables, then [`crate::correlate::correlate_batch`]. A redelivery
+/// inside the same delivery is a duplicate of its first copy. A concurrent
+/// delivery that stored one of these alerts first makes this one fail whole
+/// (409, nothing stored; the sender retries and gets duplicates).
 pub async fn store_checked(
     tx: &crate::store::TenantTx,
     clock: &dyn Clock,
     integration: Uuid,
     checked: Vec<Checked>,
 ) -> Result<Accepted> {
+    use std::collections::HashMap;
+    const CHUNK: usize = 1_000;
     let tenant = tx.tenant();
     let now = clock.now();
     let mut out = Accepted {
@@ -301,62 +309,95 @@ pub async fn store_checked(
         duplicates: 0,
         alert_ids: Vec::with_capacity(checked.len()),
     };
-    let mut touched: Vec<Uuid> = Vec::new();
     let settings = crate::correlate::settings(tx).await?;
+
+    // Which of these were stored before (one lookup per 500 keys).
+    let mut known: HashMap<String, Uuid> = HashMap::new();
+    let keys: Vec<&str> = checked.iter().map(|c| c.dedup_key.as_str()).collect();
+    for chunk in keys.chunks(500) {
+        let rows = alert::Entity::find()
+            .select_only()
+            .column(alert::Column::DedupKey)
+            .column(alert::Column::Id)
+            .filter(alert::Column::TenantId.eq(tenant.0))
+            .filter(alert::Column::IntegrationId.eq(integration))
+            .filter(alert::Column::DedupKey.is_in(chunk.iter().copied()))
+            .into_tuple::<(String, Uuid)>()
+            .all(&**tx)
+            .await?;
+        known.extend(rows);
+    }
+    let mut fresh: Vec<(Uuid, Checked)> = Vec::with_capacity(checked.len());
     for c in checked {
+        if let Some(id) = known.get(&c.dedup_key) {
+            out.duplicates += 1;
+            out.alert_ids.push(*id);
+            continue;
+        }
         let id = Uuid::now_v7();
-        let res = alert::Entity::insert(alert::ActiveModel {
-            id: Set(id),
+        known.insert(c.dedup_key.clone(), id);
+        out.accepted += 1;
+        out.alert_ids.push(id);
+        fresh.push((id, c));
+    }
+    if fresh.is_empty() {
+        return Ok(out);
+    }
+
+    let rows: Vec<alert::ActiveModel> = fresh
+        .iter()
+        .map(|(id, c)| alert::ActiveModel {
+            id: Set(*id),
             tenant_id: Set(tenant.0),
             integration_id: Set(integration),
             format: Set(c.format.as_str().to_owned()),
-            source_id: Set(c.source_id),
+            source_id: Set(c.source_id.clone()),
             dedup_key: Set(c.dedup_key.clone()),
-            raw: Set(c.raw),
+            raw: Set(c.raw.clone()),
             received_at: Set(now),
         })
-        .on_conflict_do_nothing_on([alert::Column::IntegrationId, alert::Column::DedupKey])
-        .exec_without_returning(&**tx)
-        .await?;
-        match res {
-            // `Inserted(0)`: the conflict was skipped (ON CONFLICT DO NOTHING).
-            TryInsertResult::Inserted(n) if n > 0 => {
-                out.accepted += 1;
-                out.alert_ids.push(id);
-                let obs = c.observables;
-                let case_obs = obs.clone();
-                if !obs.is_empty() {
-                    let rows = obs.into_iter().map(|o| observable::ActiveModel {
-                        id: Set(Uuid::now_v7()),
-                        tenant_id: Set(tenant.0),
-                        alert_id: Set(id),
-                        kind: Set(o.kind.as_str().to_owned()),
-                        value: Set(o.value),
-                        pointer: Set(o.pointer),
-                    });
-                    observable::Entity::insert_many(rows)
-                        .exec_without_returning(&**tx)
-                        .await?;
-                }
-                let case =
-                    crate::correlate::correlate(tx, clock, &settings, id, now, &c.parsed, &case_obs).await?;
-                if !touched.contains(&case) {
-                    touched.push(case);
-                }
-            }
-            _ => {
-                out.duplicates += 1;
-                let existing = alert::Entity::find()
-                    .filter(alert::Column::TenantId.eq(tenant.0))
-                    .filter(alert::Column::IntegrationId.eq(integration))
-                    .filter(alert::Column::DedupKey.eq(c.dedup_key))
-                    .one(&**tx)
-                    .await?
-                    .ok_or(Error::NotFound("alert"))?;
-                out.alert_ids.push(existing.id);
-            }
-        }
+        .collect();
+    for chunk in rows.chunks(CHUNK) {
+        alert::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(&**tx)
+            .await
+            .map_err(|e| match Error::from_insert(e, "alert") {
+                Error::Conflict(_) => Error::Conflict(
+                    "a concurrent delivery stored one of these alerts first; nothing was stored, retry the delivery"
+                        .into(),
+                ),
+                e => e,
+            })?;
     }
+    let obs: Vec<observable::ActiveModel> = fresh
+        .iter()
+        .flat_map(|(id, c)| {
+            c.observables.iter().map(move |o| observable::ActiveModel {
+                id: Set(Uuid::now_v7()),
+                tenant_id: Set(tenant.0),
+                alert_id: Set(*id),
+                kind: Set(o.kind.as_str().to_owned()),
+                value: Set(o.value.clone()),
+                pointer: Set(o.pointer.clone()),
+            })
+        })
+        .collect();
+    for chunk in obs.chunks(CHUNK) {
+        observable::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(&**tx)
+            .await?;
+    }
+    let new: Vec<crate::correlate::NewAlert<'_>> = fresh
+        .iter()
+        .map(|(id, c)| crate::correlate::NewAlert {
+            id: *id,
+            raw: &c.parsed,
+            observables: &c.observables,
+        })
+        .collect();
+    let mut touched = crate::correlate::correlate_batch(tx, clock, &settings, now, &new).await?;
+    touched.sort();
+    touched.dedup();
     crate::correlate::touch(tx, &touched, now).await?;
     Ok(out)
 }

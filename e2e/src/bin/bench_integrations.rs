@@ -20,7 +20,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::json;
 use vigil_e2e::sim;
 use vigil_integrations::Kind;
@@ -110,39 +110,9 @@ async fn ingest(db: &TestDb, label: &str) {
     let pulled = start.elapsed();
 
     // Ceiling: the same texts, batched INSERT, same database.
-    let owner = sea_orm::Database::connect(db.url.as_str()).await.unwrap();
-    owner
-        .execute_unprepared("CREATE TABLE bench_ceiling (id TEXT PRIMARY KEY, raw TEXT NOT NULL)")
-        .await
-        .unwrap();
-    let backend = owner.get_database_backend();
     let texts: Vec<String> = alerts.iter().map(|a| a.to_string()).collect();
-    let start = Instant::now();
-    for chunk in texts.chunks(100) {
-        let tx = sea_orm::TransactionTrait::begin(&owner).await.unwrap();
-        let mut sql = String::from("INSERT INTO bench_ceiling (id, raw) VALUES ");
-        let mut vals: Vec<sea_orm::Value> = vec![];
-        for (k, t) in chunk.iter().enumerate() {
-            if k > 0 {
-                sql.push(',');
-            }
-            if backend == sea_orm::DbBackend::Postgres {
-                sql.push_str(&format!("(${}, ${})", 2 * k + 1, 2 * k + 2));
-            } else {
-                sql.push_str("(?, ?)");
-            }
-            vals.push(uuid::Uuid::new_v4().to_string().into());
-            vals.push(t.clone().into());
-        }
-        tx.execute_raw(sea_orm::Statement::from_sql_and_values(backend, sql, vals))
-            .await
-            .unwrap();
-        tx.commit().await.unwrap();
-    }
-    let ceiling = start.elapsed();
-    owner.close().await.unwrap();
+    let ceil = vigil_e2e::batched_insert_ceiling(&db.url, &texts, 100).await;
     let rate = ALERTS as f64 / pulled.as_secs_f64();
-    let ceil = ALERTS as f64 / ceiling.as_secs_f64();
     println!(
         "pull+ingest {label}: {ALERTS} alerts in {:.2} s = {rate:.0} alerts/s; batched INSERT ceiling {ceil:.0} rows/s; ratio {:.3}",
         pulled.as_secs_f64(),

@@ -196,6 +196,123 @@ async fn correlation_settings_postgres() {
     correlation_settings_apply(TestDb::postgres().await).await;
 }
 
+/// One delivery is correlated as a batch: its alerts group in memory by
+/// shared entities (A–C by host, B–C by IP: one case, no merge needed),
+/// each keeps its provenance, a repeat inside the delivery is a duplicate of
+/// its first copy, and a later delivery joins through the entity index.
+async fn a_delivery_correlates_as_one_batch(db: TestDb) {
+    use vigil_orchestrator::correlate;
+    let (c, t, eng) = tenant_and_person(&db, "user:eng", Role::SecurityEngineer).await;
+    let tx = db.store.begin_tenant(t.id).await.unwrap();
+    let hook = integrations::create(&tx, &c, &eng, "webhook", "edr", json!({}))
+        .await
+        .unwrap();
+    let alert = |id: &str, host: &str, ip: &str| {
+        json!({"composite_id": id, "device": {"device_id": id, "hostname": host, "local_ip": ip}, "description": id})
+            .to_string()
+    };
+    let (a, b, cc) = (
+        alert("A", "ws-1", "10.0.0.1"),
+        alert("B", "ws-2", "10.0.0.2"),
+        alert("C", "ws-1", "10.0.0.2"),
+    );
+    let lone = alert("L", "ws-9", "10.0.0.9");
+    let texts = [a.as_str(), b.as_str(), cc.as_str(), a.as_str(), lone.as_str()];
+    let checked = ingest::check("auto", &texts).unwrap();
+    let got = ingest::store_checked(&tx, &c, hook.id, checked).await.unwrap();
+    assert_eq!((got.accepted, got.duplicates), (4, 1));
+    assert_eq!(got.alert_ids[3], got.alert_ids[0], "the repeat is the first copy");
+    let [ida, idb, idc, _, idl] = got.alert_ids[..] else {
+        panic!("{got:?}")
+    };
+    let (cases, n) = vigil_orchestrator::engine::cases::list(&tx, None, 100, 0)
+        .await
+        .unwrap();
+    assert_eq!(n, 2, "A, B, C in one case; L alone");
+    let case_of = |id| {
+        let tx = &tx;
+        let cases = &cases;
+        async move {
+            for k in cases {
+                if correlate::alerts_of(tx, k.id)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .any(|(a, _)| *a == id)
+                {
+                    return k.id;
+                }
+            }
+            panic!("alert {id} in no case")
+        }
+    };
+    let abc = case_of(ida).await;
+    assert_eq!(case_of(idb).await, abc);
+    assert_eq!(case_of(idc).await, abc);
+    assert_ne!(case_of(idl).await, abc);
+    let why: std::collections::HashMap<_, _> = correlate::alerts_of(&tx, abc)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert_eq!(why[&ida], None, "A opened the case");
+    let b_why = why[&idb].clone().unwrap();
+    assert_eq!(
+        (
+            b_why["kind"].as_str(),
+            b_why["value"].as_str(),
+            b_why["via_alert"].as_str()
+        ),
+        (Some("ip"), Some("10.0.0.2"), Some(idc.to_string().as_str())),
+        "B joined through C's IP"
+    );
+    let c_why = why[&idc].clone().unwrap();
+    assert_eq!(
+        (
+            c_why["kind"].as_str(),
+            c_why["value"].as_str(),
+            c_why["via_alert"].as_str()
+        ),
+        (Some("host"), Some("ws-1"), Some(ida.to_string().as_str())),
+        "C joined through A's host"
+    );
+    let (events, _) = vigil_orchestrator::audit::list(&tx, 100, 0).await.unwrap();
+    assert!(
+        !events.iter().any(|e| e.action == "case.merge"),
+        "grouped before any case was opened: nothing to merge"
+    );
+
+    // A later delivery joins through the index, naming the alert it met.
+    c.advance(chrono::Duration::minutes(5));
+    let later = alert("D", "ws-2", "10.0.0.77");
+    let checked = ingest::check("auto", &[later.as_str()]).unwrap();
+    let got = ingest::store_checked(&tx, &c, hook.id, checked).await.unwrap();
+    let idd = got.alert_ids[0];
+    assert_eq!(case_of(idd).await, abc);
+    let d_why = correlate::alerts_of(&tx, abc)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|(a, _)| *a == idd)
+        .and_then(|(_, w)| w)
+        .unwrap();
+    assert_eq!(
+        (d_why["value"].as_str(), d_why["via_alert"].as_str()),
+        (Some("ws-2"), Some(idb.to_string().as_str()))
+    );
+    tx.commit().await.unwrap();
+}
+
+#[tokio::test]
+async fn batch_correlation_sqlite() {
+    a_delivery_correlates_as_one_batch(TestDb::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn batch_correlation_postgres() {
+    a_delivery_correlates_as_one_batch(TestDb::postgres().await).await;
+}
+
 /// A person merges and splits cases: alerts move with provenance, and later
 /// alerts follow the entities to the case that now holds them.
 async fn people_merge_and_split_cases(db: TestDb) {

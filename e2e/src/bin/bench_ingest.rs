@@ -1,0 +1,212 @@
+//! Ingest benchmarks (BENCHMARKS.md, issue 4), on SQLite and PostgreSQL:
+//! * throughput: signed webhook deliveries of 100 alerts (CrowdStrike
+//!   format, 50 hosts, shared hashes, so correlation has real work) POSTed
+//!   over loopback HTTP to the real router by 4 concurrent senders; each
+//!   answered delivery is committed, deduplicated and correlated. Ceiling:
+//!   the same alert texts INSERTed 100 rows per transaction into a bare
+//!   two-column table of the same database, in the same run.
+//! * latency: single-alert deliveries sent open-loop at 500/s for 10 s;
+//!   p50/p99 from send to the 202.
+//!
+//! Reproduce: `cargo run --release -p vigil-e2e --bin bench-ingest`
+//! (PostgreSQL from VIGIL_TEST_DATABASE_URL, else 127.0.0.1:5432).
+
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sea_orm::ConnectionTrait;
+use serde_json::json;
+use vigil::authz::Authorizer;
+use vigil::web::{self, AppState};
+use vigil_e2e::sim;
+use vigil_orchestrator::audit::Actor;
+use vigil_orchestrator::credentials::{MasterKey, PasswordPolicy};
+use vigil_orchestrator::ingest::sign;
+use vigil_orchestrator::testkit::TestDb;
+use vigil_orchestrator::{Backend, Clock, Role, SystemClock, identity, integrations};
+
+const ALERTS: usize = 20_000;
+const PER_DELIVERY: usize = 100;
+const SENDERS: usize = 4;
+const RATE: u64 = 500;
+const LATENCY_SECONDS: u64 = 10;
+
+fn pct(v: &[Duration], p: f64) -> Duration {
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn alert_text(n: usize, tag: &str) -> String {
+    let ts = SystemClock
+        .now()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let mut a = sim::crowdstrike::alert(n, &ts, &format!("host-{}", n % 50), &format!("{:064x}", n % 200));
+    a["composite_id"] = json!(format!("{tag}:{n}"));
+    a.to_string()
+}
+
+struct Target {
+    base: String,
+    hook: String,
+    secret: String,
+    http: reqwest::Client,
+}
+
+impl Target {
+    async fn deliver(&self, body: String) {
+        let ts = SystemClock.now().timestamp().to_string();
+        let sig = sign(self.secret.as_bytes(), &ts, body.as_bytes());
+        let res = self
+            .http
+            .post(format!("{}/api/v1/ingest/{}", self.base, self.hook))
+            .header("content-type", "application/json")
+            .header("x-vigil-timestamp", ts)
+            .header("x-vigil-signature", sig)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = res.status();
+        assert!(
+            status.is_success(),
+            "{status}: {}",
+            res.text().await.unwrap_or_default()
+        );
+    }
+}
+
+async fn run(db: TestDb, label: &str) {
+    let master = MasterKey::generate();
+    let ptx = db.store.begin_platform().await.unwrap();
+    let t = identity::create_tenant(&ptx, &SystemClock, &Actor::cli(), "bench")
+        .await
+        .unwrap();
+    ptx.commit().await.unwrap();
+    let eng = Actor {
+        label: "user:eng".into(),
+        role: Some(Role::SecurityEngineer),
+        source_ip: None,
+    };
+    let tx = db.store.begin_tenant(t.id).await.unwrap();
+    let (hook, secret) =
+        integrations::create_with_secret(&tx, &SystemClock, &master, &eng, "webhook", "EDR", json!({}))
+            .await
+            .unwrap();
+    tx.commit().await.unwrap();
+    let state = AppState::new(
+        db.store.clone(),
+        Arc::new(SystemClock),
+        "http://127.0.0.1".into(),
+        MasterKey::from_hex(&master.to_hex()).unwrap(),
+        Authorizer::load().await.unwrap(),
+        PasswordPolicy::default(),
+    );
+    let router = web::router(state);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap();
+    });
+    let target = Arc::new(Target {
+        base: format!("http://{addr}"),
+        hook: hook.id.to_string(),
+        secret: secret.unwrap(),
+        http: reqwest::Client::new(),
+    });
+
+    // Throughput.
+    let texts: Vec<String> = (0..ALERTS).map(|n| alert_text(n, "t")).collect();
+    let bodies: Vec<String> = texts
+        .chunks(PER_DELIVERY)
+        .map(|c| format!("[{}]", c.join(",")))
+        .collect();
+    let queue = Arc::new(std::sync::Mutex::new(bodies));
+    let start = Instant::now();
+    let mut senders = Vec::new();
+    for _ in 0..SENDERS {
+        let (queue, target) = (queue.clone(), target.clone());
+        senders.push(tokio::spawn(async move {
+            loop {
+                let Some(body) = queue.lock().unwrap().pop() else {
+                    break;
+                };
+                target.deliver(body).await;
+            }
+        }));
+    }
+    for s in senders {
+        s.await.unwrap();
+    }
+    let took = start.elapsed();
+    let rate = ALERTS as f64 / took.as_secs_f64();
+
+    // Latency at a steady 500 alerts/s (one alert per delivery, open loop).
+    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / RATE));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut pending = Vec::new();
+    for n in 0..(RATE * LATENCY_SECONDS) as usize {
+        tick.tick().await;
+        let target = target.clone();
+        let body = alert_text(ALERTS + n, "l");
+        pending.push(tokio::spawn(async move {
+            let t0 = Instant::now();
+            target.deliver(body).await;
+            t0.elapsed()
+        }));
+    }
+    let mut lat = Vec::new();
+    for p in pending {
+        lat.push(p.await.unwrap());
+    }
+    lat.sort();
+    server.abort();
+
+    // Ceiling: the same texts, 100 rows per transaction, same database.
+    let ceil = vigil_e2e::batched_insert_ceiling(&db.url, &texts, PER_DELIVERY).await;
+
+    // What was stored: every alert once, in cases.
+    let tx = db.store.begin_tenant(t.id).await.unwrap();
+    let stored: i64 = tx
+        .query_one_raw(sea_orm::Statement::from_string(
+            tx.get_database_backend(),
+            "SELECT count(*) AS n FROM alerts",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get("", "n")
+        .unwrap();
+    let (_, cases) = vigil_orchestrator::engine::cases::list(&tx, None, 1, 0)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(stored as usize, ALERTS + (RATE * LATENCY_SECONDS) as usize);
+    println!(
+        "| {label} | {rate:.0} alerts/s ({ALERTS} in {:.2} s) | {ceil:.0} rows/s | {:.3} | {:.2} ms / {:.2} ms | {cases} open cases |",
+        took.as_secs_f64(),
+        rate / ceil,
+        ms(pct(&lat, 0.5)),
+        ms(pct(&lat, 0.99)),
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    println!(
+        "| database | webhook ingest, {PER_DELIVERY} alerts per delivery, {SENDERS} senders | batched INSERT ceiling (same run) | ratio | latency at {RATE}/s, 1 alert per delivery: p50 / p99 | |"
+    );
+    println!("|---|---|---|---|---|---|");
+    run(TestDb::new(Backend::Sqlite).await, "SQLite").await;
+    run(TestDb::new(Backend::Postgres).await, "PostgreSQL").await;
+}
