@@ -25,17 +25,18 @@ pub struct Sample {
 
 /// A small deterministic generator (xorshift), so the corpus is the same
 /// on every machine.
-struct Rng(u64);
+#[derive(Debug, Clone)]
+pub struct Rng(pub u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
         self.0
     }
     fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
+        self.next_u64() % n.max(1)
     }
     fn chance(&mut self, percent: u64) -> bool {
         self.below(100) < percent
