@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Vigil's one test command. On a fresh machine it installs what the suite
 # needs, finds or starts PostgreSQL, then runs: rustfmt check, clippy
-# (-D warnings), and every test of the workspace on SQLite and PostgreSQL.
+# (-D warnings), every test of the workspace on SQLite and PostgreSQL, and
+# each fuzz target briefly.
 #
 # PostgreSQL: $VIGIL_TEST_DATABASE_URL (a superuser/owner URL) if set; else
 # the server on 127.0.0.1:5432 if it answers; else a throwaway cluster made
@@ -87,4 +88,30 @@ if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast
 else
   cargo test --workspace --locked --no-fail-fast
+fi
+
+# --- fuzzing -----------------------------------------------------------------------
+# Each cargo-fuzz target of orchestrator/fuzz runs briefly from the committed
+# seeds (VIGIL_FUZZ_SECONDS each, default 20; 0 skips). A nightly toolchain
+# gives AddressSanitizer; without one, stable with RUSTC_BOOTSTRAP and no
+# sanitizer (still coverage-guided, still panics on a broken property).
+fuzz_seconds="${VIGIL_FUZZ_SECONDS:-20}"
+if [ "$fuzz_seconds" != 0 ]; then
+  log "fuzzing: each target ${fuzz_seconds}s"
+  command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked --version 0.13.2
+  if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+    fuzz=(cargo +nightly fuzz); sanitizer=address
+  else
+    fuzz=(env RUSTC_BOOTSTRAP=1 cargo fuzz); sanitizer=none
+  fi
+  (
+    cd orchestrator/fuzz
+    "${fuzz[@]}" build --dev -s "$sanitizer"
+    for t in $("${fuzz[@]}" list); do
+      corpus=$(mktemp -d)
+      "${fuzz[@]}" run --dev -s "$sanitizer" "$t" "$corpus" "seeds/$t" -- \
+        -max_total_time="$fuzz_seconds" -rss_limit_mb=4096 -print_final_stats=0
+      rm -rf "$corpus"
+    done
+  )
 fi

@@ -283,7 +283,7 @@ pub fn validate_config(kind: Kind, config: &Value) -> Result<(), ConfigError> {
         Kind::Jira => (&["base_url", "email"], &["project_key"]),
         Kind::Servicenow => (&["instance_url", "username"], &["assignment_group"]),
         Kind::NotifyWebhook => (&["url"], &["events"]),
-        Kind::Llm => (&["base_url", "api", "model"], &[]),
+        Kind::Llm => (&["base_url", "api", "model"], &["redact"]),
     };
     for k in obj.keys() {
         if !required.contains(&k.as_str()) && !optional.contains(&k.as_str()) {
@@ -305,6 +305,9 @@ pub fn validate_config(kind: Kind, config: &Value) -> Result<(), ConfigError> {
             };
             check_url(field, v)?;
         }
+    }
+    if obj.contains_key("redact") {
+        llm::redact_patterns(config)?;
     }
     if let Some(f) = obj.get("format")
         && !matches!(

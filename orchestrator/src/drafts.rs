@@ -484,11 +484,30 @@ pub fn sanitize(text: &str) -> String {
     out.join(" ")
 }
 
-fn sanitize_value(v: &Value) -> Value {
+/// [`sanitize`], then the tenant's own patterns (the llm integration's
+/// `redact` config): each match becomes `[redacted-<name>]`.
+pub fn sanitize_with(text: &str, patterns: &[vigil_integrations::llm::RedactPattern]) -> String {
+    let mut out = sanitize(text);
+    for p in patterns {
+        if p.regex.is_match(&out) {
+            out = p
+                .regex
+                .replace_all(&out, format!("[redacted-{}]", p.name).as_str())
+                .into_owned();
+        }
+    }
+    out
+}
+
+fn sanitize_value(v: &Value, patterns: &[vigil_integrations::llm::RedactPattern]) -> Value {
     match v {
-        Value::String(s) => Value::String(sanitize(s)),
-        Value::Array(a) => Value::Array(a.iter().map(sanitize_value).collect()),
-        Value::Object(o) => Value::Object(o.iter().map(|(k, v)| (k.clone(), sanitize_value(v))).collect()),
+        Value::String(s) => Value::String(sanitize_with(s, patterns)),
+        Value::Array(a) => Value::Array(a.iter().map(|v| sanitize_value(v, patterns)).collect()),
+        Value::Object(o) => Value::Object(
+            o.iter()
+                .map(|(k, v)| (sanitize_with(k, patterns), sanitize_value(v, patterns)))
+                .collect(),
+        ),
         other => other.clone(),
     }
 }
@@ -518,11 +537,12 @@ pub async fn generate_with_model(
     let baseline = draft_of(&tx, case_id).await?;
     let rows = timeline::of_case(&tx, case_id).await?;
     tx.commit().await?;
-    let context = sanitize_value(&json!({
+    let context = json!({
         "baseline": baseline,
         "timeline": rows.iter().map(|r| json!({"at": r.at, "summary": r.summary, "alert_id": r.evidence.alert_id, "pointer": r.evidence.pointer})).collect::<Vec<_>>(),
-    }));
-    // 2. The model.
+    });
+    // 2. The model, sent the context sanitized with the built-in rules and
+    //    the tenant's patterns.
     let answer: std::result::Result<(String, Body), String> = async {
         let (config, kind, key) = connectors
             .open(tenant, llm_integration)
@@ -531,6 +551,8 @@ pub async fn generate_with_model(
         if kind != Kind::Llm {
             return Err(format!("integration is {kind}, not llm"));
         }
+        let patterns = vigil_integrations::llm::redact_patterns(&config).map_err(|e| e.to_string())?;
+        let context = sanitize_value(&context, &patterns);
         let client = vigil_integrations::llm::Llm::new(
             &config,
             &key,

@@ -206,7 +206,23 @@ pub async fn receive(
     }
 
     // Parse and check every alert before storing any.
-    let text = std::str::from_utf8(d.body).map_err(|_| Error::Invalid("body is not UTF-8".into()))?;
+    let raws = split_delivery(d.body)?;
+    let declared = integ
+        .config
+        .get("format")
+        .and_then(Value::as_str)
+        .unwrap_or("auto");
+    let checked = check(declared, &raws)?;
+    let out = store_checked(&tx, clock, d.integration, checked).await?;
+    tx.commit().await?;
+    Ok(out)
+}
+
+/// A delivery's body as the exact text of each alert it carries: one JSON
+/// object, or an array of 1 to [`MAX_BATCH`] of them (serde_json refuses
+/// nesting deeper than 128 levels).
+pub fn split_delivery(body: &[u8]) -> Result<Vec<&str>> {
+    let text = std::str::from_utf8(body).map_err(|_| Error::Invalid("body is not UTF-8".into()))?;
     let items: Vec<&RawValue> = match text.trim_start().as_bytes().first() {
         Some(b'[') => serde_json::from_str::<Vec<&RawValue>>(text)
             .map_err(|e| Error::Invalid(format!("body is not a JSON array of alerts: {e}")))?,
@@ -225,16 +241,7 @@ pub async fn receive(
             "a delivery carries 1 to {MAX_BATCH} alerts"
         )));
     }
-    let declared = integ
-        .config
-        .get("format")
-        .and_then(Value::as_str)
-        .unwrap_or("auto");
-    let raws: Vec<&str> = items.iter().map(|r| r.get()).collect();
-    let checked = check(declared, &raws)?;
-    let out = store_checked(&tx, clock, d.integration, checked).await?;
-    tx.commit().await?;
-    Ok(out)
+    Ok(items.iter().map(|r| r.get()).collect())
 }
 
 /// One alert that passed every check, ready to store.

@@ -73,7 +73,8 @@ pub fn normalize(kind: Kind, raw: &str) -> Option<String> {
         Kind::Url => (lower.starts_with("http://") || lower.starts_with("https://")).then_some(s),
         Kind::Email => email(&s),
         Kind::FileHash => is_hex_hash(&s).then_some(lower),
-        Kind::Domain => Some(lower.trim_end_matches('.').to_owned()).filter(|d| d.contains('.')),
+        Kind::Domain => Some(lower.trim_end_matches('.').to_owned())
+            .filter(|d| d.contains('.') && !d.chars().any(|c| c.is_whitespace() || c.is_control())),
         Kind::Process => Some(s),
         Kind::Host | Kind::User => Some(lower),
     }
@@ -87,23 +88,33 @@ pub struct Observable {
     pub pointer: String,
 }
 
-/// Undoes the usual defanging: `hxxp`, `[.]`, `(.)`, `[:]`, `[@]`.
+/// Undoes the usual defanging: `hxxp`, `[.]`, `(.)`, `[:]`, `[@]`. Applied
+/// until nothing changes (a replacement can form a new defanged sequence,
+/// as `[[.]]` does), so refanging a refanged value changes nothing.
 pub fn refang(s: &str) -> String {
-    let mut out = s
-        .trim()
-        .replace("[.]", ".")
-        .replace("(.)", ".")
-        .replace("[:]", ":")
-        .replace("[@]", "@");
-    for (from, to) in [
-        ("hxxps://", "https://"),
-        ("hxxp://", "http://"),
-        ("HXXPS://", "https://"),
-        ("HXXP://", "http://"),
-    ] {
-        if out.starts_with(from) {
-            out = format!("{to}{}", &out[from.len()..]);
+    let mut out = s.trim().to_owned();
+    for _ in 0..=s.len() {
+        let mut next = out
+            .replace("[.]", ".")
+            .replace("(.)", ".")
+            .replace("[:]", ":")
+            .replace("[@]", "@");
+        // `hxxp` in any case (`HxXp://` lowercases to `hxxp://`).
+        for (from, to) in [("hxxps://", "https://"), ("hxxp://", "http://")] {
+            if next
+                .get(..from.len())
+                .is_some_and(|p| p.eq_ignore_ascii_case(from))
+            {
+                next = format!("{to}{}", &next[from.len()..]);
+            }
         }
+        let next = next.trim().to_owned();
+        // Every round shortens the text or rewrites its prefix (once): the
+        // fixpoint comes within len + 1 rounds.
+        if next == out {
+            break;
+        }
+        out = next;
     }
     out
 }
@@ -267,6 +278,33 @@ mod tests {
         obs.iter()
             .find(|o| o.kind == kind && o.value == value)
             .unwrap_or_else(|| panic!("{kind:?} {value} in {obs:?}"))
+    }
+
+    /// Found by the `observables` fuzz target: normalizing twice must
+    /// change nothing.
+    #[test]
+    fn normalizing_is_idempotent_on_fuzzer_finds() {
+        assert_eq!(refang("[[.]]"), ".", "a replacement formed a new `[.]`");
+        assert_eq!(
+            normalize(Kind::Domain, "evil[[.]]com").as_deref(),
+            Some("evil.com")
+        );
+        assert_eq!(
+            normalize(Kind::Domain, "\nv\n\u{4}.\n."),
+            None,
+            "control characters"
+        );
+        for (k, raw) in [
+            (Kind::Domain, " Evil(.)Example[.]com. "),
+            (Kind::Url, "hxxps://evil[.]com/x"),
+            (Kind::Host, " [[.].] "),
+            (Kind::Process, "a[([.].)]"),
+            (Kind::User, "HxXpS://x"),
+            (Kind::Ip, "10[.]0[.]0[.]7"),
+        ] {
+            let once = normalize(k, raw).unwrap();
+            assert_eq!(normalize(k, &once).as_deref(), Some(once.as_str()), "{raw}");
+        }
     }
 
     #[test]

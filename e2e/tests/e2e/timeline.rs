@@ -800,7 +800,7 @@ async fn model_drafts_pass_the_same_validator() {
     let hook = integrations::create(&tx, c, &eng, "webhook", "edr", json!({}))
         .await
         .unwrap();
-    let text = json!({"composite_id": "m1", "timestamp": "2026-11-22T09:00:00Z", "device": {"device_id": "x", "hostname": "ws-9"}, "description": "login as j.doe@corp.example with password=hunter2 key AKIAABCDEFGHIJKLMNOP"}).to_string();
+    let text = json!({"composite_id": "m1", "timestamp": "2026-11-22T09:00:00Z", "device": {"device_id": "x", "hostname": "ws-9"}, "description": "login as j.doe@corp.example with password=hunter2 key AKIAABCDEFGHIJKLMNOP badge EMP-123456"}).to_string();
     let checked = ingest::check("auto", &[text.as_str()]).unwrap();
     let alert = ingest::store_checked(&tx, c, hook.id, checked)
         .await
@@ -819,7 +819,9 @@ async fn model_drafts_pass_the_same_validator() {
             &eng,
             "llm",
             api,
-            json!({"base_url": run.base(), "api": api, "model": "m-1"}),
+            // The tenant's own PII pattern: badge numbers.
+            json!({"base_url": run.base(), "api": api, "model": "m-1",
+                   "redact": [{"name": "employee_id", "pattern": "EMP-[0-9]{6}"}]}),
         )
         .await
         .unwrap();
@@ -879,10 +881,12 @@ async fn model_drafts_pass_the_same_validator() {
         assert!(
             !r.contains("hunter2")
                 && !r.contains("AKIAABCDEFGHIJKLMNOP")
-                && !r.contains("j.doe@corp.example"),
+                && !r.contains("j.doe@corp.example")
+                && !r.contains("EMP-123456"),
             "{r}"
         );
         assert!(r.contains("[redacted]"));
+        assert!(r.contains("[redacted-employee_id]"), "{r}");
     }
     // Hostile answers: uncited, citing elsewhere, or not a draft at all.
     for bad in [
