@@ -154,6 +154,7 @@ async fn serve(cfg: Config, demo: bool) -> Result<(), Error> {
         authz,
         Default::default(),
     );
+    let auth_cache_listener = state.spawn_auth_cache_listener();
     println!("Vigil listening on http://{addr}");
     info!(%addr, ?backend, data_dir = %dir.path().display(), "vigil started");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -172,6 +173,7 @@ async fn serve(cfg: Config, demo: bool) -> Result<(), Error> {
     .map_err(|e| Error::Io(format!("server error: {e}")));
     let _ = stop_tx.send(true);
     let _ = worker.await;
+    auth_cache_listener.abort();
     served?;
     store.close().await?;
     info!("vigil stopped");

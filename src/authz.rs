@@ -53,6 +53,9 @@ pub fn rules() -> Result<Vec<Rule>, Error> {
 
 pub struct Authorizer {
     enforcer: Enforcer,
+    /// casbin's decisions, memoized: the policies are fixed once loaded,
+    /// so each (role, object, action) is enforced once and then looked up.
+    decided: std::sync::RwLock<std::collections::HashMap<(Role, String, String), bool>>,
 }
 
 impl std::fmt::Debug for Authorizer {
@@ -77,14 +80,32 @@ impl Authorizer {
             .add_policies(rows)
             .await
             .map_err(|e| Error::Config(format!("casbin: {e}")))?;
-        Ok(Self { enforcer })
+        Ok(Self {
+            enforcer,
+            decided: Default::default(),
+        })
     }
 
     /// Whether `role` may do `action` on `object`. Errors deny.
     pub fn allows(&self, role: Role, object: &str, action: &str) -> bool {
-        self.enforcer
+        let key = (role, object.to_owned(), action.to_owned());
+        if let Some(d) = self
+            .decided
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&key)
+        {
+            return *d;
+        }
+        let d = self
+            .enforcer
             .enforce((role.as_str(), object, action))
-            .unwrap_or(false)
+            .unwrap_or(false);
+        self.decided
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(key, d);
+        d
     }
 }
 

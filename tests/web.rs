@@ -36,7 +36,8 @@ struct App {
     state: AppState,
     clock: Arc<ManualClock>,
     key: MasterKey,
-    _db: TestDb,
+    /// None for a second node on another app's database.
+    _db: Option<TestDb>,
 }
 
 #[derive(Clone, Debug)]
@@ -95,7 +96,7 @@ async fn app(backend: Backend) -> App {
         state,
         clock,
         key,
-        _db: db,
+        _db: Some(db),
     }
 }
 
@@ -514,7 +515,9 @@ async fn sessions_need_csrf_and_role_changes_apply_at_once(backend: Backend) {
     let analyst = app.session(Some(a), Role::AnalystEdit, true).await;
     let (s, _) = app.call(&analyst, Method::GET, "/api/v1/members", None).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
-    let owner = sea_orm::Database::connect(app._db.url.clone()).await.unwrap();
+    let owner = sea_orm::Database::connect(app._db.as_ref().unwrap().url.clone())
+        .await
+        .unwrap();
     sea_orm::ConnectionTrait::execute_unprepared(
         &owner,
         "UPDATE memberships SET role = 'tenant_admin' WHERE role = 'analyst_edit'",
@@ -1497,6 +1500,219 @@ async fn ingest_over_http(backend: Backend) {
         ))
         .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
+}
+
+/// Two nodes on one PostgreSQL, each with its guard cache and listener: the
+/// cache serves repeat requests without the database, and every change to
+/// what the guard resolves — a role change, a removal, a logout, a token
+/// revocation — made through node A reaches node B's guard (bounded wait:
+/// the notification's delivery).
+async fn guard_cache_follows_changes_on_every_node() {
+    use std::sync::atomic::Ordering;
+    use vigil_orchestrator::{Store, StoreOptions};
+    let a = app(Backend::Postgres).await;
+    let url = a._db.as_ref().unwrap().url.clone();
+    let store_b = Store::connect(&StoreOptions::new(url)).await.unwrap();
+    let state_b = AppState::new(
+        store_b,
+        a.clock.clone(),
+        "http://vigil.test".into(),
+        MasterKey::from_hex(&a.key.to_hex()).unwrap(),
+        Authorizer::load().await.unwrap(),
+        cheap(),
+    );
+    let b = App {
+        router: web::router(state_b.clone())
+            .layer(MockConnectInfo(SocketAddr::from(([127, 0, 0, 2], 40000)))),
+        state: state_b,
+        clock: a.clock.clone(),
+        key: MasterKey::from_hex(&a.key.to_hex()).unwrap(),
+        _db: None,
+    };
+    let listeners = [
+        a.state.spawn_auth_cache_listener(),
+        b.state.spawn_auth_cache_listener(),
+    ];
+    let live = |s: &AppState| s.auth_cache.is_live();
+    for _ in 0..200 {
+        if live(&a.state) && live(&b.state) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(live(&a.state) && live(&b.state), "listeners connected");
+
+    let t = a.tenant("A").await;
+    let admin = a.session(Some(t), Role::TenantAdmin, true).await;
+    let analyst = a.session(Some(t), Role::AnalystEdit, false).await;
+    let bot = Caller::Token {
+        role: Role::AnalystRead,
+        token: a.token(t, Role::AnalystRead).await,
+    };
+    // Served from B's cache after the first request.
+    for _ in 0..3 {
+        assert_eq!(
+            b.call(&analyst, Method::GET, "/api/v1/cases", None).await.0,
+            StatusCode::OK
+        );
+        assert_eq!(
+            b.call(&bot, Method::GET, "/api/v1/cases", None).await.0,
+            StatusCode::OK
+        );
+    }
+    assert!(b.state.auth_cache.hits.load(Ordering::Relaxed) >= 4, "cache hits");
+
+    // Waits until node B answers `want` (at most 2 s), and says how long.
+    let until = |caller: Caller, method: Method, path: &'static str, want: StatusCode| {
+        let b = &b;
+        async move {
+            let start = std::time::Instant::now();
+            loop {
+                let got = b.call(&caller, method.clone(), path, None).await.0;
+                if got == want {
+                    return start.elapsed();
+                }
+                assert!(
+                    start.elapsed() < std::time::Duration::from_secs(2),
+                    "B still answers {got}"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            }
+        }
+    };
+    let members: serde_json::Value =
+        serde_json::from_str(&a.call(&admin, Method::GET, "/api/v1/members", None).await.1).unwrap();
+    let analyst_id = members["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["role"] == "analyst_edit")
+        .unwrap()["user_id"]
+        .as_str()
+        .map(str::to_owned)
+        .unwrap_or_default();
+    assert!(!analyst_id.is_empty(), "{members}");
+
+    // Demoted to analyst_read on A: B refuses a write at once after.
+    let (s, _) = a
+        .call(
+            &admin,
+            Method::PUT,
+            &format!("/api/v1/members/{analyst_id}"),
+            Some(serde_json::json!({"role": "analyst_read"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let new_case = serde_json::json!({"title": "x", "severity": "low"});
+    let start = std::time::Instant::now();
+    loop {
+        let (got, _) = b
+            .call(&analyst, Method::POST, "/api/v1/cases", Some(new_case.clone()))
+            .await;
+        if got == StatusCode::FORBIDDEN {
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(2),
+            "B still answers {got}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    let demoted = start.elapsed();
+    // Removed: no role at all.
+    let (s, _) = a
+        .call(
+            &admin,
+            Method::DELETE,
+            &format!("/api/v1/members/{analyst_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let removed = until(
+        analyst.clone(),
+        Method::GET,
+        "/api/v1/cases",
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    // The token revoked on A.
+    let tx = a.state.store.begin_tenant(t).await.unwrap();
+    let id = identity::list_api_tokens(&tx).await.unwrap()[0].id;
+    identity::revoke_api_token(&tx, a.clock.as_ref(), &Actor::cli(), id)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let revoked = until(
+        bot.clone(),
+        Method::GET,
+        "/api/v1/cases",
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    // The admin logs out on A.
+    assert_eq!(
+        b.call(&admin, Method::GET, "/api/v1/members", None).await.0,
+        StatusCode::OK
+    );
+    let Caller::Session { cookie, .. } = &admin else {
+        unreachable!()
+    };
+    auth::logout(&a.state.store, cookie).await.unwrap();
+    let logged_out = until(
+        admin.clone(),
+        Method::GET,
+        "/api/v1/members",
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    println!(
+        "reached node B after: demotion {demoted:?}, removal {removed:?}, revocation {revoked:?}, logout {logged_out:?}"
+    );
+    for l in listeners {
+        l.abort();
+    }
+}
+
+#[tokio::test]
+async fn guard_cache_postgres() {
+    guard_cache_follows_changes_on_every_node().await;
+}
+
+#[tokio::test]
+async fn the_last_tenant_admin_stays() {
+    let a = app(Backend::Sqlite).await;
+    let t = a.tenant("A").await;
+    let admin = a.session(Some(t), Role::TenantAdmin, true).await;
+    let members: serde_json::Value =
+        serde_json::from_str(&a.call(&admin, Method::GET, "/api/v1/members", None).await.1).unwrap();
+    let list = members["items"].as_array().unwrap().clone();
+    let me = list.iter().find(|m| m["role"] == "tenant_admin").unwrap()["user_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (s, body) = a
+        .call(
+            &admin,
+            Method::PUT,
+            &format!("/api/v1/members/{me}"),
+            Some(serde_json::json!({"role": "analyst_read"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{body}");
+    let (s, _) = a
+        .call(&admin, Method::DELETE, &format!("/api/v1/members/{me}"), None)
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    let (s, _) = a
+        .call(
+            &admin,
+            Method::PUT,
+            &format!("/api/v1/members/{}", uuid::Uuid::new_v4()),
+            Some(serde_json::json!({"role": "analyst_read"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "another tenant's or no such member");
 }
 
 mod ingest_http {

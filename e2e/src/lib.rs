@@ -76,6 +76,8 @@ pub struct Server {
     stdout: Arc<Mutex<String>>,
     stderr: Arc<Mutex<String>>,
     output: Arc<Notify>,
+    /// The readers of stdout and stderr; they end at EOF.
+    pumps: Vec<tokio::task::JoinHandle<()>>,
 }
 
 fn pump<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
@@ -129,6 +131,7 @@ impl Server {
                 stdout,
                 stderr,
                 output,
+                pumps: pumps.into(),
             }),
             _ => {
                 let status = tokio::time::timeout(PATIENCE, child.wait())
@@ -187,6 +190,11 @@ impl Server {
             .await
             .expect("exit in time")
             .expect("wait");
+        // Everything the process wrote before exiting: its last lines may
+        // still be in the pipes when `wait` returns.
+        for p in std::mem::take(&mut self.pumps) {
+            let _ = tokio::time::timeout(PATIENCE, p).await;
+        }
         (status, self.stdout(), self.stderr())
     }
 }

@@ -24,6 +24,7 @@ mod m20261122_000013_correlation_settings;
 mod m20261122_000014_iocs;
 mod m20261122_000015_drafts;
 mod m20261122_000016_steps_hot_path;
+mod m20261122_000017_authz_notify;
 pub mod pg;
 
 /// Name of the PostgreSQL role the server runs every request as: owns nothing,
@@ -82,6 +83,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000014_iocs::Migration),
             Box::new(m20261122_000015_drafts::Migration),
             Box::new(m20261122_000016_steps_hot_path::Migration),
+            Box::new(m20261122_000017_authz_notify::Migration),
         ]
     }
 }

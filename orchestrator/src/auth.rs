@@ -13,6 +13,7 @@ use totp_rs::{Algorithm, TOTP};
 use uuid::Uuid;
 
 use crate::audit::{self, Actor, Event};
+use crate::authcache::{AuthCache, CachedSession};
 use crate::credentials::{MasterKey, PasswordPolicy, random_secret, token_hash};
 use crate::ids::Email;
 use crate::store::Store;
@@ -249,6 +250,48 @@ pub async fn create_session(
 /// Resolves a session cookie. Expired (idle or absolute) sessions are
 /// deleted and refused.
 pub async fn resolve_session(store: &Store, clock: &dyn Clock, token: &str) -> Result<SessionInfo> {
+    Ok(resolve_full(store, clock, token).await?.info)
+}
+
+/// [`resolve_session`] through the node's guard cache: a cached session is
+/// checked for expiry and idleness against the clock (an expired one goes
+/// to the database, which decides and deletes), and touched on the same
+/// schedule.
+pub async fn resolve_session_cached(
+    store: &Store,
+    clock: &dyn Clock,
+    cache: &AuthCache,
+    token: &str,
+) -> Result<SessionInfo> {
+    let now = clock.now();
+    let hash = token_hash(token);
+    if let Some(c) = cache.session(&hash)
+        && c.expires_at > now
+        && c.last_seen_at + IDLE_TIMEOUT > now
+    {
+        if now - c.last_seen_at >= TOUCH_EVERY {
+            touch(store, c.info.id, now).await?;
+            cache.touched(&hash, now);
+        }
+        return Ok(c.info);
+    }
+    let ticket = cache.ticket();
+    let s = resolve_full(store, clock, token).await?;
+    let info = s.info.clone();
+    cache.store_session(ticket, hash, s);
+    Ok(info)
+}
+
+async fn touch(store: &Store, session: Uuid, now: DateTime<Utc>) -> Result<()> {
+    session::Entity::update_many()
+        .col_expr(session::Column::LastSeenAt, Expr::value(now))
+        .filter(session::Column::Id.eq(session))
+        .exec(store.conn())
+        .await?;
+    Ok(())
+}
+
+async fn resolve_full(store: &Store, clock: &dyn Clock, token: &str) -> Result<CachedSession> {
     let now = clock.now();
     let s = session::Entity::find()
         .filter(session::Column::TokenHash.eq(token_hash(token)))
@@ -266,22 +309,24 @@ pub async fn resolve_session(store: &Store, clock: &dyn Clock, token: &str) -> R
     if u.disabled_at.is_some() {
         return Err(Error::Unauthenticated("account disabled"));
     }
+    let mut last_seen_at = s.last_seen_at;
     if now - s.last_seen_at >= TOUCH_EVERY {
-        session::Entity::update_many()
-            .col_expr(session::Column::LastSeenAt, Expr::value(now))
-            .filter(session::Column::Id.eq(s.id))
-            .exec(store.conn())
-            .await?;
+        touch(store, s.id, now).await?;
+        last_seen_at = now;
     }
-    Ok(SessionInfo {
-        id: s.id,
-        user: UserId(u.id),
-        email: u.email,
-        platform_admin: u.is_platform_admin,
-        active_tenant: s.active_tenant_id.map(TenantId),
-        mfa_verified: s.mfa_verified_at.is_some(),
-        totp_enabled: u.totp_enabled_at.is_some(),
-        csrf: s.csrf_token,
+    Ok(CachedSession {
+        info: SessionInfo {
+            id: s.id,
+            user: UserId(u.id),
+            email: u.email,
+            platform_admin: u.is_platform_admin,
+            active_tenant: s.active_tenant_id.map(TenantId),
+            mfa_verified: s.mfa_verified_at.is_some(),
+            totp_enabled: u.totp_enabled_at.is_some(),
+            csrf: s.csrf_token,
+        },
+        expires_at: s.expires_at,
+        last_seen_at,
     })
 }
 
@@ -296,6 +341,22 @@ pub async fn role_in(store: &Store, user: UserId, tenant: TenantId) -> Result<Op
         .await?;
     tx.commit().await?;
     m.map(|m| m.role.parse()).transpose()
+}
+
+/// [`role_in`] through the node's guard cache.
+pub async fn role_in_cached(
+    store: &Store,
+    cache: &AuthCache,
+    user: UserId,
+    tenant: TenantId,
+) -> Result<Option<Role>> {
+    if let Some(r) = cache.role(user.0, tenant.0) {
+        return Ok(r);
+    }
+    let ticket = cache.ticket();
+    let r = role_in(store, user, tenant).await?;
+    cache.store_role(ticket, user.0, tenant.0, r);
+    Ok(r)
 }
 
 /// Switches the session to a tenant the user belongs to.

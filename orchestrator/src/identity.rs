@@ -181,6 +181,76 @@ pub async fn add_member(
     })
 }
 
+/// Changes a member's role in the transaction's tenant, or (with `None`)
+/// removes the membership. Takes effect on the member's next request.
+/// The tenant's last tenant admin stays one (409): nobody could manage the
+/// tenant after. Audited with before and after.
+pub async fn set_member_role(
+    tx: &TenantTx,
+    clock: &dyn Clock,
+    actor: &Actor,
+    user: UserId,
+    role: Option<Role>,
+) -> Result<Option<Member>> {
+    if let Some(r) = role
+        && !r.is_tenant_role()
+    {
+        return Err(Error::Invalid(format!("`{r}` is not a tenant role")));
+    }
+    let m = membership::Entity::find()
+        .filter(membership::Column::TenantId.eq(tx.tenant().0))
+        .filter(membership::Column::UserId.eq(user.0))
+        .one(&**tx)
+        .await?
+        .ok_or(Error::NotFound("member"))?;
+    let before: Role = m.role.parse()?;
+    if before == Role::TenantAdmin && role != Some(Role::TenantAdmin) {
+        let admins = membership::Entity::find()
+            .filter(membership::Column::TenantId.eq(tx.tenant().0))
+            .filter(membership::Column::Role.eq(Role::TenantAdmin.as_str()))
+            .count(&**tx)
+            .await?;
+        if admins <= 1 {
+            return Err(Error::Conflict(
+                "this is the tenant's last tenant admin; make another member tenant admin first".into(),
+            ));
+        }
+    }
+    let email = user::Entity::find_by_id(user.0)
+        .one(&**tx)
+        .await?
+        .map(|u| u.email)
+        .unwrap_or_default();
+    match role {
+        Some(r) => {
+            membership::Entity::update_many()
+                .col_expr(membership::Column::Role, Expr::value(r.as_str()))
+                .filter(membership::Column::Id.eq(m.id))
+                .exec(&**tx)
+                .await?;
+        }
+        None => {
+            membership::Entity::delete_by_id(m.id).exec(&**tx).await?;
+        }
+    }
+    audit::record(
+        tx,
+        clock,
+        actor,
+        Event {
+            action: if role.is_some() { "membership.change" } else { "membership.revoke" },
+            target: format!("user:{}", user.0),
+            summary: json!({"before": {"role": before.as_str()}, "after": role.map(|r| json!({"role": r.as_str()}))}),
+        },
+    )
+    .await?;
+    Ok(role.map(|role| Member {
+        user_id: user,
+        email,
+        role,
+    }))
+}
+
 /// The tenant's members, by e-mail.
 pub async fn list_members(tx: &TenantTx) -> Result<Vec<Member>> {
     let rows = membership::Entity::find()
@@ -496,6 +566,23 @@ pub async fn authenticate_api_token(store: &Store, token: &str) -> Result<ApiPri
         }),
         _ => Err(refused),
     }
+}
+
+/// [`authenticate_api_token`] through the node's guard cache (valid
+/// tokens only; a revocation drops the cache on every node).
+pub async fn authenticate_api_token_cached(
+    store: &Store,
+    cache: &crate::authcache::AuthCache,
+    token: &str,
+) -> Result<ApiPrincipal> {
+    let hash = token_hash(token);
+    if let Some(p) = cache.token(&hash) {
+        return Ok(p);
+    }
+    let ticket = cache.ticket();
+    let p = authenticate_api_token(store, token).await?;
+    cache.store_token(ticket, hash, p.clone());
+    Ok(p)
 }
 
 /// Revokes a token of the transaction's tenant. Audited.

@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod authcache;
 pub mod clock;
 pub mod connectors;
 pub mod corpus;

@@ -167,6 +167,57 @@ pub async fn invite_member(
         .into_response())
 }
 
+#[derive(Deserialize)]
+pub struct RoleChange {
+    role: String,
+}
+
+/// Changes a member's role (effective on their next request, every node).
+pub async fn change_member_role(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Extension(ctx): Extension<TenantCtx>,
+    c: ConnectInfo<SocketAddr>,
+    Path(user): Path<Uuid>,
+    Json(body): Json<RoleChange>,
+) -> ApiResult {
+    let role = parse_role(&body.role)?;
+    let tx = s.store.begin_tenant(ctx.tenant).await?;
+    let m = identity::set_member_role(
+        &tx,
+        s.clock.as_ref(),
+        &p.actor(Some(ctx.role), ip(&c)),
+        vigil_orchestrator::UserId(user),
+        Some(role),
+    )
+    .await?;
+    tx.commit().await?;
+    s.auth_cache.invalidate();
+    Ok(Json(json!({"id": user, "role": m.map(|m| m.role)})).into_response())
+}
+
+/// Removes a member from the tenant.
+pub async fn remove_member(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Extension(ctx): Extension<TenantCtx>,
+    c: ConnectInfo<SocketAddr>,
+    Path(user): Path<Uuid>,
+) -> ApiResult {
+    let tx = s.store.begin_tenant(ctx.tenant).await?;
+    identity::set_member_role(
+        &tx,
+        s.clock.as_ref(),
+        &p.actor(Some(ctx.role), ip(&c)),
+        vigil_orchestrator::UserId(user),
+        None,
+    )
+    .await?;
+    tx.commit().await?;
+    s.auth_cache.invalidate();
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
 pub async fn list_tokens(State(s): State<AppState>, Extension(ctx): Extension<TenantCtx>) -> ApiResult {
     let tx = s.store.begin_tenant(ctx.tenant).await?;
     let items = identity::list_api_tokens(&tx).await?;
@@ -218,6 +269,8 @@ pub async fn revoke_token(
     let tx = s.store.begin_tenant(ctx.tenant).await?;
     identity::revoke_api_token(&tx, s.clock.as_ref(), &p.actor(Some(ctx.role), ip(&c)), id).await?;
     tx.commit().await?;
+    // This node at once; the others on the database's notification.
+    s.auth_cache.invalidate();
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -134,7 +134,7 @@ pub async fn authenticate(
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim)
             .unwrap_or_default();
-        return match identity::authenticate_api_token(&state.store, token).await {
+        return match identity::authenticate_api_token_cached(&state.store, &state.auth_cache, token).await {
             Ok(p) => Ok(Principal::Token(p)),
             Err(vigil_orchestrator::Error::Unauthenticated(m)) => {
                 Err((StatusCode::UNAUTHORIZED, "unauthenticated", m.into()))
@@ -147,7 +147,14 @@ pub async fn authenticate(
         };
     }
     if let Some(token) = cookie(headers, SESSION_COOKIE).filter(|t| !t.is_empty()) {
-        return match auth::resolve_session(&state.store, state.clock.as_ref(), token).await {
+        return match auth::resolve_session_cached(
+            &state.store,
+            state.clock.as_ref(),
+            &state.auth_cache,
+            token,
+        )
+        .await
+        {
             Ok(info) => Ok(Principal::Session {
                 info,
                 token: token.to_owned(),
@@ -322,7 +329,7 @@ pub async fn decide(
                     let Some(tenant) = info.active_tenant else {
                         return Err(forbidden("choose a tenant first"));
                     };
-                    let role = auth::role_in(&state.store, info.user, tenant)
+                    let role = auth::role_in_cached(&state.store, &state.auth_cache, info.user, tenant)
                         .await
                         .map_err(|e| {
                             (

@@ -22,7 +22,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, get, post};
+use axum::routing::{MethodRouter, get, post, put};
 use vigil_orchestrator::credentials::{MasterKey, PasswordPolicy};
 use vigil_orchestrator::{Clock, Store};
 
@@ -43,6 +43,9 @@ pub struct Inner {
     /// Seals TOTP secrets; wraps per-tenant data keys (integrations).
     pub master_key: Arc<MasterKey>,
     pub authz: Authorizer,
+    /// The guard's node-local cache (live only while its PostgreSQL
+    /// listener runs: see `orchestrator::authcache`).
+    pub auth_cache: Arc<vigil_orchestrator::authcache::AuthCache>,
 }
 
 impl AppState {
@@ -61,7 +64,17 @@ impl AppState {
             password_policy,
             master_key: Arc::new(master_key),
             authz,
+            auth_cache: Arc::default(),
         }))
+    }
+
+    /// Keeps the guard cache in step with the database (PostgreSQL; a
+    /// no-op on SQLite). `vigil serve` runs it for the process's life.
+    pub fn spawn_auth_cache_listener(&self) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(vigil_orchestrator::authcache::listen(
+            self.store.clone(),
+            self.auth_cache.clone(),
+        ))
     }
 }
 
@@ -180,6 +193,14 @@ pub fn routes() -> (Router<AppState>, RouteTable) {
                 (M::POST, Tenant("member", "invite")),
             ],
             get(api::list_members).post(api::invite_member),
+        )
+        .route(
+            "/api/v1/members/{user_id}",
+            &[
+                (M::PUT, TenantPerson("member", "change_role")),
+                (M::DELETE, TenantPerson("member", "change_role")),
+            ],
+            put(api::change_member_role).delete(api::remove_member),
         )
         .route(
             "/api/v1/tokens",

@@ -114,6 +114,7 @@ pub async fn logout(State(s): State<AppState>, Extension(p): Extension<Principal
     {
         return page_error(e);
     }
+    s.auth_cache.invalidate();
     ([(header::SET_COOKIE, clear_cookie())], Redirect::to("/login")).into_response()
 }
 
@@ -198,6 +199,10 @@ pub async fn mfa_verify(
         Some(peer.ip().to_string()),
     )
     .await;
+    if matches!(checked, Ok(Some(_))) {
+        // The session id rotated: the old one is dead on this node at once.
+        s.auth_cache.invalidate();
+    }
     match checked {
         Ok(Some(rotated)) => (
             [(header::SET_COOKIE, session_cookie(&s, &rotated.token))],
@@ -241,7 +246,10 @@ pub async fn switch_tenant(
         Err(_) => return message(StatusCode::NOT_FOUND, "Not found", "No such tenant."),
     };
     match auth::set_active_tenant(&s.store, info.id, info.user, tenant).await {
-        Ok(()) => Redirect::to("/").into_response(),
+        Ok(()) => {
+            s.auth_cache.invalidate();
+            Redirect::to("/").into_response()
+        }
         Err(e) => page_error(e),
     }
 }
