@@ -643,10 +643,19 @@ async fn login_mfa_and_logout_in_the_browser_flow(backend: Backend) {
         .unwrap()
         .to_owned();
     let code = auth::totp_code(&secret, app.clock.now()).unwrap();
-    let (s, _, h) = app
+    let (s, codes_page, h) = app
         .send(form(&format!("csrf={csrf}&code={code}"), Some(&cookie), "/mfa"))
         .await;
-    assert_eq!(s, StatusCode::SEE_OTHER);
+    // Enrolment done: the recovery codes, once, not cached by the browser.
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(h[header::CACHE_CONTROL], "no-store");
+    let shown = codes_page
+        .split("id=\"recovery-codes\">")
+        .nth(1)
+        .unwrap()
+        .matches("<code>")
+        .count();
+    assert_eq!(shown, auth::RECOVERY_CODES, "{codes_page}");
     let rotated = h[header::SET_COOKIE]
         .to_str()
         .unwrap()

@@ -25,6 +25,7 @@ mod m20261122_000014_iocs;
 mod m20261122_000015_drafts;
 mod m20261122_000016_steps_hot_path;
 mod m20261122_000017_authz_notify;
+mod m20261122_000018_recovery_codes;
 pub mod pg;
 
 /// Name of the PostgreSQL role the server runs every request as: owns nothing,
@@ -84,6 +85,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000015_drafts::Migration),
             Box::new(m20261122_000016_steps_hot_path::Migration),
             Box::new(m20261122_000017_authz_notify::Migration),
+            Box::new(m20261122_000018_recovery_codes::Migration),
         ]
     }
 }

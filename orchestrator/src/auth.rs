@@ -6,7 +6,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::json;
 use subtle::ConstantTimeEq;
 use totp_rs::{Algorithm, TOTP};
@@ -17,7 +17,7 @@ use crate::authcache::{AuthCache, CachedSession};
 use crate::credentials::{MasterKey, PasswordPolicy, random_secret, token_hash};
 use crate::ids::Email;
 use crate::store::Store;
-use crate::store::entity::{membership, session, user};
+use crate::store::entity::{membership, recovery_code, session, user};
 use crate::{Clock, Error, Result, Role, TenantId, UserId};
 
 /// A session ends after this long without a request ...
@@ -46,6 +46,87 @@ pub struct NewSession {
     pub id: Uuid,
     pub token: String,
     pub csrf: String,
+    /// Issued when this verification completed TOTP enrolment: shown to
+    /// the person once, stored only as hashes.
+    pub recovery_codes: Vec<String>,
+}
+
+/// Recovery codes issued at enrolment.
+pub const RECOVERY_CODES: usize = 10;
+
+/// A recovery code as typed: `xxxxx-xxxxx` (base32, case and spaces
+/// ignored), normalized; `None` if it cannot be one.
+fn recovery_form(code: &str) -> Option<String> {
+    let c: String = code
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '-')
+        .collect::<String>()
+        .to_ascii_lowercase();
+    (c.len() == 10
+        && c.chars()
+            .all(|ch| ch.is_ascii_lowercase() || ('2'..='7').contains(&ch)))
+    .then_some(c)
+}
+
+/// Replaces the user's recovery codes with [`RECOVERY_CODES`] new ones
+/// (50 random bits each) and returns them; only their hashes are kept.
+pub async fn issue_recovery_codes(store: &Store, clock: &dyn Clock, user: UserId) -> Result<Vec<String>> {
+    use rand::RngCore;
+    let now = clock.now();
+    let tx = store.begin_raw().await?;
+    recovery_code::Entity::delete_many()
+        .filter(recovery_code::Column::UserId.eq(user.0))
+        .exec(&tx)
+        .await?;
+    let mut codes = Vec::with_capacity(RECOVERY_CODES);
+    for _ in 0..RECOVERY_CODES {
+        let mut b = [0u8; 7];
+        rand::rngs::OsRng.fill_bytes(&mut b);
+        let raw = data_encoding::BASE32_NOPAD.encode(&b).to_ascii_lowercase();
+        let code = format!("{}-{}", &raw[..5], &raw[5..10]);
+        recovery_code::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            user_id: Set(user.0),
+            code_hash: Set(token_hash(&raw[..10])),
+            created_at: Set(now),
+            used_at: Set(None),
+        }
+        .insert(&tx)
+        .await?;
+        codes.push(code);
+    }
+    tx.commit().await?;
+    Ok(codes)
+}
+
+/// Uses one of the user's recovery codes (once: a conditional update, so
+/// two concurrent uses cannot both succeed). Returns the codes left, or
+/// `None` if the code is not an unused one of theirs.
+async fn use_recovery_code(
+    store: &Store,
+    clock: &dyn Clock,
+    user: UserId,
+    code: &str,
+) -> Result<Option<u64>> {
+    let Some(form) = recovery_form(code) else {
+        return Ok(None);
+    };
+    let used = recovery_code::Entity::update_many()
+        .col_expr(recovery_code::Column::UsedAt, Expr::value(clock.now()))
+        .filter(recovery_code::Column::UserId.eq(user.0))
+        .filter(recovery_code::Column::CodeHash.eq(token_hash(&form)))
+        .filter(recovery_code::Column::UsedAt.is_null())
+        .exec(store.conn())
+        .await?;
+    if used.rows_affected != 1 {
+        return Ok(None);
+    }
+    let left = recovery_code::Entity::find()
+        .filter(recovery_code::Column::UserId.eq(user.0))
+        .filter(recovery_code::Column::UsedAt.is_null())
+        .count(store.conn())
+        .await?;
+    Ok(Some(left))
 }
 
 /// What a valid session resolves to on each request.
@@ -244,7 +325,12 @@ pub async fn create_session(
     }
     .insert(store.conn())
     .await?;
-    Ok(NewSession { id, token, csrf })
+    Ok(NewSession {
+        id,
+        token,
+        csrf,
+        recovery_codes: Vec::new(),
+    })
 }
 
 /// Resolves a session cookie. Expired (idle or absolute) sessions are
@@ -496,6 +582,24 @@ pub async fn verify_totp(
         source_ip,
     };
     let target = format!("user:{user}");
+    // A recovery code stands in for a TOTP code once enrolled (it cannot
+    // complete an enrolment: that needs the authenticator).
+    if u.totp_enabled_at.is_some()
+        && recovery_form(code).is_some()
+        && let Some(left) = use_recovery_code(store, clock, user, code).await?
+    {
+        let rotated = rotate(store, session_id, clock.now()).await?;
+        login_event(
+            store,
+            clock,
+            &actor,
+            "mfa.verified",
+            target,
+            json!({"method": "recovery_code", "codes_left": left}),
+        )
+        .await?;
+        return Ok(Some(rotated));
+    }
     let step = matching_step(secret, code, clock.now())?;
     let fresh = step.filter(|s| u.totp_last_step.is_none_or(|last| *s > last));
     let Some(step) = fresh else {
@@ -541,9 +645,29 @@ pub async fn verify_totp(
         .await?;
         return Ok(None);
     }
-    let rotated = rotate(store, session_id, now).await?;
+    let mut rotated = rotate(store, session_id, now).await?;
     let action = if enrolling { "mfa.enrolled" } else { "mfa.verified" };
-    login_event(store, clock, &actor, action, target, json!({"method": "totp"})).await?;
+    login_event(
+        store,
+        clock,
+        &actor,
+        action,
+        target.clone(),
+        json!({"method": "totp"}),
+    )
+    .await?;
+    if enrolling {
+        rotated.recovery_codes = issue_recovery_codes(store, clock, user).await?;
+        login_event(
+            store,
+            clock,
+            &actor,
+            "mfa.recovery_codes_issued",
+            target,
+            json!({"count": RECOVERY_CODES}),
+        )
+        .await?;
+    }
     Ok(Some(rotated))
 }
 
@@ -564,6 +688,7 @@ async fn rotate(store: &Store, session_id: Uuid, now: DateTime<Utc>) -> Result<N
         id: session_id,
         token,
         csrf,
+        recovery_codes: Vec::new(),
     })
 }
 

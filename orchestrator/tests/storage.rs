@@ -562,13 +562,65 @@ async fn totp_enrols_rotates_and_refuses_replay(db: TestDb) {
         auth::begin_totp(&db.store, &key, adm, "adm@a.example").await,
         Err(Error::Conflict(_))
     ));
+    // failure, enrolled, recovery codes issued, failure (replay), verified
     assert_eq!(
         count(
             &owner,
             "SELECT COUNT(*) AS n FROM audit_events WHERE action LIKE 'mfa.%'"
         )
         .await,
-        4
+        5
+    );
+
+    // Enrolment gave ten recovery codes, kept only as hashes.
+    let codes = rotated.recovery_codes.clone();
+    assert_eq!(codes.len(), auth::RECOVERY_CODES);
+    assert!(codes.iter().all(|c| c.len() == 11 && c.as_bytes()[5] == b'-'));
+    for c in &codes {
+        assert_eq!(
+            count(
+                &owner,
+                &format!(
+                    "SELECT COUNT(*) AS n FROM recovery_codes WHERE code_hash LIKE '%{}%'",
+                    &c[..5]
+                )
+            )
+            .await,
+            0,
+            "stored in the clear"
+        );
+    }
+    // One works once, typed however (case, spaces, no dash).
+    let typed = format!(" {} {} ", codes[0][..5].to_uppercase(), &codes[0][6..]);
+    let s3 = auth::create_session(&db.store, &c, adm, Some(a)).await.unwrap();
+    let r = auth::verify_totp(&db.store, &c, &key, s3.id, adm, &typed, None)
+        .await
+        .unwrap()
+        .expect("a recovery code stands in for the authenticator");
+    assert!(r.recovery_codes.is_empty(), "codes are issued at enrolment only");
+    assert!(
+        auth::resolve_session(&db.store, &c, &r.token)
+            .await
+            .unwrap()
+            .mfa_verified
+    );
+    let s4 = auth::create_session(&db.store, &c, adm, Some(a)).await.unwrap();
+    for used_or_wrong in [codes[0].as_str(), "aaaaa-aaaaa", "not a code"] {
+        assert!(
+            auth::verify_totp(&db.store, &c, &key, s4.id, adm, used_or_wrong, None)
+                .await
+                .unwrap()
+                .is_none(),
+            "{used_or_wrong}"
+        );
+    }
+    assert_eq!(
+        count(
+            &owner,
+            "SELECT COUNT(*) AS n FROM audit_events WHERE action = 'mfa.verified' AND CAST(summary AS TEXT) LIKE '%recovery_code%'"
+        )
+        .await,
+        1
     );
 }
 

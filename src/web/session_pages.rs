@@ -26,6 +26,12 @@ pub struct LoginPage {
 }
 
 #[derive(Template, WebTemplate)]
+#[template(path = "recovery_codes.html")]
+pub struct RecoveryCodesPage {
+    pub codes: Vec<String>,
+}
+
+#[derive(Template, WebTemplate)]
 #[template(path = "mfa.html")]
 pub struct MfaPage {
     csrf: String,
@@ -204,6 +210,17 @@ pub async fn mfa_verify(
         s.auth_cache.invalidate();
     }
     match checked {
+        // Enrolment done: the recovery codes, shown once.
+        Ok(Some(rotated)) if !rotated.recovery_codes.is_empty() => (
+            [
+                (header::SET_COOKIE, session_cookie(&s, &rotated.token)),
+                (header::CACHE_CONTROL, "no-store".to_owned()),
+            ],
+            RecoveryCodesPage {
+                codes: rotated.recovery_codes,
+            },
+        )
+            .into_response(),
         Ok(Some(rotated)) => (
             [(header::SET_COOKIE, session_cookie(&s, &rotated.token))],
             Redirect::to("/"),

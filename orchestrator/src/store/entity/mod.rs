@@ -20,6 +20,7 @@ pub mod observable;
 pub mod outbox;
 pub mod password_token;
 pub mod platform_control;
+pub mod recovery_code;
 pub mod session;
 pub mod step;
 pub mod tenant;
