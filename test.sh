@@ -109,9 +109,17 @@ if [ "$fuzz_seconds" != 0 ]; then
     "${fuzz[@]}" build --dev -s "$sanitizer"
     for t in $("${fuzz[@]}" list); do
       corpus=$(mktemp -d)
-      "${fuzz[@]}" run --dev -s "$sanitizer" "$t" "$corpus" "seeds/$t" -- \
-        -max_total_time="$fuzz_seconds" -rss_limit_mb=4096 -print_final_stats=0
-      rm -rf "$corpus"
+      # libFuzzer narrates every new input: keep that out of the log unless
+      # the target fails (then its tail shows the crash and the input).
+      if "${fuzz[@]}" run --dev -s "$sanitizer" "$t" "$corpus" "seeds/$t" -- \
+        -max_total_time="$fuzz_seconds" -rss_limit_mb=4096 >"$corpus.log" 2>&1; then
+        echo "fuzz $t: $(grep -E '^Done' "$corpus.log" || echo done)"
+        rm -rf "$corpus" "$corpus.log"
+      else
+        tail -n 80 "$corpus.log"
+        echo "fuzz $t FAILED (crash input under orchestrator/fuzz/artifacts/$t/)"
+        exit 1
+      fi
     done
   )
 fi
