@@ -44,6 +44,16 @@ pub struct NewStep {
 }
 
 impl NewStep {
+    /// A step needs a kind and at least one attempt.
+    fn check(&self) -> Result<()> {
+        if self.kind.trim().is_empty() || self.max_attempts < 1 {
+            return Err(Error::Invalid(
+                "a step needs a kind and at least one attempt".into(),
+            ));
+        }
+        Ok(())
+    }
+
     pub fn new(kind: &str, case_id: Option<Uuid>, input: Value) -> Self {
         Self {
             kind: kind.to_owned(),
@@ -103,11 +113,7 @@ pub(crate) async fn notify(tx: &TenantTx) -> Result<()> {
 
 /// Enqueues a step in the transaction's tenant (announced on commit).
 pub async fn enqueue(tx: &TenantTx, clock: &dyn Clock, new: NewStep) -> Result<Uuid> {
-    if new.kind.trim().is_empty() || new.max_attempts < 1 {
-        return Err(Error::Invalid(
-            "a step needs a kind and at least one attempt".into(),
-        ));
-    }
+    new.check()?;
     let now = clock.now();
     let id = Uuid::now_v7();
     let state = if new.after_gate.is_some() {
@@ -655,11 +661,7 @@ async fn transition_pg(
     cont: NewStep,
 ) -> Result<(Ran, Option<Loaded>)> {
     use sea_orm::sqlx::{self, Row};
-    if cont.kind.trim().is_empty() || cont.max_attempts < 1 {
-        return Err(Error::Invalid(
-            "a step needs a kind and at least one attempt".into(),
-        ));
-    }
+    cont.check()?;
     StepState::Running.on(StepEvent::Succeed)?;
     let now = clock.now();
     let id = Uuid::now_v7();
