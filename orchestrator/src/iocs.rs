@@ -99,7 +99,11 @@ fn comparisons(pattern: &str) -> Vec<(String, String)> {
             .to_owned();
         let after = after[1..].trim_start();
         let Some(body) = after.strip_prefix('\'') else {
-            rest = &after[after.len().min(1)..];
+            // Not a quoted value: go on after its first character (a
+            // character, not a byte: the text may be any UTF-8).
+            let mut next = after.chars();
+            next.next();
+            rest = next.as_str();
             continue;
         };
         // STIX escapes a quote as \\' inside a string.
@@ -316,6 +320,14 @@ pub async fn signals(tx: &TenantTx, case_id: Uuid) -> Result<Vec<Signal>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the `iocs` fuzz target: an unquoted value starting with a
+    /// multi-byte character panicked (a byte slice inside a character).
+    #[test]
+    fn unquoted_multibyte_values_do_not_panic() {
+        let got = comparisons("[domain-name:value = \u{65e}vil.example'] OR [ipv4-addr:value = '10.0.0.1']");
+        assert!(got.iter().any(|(_, v)| v == "10.0.0.1"), "{got:?}");
+    }
 
     #[test]
     fn csv_lines() {
