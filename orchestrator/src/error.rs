@@ -23,6 +23,9 @@ pub enum Error {
     /// A credential (token, one-time link) that is unknown, expired or used.
     #[error("credential rejected: {0}")]
     Unauthenticated(&'static str),
+    /// Too much work is waiting; nothing was done, retry shortly.
+    #[error("busy: {0}")]
+    Busy(String),
     #[error("database error: {0}")]
     Db(#[from] DbErr),
     #[error("cannot hash password: {0}")]

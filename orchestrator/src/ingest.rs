@@ -153,15 +153,32 @@ async fn rejected(
     Ok(Error::Unauthenticated(why))
 }
 
-/// Authenticates, validates and stores a delivery.
+/// Authenticates, validates and stores a delivery in one transaction of
+/// its own.
 pub async fn receive(
     store: &Store,
     clock: &dyn Clock,
     master: &MasterKey,
     d: Delivery<'_>,
 ) -> Result<Accepted> {
-    let tenant = tenant_of(store, d.integration).await?;
+    let (tenant, checked) = verify(store, clock, master, &d).await?;
     let tx = store.begin_tenant(tenant).await?;
+    let out = store_checked(&tx, clock, d.integration, checked).await?;
+    tx.commit().await?;
+    Ok(out)
+}
+
+/// Authenticates a delivery (a refusal is audited) and checks every alert
+/// it carries; stores nothing. The web handler hands the result to
+/// [`crate::ingest_queue::IngestQueue`].
+pub async fn verify(
+    store: &Store,
+    clock: &dyn Clock,
+    master: &MasterKey,
+    d: &Delivery<'_>,
+) -> Result<(TenantId, Vec<Checked>)> {
+    let tenant = tenant_of(store, d.integration).await?;
+    let tx = store.begin_tenant_read(tenant).await?;
     let integ = integrations::get(&tx, d.integration).await?;
     if integ.kind != Kind::Webhook {
         return Err(Error::NotFound("webhook integration"));
@@ -172,7 +189,7 @@ pub async fn receive(
             store,
             clock,
             tenant,
-            &d,
+            d,
             "missing X-Vigil-Timestamp or X-Vigil-Signature",
         )
         .await?);
@@ -185,24 +202,24 @@ pub async fn receive(
                 store,
                 clock,
                 tenant,
-                &d,
+                d,
                 "this webhook has no signing secret (revoked)",
             )
             .await?);
         }
         Err(e) => return Err(e),
     };
+    // Only read: nothing to keep.
+    drop(tx);
     if !verify_signature(secrecy::ExposeSecret::expose_secret(&secret), ts, d.body, sig) {
-        drop(tx);
-        return Err(rejected(store, clock, tenant, &d, "signature does not match").await?);
+        return Err(rejected(store, clock, tenant, d, "signature does not match").await?);
     }
     let fresh = ts
         .trim()
         .parse::<i64>()
         .is_ok_and(|t| (clock.now().timestamp() - t).abs() <= REPLAY_WINDOW_SECS);
     if !fresh {
-        drop(tx);
-        return Err(rejected(store, clock, tenant, &d, "timestamp outside the 5-minute window").await?);
+        return Err(rejected(store, clock, tenant, d, "timestamp outside the 5-minute window").await?);
     }
 
     // Parse and check every alert before storing any.
@@ -213,9 +230,7 @@ pub async fn receive(
         .and_then(Value::as_str)
         .unwrap_or("auto");
     let checked = check(declared, &raws)?;
-    let out = store_checked(&tx, clock, d.integration, checked).await?;
-    tx.commit().await?;
-    Ok(out)
+    Ok((tenant, checked))
 }
 
 /// A delivery's body as the exact text of each alert it carries: one JSON
@@ -253,6 +268,14 @@ pub struct Checked {
     raw: String,
     observables: Vec<crate::observables::Observable>,
     parsed: Value,
+}
+
+impl Checked {
+    /// What makes a redelivery a duplicate: the format and source id, or
+    /// the canonical JSON's hash when the alert carries no id.
+    pub fn dedup_key(&self) -> &str {
+        &self.dedup_key
+    }
 }
 
 /// Parses and checks every alert (each the exact text received) before any
@@ -307,15 +330,46 @@ pub async fn store_checked(
     integration: Uuid,
     checked: Vec<Checked>,
 ) -> Result<Accepted> {
+    let refs: Vec<&Checked> = checked.iter().collect();
+    let stored = store_items(tx, clock, integration, &refs).await?;
+    Ok(Accepted::of(&stored))
+}
+
+impl Accepted {
+    /// The answer for a delivery from what [`store_items`] said of each of
+    /// its alerts.
+    pub fn of(stored: &[Stored]) -> Self {
+        let duplicates = stored.iter().filter(|s| s.duplicate).count();
+        Accepted {
+            accepted: stored.len() - duplicates,
+            duplicates,
+            alert_ids: stored.iter().map(|s| s.id).collect(),
+        }
+    }
+}
+
+/// What became of one checked alert: its id, and whether it was a
+/// duplicate of one stored before (or earlier in the same call).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stored {
+    pub id: Uuid,
+    pub duplicate: bool,
+}
+
+/// [`store_checked`] for alerts of one integration that may come from
+/// several deliveries ([`crate::ingest_queue`] coalesces them): one result
+/// per alert, in order.
+pub async fn store_items(
+    tx: &crate::store::TenantTx,
+    clock: &dyn Clock,
+    integration: Uuid,
+    checked: &[&Checked],
+) -> Result<Vec<Stored>> {
     use std::collections::HashMap;
     const CHUNK: usize = 1_000;
     let tenant = tx.tenant();
     let now = clock.now();
-    let mut out = Accepted {
-        accepted: 0,
-        duplicates: 0,
-        alert_ids: Vec::with_capacity(checked.len()),
-    };
+    let mut out: Vec<Stored> = Vec::with_capacity(checked.len());
     let settings = crate::correlate::settings(tx).await?;
 
     // Which of these were stored before (one lookup per 500 keys).
@@ -334,17 +388,18 @@ pub async fn store_checked(
             .await?;
         known.extend(rows);
     }
-    let mut fresh: Vec<(Uuid, Checked)> = Vec::with_capacity(checked.len());
-    for c in checked {
+    let mut fresh: Vec<(Uuid, &Checked)> = Vec::with_capacity(checked.len());
+    for &c in checked {
         if let Some(id) = known.get(&c.dedup_key) {
-            out.duplicates += 1;
-            out.alert_ids.push(*id);
+            out.push(Stored {
+                id: *id,
+                duplicate: true,
+            });
             continue;
         }
         let id = Uuid::now_v7();
         known.insert(c.dedup_key.clone(), id);
-        out.accepted += 1;
-        out.alert_ids.push(id);
+        out.push(Stored { id, duplicate: false });
         fresh.push((id, c));
     }
     if fresh.is_empty() {

@@ -19,6 +19,7 @@ pub mod error;
 pub mod identity;
 pub mod ids;
 pub mod ingest;
+pub mod ingest_queue;
 pub mod integrations;
 pub mod iocs;
 pub mod notifications;

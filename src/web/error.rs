@@ -52,6 +52,7 @@ impl From<Error> for ApiError {
                 "kill_switch",
                 format!("kill switch engaged: {m}"),
             ),
+            Error::Busy(m) => Self::new(StatusCode::SERVICE_UNAVAILABLE, "busy", m),
             e @ (Error::Db(_) | Error::Hash(_)) => Self::internal("core", &e),
         }
     }
@@ -59,10 +60,17 @@ impl From<Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
+        let mut res = (
             self.status,
             Json(json!({"error": {"code": self.code, "message": self.message}})),
         )
-            .into_response()
+            .into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            res.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+        }
+        res
     }
 }

@@ -45,7 +45,8 @@ pub async fn receive(
         body: &body,
         source_ip: Some(peer.ip().to_string()),
     };
-    let accepted = ingest::receive(&s.store, s.clock.as_ref(), &s.master_key, delivery).await?;
+    let (tenant, checked) = ingest::verify(&s.store, s.clock.as_ref(), &s.master_key, &delivery).await?;
+    let accepted = s.ingest.submit(tenant, integration, checked).await?;
     Ok((StatusCode::ACCEPTED, Json(accepted)).into_response())
 }
 

@@ -46,6 +46,8 @@ pub struct Inner {
     /// The guard's node-local cache (live only while its PostgreSQL
     /// listener runs: see `orchestrator::authcache`).
     pub auth_cache: Arc<vigil_orchestrator::authcache::AuthCache>,
+    /// Group commit of webhook deliveries (`orchestrator::ingest_queue`).
+    pub ingest: Arc<vigil_orchestrator::ingest_queue::IngestQueue>,
 }
 
 impl AppState {
@@ -57,7 +59,9 @@ impl AppState {
         authz: Authorizer,
         password_policy: PasswordPolicy,
     ) -> Self {
+        let ingest = vigil_orchestrator::ingest_queue::IngestQueue::new(store.clone(), clock.clone());
         Self(Arc::new(Inner {
+            ingest,
             store,
             clock,
             public_url,

@@ -277,6 +277,11 @@ impl Store {
     /// A transaction scoped to one tenant: the only way to reach tenant-owned rows.
     pub async fn begin_tenant(&self, tenant: TenantId) -> Result<TenantTx> {
         let tx = self.begin_raw().await?;
+        self.bind_tenant(tx, tenant).await
+    }
+
+    /// Binds a fresh transaction to a tenant (PostgreSQL: the RLS setting).
+    async fn bind_tenant(&self, tx: DatabaseTransaction, tenant: TenantId) -> Result<TenantTx> {
         self.set_local(&tx, "vigil.tenant_id", tenant.to_string()).await?;
         Ok(TenantTx {
             tx,
@@ -284,6 +289,31 @@ impl Store {
             wake: self.wake.clone(),
             announce: AtomicBool::new(false),
         })
+    }
+
+    /// A read-only transaction scoped to one tenant, for work that only
+    /// reads (and must not queue behind writers): on SQLite a deferred
+    /// `BEGIN` (readers never block the writer under WAL, unlike
+    /// [`Store::begin_tenant`]'s `BEGIN IMMEDIATE`); on PostgreSQL `READ
+    /// ONLY`, with the same RLS binding. A write in it fails.
+    pub async fn begin_tenant_read(&self, tenant: TenantId) -> Result<TenantTx> {
+        let tx = match self.backend {
+            Backend::Sqlite => {
+                self.db
+                    .begin_with_options(sea_orm::TransactionOptions {
+                        isolation_level: None,
+                        access_mode: None,
+                        sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Deferred),
+                    })
+                    .await?
+            }
+            Backend::Postgres => {
+                self.db
+                    .begin_with_config(None, Some(sea_orm::AccessMode::ReadOnly))
+                    .await?
+            }
+        };
+        self.bind_tenant(tx, tenant).await
     }
 
     /// PostgreSQL only, for the engine's hot path: a raw sqlx transaction
