@@ -32,7 +32,17 @@ if command -v dpkg-query >/dev/null; then
   # The PostgreSQL server binaries: a throwaway cluster needs them, and so
   # does the e2e test that restarts a cluster of its own mid-run.
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || require_pkg postgresql
+  # Node.js runs the OpenID Connect provider of the SSO tests.
+  command -v node >/dev/null || require_pkg nodejs
+  command -v npm >/dev/null || require_pkg npm
   apt_install
+fi
+
+# --- identity providers for the SSO tests ----------------------------------------
+# npm `oidc-provider`, pinned by e2e/idp/oidc/package-lock.json.
+if [ ! -d e2e/idp/oidc/node_modules/oidc-provider ]; then
+  log "installing the test OpenID Connect provider (npm ci)"
+  npm ci --prefix e2e/idp/oidc --no-audit --no-fund --loglevel=error
 fi
 
 # --- PostgreSQL ----------------------------------------------------------------

@@ -12,6 +12,7 @@ pub mod graylog;
 pub mod jira;
 pub mod llm;
 pub mod notify;
+pub mod oidc;
 pub mod servicenow;
 pub mod signing;
 

@@ -26,6 +26,7 @@ mod m20261122_000015_drafts;
 mod m20261122_000016_steps_hot_path;
 mod m20261122_000017_authz_notify;
 mod m20261122_000018_recovery_codes;
+mod m20261122_000019_sso;
 pub mod pg;
 
 /// Name of the PostgreSQL role the server runs every request as: owns nothing,
@@ -59,6 +60,9 @@ pub const TENANT_TABLES: &[&str] = &[
     "notifications",
     "iocs",
     "drafts",
+    "sso_providers",
+    "sso_logins",
+    "sso_identities",
 ];
 
 #[derive(Debug)]
@@ -86,6 +90,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000016_steps_hot_path::Migration),
             Box::new(m20261122_000017_authz_notify::Migration),
             Box::new(m20261122_000018_recovery_codes::Migration),
+            Box::new(m20261122_000019_sso::Migration),
         ]
     }
 }

@@ -137,6 +137,8 @@ pub struct SessionInfo {
     pub email: String,
     pub platform_admin: bool,
     pub active_tenant: Option<TenantId>,
+    /// An SSO session's one tenant.
+    pub bound_tenant: Option<TenantId>,
     pub mfa_verified: bool,
     pub totp_enabled: bool,
     pub csrf: String,
@@ -310,6 +312,31 @@ pub async fn create_session(
     user: UserId,
     active_tenant: Option<TenantId>,
 ) -> Result<NewSession> {
+    open_session(store, clock, user, active_tenant, None, false).await
+}
+
+/// A session opened by single sign-on: bound to the provider's tenant (it
+/// cannot switch tenants nor act as a platform admin), MFA-verified from
+/// the start only when the tenant trusts its IdP's MFA claim and the IdP
+/// asserted one.
+pub async fn create_sso_session(
+    store: &Store,
+    clock: &dyn Clock,
+    user: UserId,
+    tenant: TenantId,
+    idp_mfa: bool,
+) -> Result<NewSession> {
+    open_session(store, clock, user, Some(tenant), Some(tenant), idp_mfa).await
+}
+
+async fn open_session(
+    store: &Store,
+    clock: &dyn Clock,
+    user: UserId,
+    active_tenant: Option<TenantId>,
+    bound_tenant: Option<TenantId>,
+    mfa_verified: bool,
+) -> Result<NewSession> {
     let now = clock.now();
     let (token, csrf, id) = (random_secret(), random_secret(), Uuid::now_v7());
     session::ActiveModel {
@@ -317,11 +344,12 @@ pub async fn create_session(
         token_hash: Set(token_hash(&token)),
         user_id: Set(user.0),
         active_tenant_id: Set(active_tenant.map(|t| t.0)),
-        mfa_verified_at: Set(None),
+        mfa_verified_at: Set(mfa_verified.then_some(now)),
         csrf_token: Set(csrf.clone()),
         created_at: Set(now),
         last_seen_at: Set(now),
         expires_at: Set(now + ABSOLUTE_TIMEOUT),
+        bound_tenant_id: Set(bound_tenant.map(|t| t.0)),
     }
     .insert(store.conn())
     .await?;
@@ -405,8 +433,10 @@ async fn resolve_full(store: &Store, clock: &dyn Clock, token: &str) -> Result<C
             id: s.id,
             user: UserId(u.id),
             email: u.email,
-            platform_admin: u.is_platform_admin,
+            // A tenant's IdP never vouches for platform power.
+            platform_admin: u.is_platform_admin && s.bound_tenant_id.is_none(),
             active_tenant: s.active_tenant_id.map(TenantId),
+            bound_tenant: s.bound_tenant_id.map(TenantId),
             mfa_verified: s.mfa_verified_at.is_some(),
             totp_enabled: u.totp_enabled_at.is_some(),
             csrf: s.csrf_token,
@@ -447,7 +477,11 @@ pub async fn role_in_cached(
 
 /// Switches the session to a tenant the user belongs to.
 pub async fn set_active_tenant(store: &Store, session: Uuid, user: UserId, tenant: TenantId) -> Result<()> {
-    if role_in(store, user, tenant).await?.is_none() {
+    let bound = session::Entity::find_by_id(session)
+        .one(store.conn())
+        .await?
+        .and_then(|s| s.bound_tenant_id);
+    if bound.is_some_and(|b| b != tenant.0) || role_in(store, user, tenant).await?.is_none() {
         return Err(Error::NotFound("tenant"));
     }
     session::Entity::update_many()

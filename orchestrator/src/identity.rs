@@ -124,6 +124,15 @@ async fn find_or_create_user(
     {
         return Ok(u);
     }
+    create_user(conn, clock, email).await
+}
+
+/// A new user with this e-mail (no password, no platform role).
+pub(crate) async fn create_user(
+    conn: &impl ConnectionTrait,
+    clock: &dyn Clock,
+    email: &Email,
+) -> Result<user::Model> {
     user::ActiveModel {
         id: Set(UserId::new().0),
         email: Set(email.as_str().to_owned()),

@@ -25,6 +25,7 @@ pub mod iocs;
 pub mod notifications;
 pub mod observables;
 pub mod pollers;
+pub mod sso;
 pub mod store;
 #[cfg(feature = "testkit")]
 pub mod testkit;

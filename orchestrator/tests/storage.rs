@@ -2400,6 +2400,40 @@ mod rls {
             let case = case.unwrap();
             vigil_orchestrator::drafts::generate(&tx, &c, case).await.unwrap();
             tx.commit().await.unwrap();
+            // An SSO provider, a login in flight, and a linked identity.
+            let tx = db.store.begin_tenant(t).await.unwrap();
+            let p = vigil_orchestrator::sso::create_provider(
+                &tx,
+                &c,
+                &master,
+                &person("user:adm", Role::TenantAdmin),
+                vigil_orchestrator::sso::NewProvider {
+                    name: "idp".into(),
+                    issuer: "https://idp.example".into(),
+                    client_id: "vigil".into(),
+                    client_secret: Some("s".into()),
+                    algorithms: vec!["RS256".into()],
+                    group_claim: "groups".into(),
+                    role_map: vec![("soc".into(), Role::AnalystEdit)],
+                    trust_idp_mfa: false,
+                },
+            )
+            .await
+            .unwrap();
+            vigil_orchestrator::sso::remember_login(&tx, &c, p.id, &format!("state-{t}"), "b", "n", "v")
+                .await
+                .unwrap();
+            let who = vigil_integrations::oidc::Identity {
+                issuer: "https://idp.example".into(),
+                subject: "sub".into(),
+                email: Some(format!("sso-{}@example.com", t.0.simple())),
+                groups: vec!["soc".into()],
+                amr: vec![],
+            };
+            vigil_orchestrator::sso::admit(&tx, &c, &p, &who, None)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
         }
         // Under B's setting, raw unfiltered queries see only B's rows.
         let tx = db.store.begin_tenant(b).await.unwrap();

@@ -17,7 +17,7 @@ use vigil_orchestrator::{Role, audit};
 use super::auth::{Principal, TenantCtx};
 use super::{ApiError, AppState};
 
-type ApiResult = Result<Response, ApiError>;
+pub(super) type ApiResult = Result<Response, ApiError>;
 
 #[derive(Debug, Deserialize)]
 pub struct Page {
@@ -44,11 +44,11 @@ impl Page {
     }
 }
 
-fn ip(c: &ConnectInfo<SocketAddr>) -> Option<String> {
+pub(super) fn ip(c: &ConnectInfo<SocketAddr>) -> Option<String> {
     Some(c.0.ip().to_string())
 }
 
-fn parse_role(s: &str) -> Result<Role, ApiError> {
+pub(super) fn parse_role(s: &str) -> Result<Role, ApiError> {
     s.parse::<Role>().map_err(ApiError::from)
 }
 

@@ -13,6 +13,7 @@ mod integration_pages;
 mod integrations_api;
 mod pages;
 mod session_pages;
+mod sso;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -48,6 +49,8 @@ pub struct Inner {
     pub auth_cache: Arc<vigil_orchestrator::authcache::AuthCache>,
     /// Group commit of webhook deliveries (`orchestrator::ingest_queue`).
     pub ingest: Arc<vigil_orchestrator::ingest_queue::IngestQueue>,
+    /// The OpenID Connect relying party (discovery and keys cached).
+    pub oidc: Arc<vigil_integrations::oidc::RelyingParty>,
 }
 
 impl AppState {
@@ -62,6 +65,7 @@ impl AppState {
         let ingest = vigil_orchestrator::ingest_queue::IngestQueue::new(store.clone(), clock.clone());
         Self(Arc::new(Inner {
             ingest,
+            oidc: Arc::default(),
             store,
             clock,
             public_url,
@@ -70,6 +74,15 @@ impl AppState {
             authz,
             auth_cache: Arc::default(),
         }))
+    }
+
+    /// Replaces the OIDC relying party (tests: a shorter JWKS refetch
+    /// interval). Only before the state is shared.
+    pub fn with_oidc(mut self, rp: vigil_integrations::oidc::RelyingParty) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.0) {
+            inner.oidc = Arc::new(rp);
+        }
+        self
     }
 
     /// Keeps the guard cache in step with the database (PostgreSQL; a
@@ -162,6 +175,8 @@ pub fn routes() -> (Router<AppState>, RouteTable) {
             &[(M::GET, Public), (M::POST, Public)],
             get(session_pages::login_form).post(session_pages::login_submit),
         )
+        .route("/sso/{id}/login", &[(M::GET, Public)], get(sso::login))
+        .route("/sso/{id}/callback", &[(M::GET, Public)], get(sso::callback))
         // Any signed-in principal, MFA pending included
         .route("/logout", &[(M::POST, SignedIn)], post(session_pages::logout))
         .route(
@@ -190,6 +205,14 @@ pub fn routes() -> (Router<AppState>, RouteTable) {
             get(api::list_tenants).post(api::create_tenant),
         )
         // Tenant
+        .route(
+            "/api/v1/sso/providers",
+            &[
+                (M::GET, Tenant("sso", "configure")),
+                (M::POST, TenantPerson("sso", "configure")),
+            ],
+            get(sso::list_providers).post(sso::create_provider),
+        )
         .route(
             "/api/v1/members",
             &[

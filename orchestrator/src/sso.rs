@@ -1,0 +1,527 @@
+//! Single sign-on, per tenant (OpenID Connect; the protocol itself is
+//! `vigil_integrations::oidc`). This module keeps what the protocol needs
+//! between requests and decides who the person is in Vigil:
+//!
+//! * providers: issuer, client, pinned algorithms, the group claim, the
+//!   group → role mapping, and whether the IdP's MFA claim is trusted; the
+//!   client secret sealed by the master key;
+//! * logins in flight: the SHA-256 of the `state`, bound to the provider and
+//!   to the browser that started it (a cookie's hash), with nonce and PKCE
+//!   verifier; one-time and short-lived;
+//! * identities: (provider, subject) → user. A first login creates the user
+//!   (JIT) unless an account with the e-mail exists: that one is linked only
+//!   if it already belongs to this tenant and is not a platform admin.
+//!
+//! The role comes from the IdP's groups through the mapping on every login
+//! (no mapped group → no access). An SSO session is bound to the provider's
+//! tenant: it cannot switch tenants nor act as a platform admin, so a
+//! tenant's IdP can never reach beyond its tenant.
+
+use chrono::Duration;
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait as _, DbBackend, EntityTrait,
+    QueryFilter, Statement,
+};
+use serde::Serialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+use vigil_integrations::oidc::{Identity, ProviderConfig};
+
+use crate::audit::{self, Actor, Event};
+use crate::credentials::{MasterKey, token_hash};
+use crate::ids::Email;
+use crate::store::entity::{membership, sso_identity, sso_login, sso_provider, user};
+use crate::store::{Backend, Store, TenantTx};
+use crate::{Clock, Error, Result, Role, TenantId, UserId};
+
+/// How long a login may stay at the IdP.
+pub const LOGIN_TTL: Duration = Duration::minutes(10);
+
+/// `amr` values (RFC 8176) that say a second factor was used.
+pub const MFA_AMR: [&str; 5] = ["mfa", "otp", "hwk", "sc", "swk"];
+
+/// A provider as a tenant admin configures it.
+#[derive(Debug, Clone)]
+pub struct NewProvider {
+    pub name: String,
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: Option<String>,
+    pub algorithms: Vec<String>,
+    pub group_claim: String,
+    /// IdP group → tenant role.
+    pub role_map: Vec<(String, Role)>,
+    pub trust_idp_mfa: bool,
+}
+
+/// A provider as listed (never the secret).
+#[derive(Debug, Clone, Serialize)]
+pub struct ProviderInfo {
+    pub id: Uuid,
+    pub protocol: String,
+    pub name: String,
+    pub issuer: String,
+    pub client_id: String,
+    pub has_client_secret: bool,
+    pub algorithms: Value,
+    pub group_claim: String,
+    pub role_map: Value,
+    pub trust_idp_mfa: bool,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub created_by: String,
+}
+
+fn info(m: &sso_provider::Model) -> ProviderInfo {
+    ProviderInfo {
+        id: m.id,
+        protocol: m.protocol.clone(),
+        name: m.name.clone(),
+        issuer: m.issuer.clone(),
+        client_id: m.client_id.clone(),
+        has_client_secret: m.client_secret.is_some(),
+        algorithms: m.algorithms.clone(),
+        group_claim: m.group_claim.clone(),
+        role_map: m.role_map.clone(),
+        trust_idp_mfa: m.trust_idp_mfa,
+        created_at: m.created_at,
+        created_by: m.created_by.clone(),
+    }
+}
+
+fn secret_aad(provider: Uuid) -> String {
+    format!("sso:{provider}")
+}
+
+/// Adds an OIDC provider to the transaction's tenant. Audited.
+pub async fn create_provider(
+    tx: &TenantTx,
+    clock: &dyn Clock,
+    master: &MasterKey,
+    actor: &Actor,
+    p: NewProvider,
+) -> Result<ProviderInfo> {
+    let name = p.name.trim();
+    if name.is_empty() || name.len() > 100 {
+        return Err(Error::Invalid("name must be 1 to 100 characters".into()));
+    }
+    let cfg = ProviderConfig {
+        issuer: p.issuer.clone(),
+        client_id: p.client_id.clone(),
+        client_secret: p.client_secret.clone(),
+        algorithms: p.algorithms.clone(),
+        group_claim: p.group_claim.clone(),
+    };
+    cfg.validate().map_err(|e| Error::Invalid(e.to_string()))?;
+    if p.role_map.is_empty() || p.role_map.len() > 200 {
+        return Err(Error::Invalid(
+            "role_map needs 1 to 200 group → role entries".into(),
+        ));
+    }
+    let mut map = serde_json::Map::new();
+    for (group, role) in &p.role_map {
+        if group.is_empty() || group.len() > 256 {
+            return Err(Error::Invalid("a group name must be 1 to 256 characters".into()));
+        }
+        if !role.is_tenant_role() {
+            return Err(Error::Invalid(format!("`{role}` is not a tenant role")));
+        }
+        if map.insert(group.clone(), json!(role.as_str())).is_some() {
+            return Err(Error::Invalid(format!("group `{group}` is mapped twice")));
+        }
+    }
+    let id = Uuid::now_v7();
+    let sealed = p
+        .client_secret
+        .as_deref()
+        .map(|s| master.seal(&secret_aad(id), s.as_bytes()))
+        .transpose()?;
+    let m = sso_provider::ActiveModel {
+        id: Set(id),
+        tenant_id: Set(tx.tenant().0),
+        protocol: Set("oidc".into()),
+        name: Set(name.to_owned()),
+        issuer: Set(p.issuer),
+        client_id: Set(p.client_id),
+        client_secret: Set(sealed),
+        algorithms: Set(json!(p.algorithms)),
+        group_claim: Set(p.group_claim),
+        role_map: Set(Value::Object(map)),
+        trust_idp_mfa: Set(p.trust_idp_mfa),
+        created_at: Set(clock.now()),
+        created_by: Set(actor.label.clone()),
+    }
+    .insert(&**tx)
+    .await?;
+    audit::record(
+        tx,
+        clock,
+        actor,
+        Event {
+            action: "sso.provider_created",
+            target: format!("sso_provider:{id}"),
+            summary: json!({"name": m.name, "issuer": m.issuer, "role_map": m.role_map,
+                            "trust_idp_mfa": m.trust_idp_mfa, "algorithms": m.algorithms}),
+        },
+    )
+    .await?;
+    Ok(info(&m))
+}
+
+pub async fn list_providers(tx: &TenantTx) -> Result<Vec<ProviderInfo>> {
+    use sea_orm::QueryOrder;
+    Ok(sso_provider::Entity::find()
+        .filter(sso_provider::Column::TenantId.eq(tx.tenant().0))
+        .order_by_asc(sso_provider::Column::CreatedAt)
+        .all(&**tx)
+        .await?
+        .iter()
+        .map(info)
+        .collect())
+}
+
+/// The tenant of a provider, before any tenant is known (a callback).
+pub async fn provider_tenant(store: &Store, provider: Uuid) -> Result<TenantId> {
+    let tenant: Option<Uuid> = match store.backend() {
+        Backend::Postgres => store
+            .conn()
+            .query_one_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT vigil_sso_provider_tenant($1) AS t",
+                [provider.into()],
+            ))
+            .await?
+            .and_then(|r| r.try_get::<Option<Uuid>>("", "t").ok().flatten()),
+        Backend::Sqlite => sso_provider::Entity::find_by_id(provider)
+            .one(store.conn())
+            .await?
+            .map(|p| p.tenant_id),
+    };
+    tenant.map(TenantId).ok_or(Error::NotFound("identity provider"))
+}
+
+/// A provider of the transaction's tenant and its protocol configuration
+/// (the client secret opened).
+pub async fn provider(tx: &TenantTx, master: &MasterKey, id: Uuid) -> Result<(ProviderInfo, ProviderConfig)> {
+    let m = sso_provider::Entity::find_by_id(id)
+        .filter(sso_provider::Column::TenantId.eq(tx.tenant().0))
+        .one(&**tx)
+        .await?
+        .ok_or(Error::NotFound("identity provider"))?;
+    let secret = m
+        .client_secret
+        .as_deref()
+        .map(|s| master.open(&secret_aad(id), s))
+        .transpose()?
+        .map(|b| String::from_utf8_lossy(&b).into_owned());
+    let algorithms: Vec<String> = serde_json::from_value(m.algorithms.clone())
+        .map_err(|_| Error::Invalid("stored algorithms are malformed".into()))?;
+    let cfg = ProviderConfig {
+        issuer: m.issuer.clone(),
+        client_id: m.client_id.clone(),
+        client_secret: secret,
+        algorithms,
+        group_claim: m.group_claim.clone(),
+    };
+    Ok((info(&m), cfg))
+}
+
+/// Records a login that went to the IdP: `state` (its hash), the browser
+/// binding (its hash), nonce and PKCE verifier.
+pub async fn remember_login(
+    tx: &TenantTx,
+    clock: &dyn Clock,
+    provider: Uuid,
+    state: &str,
+    browser: &str,
+    nonce: &str,
+    pkce_verifier: &str,
+) -> Result<()> {
+    let now = clock.now();
+    // Old logins nobody finished.
+    sso_login::Entity::delete_many()
+        .filter(sso_login::Column::TenantId.eq(tx.tenant().0))
+        .filter(sso_login::Column::ExpiresAt.lte(now))
+        .exec(&**tx)
+        .await?;
+    sso_login::ActiveModel {
+        state_hash: Set(token_hash(state)),
+        tenant_id: Set(tx.tenant().0),
+        provider_id: Set(provider),
+        browser_hash: Set(token_hash(browser)),
+        nonce: Set(nonce.to_owned()),
+        pkce_verifier: Set(pkce_verifier.to_owned()),
+        created_at: Set(now),
+        expires_at: Set(now + LOGIN_TTL),
+    }
+    .insert(&**tx)
+    .await?;
+    Ok(())
+}
+
+/// What was kept for a login in flight.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub nonce: String,
+    pub pkce_verifier: String,
+}
+
+/// A login in flight, taken out of the table (commit before checking it:
+/// a state is used up even by a refused attempt).
+#[derive(Debug)]
+pub struct Taken(sso_login::Model);
+
+/// Takes (once) the login in flight that `state` names; refused if there
+/// is none (unknown or already used).
+pub async fn take_login(tx: &TenantTx, state: &str) -> Result<Taken> {
+    let hash = token_hash(state);
+    let row = sso_login::Entity::find_by_id(hash.clone())
+        .filter(sso_login::Column::TenantId.eq(tx.tenant().0))
+        .one(&**tx)
+        .await?
+        .ok_or(Error::Unauthenticated("unknown or already used state"))?;
+    let deleted = sso_login::Entity::delete_many()
+        .filter(sso_login::Column::StateHash.eq(hash))
+        .exec(&**tx)
+        .await?;
+    if deleted.rows_affected != 1 {
+        return Err(Error::Unauthenticated("unknown or already used state"));
+    }
+    Ok(Taken(row))
+}
+
+impl Taken {
+    /// Refused: a login started at another provider, in another browser,
+    /// or too long ago.
+    pub fn check(self, clock: &dyn Clock, provider: Uuid, browser: Option<&str>) -> Result<Pending> {
+        let row = self.0;
+        if row.provider_id != provider {
+            return Err(Error::Unauthenticated(
+                "this response answers a login started at another identity provider",
+            ));
+        }
+        if browser.map(token_hash).as_deref() != Some(row.browser_hash.as_str()) {
+            return Err(Error::Unauthenticated(
+                "this login was started in another browser",
+            ));
+        }
+        if row.expires_at <= clock.now() {
+            return Err(Error::Unauthenticated("the login took too long; start again"));
+        }
+        Ok(Pending {
+            nonce: row.nonce,
+            pkce_verifier: row.pkce_verifier,
+        })
+    }
+}
+
+/// The tenant role the IdP's groups map to: the most privileged match.
+pub fn mapped_role(role_map: &Value, groups: &[String]) -> Option<Role> {
+    let map = role_map.as_object()?;
+    groups
+        .iter()
+        .filter_map(|g| map.get(g)?.as_str()?.parse::<Role>().ok())
+        .filter(|r| r.is_tenant_role())
+        .max_by_key(|r| rank(*r))
+}
+
+fn rank(r: Role) -> u8 {
+    match r {
+        Role::TenantAdmin => 5,
+        Role::SecurityEngineer => 4,
+        Role::AnalystEdit => 3,
+        Role::AnalystRead => 2,
+        Role::Executive => 1,
+        Role::PlatformAdmin => 0,
+    }
+}
+
+/// Who signed in, in Vigil's terms.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    pub user: UserId,
+    pub role: Role,
+    /// The IdP asserted a second factor and the provider trusts it.
+    pub idp_mfa: bool,
+}
+
+/// Decides who a verified identity is in the transaction's tenant:
+/// the mapped role (none → Forbidden), the linked or provisioned user, the
+/// membership brought to the mapped role. Audited (`login.sso`).
+pub async fn admit(
+    tx: &TenantTx,
+    clock: &dyn Clock,
+    provider: &ProviderInfo,
+    who: &Identity,
+    source_ip: Option<String>,
+) -> Result<SignedIn> {
+    let now = clock.now();
+    let actor = Actor {
+        label: format!("sso:{}", provider.id),
+        role: None,
+        source_ip,
+    };
+    let role = mapped_role(&provider.role_map, &who.groups).ok_or_else(|| {
+        Error::Forbidden(format!(
+            "none of your groups ({}) is mapped to a role in this tenant; ask its admin",
+            if who.groups.is_empty() {
+                "none sent".to_owned()
+            } else {
+                who.groups.join(", ")
+            }
+        ))
+    })?;
+    let linked = sso_identity::Entity::find()
+        .filter(sso_identity::Column::TenantId.eq(tx.tenant().0))
+        .filter(sso_identity::Column::ProviderId.eq(provider.id))
+        .filter(sso_identity::Column::Subject.eq(who.subject.as_str()))
+        .one(&**tx)
+        .await?;
+    let user_id = match linked {
+        Some(l) => {
+            let mut am: sso_identity::ActiveModel = l.clone().into();
+            am.last_login_at = Set(now);
+            am.update(&**tx).await?;
+            l.user_id
+        }
+        None => {
+            let user_id = link_or_provision(tx, clock, provider, who).await?;
+            sso_identity::ActiveModel {
+                id: Set(Uuid::now_v7()),
+                tenant_id: Set(tx.tenant().0),
+                provider_id: Set(provider.id),
+                subject: Set(who.subject.clone()),
+                user_id: Set(user_id),
+                created_at: Set(now),
+                last_login_at: Set(now),
+            }
+            .insert(&**tx)
+            .await
+            .map_err(|e| Error::from_insert(e, "identity link"))?;
+            user_id
+        }
+    };
+    let u = user::Entity::find_by_id(user_id)
+        .one(&**tx)
+        .await?
+        .ok_or(Error::NotFound("user"))?;
+    if u.disabled_at.is_some() {
+        return Err(Error::Forbidden("this account is disabled".into()));
+    }
+    let current = membership::Entity::find()
+        .filter(membership::Column::TenantId.eq(tx.tenant().0))
+        .filter(membership::Column::UserId.eq(user_id))
+        .one(&**tx)
+        .await?;
+    match current {
+        None => {
+            let email = Email::parse(&u.email)?;
+            crate::identity::add_member(tx, clock, &actor, &email, role).await?;
+        }
+        Some(m) if m.role != role.as_str() => {
+            crate::identity::set_member_role(tx, clock, &actor, UserId(user_id), Some(role)).await?;
+        }
+        Some(_) => {}
+    }
+    let idp_mfa = provider.trust_idp_mfa && who.amr.iter().any(|a| MFA_AMR.contains(&a.as_str()));
+    audit::record(
+        tx,
+        clock,
+        &actor,
+        Event {
+            action: "login.sso",
+            target: format!("user:{user_id}"),
+            summary: json!({"provider": provider.id, "subject": who.subject, "groups": who.groups,
+                            "role": role.as_str(), "amr": who.amr, "idp_mfa_trusted": idp_mfa}),
+        },
+    )
+    .await?;
+    Ok(SignedIn {
+        user: UserId(user_id),
+        role,
+        idp_mfa,
+    })
+}
+
+async fn link_or_provision(
+    tx: &TenantTx,
+    clock: &dyn Clock,
+    provider: &ProviderInfo,
+    who: &Identity,
+) -> Result<Uuid> {
+    let email = match who.email.as_deref().map(Email::parse) {
+        Some(Ok(e)) => e,
+        // No usable e-mail: a name of its own that no person can hold.
+        _ => {
+            let h = token_hash(&format!("{}|{}", provider.id, who.subject));
+            Email::parse(&format!("sso-{}@{}.sso.invalid", &h[..16], &provider.id.simple()))?
+        }
+    };
+    if let Some(existing) = user::Entity::find()
+        .filter(user::Column::Email.eq(email.as_str()))
+        .one(&**tx)
+        .await?
+    {
+        let member = membership::Entity::find()
+            .filter(membership::Column::TenantId.eq(tx.tenant().0))
+            .filter(membership::Column::UserId.eq(existing.id))
+            .one(&**tx)
+            .await?
+            .is_some();
+        if !member || existing.is_platform_admin {
+            return Err(Error::Forbidden(format!(
+                "an account with the e-mail {email} exists outside this tenant; it is not linked to this identity provider"
+            )));
+        }
+        return Ok(existing.id);
+    }
+    Ok(crate::identity::create_user(&**tx, clock, &email).await?.id)
+}
+
+/// Audits a refused SSO login in the provider's tenant (its own
+/// transaction, so the refusal is kept though the login's work is not).
+pub async fn record_refusal(
+    store: &Store,
+    clock: &dyn Clock,
+    tenant: TenantId,
+    provider: Uuid,
+    reason: &str,
+    source_ip: Option<String>,
+) -> Result<()> {
+    let tx = store.begin_tenant(tenant).await?;
+    audit::record(
+        &tx,
+        clock,
+        &Actor {
+            label: format!("sso:{provider}"),
+            role: None,
+            source_ip,
+        },
+        Event {
+            action: "login.sso_refused",
+            target: format!("sso_provider:{provider}"),
+            summary: json!({"reason": reason}),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_most_privileged_mapped_group_wins() {
+        let map = json!({"soc": "analyst_edit", "soc-leads": "tenant_admin", "execs": "executive", "root": "platform_admin"});
+        let g = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert_eq!(mapped_role(&map, &g(&["execs", "soc"])), Some(Role::AnalystEdit));
+        assert_eq!(
+            mapped_role(&map, &g(&["soc-leads", "soc"])),
+            Some(Role::TenantAdmin)
+        );
+        assert_eq!(mapped_role(&map, &g(&["root"])), None, "never a platform role");
+        assert_eq!(mapped_role(&map, &g(&["other"])), None);
+        assert_eq!(mapped_role(&map, &[]), None);
+    }
+}

@@ -1,0 +1,26 @@
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "sso_providers")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub protocol: String,
+    pub name: String,
+    pub issuer: String,
+    pub client_id: String,
+    /// Sealed by the master key (AAD `sso:{id}`), if the client has one.
+    pub client_secret: Option<String>,
+    pub algorithms: Json,
+    pub group_claim: String,
+    pub role_map: Json,
+    pub trust_idp_mfa: bool,
+    pub created_at: DateTimeUtc,
+    pub created_by: String,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
