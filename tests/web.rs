@@ -620,14 +620,7 @@ async fn login_mfa_and_logout_in_the_browser_flow(backend: Backend) {
 
     // Enrol: the form needs the session's CSRF token.
     let (_, page, _) = app.send(get("/mfa", &cookie)).await;
-    let csrf = page
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_owned();
+    let csrf = csrf_of(&page);
     let (s, _, _) = app.send(form("csrf=wrong", Some(&cookie), "/mfa/enroll")).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
     let (s, page, _) = app
@@ -677,15 +670,79 @@ async fn login_mfa_and_logout_in_the_browser_flow(backend: Backend) {
         "{home}"
     );
 
-    // Logout kills the session server-side.
-    let new_csrf = home
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
+    // Regenerating the recovery codes (a verified session only): the old
+    // ones stop working, the new ones work.
+    let codes_of = |page: &str| -> Vec<String> {
+        page.split("id=\"recovery-codes\">")
+            .nth(1)
+            .unwrap()
+            .split("<code>")
+            .skip(1)
+            .map(|c| c.split('<').next().unwrap().to_owned())
+            .collect()
+    };
+    let first = codes_of(&codes_page);
+    let (_, mfa_page, _) = app.send(get("/mfa", &rotated)).await;
+    assert!(mfa_page.contains("Regenerate recovery codes"), "{mfa_page}");
+    let csrf2 = csrf_of(&mfa_page);
+    let (s, again, h) = app
+        .send(form(
+            &format!("csrf={csrf2}"),
+            Some(&rotated),
+            "/mfa/recovery-codes",
+        ))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{again}");
+    assert_eq!(h[header::CACHE_CONTROL], "no-store");
+    let second = codes_of(&again);
+    assert_eq!(second.len(), auth::RECOVERY_CODES);
+    assert!(first.iter().all(|c| !second.contains(c)));
+    let (s, _, h) = app
+        .send(form(
+            "email=adm%40a.example&password=correct+horse+battery",
+            None,
+            "/login",
+        ))
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let fresh = h[header::SET_COOKIE]
+        .to_str()
         .unwrap()
-        .split('"')
+        .split(';')
         .next()
         .unwrap()
+        .trim_start_matches("vigil_session=")
         .to_owned();
+    let (_, page, _) = app.send(get("/mfa", &fresh)).await;
+    assert!(!page.contains("Regenerate"), "not before this session passed MFA");
+    let fcsrf = csrf_of(&page);
+    let (s, _, _) = app
+        .send(form(
+            &format!("csrf={fcsrf}"),
+            Some(&fresh),
+            "/mfa/recovery-codes",
+        ))
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "an unverified session cannot regenerate");
+    let (s, _, _) = app
+        .send(form(
+            &format!("csrf={fcsrf}&code={}", first[0]),
+            Some(&fresh),
+            "/mfa",
+        ))
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "old codes are void");
+    let (s, _, _) = app
+        .send(form(
+            &format!("csrf={fcsrf}&code={}", second[0]),
+            Some(&fresh),
+            "/mfa",
+        ))
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER, "a new code works");
+
+    // Logout kills the session server-side.
+    let new_csrf = csrf_of(&home);
     let (s, _, _) = app
         .send(form(&format!("csrf={new_csrf}"), Some(&rotated), "/logout"))
         .await;
@@ -694,6 +751,17 @@ async fn login_mfa_and_logout_in_the_browser_flow(backend: Backend) {
         app.send(get("/api/v1/members", &rotated)).await.0,
         StatusCode::UNAUTHORIZED
     );
+}
+
+/// The CSRF token a page's form carries.
+fn csrf_of(page: &str) -> String {
+    page.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned()
 }
 
 macro_rules! on_both_backends {

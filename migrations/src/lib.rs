@@ -27,6 +27,7 @@ mod m20261122_000016_steps_hot_path;
 mod m20261122_000017_authz_notify;
 mod m20261122_000018_recovery_codes;
 mod m20261122_000019_sso;
+mod m20261122_000020_session_limits;
 pub mod pg;
 
 /// Name of the PostgreSQL role the server runs every request as: owns nothing,
@@ -91,6 +92,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000017_authz_notify::Migration),
             Box::new(m20261122_000018_recovery_codes::Migration),
             Box::new(m20261122_000019_sso::Migration),
+            Box::new(m20261122_000020_session_limits::Migration),
         ]
     }
 }

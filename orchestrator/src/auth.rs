@@ -99,6 +99,37 @@ pub async fn issue_recovery_codes(store: &Store, clock: &dyn Clock, user: UserId
     Ok(codes)
 }
 
+/// New recovery codes for a person whose session passed MFA (the old ones
+/// stop working). Audited.
+pub async fn regenerate_recovery_codes(
+    store: &Store,
+    clock: &dyn Clock,
+    session: &SessionInfo,
+    source_ip: Option<String>,
+) -> Result<Vec<String>> {
+    if !session.totp_enabled || !session.mfa_verified {
+        // A state to change first, not a role the person lacks.
+        return Err(Error::Conflict(
+            "verify your second factor in this session first".into(),
+        ));
+    }
+    let codes = issue_recovery_codes(store, clock, session.user).await?;
+    login_event(
+        store,
+        clock,
+        &Actor {
+            label: format!("user:{}", session.user.0),
+            role: None,
+            source_ip,
+        },
+        "mfa.recovery_codes_issued",
+        format!("user:{}", session.user.0),
+        json!({"count": RECOVERY_CODES, "regenerated": true}),
+    )
+    .await?;
+    Ok(codes)
+}
+
 /// Uses one of the user's recovery codes (once: a conditional update, so
 /// two concurrent uses cannot both succeed). Returns the codes left, or
 /// `None` if the code is not an unused one of theirs.
@@ -338,6 +369,7 @@ async fn open_session(
     mfa_verified: bool,
 ) -> Result<NewSession> {
     let now = clock.now();
+    let limits = session_limits(store.conn(), active_tenant).await?;
     let (token, csrf, id) = (random_secret(), random_secret(), Uuid::now_v7());
     session::ActiveModel {
         id: Set(id),
@@ -348,8 +380,9 @@ async fn open_session(
         csrf_token: Set(csrf.clone()),
         created_at: Set(now),
         last_seen_at: Set(now),
-        expires_at: Set(now + ABSOLUTE_TIMEOUT),
+        expires_at: Set(now + limits.absolute),
         bound_tenant_id: Set(bound_tenant.map(|t| t.0)),
+        idle_secs: Set(limits.idle_secs()),
     }
     .insert(store.conn())
     .await?;
@@ -381,7 +414,7 @@ pub async fn resolve_session_cached(
     let hash = token_hash(token);
     if let Some(c) = cache.session(&hash)
         && c.expires_at > now
-        && c.last_seen_at + IDLE_TIMEOUT > now
+        && c.last_seen_at + c.idle > now
     {
         if now - c.last_seen_at >= TOUCH_EVERY {
             touch(store, c.info.id, now).await?;
@@ -412,7 +445,10 @@ async fn resolve_full(store: &Store, clock: &dyn Clock, token: &str) -> Result<C
         .one(store.conn())
         .await?
         .ok_or(Error::Unauthenticated("no such session"))?;
-    if s.expires_at <= now || s.last_seen_at + IDLE_TIMEOUT <= now {
+    let idle = s
+        .idle_secs
+        .map_or(IDLE_TIMEOUT, |v| Duration::seconds(i64::from(v)));
+    if s.expires_at <= now || s.last_seen_at + idle <= now {
         session::Entity::delete_by_id(s.id).exec(store.conn()).await?;
         return Err(Error::Unauthenticated("session expired"));
     }
@@ -443,6 +479,7 @@ async fn resolve_full(store: &Store, clock: &dyn Clock, token: &str) -> Result<C
         },
         expires_at: s.expires_at,
         last_seen_at,
+        idle,
     })
 }
 
@@ -477,18 +514,154 @@ pub async fn role_in_cached(
 
 /// Switches the session to a tenant the user belongs to.
 pub async fn set_active_tenant(store: &Store, session: Uuid, user: UserId, tenant: TenantId) -> Result<()> {
-    let bound = session::Entity::find_by_id(session)
-        .one(store.conn())
-        .await?
-        .and_then(|s| s.bound_tenant_id);
-    if bound.is_some_and(|b| b != tenant.0) || role_in(store, user, tenant).await?.is_none() {
+    let Some(current) = session::Entity::find_by_id(session).one(store.conn()).await? else {
+        return Err(Error::Unauthenticated("no such session"));
+    };
+    if current.bound_tenant_id.is_some_and(|b| b != tenant.0) || role_in(store, user, tenant).await?.is_none()
+    {
         return Err(Error::NotFound("tenant"));
     }
+    // The tenant's limits apply from now on; the lifetime only shrinks.
+    let limits = session_limits(store.conn(), Some(tenant)).await?;
     session::Entity::update_many()
         .col_expr(session::Column::ActiveTenantId, Expr::value(tenant.0))
+        .col_expr(session::Column::IdleSecs, Expr::value(limits.idle_secs()))
+        .col_expr(
+            session::Column::ExpiresAt,
+            Expr::value(current.expires_at.min(current.created_at + limits.absolute)),
+        )
         .filter(session::Column::Id.eq(session))
         .exec(store.conn())
         .await?;
+    Ok(())
+}
+
+/// How long a tenant's sessions may sit idle and live at most.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionLimits {
+    pub idle: Duration,
+    pub absolute: Duration,
+    /// Whether these are the tenant's own (else the defaults).
+    pub custom: bool,
+}
+
+impl SessionLimits {
+    pub const DEFAULT: SessionLimits = SessionLimits {
+        idle: IDLE_TIMEOUT,
+        absolute: ABSOLUTE_TIMEOUT,
+        custom: false,
+    };
+    /// Allowed idle timeouts.
+    pub const IDLE_RANGE: (Duration, Duration) = (Duration::minutes(5), Duration::hours(24));
+    /// Allowed absolute lifetimes.
+    pub const ABSOLUTE_RANGE: (Duration, Duration) = (Duration::minutes(15), Duration::days(7));
+
+    fn idle_secs(&self) -> Option<i32> {
+        self.custom
+            .then(|| i32::try_from(self.idle.num_seconds()).unwrap_or(i32::MAX))
+    }
+
+    /// Checks limits a tenant admin asks for.
+    pub fn new(idle: Duration, absolute: Duration) -> Result<Self> {
+        let (lo, hi) = Self::IDLE_RANGE;
+        if idle < lo || idle > hi {
+            return Err(Error::Invalid(
+                "the idle timeout must be 5 minutes to 24 hours".into(),
+            ));
+        }
+        let (lo, hi) = Self::ABSOLUTE_RANGE;
+        if absolute < lo || absolute > hi {
+            return Err(Error::Invalid(
+                "the absolute timeout must be 15 minutes to 7 days".into(),
+            ));
+        }
+        if idle > absolute {
+            return Err(Error::Invalid(
+                "the idle timeout cannot exceed the absolute one".into(),
+            ));
+        }
+        Ok(Self {
+            idle,
+            absolute,
+            custom: true,
+        })
+    }
+}
+
+/// The session limits of a tenant (the defaults without one).
+pub async fn session_limits(
+    conn: &impl sea_orm::ConnectionTrait,
+    tenant: Option<TenantId>,
+) -> Result<SessionLimits> {
+    let Some(t) = tenant else {
+        return Ok(SessionLimits::DEFAULT);
+    };
+    let row = crate::store::entity::tenant::Entity::find_by_id(t.0)
+        .one(conn)
+        .await?
+        .ok_or(Error::NotFound("tenant"))?;
+    Ok(match (row.session_idle_secs, row.session_absolute_secs) {
+        (None, None) => SessionLimits::DEFAULT,
+        (idle, absolute) => SessionLimits {
+            idle: idle.map_or(IDLE_TIMEOUT, |v| Duration::seconds(i64::from(v))),
+            absolute: absolute.map_or(ABSOLUTE_TIMEOUT, |v| Duration::seconds(i64::from(v))),
+            custom: true,
+        },
+    })
+}
+
+/// Sets the transaction's tenant's session limits; sessions acting in the
+/// tenant take the new idle timeout at once and never outlive the new
+/// absolute one. Audited.
+pub async fn set_session_limits(
+    tx: &crate::store::TenantTx,
+    clock: &dyn Clock,
+    actor: &Actor,
+    limits: SessionLimits,
+) -> Result<()> {
+    let before = session_limits(&**tx, Some(tx.tenant())).await?;
+    let secs = |d: Duration| i32::try_from(d.num_seconds()).unwrap_or(i32::MAX);
+    crate::store::entity::tenant::Entity::update_many()
+        .col_expr(
+            crate::store::entity::tenant::Column::SessionIdleSecs,
+            Expr::value(secs(limits.idle)),
+        )
+        .col_expr(
+            crate::store::entity::tenant::Column::SessionAbsoluteSecs,
+            Expr::value(secs(limits.absolute)),
+        )
+        .filter(crate::store::entity::tenant::Column::Id.eq(tx.tenant().0))
+        .exec(&**tx)
+        .await?;
+    let sessions = session::Entity::find()
+        .filter(session::Column::ActiveTenantId.eq(tx.tenant().0))
+        .all(&**tx)
+        .await?;
+    for s in sessions {
+        session::Entity::update_many()
+            .col_expr(session::Column::IdleSecs, Expr::value(secs(limits.idle)))
+            .col_expr(
+                session::Column::ExpiresAt,
+                Expr::value(s.expires_at.min(s.created_at + limits.absolute)),
+            )
+            .filter(session::Column::Id.eq(s.id))
+            .exec(&**tx)
+            .await?;
+    }
+    crate::audit::record(
+        tx,
+        clock,
+        actor,
+        crate::audit::Event {
+            action: "settings.sessions",
+            target: format!("tenant:{}", tx.tenant()),
+            summary: json!({
+                "before": {"idle_minutes": before.idle.num_minutes(), "absolute_minutes": before.absolute.num_minutes()},
+                "after": {"idle_minutes": limits.idle.num_minutes(), "absolute_minutes": limits.absolute.num_minutes()},
+            }),
+        },
+    )
+    .await?;
     Ok(())
 }
 

@@ -36,6 +36,8 @@ pub struct CachedSession {
     pub info: SessionInfo,
     pub expires_at: DateTime<Utc>,
     pub last_seen_at: DateTime<Utc>,
+    /// The idle timeout the session runs under.
+    pub idle: chrono::Duration,
 }
 
 #[derive(Debug, Default)]

@@ -59,6 +59,8 @@ pub async fn create_tenant(tx: &PlatformTx, clock: &dyn Clock, actor: &Actor, na
         name: Set(name.clone()),
         status: Set("active".into()),
         created_at: Set(clock.now()),
+        session_idle_secs: Set(None),
+        session_absolute_secs: Set(None),
     }
     .insert(&**tx)
     .await

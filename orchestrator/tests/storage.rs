@@ -500,6 +500,82 @@ async fn sessions_expire_and_log_out(db: TestDb) {
     );
 }
 
+/// A tenant's own session limits: new sessions run under them, live ones
+/// take them at once (the lifetime only shrinks), a switch to a stricter
+/// tenant applies its limits, and out-of-range values are refused.
+async fn tenant_session_limits(db: TestDb) {
+    use vigil_orchestrator::auth::{self, SessionLimits};
+    let c = clock();
+    let a = tenant(&db, &c, "A").await;
+    let b = tenant(&db, &c, "B").await;
+    let ann = user_with_password(&db, &c, a, "ann@a.example", Role::AnalystRead).await;
+    let actor = vigil_orchestrator::audit::Actor {
+        label: "user:adm".into(),
+        role: Some(Role::TenantAdmin),
+        source_ip: None,
+    };
+    assert_eq!(
+        auth::session_limits(db.store.conn(), Some(a)).await.unwrap(),
+        SessionLimits::DEFAULT
+    );
+    for (idle, abs) in [(4, 60), (60, 14), (25 * 60, 7 * 24 * 60), (60, 30)] {
+        assert!(
+            SessionLimits::new(Duration::minutes(idle), Duration::minutes(abs)).is_err(),
+            "{idle} / {abs}"
+        );
+    }
+    let live = auth::create_session(&db.store, &c, ann, Some(a)).await.unwrap();
+    let tx = db.store.begin_tenant(a).await.unwrap();
+    let strict = SessionLimits::new(Duration::minutes(10), Duration::hours(1)).unwrap();
+    auth::set_session_limits(&tx, &c, &actor, strict).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        auth::session_limits(db.store.conn(), Some(a)).await.unwrap(),
+        strict
+    );
+    // The live session: 11 idle minutes now end it.
+    c.advance(Duration::minutes(11));
+    assert!(auth::resolve_session(&db.store, &c, &live.token).await.is_err());
+    // A new one: activity keeps it past 10 minutes, not past one hour.
+    let s = auth::create_session(&db.store, &c, ann, Some(a)).await.unwrap();
+    for _ in 0..6 {
+        c.advance(Duration::minutes(9));
+        auth::resolve_session(&db.store, &c, &s.token).await.unwrap();
+    }
+    c.advance(Duration::minutes(7));
+    assert!(
+        auth::resolve_session(&db.store, &c, &s.token).await.is_err(),
+        "63 minutes"
+    );
+    // Switching into the strict tenant applies its limits.
+    let tx = db.store.begin_tenant(b).await.unwrap();
+    vigil_orchestrator::identity::add_member(
+        &tx,
+        &c,
+        &actor,
+        &vigil_orchestrator::ids::Email::parse("ann@a.example").unwrap(),
+        Role::AnalystRead,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let s = auth::create_session(&db.store, &c, ann, Some(b)).await.unwrap();
+    c.advance(Duration::minutes(20));
+    auth::resolve_session(&db.store, &c, &s.token).await.unwrap();
+    auth::set_active_tenant(&db.store, s.id, ann, a).await.unwrap();
+    c.advance(Duration::minutes(11));
+    assert!(auth::resolve_session(&db.store, &c, &s.token).await.is_err());
+    // Audited with before and after.
+    let tx = db.store.begin_tenant(a).await.unwrap();
+    let n = count(
+        &*tx,
+        "SELECT COUNT(*) AS n FROM audit_events WHERE action = 'settings.sessions'",
+    )
+    .await;
+    assert_eq!(n, 1);
+    tx.commit().await.unwrap();
+}
+
 async fn totp_enrols_rotates_and_refuses_replay(db: TestDb) {
     use vigil_orchestrator::auth;
     use vigil_orchestrator::credentials::MasterKey;
@@ -2080,6 +2156,7 @@ on_both_backends!(
     audit_log_is_append_only,
     login_locks_out_and_audits,
     sessions_expire_and_log_out,
+    tenant_session_limits,
     totp_enrols_rotates_and_refuses_replay,
     gates_bind_hash_and_refuse_self_approval,
     reject_needs_reason_and_edits_keep_a_diff,

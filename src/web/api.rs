@@ -12,7 +12,7 @@ use serde_json::json;
 use uuid::Uuid;
 use vigil_orchestrator::identity::{self, LinkPurpose, PASSWORD_LINK_TTL};
 use vigil_orchestrator::ids::Email;
-use vigil_orchestrator::{Role, audit};
+use vigil_orchestrator::{Role, audit, auth};
 
 use super::auth::{Principal, TenantCtx};
 use super::{ApiError, AppState};
@@ -284,4 +284,40 @@ pub async fn list_audit(
     let (items, total) = audit::list(&tx, limit, offset).await?;
     tx.commit().await?;
     Ok(Json(json!({"total": total, "items": items})).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct SessionSettings {
+    idle_minutes: i64,
+    absolute_minutes: i64,
+}
+
+fn session_settings_json(l: &auth::SessionLimits) -> serde_json::Value {
+    json!({"idle_minutes": l.idle.num_minutes(), "absolute_minutes": l.absolute.num_minutes(), "custom": l.custom})
+}
+
+pub async fn get_session_settings(
+    State(s): State<AppState>,
+    Extension(ctx): Extension<TenantCtx>,
+) -> ApiResult {
+    let limits = auth::session_limits(s.store.conn(), Some(ctx.tenant)).await?;
+    Ok(Json(session_settings_json(&limits)).into_response())
+}
+
+pub async fn put_session_settings(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Extension(ctx): Extension<TenantCtx>,
+    c: ConnectInfo<SocketAddr>,
+    Json(b): Json<SessionSettings>,
+) -> ApiResult {
+    let limits = auth::SessionLimits::new(
+        chrono::Duration::minutes(b.idle_minutes),
+        chrono::Duration::minutes(b.absolute_minutes),
+    )?;
+    let tx = s.store.begin_tenant(ctx.tenant).await?;
+    auth::set_session_limits(&tx, s.clock.as_ref(), &p.actor(Some(ctx.role), ip(&c)), limits).await?;
+    tx.commit().await?;
+    s.auth_cache.invalidate();
+    Ok(Json(session_settings_json(&limits)).into_response())
 }

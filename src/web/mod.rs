@@ -185,6 +185,11 @@ pub fn routes() -> (Router<AppState>, RouteTable) {
             get(session_pages::mfa_form).post(session_pages::mfa_verify),
         )
         .route(
+            "/mfa/recovery-codes",
+            &[(M::POST, SignedIn)],
+            post(session_pages::regenerate_recovery_codes),
+        )
+        .route(
             "/mfa/enroll",
             &[(M::POST, SignedIn)],
             post(session_pages::mfa_enroll),
@@ -205,6 +210,14 @@ pub fn routes() -> (Router<AppState>, RouteTable) {
             get(api::list_tenants).post(api::create_tenant),
         )
         // Tenant
+        .route(
+            "/api/v1/settings/sessions",
+            &[
+                (M::GET, Tenant("session_settings", "read")),
+                (M::PUT, TenantPerson("session_settings", "set")),
+            ],
+            get(api::get_session_settings).put(api::put_session_settings),
+        )
         .route(
             "/api/v1/sso/providers",
             &[

@@ -36,9 +36,19 @@ pub struct RecoveryCodesPage {
 pub struct MfaPage {
     csrf: String,
     enrolled: bool,
+    /// This session passed MFA (it may regenerate recovery codes).
+    verified: bool,
     secret: Option<String>,
     uri: Option<String>,
     error: Option<String>,
+}
+
+fn not_a_person() -> Response {
+    message(
+        StatusCode::BAD_REQUEST,
+        "Not a browser session",
+        "MFA applies to people, not API tokens.",
+    )
 }
 
 pub async fn login_form(Extension(p): Extension<Principal>) -> Response {
@@ -133,13 +143,9 @@ fn session(p: &Principal) -> Option<&auth::SessionInfo> {
 
 pub async fn mfa_form(Extension(p): Extension<Principal>) -> Response {
     let Some(info) = session(&p) else {
-        return message(
-            StatusCode::BAD_REQUEST,
-            "Not a browser session",
-            "MFA applies to people, not API tokens.",
-        );
+        return not_a_person();
     };
-    if info.mfa_verified {
+    if info.mfa_verified && !info.totp_enabled {
         return message(
             StatusCode::OK,
             "MFA verified",
@@ -149,6 +155,7 @@ pub async fn mfa_form(Extension(p): Extension<Principal>) -> Response {
     MfaPage {
         csrf: info.csrf.clone(),
         enrolled: info.totp_enabled,
+        verified: info.mfa_verified,
         secret: None,
         uri: None,
         error: None,
@@ -158,16 +165,13 @@ pub async fn mfa_form(Extension(p): Extension<Principal>) -> Response {
 
 pub async fn mfa_enroll(State(s): State<AppState>, Extension(p): Extension<Principal>) -> Response {
     let Some(info) = session(&p) else {
-        return message(
-            StatusCode::BAD_REQUEST,
-            "Not a browser session",
-            "MFA applies to people, not API tokens.",
-        );
+        return not_a_person();
     };
     match auth::begin_totp(&s.store, &s.master_key, info.user, &info.email).await {
         Ok((secret, uri)) => MfaPage {
             csrf: info.csrf.clone(),
             enrolled: false,
+            verified: info.mfa_verified,
             secret: Some(secret),
             uri: Some(uri),
             error: None,
@@ -189,11 +193,7 @@ pub async fn mfa_verify(
     Form(f): Form<CodeForm>,
 ) -> Response {
     let Some(info) = session(&p) else {
-        return message(
-            StatusCode::BAD_REQUEST,
-            "Not a browser session",
-            "MFA applies to people, not API tokens.",
-        );
+        return not_a_person();
     };
     let checked = auth::verify_totp(
         &s.store,
@@ -231,12 +231,29 @@ pub async fn mfa_verify(
             MfaPage {
                 csrf: info.csrf.clone(),
                 enrolled: info.totp_enabled,
+                verified: info.mfa_verified,
                 secret: None,
                 uri: None,
                 error: Some("That code is not valid (or was already used). Try the next one.".into()),
             },
         )
             .into_response(),
+        Err(e) => page_error(e),
+    }
+}
+
+/// New recovery codes (the old ones stop working), shown once.
+pub async fn regenerate_recovery_codes(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+) -> Response {
+    let Some(info) = session(&p) else {
+        return not_a_person();
+    };
+    match auth::regenerate_recovery_codes(&s.store, s.clock.as_ref(), info, Some(peer.ip().to_string())).await
+    {
+        Ok(codes) => ([(header::CACHE_CONTROL, "no-store")], RecoveryCodesPage { codes }).into_response(),
         Err(e) => page_error(e),
     }
 }

@@ -15,6 +15,8 @@ pub struct Model {
     pub expires_at: DateTimeUtc,
     /// Set for an SSO session: the only tenant it may act in.
     pub bound_tenant_id: Option<Uuid>,
+    /// The idle timeout this session runs under (None: the default).
+    pub idle_secs: Option<i32>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

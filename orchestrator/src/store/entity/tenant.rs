@@ -8,6 +8,10 @@ pub struct Model {
     pub name: String,
     pub status: String,
     pub created_at: DateTimeUtc,
+    /// Session idle timeout in seconds (None: the default).
+    pub session_idle_secs: Option<i32>,
+    /// Session absolute lifetime in seconds (None: the default).
+    pub session_absolute_secs: Option<i32>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
