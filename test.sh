@@ -29,6 +29,10 @@ apt_install() {
 }
 if command -v dpkg-query >/dev/null; then
   require_pkg pkg-config libssl-dev
+  # samael's xmlsec binding (SAML signatures): headers and bindgen's libclang.
+  require_pkg libxmlsec1-dev libxml2-dev libclang-dev
+  # The SAML IdP of the SSO tests, run with `php -S`.
+  require_pkg simplesamlphp php-cli php-xml php-mbstring
   # The PostgreSQL server binaries: a throwaway cluster needs them, and so
   # does the e2e test that restarts a cluster of its own mid-run.
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || require_pkg postgresql

@@ -14,6 +14,8 @@ mod nodes;
 mod outbox;
 #[path = "e2e/pollers.rs"]
 mod pollers;
+#[path = "e2e/saml.rs"]
+mod saml;
 #[path = "e2e/sso.rs"]
 mod sso;
 #[path = "e2e/timeline.rs"]

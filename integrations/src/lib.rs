@@ -13,6 +13,7 @@ pub mod jira;
 pub mod llm;
 pub mod notify;
 pub mod oidc;
+pub mod saml;
 pub mod servicenow;
 pub mod signing;
 

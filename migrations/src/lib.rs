@@ -28,6 +28,7 @@ mod m20261122_000017_authz_notify;
 mod m20261122_000018_recovery_codes;
 mod m20261122_000019_sso;
 mod m20261122_000020_session_limits;
+mod m20261122_000021_saml;
 pub mod pg;
 
 /// Name of the PostgreSQL role the server runs every request as: owns nothing,
@@ -64,6 +65,7 @@ pub const TENANT_TABLES: &[&str] = &[
     "sso_providers",
     "sso_logins",
     "sso_identities",
+    "sso_assertions",
 ];
 
 #[derive(Debug)]
@@ -93,6 +95,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000018_recovery_codes::Migration),
             Box::new(m20261122_000019_sso::Migration),
             Box::new(m20261122_000020_session_limits::Migration),
+            Box::new(m20261122_000021_saml::Migration),
         ]
     }
 }

@@ -40,6 +40,14 @@ pub const LOGIN_TTL: Duration = Duration::minutes(10);
 /// `amr` values (RFC 8176) that say a second factor was used.
 pub const MFA_AMR: [&str; 5] = ["mfa", "otp", "hwk", "sc", "swk"];
 
+/// SAML AuthnContextClassRef values that say a second factor was used.
+pub const SAML_MFA_CONTEXTS: [&str; 4] = [
+    "https://refeds.org/profile/mfa",
+    "http://schemas.microsoft.com/claims/multipleauthn",
+    "urn:oasis:names:tc:SAML:2.0:ac:classes:MobileTwoFactorContract",
+    "urn:oasis:names:tc:SAML:2.0:ac:classes:TimeSyncToken",
+];
+
 /// A provider as a tenant admin configures it.
 #[derive(Debug, Clone)]
 pub struct NewProvider {
@@ -112,23 +120,7 @@ pub async fn create_provider(
         group_claim: p.group_claim.clone(),
     };
     cfg.validate().map_err(|e| Error::Invalid(e.to_string()))?;
-    if p.role_map.is_empty() || p.role_map.len() > 200 {
-        return Err(Error::Invalid(
-            "role_map needs 1 to 200 group → role entries".into(),
-        ));
-    }
-    let mut map = serde_json::Map::new();
-    for (group, role) in &p.role_map {
-        if group.is_empty() || group.len() > 256 {
-            return Err(Error::Invalid("a group name must be 1 to 256 characters".into()));
-        }
-        if !role.is_tenant_role() {
-            return Err(Error::Invalid(format!("`{role}` is not a tenant role")));
-        }
-        if map.insert(group.clone(), json!(role.as_str())).is_some() {
-            return Err(Error::Invalid(format!("group `{group}` is mapped twice")));
-        }
-    }
+    let map = role_map_json(&p.role_map)?;
     let id = Uuid::now_v7();
     let sealed = p
         .client_secret
@@ -145,13 +137,25 @@ pub async fn create_provider(
         client_secret: Set(sealed),
         algorithms: Set(json!(p.algorithms)),
         group_claim: Set(p.group_claim),
-        role_map: Set(Value::Object(map)),
+        role_map: Set(map),
         trust_idp_mfa: Set(p.trust_idp_mfa),
         created_at: Set(clock.now()),
         created_by: Set(actor.label.clone()),
+        idp_metadata: Set(None),
     }
     .insert(&**tx)
     .await?;
+    provider_created(tx, clock, actor, &m).await?;
+    Ok(info(&m))
+}
+
+async fn provider_created(
+    tx: &TenantTx,
+    clock: &dyn Clock,
+    actor: &Actor,
+    m: &sso_provider::Model,
+) -> Result<()> {
+    let id = m.id;
     audit::record(
         tx,
         clock,
@@ -160,11 +164,11 @@ pub async fn create_provider(
             action: "sso.provider_created",
             target: format!("sso_provider:{id}"),
             summary: json!({"name": m.name, "issuer": m.issuer, "role_map": m.role_map,
-                            "trust_idp_mfa": m.trust_idp_mfa, "algorithms": m.algorithms}),
+                            "trust_idp_mfa": m.trust_idp_mfa, "algorithms": m.algorithms,
+                            "protocol": m.protocol}),
         },
     )
-    .await?;
-    Ok(info(&m))
+    .await
 }
 
 pub async fn list_providers(tx: &TenantTx) -> Result<Vec<ProviderInfo>> {
@@ -177,6 +181,129 @@ pub async fn list_providers(tx: &TenantTx) -> Result<Vec<ProviderInfo>> {
         .iter()
         .map(info)
         .collect())
+}
+
+/// A SAML provider as a tenant admin configures it.
+#[derive(Debug, Clone)]
+pub struct NewSamlProvider {
+    pub name: String,
+    /// The IdP's metadata XML (entity id, signing certificate, SSO URL).
+    pub idp_metadata: String,
+    /// The attribute carrying the user's groups.
+    pub group_attribute: String,
+    pub role_map: Vec<(String, Role)>,
+    pub trust_idp_mfa: bool,
+}
+
+fn role_map_json(role_map: &[(String, Role)]) -> Result<Value> {
+    if role_map.is_empty() || role_map.len() > 200 {
+        return Err(Error::Invalid(
+            "role_map needs 1 to 200 group → role entries".into(),
+        ));
+    }
+    let mut map = serde_json::Map::new();
+    for (group, role) in role_map {
+        if group.is_empty() || group.len() > 256 {
+            return Err(Error::Invalid("a group name must be 1 to 256 characters".into()));
+        }
+        if !role.is_tenant_role() {
+            return Err(Error::Invalid(format!("`{role}` is not a tenant role")));
+        }
+        if map.insert(group.clone(), json!(role.as_str())).is_some() {
+            return Err(Error::Invalid(format!("group `{group}` is mapped twice")));
+        }
+    }
+    Ok(Value::Object(map))
+}
+
+/// Adds a SAML 2.0 IdP to the transaction's tenant (its metadata must name
+/// a signing certificate and an HTTP-Redirect SSO service). Audited.
+pub async fn create_saml_provider(
+    tx: &TenantTx,
+    clock: &dyn Clock,
+    actor: &Actor,
+    p: NewSamlProvider,
+) -> Result<ProviderInfo> {
+    let name = p.name.trim();
+    if name.is_empty() || name.len() > 100 {
+        return Err(Error::Invalid("name must be 1 to 100 characters".into()));
+    }
+    if p.group_attribute.is_empty() || p.group_attribute.len() > 200 {
+        return Err(Error::Invalid(
+            "group_attribute must be 1 to 200 characters".into(),
+        ));
+    }
+    let (_, idp) = vigil_integrations::saml::parse_metadata(&p.idp_metadata)
+        .map_err(|e| Error::Invalid(e.to_string()))?;
+    let m = sso_provider::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        tenant_id: Set(tx.tenant().0),
+        protocol: Set("saml".into()),
+        name: Set(name.to_owned()),
+        issuer: Set(idp.entity_id),
+        client_id: Set(String::new()),
+        client_secret: Set(None),
+        algorithms: Set(json!([
+            "RSA-SHA256",
+            "RSA-SHA384",
+            "RSA-SHA512",
+            "ECDSA-SHA256",
+            "ECDSA-SHA384",
+            "ECDSA-SHA512"
+        ])),
+        group_claim: Set(p.group_attribute),
+        role_map: Set(role_map_json(&p.role_map)?),
+        trust_idp_mfa: Set(p.trust_idp_mfa),
+        created_at: Set(clock.now()),
+        created_by: Set(actor.label.clone()),
+        idp_metadata: Set(Some(p.idp_metadata)),
+    }
+    .insert(&**tx)
+    .await?;
+    provider_created(tx, clock, actor, &m).await?;
+    Ok(info(&m))
+}
+
+/// A SAML provider's IdP metadata.
+pub async fn saml_metadata(tx: &TenantTx, id: Uuid) -> Result<String> {
+    sso_provider::Entity::find_by_id(id)
+        .filter(sso_provider::Column::TenantId.eq(tx.tenant().0))
+        .one(&**tx)
+        .await?
+        .and_then(|m| m.idp_metadata)
+        .ok_or(Error::NotFound("SAML identity provider"))
+}
+
+/// Accepts an assertion id once (the replay cache); kept until the
+/// assertion expires (at least a day).
+pub async fn first_use_of_assertion(
+    tx: &TenantTx,
+    clock: &dyn Clock,
+    provider: Uuid,
+    assertion_id: &str,
+    not_on_or_after: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<()> {
+    use crate::store::entity::sso_assertion;
+    let now = clock.now();
+    sso_assertion::Entity::delete_many()
+        .filter(sso_assertion::Column::TenantId.eq(tx.tenant().0))
+        .filter(sso_assertion::Column::ExpiresAt.lte(now))
+        .exec(&**tx)
+        .await?;
+    let keep = not_on_or_after.unwrap_or(now).max(now + Duration::days(1));
+    sso_assertion::ActiveModel {
+        provider_id: Set(provider),
+        assertion_id: Set(assertion_id.to_owned()),
+        tenant_id: Set(tx.tenant().0),
+        expires_at: Set(keep),
+    }
+    .insert(&**tx)
+    .await
+    .map_err(|e| match Error::from_insert(e, "assertion") {
+        Error::Conflict(_) => Error::Unauthenticated("this assertion was already used (replay)"),
+        e => e,
+    })?;
+    Ok(())
 }
 
 /// The tenant of a provider, before any tenant is known (a callback).
@@ -293,13 +420,27 @@ impl Taken {
     /// Refused: a login started at another provider, in another browser,
     /// or too long ago.
     pub fn check(self, clock: &dyn Clock, provider: Uuid, browser: Option<&str>) -> Result<Pending> {
+        self.check_bound(clock, provider, Some(browser))
+    }
+
+    /// As [`Taken::check`]; `browser: None` skips the browser binding (a
+    /// SAML POST arrives cross-site, where a SameSite=Lax cookie is not
+    /// sent: the one-time RelayState and InResponseTo bind it instead).
+    pub fn check_bound(
+        self,
+        clock: &dyn Clock,
+        provider: Uuid,
+        browser: Option<Option<&str>>,
+    ) -> Result<Pending> {
         let row = self.0;
         if row.provider_id != provider {
             return Err(Error::Unauthenticated(
                 "this response answers a login started at another identity provider",
             ));
         }
-        if browser.map(token_hash).as_deref() != Some(row.browser_hash.as_str()) {
+        if let Some(browser) = browser
+            && browser.map(token_hash).as_deref() != Some(row.browser_hash.as_str())
+        {
             return Err(Error::Unauthenticated(
                 "this login was started in another browser",
             ));
@@ -422,7 +563,11 @@ pub async fn admit(
         }
         Some(_) => {}
     }
-    let idp_mfa = provider.trust_idp_mfa && who.amr.iter().any(|a| MFA_AMR.contains(&a.as_str()));
+    let idp_mfa = provider.trust_idp_mfa
+        && who
+            .amr
+            .iter()
+            .any(|a| MFA_AMR.contains(&a.as_str()) || SAML_MFA_CONTEXTS.contains(&a.as_str()));
     audit::record(
         tx,
         clock,

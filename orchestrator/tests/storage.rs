@@ -2510,6 +2510,9 @@ mod rls {
             vigil_orchestrator::sso::admit(&tx, &c, &p, &who, None)
                 .await
                 .unwrap();
+            vigil_orchestrator::sso::first_use_of_assertion(&tx, &c, p.id, "assertion-1", None)
+                .await
+                .unwrap();
             tx.commit().await.unwrap();
         }
         // Under B's setting, raw unfiltered queries see only B's rows.

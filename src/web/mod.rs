@@ -177,6 +177,12 @@ pub fn routes() -> (Router<AppState>, RouteTable) {
         )
         .route("/sso/{id}/login", &[(M::GET, Public)], get(sso::login))
         .route("/sso/{id}/callback", &[(M::GET, Public)], get(sso::callback))
+        .route("/sso/{id}/acs", &[(M::POST, Public)], post(sso::saml_acs))
+        .route(
+            "/sso/{id}/metadata",
+            &[(M::GET, Public)],
+            get(sso::saml_sp_metadata),
+        )
         // Any signed-in principal, MFA pending included
         .route("/logout", &[(M::POST, SignedIn)], post(session_pages::logout))
         .route(

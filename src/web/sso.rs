@@ -36,9 +36,16 @@ fn redirect_uri(s: &AppState, provider: Uuid) -> String {
 
 #[derive(Deserialize)]
 pub struct NewProviderBody {
+    /// `oidc` (default) or `saml`.
+    #[serde(default = "default_protocol")]
+    protocol: String,
     name: String,
+    #[serde(default)]
     issuer: String,
+    #[serde(default)]
     client_id: String,
+    /// SAML: the IdP's metadata XML.
+    idp_metadata: Option<String>,
     client_secret: Option<String>,
     #[serde(default = "default_algorithms")]
     algorithms: Vec<String>,
@@ -48,6 +55,18 @@ pub struct NewProviderBody {
     role_map: std::collections::BTreeMap<String, String>,
     #[serde(default)]
     trust_idp_mfa: bool,
+}
+
+fn default_protocol() -> String {
+    "oidc".into()
+}
+
+fn sp(s: &AppState, provider: Uuid) -> vigil_integrations::saml::Sp {
+    let base = s.public_url.trim_end_matches('/');
+    vigil_integrations::saml::Sp {
+        entity_id: format!("{base}/sso/{provider}/metadata"),
+        acs_url: format!("{base}/sso/{provider}/acs"),
+    }
 }
 
 fn default_algorithms() -> Vec<String> {
@@ -70,29 +89,59 @@ pub async fn create_provider(
         role_map.push((group, parse_role(&role)?));
     }
     let tx = s.store.begin_tenant(ctx.tenant).await?;
-    let info = sso::create_provider(
-        &tx,
-        s.clock.as_ref(),
-        &s.master_key,
-        &p.actor(Some(ctx.role), ip(&c)),
-        sso::NewProvider {
-            name: b.name,
-            issuer: b.issuer,
-            client_id: b.client_id,
-            client_secret: b.client_secret,
-            algorithms: b.algorithms,
-            group_claim: b.group_claim,
-            role_map,
-            trust_idp_mfa: b.trust_idp_mfa,
-        },
-    )
-    .await?;
+    let actor = p.actor(Some(ctx.role), ip(&c));
+    let info = match b.protocol.as_str() {
+        "oidc" => {
+            sso::create_provider(
+                &tx,
+                s.clock.as_ref(),
+                &s.master_key,
+                &actor,
+                sso::NewProvider {
+                    name: b.name,
+                    issuer: b.issuer,
+                    client_id: b.client_id,
+                    client_secret: b.client_secret,
+                    algorithms: b.algorithms,
+                    group_claim: b.group_claim,
+                    role_map,
+                    trust_idp_mfa: b.trust_idp_mfa,
+                },
+            )
+            .await?
+        }
+        "saml" => {
+            let idp_metadata = b
+                .idp_metadata
+                .ok_or_else(|| Error::Invalid("a SAML provider needs idp_metadata".into()))?;
+            sso::create_saml_provider(
+                &tx,
+                s.clock.as_ref(),
+                &actor,
+                sso::NewSamlProvider {
+                    name: b.name,
+                    idp_metadata,
+                    group_attribute: b.group_claim,
+                    role_map,
+                    trust_idp_mfa: b.trust_idp_mfa,
+                },
+            )
+            .await?
+        }
+        other => return Err(Error::Invalid(format!("protocol `{other}` is not oidc or saml")).into()),
+    };
     tx.commit().await?;
     let login_url = format!("{}/sso/{}/login", s.public_url.trim_end_matches('/'), info.id);
-    let callback = redirect_uri(&s, info.id);
     let mut v = serde_json::to_value(&info).map_err(|e| ApiError::internal("sso", &e))?;
     v["login_url"] = json!(login_url);
-    v["redirect_uri"] = json!(callback);
+    if info.protocol == "saml" {
+        let sp = sp(&s, info.id);
+        v["sp_entity_id"] = json!(sp.entity_id);
+        v["acs_url"] = json!(sp.acs_url);
+        v["sp_metadata_url"] = json!(sp.entity_id);
+    } else {
+        v["redirect_uri"] = json!(redirect_uri(&s, info.id));
+    }
     Ok((StatusCode::CREATED, Json(v)).into_response())
 }
 
@@ -142,10 +191,24 @@ pub async fn login(
 
 async fn start(s: &AppState, provider: Uuid) -> Result<(String, String), Error> {
     let tenant = sso::provider_tenant(&s.store, provider).await?;
-    let (_, cfg) = {
+    let (info, cfg) = {
         let tx = s.store.begin_tenant_read(tenant).await?;
         sso::provider(&tx, &s.master_key, provider).await?
     };
+    if info.protocol == "saml" {
+        let metadata = {
+            let tx = s.store.begin_tenant_read(tenant).await?;
+            sso::saml_metadata(&tx, provider).await?
+        };
+        let relay = random_secret();
+        let (url, request_id) = vigil_integrations::saml::authn_request(&metadata, &sp(s, provider), &relay)
+            .map_err(|e| Error::Invalid(e.to_string()))?;
+        let browser = random_secret();
+        let tx = s.store.begin_tenant(tenant).await?;
+        sso::remember_login(&tx, s.clock.as_ref(), provider, &relay, &browser, &request_id, "").await?;
+        tx.commit().await?;
+        return Ok((url, browser));
+    }
     let started = s
         .oidc
         .start(&cfg, &redirect_uri(s, provider))
@@ -176,6 +239,21 @@ pub struct Callback {
     error_description: Option<String>,
 }
 
+/// The provider a path names and its tenant, or the page saying why not.
+async fn provider_and_tenant(
+    s: &AppState,
+    raw: &str,
+) -> Result<(Uuid, vigil_orchestrator::TenantId), Response> {
+    let Ok(provider) = Uuid::try_parse(raw) else {
+        return Err(refused(StatusCode::NOT_FOUND, "No such identity provider."));
+    };
+    match sso::provider_tenant(&s.store, provider).await {
+        Ok(t) => Ok((provider, t)),
+        Err(Error::NotFound(_)) => Err(refused(StatusCode::NOT_FOUND, "No such identity provider.")),
+        Err(e) => Err(super::pages::page_error(e)),
+    }
+}
+
 pub async fn callback(
     State(s): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -183,16 +261,12 @@ pub async fn callback(
     headers: HeaderMap,
     Query(q): Query<Callback>,
 ) -> Response {
-    let Ok(provider) = Uuid::try_parse(&provider) else {
-        return refused(StatusCode::NOT_FOUND, "No such identity provider.");
-    };
-    let tenant = match sso::provider_tenant(&s.store, provider).await {
-        Ok(t) => t,
-        Err(Error::NotFound(_)) => return refused(StatusCode::NOT_FOUND, "No such identity provider."),
-        Err(e) => return super::pages::page_error(e),
+    let (provider, tenant) = match provider_and_tenant(&s, &provider).await {
+        Ok(v) => v,
+        Err(page) => return page,
     };
     let source_ip = Some(peer.ip().to_string());
-    match finish(
+    let outcome = finish(
         &s,
         tenant,
         provider,
@@ -200,8 +274,20 @@ pub async fn callback(
         &q,
         source_ip.clone(),
     )
-    .await
-    {
+    .await;
+    conclude(&s, tenant, provider, outcome, source_ip).await
+}
+
+/// The end of a sign-in: the session and a page to go on from, or the
+/// refusal as a page and an audit entry.
+async fn conclude(
+    s: &AppState,
+    tenant: vigil_orchestrator::TenantId,
+    provider: Uuid,
+    outcome: Result<(auth::NewSession, bool), Refusal>,
+    source_ip: Option<String>,
+) -> Response {
+    match outcome {
         Ok((session, needs_mfa)) => {
             let to = if needs_mfa { "/mfa" } else { "/" };
             let clear = format!("{BROWSER_COOKIE}=; Path=/sso/; HttpOnly; SameSite=Lax; Max-Age=0");
@@ -215,7 +301,7 @@ pub async fn callback(
             let mut res = Html(page).into_response();
             let h = res.headers_mut();
             if let (Ok(a), Ok(b)) = (
-                header::HeaderValue::from_str(&session_cookie(&s, &session.token)),
+                header::HeaderValue::from_str(&session_cookie(s, &session.token)),
                 header::HeaderValue::from_str(&clear),
             ) {
                 h.append(header::SET_COOKIE, a);
@@ -301,6 +387,110 @@ async fn finish(
         .map_err(|e| unauthorized(e.to_string()))?;
     let tx = s.store.begin_tenant(tenant).await.map_err(core)?;
     let signed = sso::admit(&tx, s.clock.as_ref(), &info, &who, source_ip)
+        .await
+        .map_err(core)?;
+    tx.commit().await.map_err(core)?;
+    let session = auth::create_sso_session(&s.store, s.clock.as_ref(), signed.user, tenant, signed.idp_mfa)
+        .await
+        .map_err(core)?;
+    s.auth_cache.invalidate();
+    Ok((session, signed.role.requires_mfa() && !signed.idp_mfa))
+}
+
+/// This SP's SAML metadata (public: the IdP's administrator loads it).
+pub async fn saml_sp_metadata(State(s): State<AppState>, Path(provider): Path<String>) -> Response {
+    let (provider, tenant) = match provider_and_tenant(&s, &provider).await {
+        Ok(v) => v,
+        Err(page) => return page,
+    };
+    let is_saml = match s.store.begin_tenant_read(tenant).await {
+        Ok(tx) => sso::saml_metadata(&tx, provider).await.is_ok(),
+        Err(_) => false,
+    };
+    if !is_saml {
+        return refused(StatusCode::NOT_FOUND, "No such SAML identity provider.");
+    }
+    (
+        [(header::CONTENT_TYPE, "application/samlmetadata+xml")],
+        vigil_integrations::saml::sp_metadata(&sp(&s, provider)),
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+pub struct AcsForm {
+    #[serde(rename = "SAMLResponse")]
+    saml_response: Option<String>,
+    #[serde(rename = "RelayState")]
+    relay_state: Option<String>,
+}
+
+/// The assertion consumer service (HTTP-POST binding).
+pub async fn saml_acs(
+    State(s): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(provider): Path<String>,
+    axum::Form(f): axum::Form<AcsForm>,
+) -> Response {
+    let (provider, tenant) = match provider_and_tenant(&s, &provider).await {
+        Ok(v) => v,
+        Err(page) => return page,
+    };
+    let source_ip = Some(peer.ip().to_string());
+    let outcome = acs(&s, tenant, provider, &f, source_ip.clone()).await;
+    conclude(&s, tenant, provider, outcome, source_ip).await
+}
+
+async fn acs(
+    s: &AppState,
+    tenant: vigil_orchestrator::TenantId,
+    provider: Uuid,
+    f: &AcsForm,
+    source_ip: Option<String>,
+) -> Result<(auth::NewSession, bool), Refusal> {
+    let unauthorized = |m: String| (StatusCode::UNAUTHORIZED, m);
+    let (Some(response), Some(relay)) = (f.saml_response.as_deref(), f.relay_state.as_deref()) else {
+        return Err(unauthorized(
+            "the post carries no SAMLResponse or RelayState".into(),
+        ));
+    };
+    let tx = s.store.begin_tenant(tenant).await.map_err(core)?;
+    let taken = sso::take_login(&tx, relay).await.map_err(core)?;
+    tx.commit().await.map_err(core)?;
+    let pending = taken
+        .check_bound(s.clock.as_ref(), provider, None)
+        .map_err(core)?;
+    let (info, metadata) = {
+        let tx = s.store.begin_tenant_read(tenant).await.map_err(core)?;
+        let (info, _) = sso::provider(&tx, &s.master_key, provider).await.map_err(core)?;
+        (info, sso::saml_metadata(&tx, provider).await.map_err(core)?)
+    };
+    let who = vigil_integrations::saml::verify_response(
+        &metadata,
+        &sp(s, provider),
+        response,
+        &pending.nonce,
+        &info.group_claim,
+    )
+    .map_err(|e| unauthorized(e.to_string()))?;
+    let identity = vigil_integrations::oidc::Identity {
+        issuer: who.issuer.clone(),
+        subject: who.subject.clone(),
+        email: who.email.clone(),
+        groups: who.groups.clone(),
+        amr: who.authn_context.clone(),
+    };
+    let tx = s.store.begin_tenant(tenant).await.map_err(core)?;
+    sso::first_use_of_assertion(
+        &tx,
+        s.clock.as_ref(),
+        provider,
+        &who.assertion_id,
+        who.not_on_or_after,
+    )
+    .await
+    .map_err(core)?;
+    let signed = sso::admit(&tx, s.clock.as_ref(), &info, &identity, source_ip)
         .await
         .map_err(core)?;
     tx.commit().await.map_err(core)?;

@@ -30,7 +30,7 @@ struct Idp {
     issuer: String,
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -88,18 +88,30 @@ async fn start_idp(port: u16, key_dir: &Path, keys: &str, redirect: &str) -> Idp
 /// A browser: no automatic redirects, one cookie jar for all hosts (the
 /// IdP's and Vigil's cookie names differ).
 #[derive(Default)]
-struct Browser {
-    jar: HashMap<String, String>,
+pub(crate) struct Browser {
+    pub(crate) jar: HashMap<String, String>,
 }
 
 impl Browser {
-    async fn get(&mut self, url: &str) -> reqwest::Response {
+    pub(crate) async fn get(&mut self, url: &str) -> reqwest::Response {
+        self.send(url, None).await
+    }
+
+    /// POSTs a form (url-encoded).
+    pub(crate) async fn post(&mut self, url: &str, form: &[(&str, &str)]) -> reqwest::Response {
+        self.send(url, Some(form)).await
+    }
+
+    async fn send(&mut self, url: &str, form: Option<&[(&str, &str)]>) -> reqwest::Response {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap();
         let cookies: Vec<String> = self.jar.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let mut req = http.get(url);
+        let mut req = match form {
+            None => http.get(url),
+            Some(f) => http.post(url).form(f),
+        };
         if !cookies.is_empty() {
             req = req.header("cookie", cookies.join("; "));
         }
@@ -118,7 +130,7 @@ impl Browser {
     }
 
     /// Follows one redirect; the absolute target.
-    async fn hop(&mut self, url: &str) -> String {
+    pub(crate) async fn hop(&mut self, url: &str) -> String {
         let res = self.get(url).await;
         assert!(res.status().is_redirection(), "{url}: {}", res.status());
         let loc = res.headers()["location"].to_str().unwrap();
@@ -168,7 +180,7 @@ async fn provider(db: &TestDb, t: TenantId, master: &MasterKey, name: &str, issu
     p.id
 }
 
-async fn refusals(db: &TestDb, t: TenantId) -> i64 {
+pub(crate) async fn refusals(db: &TestDb, t: TenantId) -> i64 {
     let tx = db.store.begin_tenant(t).await.unwrap();
     let n = tx
         .query_one_raw(sea_orm::Statement::from_string(
@@ -184,7 +196,7 @@ async fn refusals(db: &TestDb, t: TenantId) -> i64 {
     n
 }
 
-async fn tamper(db: &TestDb, t: TenantId, set: &str) {
+pub(crate) async fn tamper(db: &TestDb, t: TenantId, set: &str) {
     let tx = db.store.begin_tenant(t).await.unwrap();
     let r = tx
         .execute_raw(sea_orm::Statement::from_string(
@@ -221,18 +233,23 @@ async fn sign_in(b: &mut Browser, url: &str) -> String {
     page
 }
 
-async fn api(b: &mut Browser, url: &str) -> (StatusCode, Value) {
+pub(crate) async fn api(b: &mut Browser, url: &str) -> (StatusCode, Value) {
     let res = b.get(url).await;
     (res.status(), res.json().await.unwrap_or(Value::Null))
 }
 
-async fn oidc_sign_in(db: TestDb) {
+pub(crate) async fn tenant(db: &TestDb) -> TenantId {
     let tx = db.store.begin_platform().await.unwrap();
     let t = identity::create_tenant(&tx, &SystemClock, &Actor::cli(), "T")
         .await
         .unwrap()
         .id;
     tx.commit().await.unwrap();
+    t
+}
+
+async fn oidc_sign_in(db: TestDb) {
+    let t = tenant(&db).await;
     let keys = tempfile::tempdir().unwrap();
     let keys_b = tempfile::tempdir().unwrap();
     // Each provider's id is in its callback URL, which its IdP must know:

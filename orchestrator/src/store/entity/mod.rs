@@ -22,6 +22,7 @@ pub mod password_token;
 pub mod platform_control;
 pub mod recovery_code;
 pub mod session;
+pub mod sso_assertion;
 pub mod sso_identity;
 pub mod sso_login;
 pub mod sso_provider;

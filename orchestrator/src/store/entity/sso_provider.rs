@@ -18,6 +18,8 @@ pub struct Model {
     pub trust_idp_mfa: bool,
     pub created_at: DateTimeUtc,
     pub created_by: String,
+    /// SAML: the IdP's metadata XML.
+    pub idp_metadata: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

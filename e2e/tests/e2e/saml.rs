@@ -1,0 +1,517 @@
+//! SAML 2.0 sign-in against a real IdP: Debian `simplesamlphp` (config in
+//! e2e/idp/saml, certificates made per run with openssl), run with
+//! `php -S`; Vigil's router in process. The happy path and the attacks on
+//! the signed Response, each refused with a clear page and an audit entry.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine as _;
+use reqwest::StatusCode;
+use uuid::Uuid;
+use vigil::authz::Authorizer;
+use vigil::web::{self, AppState};
+use vigil_orchestrator::audit::Actor;
+use vigil_orchestrator::credentials::{MasterKey, PasswordPolicy};
+use vigil_orchestrator::testkit::TestDb;
+use vigil_orchestrator::{Role, SystemClock, TenantId, sso};
+
+use crate::sso::{Browser, api, free_port, refusals, tamper, tenant};
+
+const WWW: &str = "/usr/share/simplesamlphp/www";
+
+fn cert(dir: &Path, name: &str) {
+    let ok = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"])
+        .args(["-subj", "/CN=vigil-test-idp"])
+        .arg("-keyout")
+        .arg(dir.join(format!("{name}.key")))
+        .arg("-out")
+        .arg(dir.join(format!("{name}.crt")))
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("openssl runs")
+        .success();
+    assert!(ok);
+}
+
+struct Idp {
+    _child: tokio::process::Child,
+    metadata: String,
+}
+
+/// SimpleSAMLphp signing with `certs/idp.{key,crt}`.
+async fn start_idp(port: u16, certs: &Path, state: &Path, sp_entity: &str, other: &str, acs: &str) -> Idp {
+    start_idp_with(port, certs, state, sp_entity, other, acs, 300).await
+}
+
+/// The same, with the assertions' lifetime in seconds (negative: expired
+/// when made).
+async fn start_idp_with(
+    port: u16,
+    certs: &Path,
+    state: &Path,
+    sp_entity: &str,
+    other: &str,
+    acs: &str,
+    lifetime: i64,
+) -> Idp {
+    assert!(
+        Path::new(WWW).exists(),
+        "run ./test.sh (it installs simplesamlphp)"
+    );
+    std::fs::create_dir_all(state.join("tmp")).unwrap();
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("idp/saml");
+    let child = tokio::process::Command::new("php")
+        .args(["-S", &format!("127.0.0.1:{port}"), "-t", WWW])
+        .env("SIMPLESAMLPHP_CONFIG_DIR", &config)
+        .env("IDP_BASE", format!("http://127.0.0.1:{port}/"))
+        .env("IDP_STATE", state)
+        .env("IDP_CERTS", certs)
+        .env("SP_ENTITY", sp_entity)
+        .env("SP_OTHER_ENTITY", other)
+        .env("SP_ACS", acs)
+        .env("ASSERTION_LIFETIME", lifetime.to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("php runs (./test.sh installs php-cli)");
+    let url = format!("http://127.0.0.1:{port}/saml2/idp/metadata.php");
+    for _ in 0..200 {
+        if let Ok(r) = reqwest::get(&url).await
+            && r.status().is_success()
+        {
+            let metadata = r.text().await.unwrap();
+            return Idp {
+                _child: child,
+                metadata,
+            };
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the SAML IdP did not start");
+}
+
+fn field(html: &str, name: &str) -> String {
+    let at = html
+        .find(&format!("name=\"{name}\""))
+        .unwrap_or_else(|| panic!("no {name} in {html}"));
+    let tail = &html[at..];
+    let v = tail.split("value=\"").nth(1).unwrap();
+    v[..v.find('"').unwrap()]
+        .replace("&#x2B;", "+")
+        .replace("&#x3D;", "=")
+        .replace("&amp;", "&")
+}
+
+/// Through the IdP's login form to the auto-posting page: the ACS URL,
+/// SAMLResponse and RelayState it would post.
+async fn through_idp(b: &mut Browser, to_idp: &str, user: &str) -> (String, String, String) {
+    let login = b.hop(to_idp).await;
+    let form = b.get(&login).await.text().await.unwrap();
+    let auth_state = field(&form, "AuthState");
+    let res = b
+        .post(
+            &login,
+            &[
+                ("username", user),
+                ("password", &format!("{user}-pw")),
+                ("AuthState", &auth_state),
+            ],
+        )
+        .await;
+    let page = res.text().await.unwrap();
+    let action = page.split("action=\"").nth(1).unwrap();
+    let action = action[..action.find('"').unwrap()].replace("&amp;", "&");
+    (action, field(&page, "SAMLResponse"), field(&page, "RelayState"))
+}
+
+async fn start_login(b: &mut Browser, base: &str, provider: Uuid) -> String {
+    b.hop(&format!("{base}/sso/{provider}/login")).await
+}
+
+fn decode(b64: &str) -> String {
+    String::from_utf8(base64::engine::general_purpose::STANDARD.decode(b64).unwrap()).unwrap()
+}
+
+fn encode(xml: &str) -> String {
+    base64::engine::general_purpose::STANDARD.encode(xml)
+}
+
+/// The first `<prefix:Assertion ...>...</prefix:Assertion>` element.
+fn assertion_of(xml: &str) -> (usize, usize) {
+    let start = xml
+        .find(":Assertion ")
+        .map(|i| xml[..i].rfind('<').unwrap())
+        .unwrap();
+    let close = xml.find(":Assertion>").unwrap();
+    let end = close + ":Assertion>".len();
+    (start, end)
+}
+
+async fn post_acs(b: &mut Browser, acs: &str, resp: &str, relay: &str) -> reqwest::Response {
+    b.post(acs, &[("SAMLResponse", resp), ("RelayState", relay)])
+        .await
+}
+
+async fn refused(b: &mut Browser, db: &TestDb, t: TenantId, acs: &str, resp: &str, relay: &str, why: &str) {
+    let before = refusals(db, t).await;
+    let res = post_acs(b, acs, resp, relay).await;
+    let status = res.status();
+    let page = res.text().await.unwrap();
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{why}: {page}");
+    assert!(page.contains(why), "expected {why:?} in {page}");
+    assert!(!b.jar.contains_key("vigil_session"));
+    assert_eq!(refusals(db, t).await, before + 1, "audited: {why}");
+}
+
+async fn saml_sign_in(db: TestDb) {
+    let t = tenant(&db).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (certs, other_certs, state) = (
+        dir.path().join("a"),
+        dir.path().join("b"),
+        dir.path().join("state"),
+    );
+    for d in [&certs, &other_certs, &state] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    cert(&certs, "idp");
+    cert(&other_certs, "idp");
+    let port = free_port();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let other_entity = format!("{base}/sso/other/metadata");
+
+    // The IdP must know the SP's ACS, which names the provider, which needs
+    // the IdP's metadata: start it with a placeholder SP, read its
+    // metadata, create the provider, restart it with the real SP.
+    let first = start_idp(
+        port,
+        &certs,
+        &state,
+        "urn:placeholder",
+        &other_entity,
+        "http://127.0.0.1:9/",
+    )
+    .await;
+    let tx = db.store.begin_tenant(t).await.unwrap();
+    let p = sso::create_saml_provider(
+        &tx,
+        &SystemClock,
+        &Actor::cli(),
+        sso::NewSamlProvider {
+            name: "SimpleSAMLphp".into(),
+            idp_metadata: first.metadata.clone(),
+            group_attribute: "groups".into(),
+            role_map: vec![("soc".into(), Role::AnalystEdit)],
+            trust_idp_mfa: false,
+        },
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    drop(first);
+    let (sp_entity, acs) = (
+        format!("{base}/sso/{}/metadata", p.id),
+        format!("{base}/sso/{}/acs", p.id),
+    );
+    let _idp = start_idp(port, &certs, &state, &sp_entity, &other_entity, &acs).await;
+    let state_app = AppState::new(
+        db.store.clone(),
+        Arc::new(SystemClock),
+        base.clone(),
+        MasterKey::generate(),
+        Authorizer::load().await.unwrap(),
+        PasswordPolicy::default(),
+    );
+    let router = web::router(state_app);
+    let _server = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap();
+    });
+
+    // The SP's metadata, for the IdP's administrator.
+    let md = reqwest::get(&sp_entity).await.unwrap().text().await.unwrap();
+    assert!(
+        md.contains(&format!("entityID=\"{sp_entity}\"")) && md.contains(&acs),
+        "{md}"
+    );
+
+    // Alice: group `soc` → analyst_edit.
+    let mut alice = Browser::default();
+    let to_idp = start_login(&mut alice, &base, p.id).await;
+    assert!(to_idp.contains("SAMLRequest="), "{to_idp}");
+    let (action, resp, relay) = through_idp(&mut alice, &to_idp, "alice").await;
+    assert_eq!(action, acs);
+    let xml = decode(&resp);
+    assert!(xml.contains("ds:Signature"), "the IdP signs: {xml}");
+    let res = post_acs(&mut alice, &acs, &resp, &relay).await;
+    assert_eq!(res.status(), StatusCode::OK, "{}", res.text().await.unwrap());
+    let (st, me) = api(&mut alice, &format!("{base}/api/v1/me")).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(me["email"], "alice@example.com");
+    assert_eq!(me["tenant"], serde_json::json!(t.0));
+    let alice_id = me["user_id"].clone();
+    let (st, _) = api(&mut alice, &format!("{base}/api/v1/cases")).await;
+    assert_eq!(st, StatusCode::OK);
+    // The same post again: the login is used up.
+    let mut m = Browser::default();
+    refused(
+        &mut m,
+        &db,
+        t,
+        &acs,
+        &resp,
+        &relay,
+        "unknown or already used state",
+    )
+    .await;
+
+    // Bob's group maps to nothing.
+    let mut bob = Browser::default();
+    let to_idp = start_login(&mut bob, &base, p.id).await;
+    let (_, resp, relay) = through_idp(&mut bob, &to_idp, "bob").await;
+    let before = refusals(&db, t).await;
+    let res = post_acs(&mut bob, &acs, &resp, &relay).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .contains("none of your groups (marketing)")
+    );
+    assert_eq!(refusals(&db, t).await, before + 1);
+
+    // Attacks on a genuine signed response (each with a fresh login, so
+    // the RelayState and InResponseTo are right).
+    type Attack = fn(&str) -> String;
+    let attacks: [(&str, Attack, &str); 9] = [
+        ("stripped signatures", |x| strip_signatures(x), "must be signed"),
+        (
+            "identity edited after signing",
+            |x| x.replace("alice@example.com", "bob@example.com"),
+            "must be signed",
+        ),
+        (
+            "XSW: evil assertion before the signed one",
+            |x| wrap(x, Place::Before),
+            "exactly one Assertion",
+        ),
+        (
+            "XSW: evil assertion after the signed one",
+            |x| wrap(x, Place::After),
+            "exactly one Assertion",
+        ),
+        (
+            "XSW: signed assertion hidden in the evil one",
+            |x| wrap(x, Place::Inside),
+            "exactly one Assertion",
+        ),
+        (
+            "XSW: evil assertion in the signature's Object",
+            |x| wrap(x, Place::InSignature),
+            "exactly one Assertion",
+        ),
+        (
+            "XSW: signed response wrapped by an evil response",
+            |x| wrap_response(x),
+            "exactly one Assertion",
+        ),
+        (
+            "XSW: evil assertion in an Extensions element",
+            |x| wrap(x, Place::Extensions),
+            "exactly one Assertion",
+        ),
+        (
+            "a DOCTYPE (entity expansion)",
+            |x| with_doctype(x),
+            "document type",
+        ),
+    ];
+    for (_what, attack, why) in attacks {
+        let mut m = Browser::default();
+        let to_idp = start_login(&mut m, &base, p.id).await;
+        let (_, resp, relay) = through_idp(&mut m, &to_idp, "alice").await;
+        let forged = encode(&attack(&decode(&resp)));
+        refused(&mut m, &db, t, &acs, &forged, &relay, why).await;
+    }
+
+    // Comment injection in the NameID: mallory is
+    // alice@example.com.evil.test; a comment after "alice@example.com"
+    // leaves the signature valid (c14n drops comments). Vigil must read the
+    // whole NameID, or refuse: never sign mallory in as alice.
+    let mut m = Browser::default();
+    let to_idp = start_login(&mut m, &base, p.id).await;
+    let (_, resp, relay) = through_idp(&mut m, &to_idp, "mallory").await;
+    let xml = decode(&resp);
+    assert!(xml.contains(">alice@example.com.evil.test<"), "{xml}");
+    let injected = encode(&xml.replace(
+        ">alice@example.com.evil.test<",
+        ">alice@example.com<!---->.evil.test<",
+    ));
+    let res = post_acs(&mut m, &acs, &injected, &relay).await;
+    let status = res.status();
+    let page = res.text().await.unwrap();
+    if status == StatusCode::OK {
+        let (_, me) = api(&mut m, &format!("{base}/api/v1/me")).await;
+        assert_ne!(
+            me["user_id"], alice_id,
+            "comment injection signed mallory in as alice"
+        );
+        assert_ne!(me["email"], "alice@example.com");
+    } else {
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{page}");
+    }
+
+    // Wrong audience: an assertion the IdP made for another SP (which posts
+    // to the same ACS), fitted into a login of Vigil's.
+    let mut m = Browser::default();
+    let to_idp = start_login(&mut m, &base, p.id).await;
+    let relay = reqwest::Url::parse(&to_idp)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "RelayState")
+        .unwrap()
+        .1
+        .into_owned();
+    let other_sp = vigil_integrations::saml::Sp {
+        entity_id: other_entity.clone(),
+        acs_url: acs.clone(),
+    };
+    let (url, id) =
+        vigil_integrations::saml::authn_request(&p_metadata(&db, t, p.id).await, &other_sp, "x").unwrap();
+    tamper(&db, t, &format!("nonce = '{id}'")).await;
+    let (_, resp, _) = through_idp(&mut m, &url, "alice").await;
+    assert!(
+        decode(&resp).contains(&other_entity),
+        "the IdP addressed the other SP"
+    );
+    refused(&mut m, &db, t, &acs, &resp, &relay, "udience").await;
+
+    // Another key: the IdP now signs with a key Vigil does not trust.
+    drop(_idp);
+    let _idp_b = start_idp(port, &other_certs, &state, &sp_entity, &other_entity, &acs).await;
+    let mut m = Browser::default();
+    let to_idp = start_login(&mut m, &base, p.id).await;
+    let (_, resp, relay) = through_idp(&mut m, &to_idp, "alice").await;
+    refused(&mut m, &db, t, &acs, &resp, &relay, "must be signed").await;
+
+    // An expired assertion (NotOnOrAfter 400 s ago, beyond the 180 s skew).
+    drop(_idp_b);
+    let _idp_old = start_idp_with(port, &certs, &state, &sp_entity, &other_entity, &acs, -400).await;
+    let mut m = Browser::default();
+    let to_idp = start_login(&mut m, &base, p.id).await;
+    let (_, resp, relay) = through_idp(&mut m, &to_idp, "alice").await;
+    refused(&mut m, &db, t, &acs, &resp, &relay, "expired").await;
+
+    // The replay cache: an assertion id is accepted once.
+    let tx = db.store.begin_tenant(t).await.unwrap();
+    sso::first_use_of_assertion(&tx, &SystemClock, p.id, "_replayed", None)
+        .await
+        .unwrap();
+    let again = sso::first_use_of_assertion(&tx, &SystemClock, p.id, "_replayed", None).await;
+    assert!(again.unwrap_err().to_string().contains("replay"));
+}
+
+async fn p_metadata(db: &TestDb, t: TenantId, p: Uuid) -> String {
+    let tx = db.store.begin_tenant(t).await.unwrap();
+    sso::saml_metadata(&tx, p).await.unwrap()
+}
+
+fn with_doctype(xml: &str) -> String {
+    let doctype = "<!DOCTYPE r [<!ENTITY e \"x\">]>";
+    match xml.find("?>") {
+        Some(i) if xml.starts_with("<?xml") => format!("{}{doctype}{}", &xml[..i + 2], &xml[i + 2..]),
+        _ => format!("{doctype}{xml}"),
+    }
+}
+
+fn strip_signatures(xml: &str) -> String {
+    let mut out = xml.to_owned();
+    while let Some(a) = out.find("<ds:Signature") {
+        let b = out.find("</ds:Signature>").unwrap() + "</ds:Signature>".len();
+        out.replace_range(a..b, "");
+    }
+    out
+}
+
+#[derive(Clone, Copy)]
+enum Place {
+    Before,
+    After,
+    Inside,
+    InSignature,
+    Extensions,
+}
+
+/// An evil copy of the signed assertion (identity changed, signature
+/// dropped, new ID) placed around the genuine one.
+fn evil_copy(xml: &str) -> (String, usize, usize) {
+    let (a, b) = assertion_of(xml);
+    let genuine = &xml[a..b];
+    let evil = strip_signatures(genuine)
+        .replace("alice@example.com", "bob@example.com")
+        .replacen(" ID=\"", " ID=\"evil", 1);
+    (evil, a, b)
+}
+
+fn wrap(xml: &str, place: Place) -> String {
+    let (evil, a, b) = evil_copy(xml);
+    let genuine = &xml[a..b];
+    match place {
+        Place::Before => format!("{}{evil}{}", &xml[..a], &xml[a..]),
+        Place::After => format!("{}{evil}{}", &xml[..b], &xml[b..]),
+        Place::Inside => {
+            // The evil assertion carries the genuine one inside it.
+            let close = evil.rfind("</").unwrap();
+            let nested = format!("{}{genuine}{}", &evil[..close], &evil[close..]);
+            format!("{}{nested}{}", &xml[..a], &xml[b..])
+        }
+        Place::InSignature => {
+            let end = xml.find("</ds:Signature>").unwrap();
+            format!("{}<ds:Object>{evil}</ds:Object>{}", &xml[..end], &xml[end..])
+        }
+        Place::Extensions => {
+            let at = xml.find("<samlp:Status").unwrap();
+            format!(
+                "{}<samlp:Extensions>{evil}</samlp:Extensions>{}",
+                &xml[..at],
+                &xml[at..]
+            )
+        }
+    }
+}
+
+/// XSW1: an evil Response (new ID, evil assertion) whose Signature holds
+/// the genuine signed Response.
+fn wrap_response(xml: &str) -> String {
+    let (evil, _, _) = evil_copy(xml);
+    let open_end = xml.find("<samlp:Response").unwrap();
+    let head_end = open_end + xml[open_end..].find('>').unwrap() + 1;
+    let head = xml[open_end..head_end].replacen(" ID=\"", " ID=\"evil", 1);
+    let genuine_response = &xml[open_end..];
+    let issuer_end = xml.find("</saml:Issuer>").unwrap() + "</saml:Issuer>".len();
+    format!(
+        "{}{head}{}<ds:Signature xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\"><ds:Object>{genuine_response}</ds:Object></ds:Signature>{evil}</samlp:Response>",
+        &xml[..open_end],
+        &xml[head_end..issuer_end],
+    )
+}
+
+#[tokio::test]
+async fn saml_sqlite() {
+    saml_sign_in(TestDb::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn saml_postgres() {
+    saml_sign_in(TestDb::postgres().await).await;
+}
