@@ -293,48 +293,23 @@ async fn saml_sign_in(db: TestDb) {
     // Attacks on a genuine signed response (each with a fresh login, so
     // the RelayState and InResponseTo are right).
     type Attack = fn(&str) -> String;
-    let attacks: [(&str, Attack, &str); 9] = [
-        ("stripped signatures", |x| strip_signatures(x), "must be signed"),
+    let one = "exactly one Assertion";
+    let attacks: [(&str, Attack, &str); 11] = [
+        ("stripped signatures", strip_signatures, "must be signed"),
         (
             "identity edited after signing",
             |x| x.replace("alice@example.com", "bob@example.com"),
             "must be signed",
         ),
-        (
-            "XSW: evil assertion before the signed one",
-            |x| wrap(x, Place::Before),
-            "exactly one Assertion",
-        ),
-        (
-            "XSW: evil assertion after the signed one",
-            |x| wrap(x, Place::After),
-            "exactly one Assertion",
-        ),
-        (
-            "XSW: signed assertion hidden in the evil one",
-            |x| wrap(x, Place::Inside),
-            "exactly one Assertion",
-        ),
-        (
-            "XSW: evil assertion in the signature's Object",
-            |x| wrap(x, Place::InSignature),
-            "exactly one Assertion",
-        ),
-        (
-            "XSW: signed response wrapped by an evil response",
-            |x| wrap_response(x),
-            "exactly one Assertion",
-        ),
-        (
-            "XSW: evil assertion in an Extensions element",
-            |x| wrap(x, Place::Extensions),
-            "exactly one Assertion",
-        ),
-        (
-            "a DOCTYPE (entity expansion)",
-            |x| with_doctype(x),
-            "document type",
-        ),
+        ("XSW1", xsw1, one),
+        ("XSW2", xsw2, one),
+        ("XSW3", xsw3, one),
+        ("XSW4", xsw4, one),
+        ("XSW5", xsw5, one),
+        ("XSW6", xsw6, one),
+        ("XSW7", xsw7, one),
+        ("XSW8", xsw8, one),
+        ("a DOCTYPE (entity expansion)", with_doctype, "document type"),
     ];
     for (_what, attack, why) in attacks {
         let mut m = Browser::default();
@@ -443,67 +418,142 @@ fn strip_signatures(xml: &str) -> String {
     out
 }
 
-#[derive(Clone, Copy)]
-enum Place {
-    Before,
-    After,
-    Inside,
-    InSignature,
-    Extensions,
+/// The signed assertion's span, and two evil versions of it (the
+/// identity swapped for bob's, a new ID): without a signature, and keeping
+/// the genuine assertion's (now wrong) signature.
+struct Parts<'a> {
+    xml: &'a str,
+    a: usize,
+    b: usize,
+    evil: String,
+    evil_signed: String,
 }
 
-/// An evil copy of the signed assertion (identity changed, signature
-/// dropped, new ID) placed around the genuine one.
-fn evil_copy(xml: &str) -> (String, usize, usize) {
+fn parts(xml: &str) -> Parts<'_> {
     let (a, b) = assertion_of(xml);
-    let genuine = &xml[a..b];
-    let evil = strip_signatures(genuine)
+    let evil_signed = xml[a..b]
         .replace("alice@example.com", "bob@example.com")
         .replacen(" ID=\"", " ID=\"evil", 1);
-    (evil, a, b)
+    Parts {
+        xml,
+        a,
+        b,
+        evil: strip_signatures(&evil_signed),
+        evil_signed,
+    }
 }
 
-fn wrap(xml: &str, place: Place) -> String {
-    let (evil, a, b) = evil_copy(xml);
-    let genuine = &xml[a..b];
-    match place {
-        Place::Before => format!("{}{evil}{}", &xml[..a], &xml[a..]),
-        Place::After => format!("{}{evil}{}", &xml[..b], &xml[b..]),
-        Place::Inside => {
-            // The evil assertion carries the genuine one inside it.
-            let close = evil.rfind("</").unwrap();
-            let nested = format!("{}{genuine}{}", &evil[..close], &evil[close..]);
-            format!("{}{nested}{}", &xml[..a], &xml[b..])
-        }
-        Place::InSignature => {
-            let end = xml.find("</ds:Signature>").unwrap();
-            format!("{}<ds:Object>{evil}</ds:Object>{}", &xml[..end], &xml[end..])
-        }
-        Place::Extensions => {
-            let at = xml.find("<samlp:Status").unwrap();
-            format!(
-                "{}<samlp:Extensions>{evil}</samlp:Extensions>{}",
-                &xml[..at],
-                &xml[at..]
-            )
-        }
+impl Parts<'_> {
+    fn genuine(&self) -> &str {
+        &self.xml[self.a..self.b]
     }
+
+    /// The document with the signed assertion replaced.
+    fn with(&self, replacement: &str) -> String {
+        format!("{}{replacement}{}", &self.xml[..self.a], &self.xml[self.b..])
+    }
+
+    /// The Response's start tag, its Issuer, and the rest.
+    fn response_head(&self) -> (usize, usize, usize) {
+        let open = self.xml.find("<samlp:Response").unwrap();
+        let head_end = open + self.xml[open..].find('>').unwrap() + 1;
+        let issuer_end = self.xml.find("</saml:Issuer>").unwrap() + "</saml:Issuer>".len();
+        (open, head_end, issuer_end)
+    }
+}
+
+/// Inserts `inner` just before the closing tag of `element` (ending at `end`).
+fn inside_end(element: &str, inner: &str) -> String {
+    let close = element.rfind("</").unwrap();
+    format!("{}{inner}{}", &element[..close], &element[close..])
 }
 
 /// XSW1: an evil Response (new ID, evil assertion) whose Signature holds
 /// the genuine signed Response.
-fn wrap_response(xml: &str) -> String {
-    let (evil, _, _) = evil_copy(xml);
-    let open_end = xml.find("<samlp:Response").unwrap();
-    let head_end = open_end + xml[open_end..].find('>').unwrap() + 1;
-    let head = xml[open_end..head_end].replacen(" ID=\"", " ID=\"evil", 1);
-    let genuine_response = &xml[open_end..];
-    let issuer_end = xml.find("</saml:Issuer>").unwrap() + "</saml:Issuer>".len();
+fn xsw1(xml: &str) -> String {
+    let p = parts(xml);
+    let (open, head_end, issuer_end) = p.response_head();
+    let head = xml[open..head_end].replacen(" ID=\"", " ID=\"evil", 1);
     format!(
-        "{}{head}{}<ds:Signature xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\"><ds:Object>{genuine_response}</ds:Object></ds:Signature>{evil}</samlp:Response>",
-        &xml[..open_end],
+        "{}{head}{}<ds:Signature xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\"><ds:Object>{}</ds:Object></ds:Signature>{}</samlp:Response>",
+        &xml[..open],
         &xml[head_end..issuer_end],
+        &xml[open..],
+        p.evil
     )
+}
+
+/// XSW2: as XSW1, with the genuine Response a plain sibling before the
+/// evil assertion (a detached signature).
+fn xsw2(xml: &str) -> String {
+    let p = parts(xml);
+    let (open, head_end, issuer_end) = p.response_head();
+    let head = xml[open..head_end].replacen(" ID=\"", " ID=\"evil", 1);
+    format!(
+        "{}{head}{}{}{}</samlp:Response>",
+        &xml[..open],
+        &xml[head_end..issuer_end],
+        &xml[open..],
+        p.evil
+    )
+}
+
+/// XSW3: the evil assertion before the genuine one.
+fn xsw3(xml: &str) -> String {
+    let p = parts(xml);
+    p.with(&format!("{}{}", p.evil, p.genuine()))
+}
+
+/// XSW4: the evil assertion wraps the genuine one.
+fn xsw4(xml: &str) -> String {
+    let p = parts(xml);
+    p.with(&inside_end(&p.evil, p.genuine()))
+}
+
+/// XSW5: the evil assertion keeps the copied signature; the genuine one
+/// moves to the end of the Response.
+fn xsw5(xml: &str) -> String {
+    let p = parts(xml);
+    inside_end(&p.with(&p.evil_signed), p.genuine())
+}
+
+/// XSW6: the evil assertion keeps the copied signature, and the genuine
+/// assertion sits inside that signature.
+fn xsw6(xml: &str) -> String {
+    let p = parts(xml);
+    let sig_end = p.evil_signed.find("</ds:Signature>").unwrap();
+    let evil = format!(
+        "{}<ds:Object>{}</ds:Object>{}",
+        &p.evil_signed[..sig_end],
+        p.genuine(),
+        &p.evil_signed[sig_end..]
+    );
+    p.with(&evil)
+}
+
+/// XSW7: the genuine assertion in an Extensions element, the evil one in
+/// its place.
+fn xsw7(xml: &str) -> String {
+    let p = parts(xml);
+    let replaced = p.with(&p.evil);
+    let at = replaced.find("<samlp:Status").unwrap();
+    format!(
+        "{}<samlp:Extensions>{}</samlp:Extensions>{}",
+        &replaced[..at],
+        p.genuine(),
+        &replaced[at..]
+    )
+}
+
+/// XSW8: the evil assertion carries a Signature whose Object holds the
+/// genuine assertion without its signature.
+fn xsw8(xml: &str) -> String {
+    let p = parts(xml);
+    let inner = format!(
+        "<ds:Signature xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\"><ds:Object>{}</ds:Object></ds:Signature>",
+        strip_signatures(p.genuine())
+    );
+    p.with(&inside_end(&p.evil, &inner))
 }
 
 #[tokio::test]
