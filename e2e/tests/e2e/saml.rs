@@ -73,6 +73,8 @@ async fn start_idp_with(
         .env("SP_ENTITY", sp_entity)
         .env("SP_OTHER_ENTITY", other)
         .env("SP_ACS", acs)
+        .env("SP_THIRD_ENTITY", format!("{acs}/third"))
+        .env("SP_THIRD_ACS", format!("{acs}-elsewhere"))
         .env("ASSERTION_LIFETIME", lifetime.to_string())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -370,6 +372,27 @@ async fn saml_sign_in(db: TestDb) {
         "the IdP addressed the other SP"
     );
     refused(&mut m, &db, t, &acs, &resp, &relay, "udience").await;
+
+    // Wrong recipient: an assertion made for an SP whose ACS is elsewhere.
+    let mut m = Browser::default();
+    let to_idp = start_login(&mut m, &base, p.id).await;
+    let relay = reqwest::Url::parse(&to_idp)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "RelayState")
+        .unwrap()
+        .1
+        .into_owned();
+    let third = vigil_integrations::saml::Sp {
+        entity_id: format!("{acs}/third"),
+        acs_url: format!("{acs}-elsewhere"),
+    };
+    let (url, id) =
+        vigil_integrations::saml::authn_request(&p_metadata(&db, t, p.id).await, &third, "x").unwrap();
+    tamper(&db, t, &format!("nonce = '{id}'")).await;
+    let (action, resp, _) = through_idp(&mut m, &url, "alice").await;
+    assert_eq!(action, format!("{acs}-elsewhere"));
+    refused(&mut m, &db, t, &acs, &resp, &relay, "does not match SP ACS URL").await;
 
     // Another key: the IdP now signs with a key Vigil does not trust.
     drop(_idp);

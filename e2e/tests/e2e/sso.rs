@@ -430,6 +430,20 @@ async fn oidc_sign_in(db: TestDb) {
     )
     .await;
 
+    // No PKCE verifier at the exchange: the IdP requires one.
+    let mut m = Browser::default();
+    let cb = m.through_idp(&base, pa, "alice", "pwd").await;
+    tamper(&db, t, "pkce_verifier = ''").await;
+    refused(
+        &mut m,
+        &db,
+        t,
+        &cb,
+        StatusCode::UNAUTHORIZED,
+        "refused the code exchange",
+    )
+    .await;
+
     // The IdP refuses the authorization itself.
     let mut m = Browser::default();
     let cb = m.through_idp(&base, pa, "alice", "pwd").await;

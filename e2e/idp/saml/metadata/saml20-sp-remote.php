@@ -1,9 +1,18 @@
 <?php
-// Vigil's SP (entity id and ACS from the environment) and, for the
-// wrong-audience test, a second SP entity that posts to the same ACS.
-foreach (array_filter([getenv('SP_ENTITY'), getenv('SP_OTHER_ENTITY')]) as $entity) {
+// Vigil's SP (entity id and ACS from the environment); for the
+// wrong-audience test a second SP entity that posts to the same ACS; for
+// the wrong-recipient test a third one whose ACS is elsewhere.
+$sps = [
+    getenv('SP_ENTITY') => getenv('SP_ACS'),
+    getenv('SP_OTHER_ENTITY') => getenv('SP_ACS'),
+    getenv('SP_THIRD_ENTITY') => getenv('SP_THIRD_ACS'),
+];
+foreach (array_filter($sps) as $entity => $acs) {
+    if (!$entity) {
+        continue;
+    }
     $metadata[$entity] = [
-        'AssertionConsumerService' => getenv('SP_ACS'),
+        'AssertionConsumerService' => $acs,
         'NameIDFormat' => 'urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress',
         'simplesaml.nameidattribute' => 'mail',
         'simplesaml.attributes' => true,
