@@ -5,6 +5,7 @@ $config = [
     'example-userpass' => [
         'exampleauth:UserPass',
         'alice:alice-pw' => ['uid' => ['alice'], 'mail' => ['alice@example.com'], 'groups' => ['soc']],
+        'carol:carol-pw' => ['uid' => ['carol'], 'mail' => ['carol@example.com'], 'groups' => ['soc-admins']],
         'bob:bob-pw' => ['uid' => ['bob'], 'mail' => ['bob@example.com'], 'groups' => ['marketing']],
         'mallory:mallory-pw' => [
             'uid' => ['mallory'],

@@ -44,11 +44,12 @@ struct Idp {
 
 /// SimpleSAMLphp signing with `certs/idp.{key,crt}`.
 async fn start_idp(port: u16, certs: &Path, state: &Path, sp_entity: &str, other: &str, acs: &str) -> Idp {
-    start_idp_with(port, certs, state, sp_entity, other, acs, 300).await
+    start_idp_with(port, certs, state, sp_entity, other, acs, 300, "").await
 }
 
 /// The same, with the assertions' lifetime in seconds (negative: expired
-/// when made).
+/// when made) and, if not empty, the AuthnContextClassRef it claims.
+#[allow(clippy::too_many_arguments)]
 async fn start_idp_with(
     port: u16,
     certs: &Path,
@@ -57,6 +58,7 @@ async fn start_idp_with(
     other: &str,
     acs: &str,
     lifetime: i64,
+    authn_context: &str,
 ) -> Idp {
     assert!(
         Path::new(WWW).exists(),
@@ -76,6 +78,7 @@ async fn start_idp_with(
         .env("SP_THIRD_ENTITY", format!("{acs}/third"))
         .env("SP_THIRD_ACS", format!("{acs}-elsewhere"))
         .env("ASSERTION_LIFETIME", lifetime.to_string())
+        .env("IDP_AUTHN_CONTEXT", authn_context)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true)
@@ -209,8 +212,11 @@ async fn saml_sign_in(db: TestDb) {
             name: "SimpleSAMLphp".into(),
             idp_metadata: first.metadata.clone(),
             group_attribute: "groups".into(),
-            role_map: vec![("soc".into(), Role::AnalystEdit)],
-            trust_idp_mfa: false,
+            role_map: vec![
+                ("soc".into(), Role::AnalystEdit),
+                ("soc-admins".into(), Role::TenantAdmin),
+            ],
+            trust_idp_mfa: true,
         },
     )
     .await
@@ -291,6 +297,16 @@ async fn saml_sign_in(db: TestDb) {
             .contains("none of your groups (marketing)")
     );
     assert_eq!(refusals(&db, t).await, before + 1);
+
+    // Carol (soc-admins → tenant_admin) must pass MFA: the IdP claims
+    // only a password, so Vigil's own TOTP step-up follows.
+    let mut carol = Browser::default();
+    let to_idp = start_login(&mut carol, &base, p.id).await;
+    let (_, resp, relay) = through_idp(&mut carol, &to_idp, "carol").await;
+    let res = post_acs(&mut carol, &acs, &resp, &relay).await;
+    assert!(res.text().await.unwrap().contains("url=/mfa\""));
+    let (_, me) = api(&mut carol, &format!("{base}/api/v1/me")).await;
+    assert_eq!(me["mfa_verified"], false);
 
     // Attacks on a genuine signed response (each with a fresh login, so
     // the RelayState and InResponseTo are right).
@@ -404,11 +420,27 @@ async fn saml_sign_in(db: TestDb) {
 
     // An expired assertion (NotOnOrAfter 400 s ago, beyond the 180 s skew).
     drop(_idp_b);
-    let _idp_old = start_idp_with(port, &certs, &state, &sp_entity, &other_entity, &acs, -400).await;
+    let idp_old = start_idp_with(port, &certs, &state, &sp_entity, &other_entity, &acs, -400, "").await;
     let mut m = Browser::default();
     let to_idp = start_login(&mut m, &base, p.id).await;
     let (_, resp, relay) = through_idp(&mut m, &to_idp, "alice").await;
     refused(&mut m, &db, t, &acs, &resp, &relay, "expired").await;
+
+    // The IdP asserts MFA (REFEDS MFA profile) and the tenant trusts it:
+    // no local step-up.
+    drop(idp_old);
+    let mfa = "https://refeds.org/profile/mfa";
+    let _idp_mfa = start_idp_with(port, &certs, &state, &sp_entity, &other_entity, &acs, 300, mfa).await;
+    let mut carol = Browser::default();
+    let to_idp = start_login(&mut carol, &base, p.id).await;
+    let (_, resp, relay) = through_idp(&mut carol, &to_idp, "carol").await;
+    assert!(decode(&resp).contains(mfa));
+    let res = post_acs(&mut carol, &acs, &resp, &relay).await;
+    assert!(res.text().await.unwrap().contains("url=/\""));
+    let (_, me) = api(&mut carol, &format!("{base}/api/v1/me")).await;
+    assert_eq!(me["mfa_verified"], true);
+    let (st, _) = api(&mut carol, &format!("{base}/api/v1/sso/providers")).await;
+    assert_eq!(st, StatusCode::OK, "a tenant admin, MFA by the IdP");
 
     // The replay cache: an assertion id is accepted once.
     let tx = db.store.begin_tenant(t).await.unwrap();

@@ -11,5 +11,9 @@ $metadata['__DYNAMIC:1__'] = [
     'saml20.sign.assertion' => true,
     'NameIDFormat' => 'urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress',
     'simplesaml.nameidattribute' => 'mail',
-    'authproc' => [],
+    // With IDP_AUTHN_CONTEXT set, every assertion claims that context (the
+    // MFA-trust test sets the REFEDS MFA profile).
+    'authproc' => getenv('IDP_AUTHN_CONTEXT') ? [
+        10 => ['class' => 'saml:AuthnContextClassRef', 'AuthnContextClassRef' => getenv('IDP_AUTHN_CONTEXT')],
+    ] : [],
 ];
