@@ -197,6 +197,11 @@ fn form_urlencoded_field(body: &[u8], name: &str) -> Option<String> {
         .map(|(_, v)| v)
 }
 
+/// Public routes a browser reaches by a cross-site form post by design:
+/// the SAML assertion consumer service (the IdP's page posts the signed
+/// Response; the one-time RelayState and InResponseTo bind it).
+const CROSS_SITE_POSTS: [&str; 1] = ["/sso/{id}/acs"];
+
 /// Cross-site form posts to public endpoints (login CSRF) are refused.
 fn cross_site(headers: &HeaderMap) -> bool {
     headers
@@ -255,7 +260,7 @@ pub async fn guard(
                     "missing or wrong CSRF token",
                 );
             }
-        } else if cross_site(req.headers()) {
+        } else if cross_site(req.headers()) && !CROSS_SITE_POSTS.contains(&route.as_str()) {
             return refuse(&path, StatusCode::FORBIDDEN, "csrf", "cross-site request refused");
         }
     }

@@ -110,7 +110,8 @@ impl Browser {
         let cookies: Vec<String> = self.jar.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let mut req = match form {
             None => http.get(url),
-            Some(f) => http.post(url).form(f),
+            // As a browser marks a form an IdP's page posts to Vigil.
+            Some(f) => http.post(url).form(f).header("sec-fetch-site", "cross-site"),
         };
         if !cookies.is_empty() {
             req = req.header("cookie", cookies.join("; "));
