@@ -366,23 +366,12 @@ async fn saml_sign_in(db: TestDb) {
 
     // Wrong audience: an assertion the IdP made for another SP (which posts
     // to the same ACS), fitted into a login of Vigil's.
-    let mut m = Browser::default();
-    let to_idp = start_login(&mut m, &base, p.id).await;
-    let relay = reqwest::Url::parse(&to_idp)
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == "RelayState")
-        .unwrap()
-        .1
-        .into_owned();
     let other_sp = vigil_integrations::saml::Sp {
         entity_id: other_entity.clone(),
         acs_url: acs.clone(),
     };
-    let (url, id) =
-        vigil_integrations::saml::authn_request(&p_metadata(&db, t, p.id).await, &other_sp, "x").unwrap();
-    tamper(&db, t, &format!("nonce = '{id}'")).await;
-    let (_, resp, _) = through_idp(&mut m, &url, "alice").await;
+    let mut m = Browser::default();
+    let (resp, relay, _) = fitted(&mut m, &db, t, &base, p.id, &other_sp).await;
     assert!(
         decode(&resp).contains(&other_entity),
         "the IdP addressed the other SP"
@@ -390,23 +379,12 @@ async fn saml_sign_in(db: TestDb) {
     refused(&mut m, &db, t, &acs, &resp, &relay, "udience").await;
 
     // Wrong recipient: an assertion made for an SP whose ACS is elsewhere.
-    let mut m = Browser::default();
-    let to_idp = start_login(&mut m, &base, p.id).await;
-    let relay = reqwest::Url::parse(&to_idp)
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == "RelayState")
-        .unwrap()
-        .1
-        .into_owned();
     let third = vigil_integrations::saml::Sp {
         entity_id: format!("{acs}/third"),
         acs_url: format!("{acs}-elsewhere"),
     };
-    let (url, id) =
-        vigil_integrations::saml::authn_request(&p_metadata(&db, t, p.id).await, &third, "x").unwrap();
-    tamper(&db, t, &format!("nonce = '{id}'")).await;
-    let (action, resp, _) = through_idp(&mut m, &url, "alice").await;
+    let mut m = Browser::default();
+    let (resp, relay, action) = fitted(&mut m, &db, t, &base, p.id, &third).await;
     assert_eq!(action, format!("{acs}-elsewhere"));
     refused(&mut m, &db, t, &acs, &resp, &relay, "does not match SP ACS URL").await;
 
@@ -449,6 +427,31 @@ async fn saml_sign_in(db: TestDb) {
         .unwrap();
     let again = sso::first_use_of_assertion(&tx, &SystemClock, p.id, "_replayed", None).await;
     assert!(again.unwrap_err().to_string().contains("replay"));
+}
+
+/// A real assertion the IdP made for `sp`, fitted into a login of Vigil's
+/// (the login's request id set to the one the IdP answers): the response,
+/// Vigil's RelayState, and where the IdP meant it to go.
+async fn fitted(
+    m: &mut Browser,
+    db: &TestDb,
+    t: TenantId,
+    base: &str,
+    p: Uuid,
+    sp: &vigil_integrations::saml::Sp,
+) -> (String, String, String) {
+    let to_idp = start_login(m, base, p).await;
+    let relay = reqwest::Url::parse(&to_idp)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "RelayState")
+        .unwrap()
+        .1
+        .into_owned();
+    let (url, id) = vigil_integrations::saml::authn_request(&p_metadata(db, t, p).await, sp, "x").unwrap();
+    tamper(db, t, &format!("nonce = '{id}'")).await;
+    let (action, resp, _) = through_idp(m, &url, "alice").await;
+    (resp, relay, action)
 }
 
 async fn p_metadata(db: &TestDb, t: TenantId, p: Uuid) -> String {
@@ -517,30 +520,15 @@ impl Parts<'_> {
     }
 }
 
-/// Inserts `inner` just before the closing tag of `element` (ending at `end`).
+/// Inserts `inner` just before the closing tag of `element`.
 fn inside_end(element: &str, inner: &str) -> String {
     let close = element.rfind("</").unwrap();
     format!("{}{inner}{}", &element[..close], &element[close..])
 }
 
-/// XSW1: an evil Response (new ID, evil assertion) whose Signature holds
-/// the genuine signed Response.
-fn xsw1(xml: &str) -> String {
-    let p = parts(xml);
-    let (open, head_end, issuer_end) = p.response_head();
-    let head = xml[open..head_end].replacen(" ID=\"", " ID=\"evil", 1);
-    format!(
-        "{}{head}{}<ds:Signature xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\"><ds:Object>{}</ds:Object></ds:Signature>{}</samlp:Response>",
-        &xml[..open],
-        &xml[head_end..issuer_end],
-        &xml[open..],
-        p.evil
-    )
-}
-
-/// XSW2: as XSW1, with the genuine Response a plain sibling before the
-/// evil assertion (a detached signature).
-fn xsw2(xml: &str) -> String {
+/// An evil Response (new ID, its own Issuer, the evil assertion) that
+/// carries the genuine signed Response as `carry` makes it.
+fn evil_response(xml: &str, carry: fn(&str) -> String) -> String {
     let p = parts(xml);
     let (open, head_end, issuer_end) = p.response_head();
     let head = xml[open..head_end].replacen(" ID=\"", " ID=\"evil", 1);
@@ -548,9 +536,24 @@ fn xsw2(xml: &str) -> String {
         "{}{head}{}{}{}</samlp:Response>",
         &xml[..open],
         &xml[head_end..issuer_end],
-        &xml[open..],
+        carry(&xml[open..]),
         p.evil
     )
+}
+
+/// XSW1: the genuine Response inside the evil Response's Signature.
+fn xsw1(xml: &str) -> String {
+    evil_response(xml, |genuine| {
+        format!(
+            "<ds:Signature xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\"><ds:Object>{genuine}</ds:Object></ds:Signature>"
+        )
+    })
+}
+
+/// XSW2: as XSW1, with the genuine Response a plain sibling before the
+/// evil assertion (a detached signature).
+fn xsw2(xml: &str) -> String {
+    evil_response(xml, str::to_owned)
 }
 
 /// XSW3: the evil assertion before the genuine one.
