@@ -649,14 +649,7 @@ async fn login_mfa_and_logout_in_the_browser_flow(backend: Backend) {
         .matches("<code>")
         .count();
     assert_eq!(shown, auth::RECOVERY_CODES, "{codes_page}");
-    let rotated = h[header::SET_COOKIE]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .trim_start_matches("vigil_session=")
-        .to_owned();
+    let rotated = session_of(&h);
     assert_ne!(rotated, cookie, "session id rotates at MFA step-up");
     assert_eq!(
         app.send(get("/api/v1/members", &cookie)).await.0,
@@ -705,14 +698,7 @@ async fn login_mfa_and_logout_in_the_browser_flow(backend: Backend) {
         ))
         .await;
     assert_eq!(s, StatusCode::SEE_OTHER);
-    let fresh = h[header::SET_COOKIE]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .trim_start_matches("vigil_session=")
-        .to_owned();
+    let fresh = session_of(&h);
     let (_, page, _) = app.send(get("/mfa", &fresh)).await;
     assert!(!page.contains("Regenerate"), "not before this session passed MFA");
     let fcsrf = csrf_of(&page);
@@ -751,6 +737,18 @@ async fn login_mfa_and_logout_in_the_browser_flow(backend: Backend) {
         app.send(get("/api/v1/members", &rotated)).await.0,
         StatusCode::UNAUTHORIZED
     );
+}
+
+/// The session id a response's `Set-Cookie` carries.
+fn session_of(h: &axum::http::HeaderMap) -> String {
+    h[header::SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .trim_start_matches("vigil_session=")
+        .to_owned()
 }
 
 /// The CSRF token a page's form carries.

@@ -168,20 +168,7 @@ impl MigrationTrait for Migration {
             }
             // A callback arrives before its tenant is known: the provider
             // id in its path names it (the tenant id only), as for ingest.
-            let db = manager.get_connection();
-            db.execute_unprepared(
-                "CREATE FUNCTION vigil_sso_provider_tenant(provider uuid) RETURNS uuid \
-                 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$ \
-                   SELECT tenant_id FROM sso_providers WHERE id = provider $$",
-            )
-            .await?;
-            db.execute_unprepared("REVOKE ALL ON FUNCTION vigil_sso_provider_tenant(uuid) FROM PUBLIC")
-                .await?;
-            db.execute_unprepared(&format!(
-                "GRANT EXECUTE ON FUNCTION vigil_sso_provider_tenant(uuid) TO {}",
-                crate::APP_ROLE
-            ))
-            .await?;
+            pg::tenant_lookup_function(manager, "vigil_sso_provider_tenant", "sso_providers").await?;
         }
         Ok(())
     }

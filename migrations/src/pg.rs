@@ -61,3 +61,26 @@ pub async fn tenant_rls(manager: &SchemaManager<'_>, table: &str) -> Result<(), 
     .await?;
     Ok(())
 }
+
+/// `{name}(uuid) RETURNS uuid`: the tenant of a row of `table` by its id,
+/// SECURITY DEFINER (RLS hides the row until the tenant is known), callable
+/// by the app role only. For the few lookups made before a tenant is known
+/// (a webhook delivery, an SSO callback); it returns the tenant id only.
+pub async fn tenant_lookup_function(
+    manager: &SchemaManager<'_>,
+    name: &str,
+    table: &str,
+) -> Result<(), DbErr> {
+    let db = manager.get_connection();
+    db.execute_unprepared(&format!(
+        "CREATE FUNCTION {name}(row_id uuid) RETURNS uuid \
+         LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$ \
+           SELECT tenant_id FROM {table} WHERE id = row_id $$"
+    ))
+    .await?;
+    db.execute_unprepared(&format!("REVOKE ALL ON FUNCTION {name}(uuid) FROM PUBLIC"))
+        .await?;
+    db.execute_unprepared(&format!("GRANT EXECUTE ON FUNCTION {name}(uuid) TO {APP_ROLE}"))
+        .await?;
+    Ok(())
+}

@@ -8,10 +8,7 @@
 //! (the exact bytes received for it) with its detected format; a redelivery
 //! of the same source alert is a duplicate, stored once.
 
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait as _, DbBackend, EntityTrait, QueryFilter, QuerySelect,
-    Statement,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
 use serde::Serialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -21,8 +18,8 @@ use vigil_integrations::Kind;
 
 use crate::audit::{self, Actor, Event};
 use crate::credentials::MasterKey;
+use crate::store::Store;
 use crate::store::entity::{alert, observable};
-use crate::store::{Backend, Store};
 use crate::{Clock, Error, Result, TenantId, integrations, vault};
 
 /// How far a delivery's timestamp may be from now.
@@ -107,22 +104,10 @@ pub struct Accepted {
 }
 
 async fn tenant_of(store: &Store, integration: Uuid) -> Result<TenantId> {
-    let tenant: Option<Uuid> = match store.backend() {
-        Backend::Postgres => store
-            .conn()
-            .query_one_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT vigil_integration_tenant($1) AS t",
-                [integration.into()],
-            ))
-            .await?
-            .and_then(|r| r.try_get::<Option<Uuid>>("", "t").ok().flatten()),
-        Backend::Sqlite => crate::store::entity::integration::Entity::find_by_id(integration)
-            .one(store.conn())
-            .await?
-            .map(|i| i.tenant_id),
-    };
-    tenant.map(TenantId).ok_or(Error::NotFound("integration"))
+    store
+        .owner_tenant("vigil_integration_tenant", "integrations", integration)
+        .await?
+        .ok_or(Error::NotFound("integration"))
 }
 
 async fn rejected(

@@ -18,10 +18,7 @@
 //! tenant's IdP can never reach beyond its tenant.
 
 use chrono::Duration;
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait as _, DbBackend, EntityTrait,
-    QueryFilter, Statement,
-};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 use serde::Serialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -31,7 +28,7 @@ use crate::audit::{self, Actor, Event};
 use crate::credentials::{MasterKey, token_hash};
 use crate::ids::Email;
 use crate::store::entity::{membership, sso_identity, sso_login, sso_provider, user};
-use crate::store::{Backend, Store, TenantTx};
+use crate::store::{Store, TenantTx};
 use crate::{Clock, Error, Result, Role, TenantId, UserId};
 
 /// How long a login may stay at the IdP.
@@ -308,22 +305,10 @@ pub async fn first_use_of_assertion(
 
 /// The tenant of a provider, before any tenant is known (a callback).
 pub async fn provider_tenant(store: &Store, provider: Uuid) -> Result<TenantId> {
-    let tenant: Option<Uuid> = match store.backend() {
-        Backend::Postgres => store
-            .conn()
-            .query_one_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                "SELECT vigil_sso_provider_tenant($1) AS t",
-                [provider.into()],
-            ))
-            .await?
-            .and_then(|r| r.try_get::<Option<Uuid>>("", "t").ok().flatten()),
-        Backend::Sqlite => sso_provider::Entity::find_by_id(provider)
-            .one(store.conn())
-            .await?
-            .map(|p| p.tenant_id),
-    };
-    tenant.map(TenantId).ok_or(Error::NotFound("identity provider"))
+    store
+        .owner_tenant("vigil_sso_provider_tenant", "sso_providers", provider)
+        .await?
+        .ok_or(Error::NotFound("identity provider"))
 }
 
 /// A provider of the transaction's tenant and its protocol configuration

@@ -291,6 +291,37 @@ impl Store {
         })
     }
 
+    /// The tenant owning row `id` of `table`, for the lookups made before
+    /// a tenant is known (a webhook delivery, an SSO callback). PostgreSQL:
+    /// through the table's SECURITY DEFINER function `pg_function` (RLS
+    /// hides the row until then; the function returns the tenant id only).
+    /// Both names are the caller's constants, never input.
+    pub(crate) async fn owner_tenant(
+        &self,
+        pg_function: &'static str,
+        table: &'static str,
+        id: uuid::Uuid,
+    ) -> Result<Option<TenantId>, DbErr> {
+        let stmt = match self.backend {
+            Backend::Postgres => Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                format!("SELECT {pg_function}($1) AS t"),
+                [id.into()],
+            ),
+            Backend::Sqlite => Statement::from_sql_and_values(
+                DbBackend::Sqlite,
+                format!("SELECT tenant_id AS t FROM {table} WHERE id = ?"),
+                [id.into()],
+            ),
+        };
+        Ok(self
+            .db
+            .query_one_raw(stmt)
+            .await?
+            .and_then(|r| r.try_get::<Option<uuid::Uuid>>("", "t").ok().flatten())
+            .map(TenantId))
+    }
+
     /// A read-only transaction scoped to one tenant, for work that only
     /// reads (and must not queue behind writers): on SQLite a deferred
     /// `BEGIN` (readers never block the writer under WAL, unlike
