@@ -209,6 +209,7 @@ impl App {
         )
         .await
         .unwrap()
+        .verified()
         .unwrap();
         Caller::Session {
             role,
@@ -769,11 +770,17 @@ macro_rules! on_both_backends {
     };
 }
 
+#[path = "web/sign_in.rs"]
+mod sign_in;
+use sign_in::{login_answers_alike_for_unknown_accounts, second_factor_cannot_be_guessed};
+
 on_both_backends!(
     every_route_for_every_principal,
     tenant_isolation_and_token_rules,
     sessions_need_csrf_and_role_changes_apply_at_once,
     login_mfa_and_logout_in_the_browser_flow,
+    second_factor_cannot_be_guessed,
+    login_answers_alike_for_unknown_accounts,
 );
 
 async fn gates_over_http(backend: Backend) {

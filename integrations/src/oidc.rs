@@ -55,7 +55,12 @@ pub struct ProviderConfig {
     pub algorithms: Vec<String>,
     /// The claim carrying the user's groups (e.g. `groups`).
     pub group_claim: String,
+    /// Scopes asked for besides `openid`, `email` and the group claim.
+    pub scopes: Vec<String>,
 }
+
+/// Most extra scopes a provider may ask for.
+pub const MAX_SCOPES: usize = 16;
 
 impl ProviderConfig {
     /// Checks what a tenant admin entered (no network).
@@ -84,6 +89,23 @@ impl ProviderConfig {
             return Err(OidcError::Config(
                 "group_claim must be 1 to 100 characters".into(),
             ));
+        }
+        if self.scopes.len() > MAX_SCOPES {
+            return Err(OidcError::Config(format!("scopes: at most {MAX_SCOPES}")));
+        }
+        for sc in &self.scopes {
+            // RFC 6749 §3.3 scope-token: printable ASCII but space, `"` and `\`.
+            let token = !sc.is_empty()
+                && sc.len() <= 100
+                && sc
+                    .bytes()
+                    .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b));
+            if !token {
+                return Err(OidcError::Config(format!(
+                    "scopes: `{}` is not a scope token (1 to 100 printable ASCII characters, no space, quote or backslash)",
+                    sc.escape_debug()
+                )));
+            }
         }
         Ok(())
     }
@@ -114,6 +136,9 @@ pub struct Identity {
     pub issuer: String,
     pub subject: String,
     pub email: Option<String>,
+    /// The IdP asserts it verified `email` (OIDC `email_verified`; for SAML,
+    /// the provider's configuration says its e-mail attribute is verified).
+    pub email_verified: bool,
     pub groups: Vec<String>,
     /// Authentication methods the IdP asserts (`amr`), e.g. `mfa`, `otp`.
     pub amr: Vec<String>,
@@ -238,6 +263,7 @@ impl RelyingParty {
             )
             .add_scope(Scope::new("email".into()))
             .add_scope(Scope::new(cfg.group_claim.clone()))
+            .add_scopes(cfg.scopes.iter().cloned().map(Scope::new))
             .set_pkce_challenge(challenge)
             .url();
         Ok(Started {
@@ -389,6 +415,7 @@ pub fn verify_id_token(
         issuer: claims.issuer().to_string(),
         subject: claims.subject().to_string(),
         email: claims.email().map(|e| e.to_string()),
+        email_verified: claims.email_verified().unwrap_or(false),
         groups,
         amr: claims
             .auth_method_refs()
@@ -408,6 +435,7 @@ mod tests {
             client_secret: None,
             algorithms: vec!["RS256".into()],
             group_claim: "groups".into(),
+            scopes: Vec::new(),
         }
     }
 

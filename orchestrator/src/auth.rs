@@ -17,7 +17,7 @@ use crate::authcache::{AuthCache, CachedSession};
 use crate::credentials::{MasterKey, PasswordPolicy, random_secret, token_hash};
 use crate::ids::Email;
 use crate::store::Store;
-use crate::store::entity::{membership, recovery_code, session, user};
+use crate::store::entity::{login_throttle, membership, recovery_code, session, user};
 use crate::{Clock, Error, Result, Role, TenantId, UserId};
 
 /// A session ends after this long without a request ...
@@ -234,18 +234,42 @@ pub async fn login(
         Err(_) => None,
     };
     let Some(u) = found else {
+        // An address without an account locks out as a real one does, so
+        // neither the words nor the status reveal which accounts exist.
+        let key = token_hash(&email.trim().to_lowercase());
+        let prior = login_throttle::Entity::find_by_id(key.clone())
+            .one(store.conn())
+            .await?;
+        if let Some(until) = prior.as_ref().and_then(|t| t.locked_until).filter(|t| *t > now) {
+            login_event(
+                store,
+                clock,
+                &anon,
+                "login.failure",
+                "user:unknown".into(),
+                json!({"reason": "unknown account", "locked_until": until}),
+            )
+            .await?;
+            return Ok(Err(LoginRefused::Locked { until }));
+        }
         // Same work as a real check, so timing does not reveal the account.
         policy.verify(password, DUMMY_PHC);
+        let failures = prior.as_ref().map_or(0, |t| t.failures) + 1;
+        let locked_until = lock_for(failures).map(|d| now + d);
+        throttle_unknown(store, now, key, prior.is_some(), failures, locked_until).await?;
         login_event(
             store,
             clock,
             &anon,
             "login.failure",
             "user:unknown".into(),
-            json!({"reason": "unknown account"}),
+            json!({"reason": "unknown account", "locked_until": locked_until}),
         )
         .await?;
-        return Ok(Err(LoginRefused::BadCredentials));
+        return Ok(Err(match locked_until {
+            Some(until) => LoginRefused::Locked { until },
+            None => LoginRefused::BadCredentials,
+        }));
     };
     let actor = Actor {
         label: format!("user:{}", u.id),
@@ -265,7 +289,9 @@ pub async fn login(
         .await?;
         return Ok(Err(LoginRefused::Disabled));
     }
-    if let Some(until) = u.locked_until.filter(|t| *t > now) {
+    // A lock from wrong passwords, or from wrong second factors (the next
+    // password login waits for that too).
+    if let Some(until) = u.locked_until.max(u.mfa_locked_until).filter(|t| *t > now) {
         login_event(
             store,
             clock,
@@ -333,6 +359,47 @@ pub async fn login(
     Ok(Ok((s, UserId(u.id))))
 }
 
+/// Records a failed login for an address without an account; rows idle for
+/// a day are dropped (the table holds only recent guesses).
+async fn throttle_unknown(
+    store: &Store,
+    now: DateTime<Utc>,
+    key: String,
+    exists: bool,
+    failures: i32,
+    locked_until: Option<DateTime<Utc>>,
+) -> Result<()> {
+    if exists {
+        login_throttle::Entity::update_many()
+            .col_expr(login_throttle::Column::Failures, Expr::value(failures))
+            .col_expr(login_throttle::Column::LockedUntil, Expr::value(locked_until))
+            .col_expr(login_throttle::Column::UpdatedAt, Expr::value(now))
+            .filter(login_throttle::Column::Key.eq(key))
+            .exec(store.conn())
+            .await?;
+        return Ok(());
+    }
+    login_throttle::Entity::delete_many()
+        .filter(login_throttle::Column::UpdatedAt.lt(now - Duration::days(1)))
+        .exec(store.conn())
+        .await?;
+    let row = login_throttle::ActiveModel {
+        key: Set(key),
+        failures: Set(failures),
+        locked_until: Set(locked_until),
+        updated_at: Set(now),
+    };
+    // Two first guesses at once: one row wins, the other guess is still refused.
+    match row
+        .insert(store.conn())
+        .await
+        .map_err(|e| Error::from_insert(e, "throttle"))
+    {
+        Ok(_) | Err(Error::Conflict(_)) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// A valid Argon2id PHC string of a random password, for equal-time refusals.
 const DUMMY_PHC: &str =
     "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$1uuUVSc6whs3Di4EWXU5AzkO8TFwmvvl0ymxH2pqtmc";
@@ -343,7 +410,7 @@ pub async fn create_session(
     user: UserId,
     active_tenant: Option<TenantId>,
 ) -> Result<NewSession> {
-    open_session(store, clock, user, active_tenant, None, false).await
+    open_session(store, clock, user, active_tenant, None, None, false).await
 }
 
 /// A session opened by single sign-on: bound to the provider's tenant (it
@@ -355,9 +422,19 @@ pub async fn create_sso_session(
     clock: &dyn Clock,
     user: UserId,
     tenant: TenantId,
+    provider: Uuid,
     idp_mfa: bool,
 ) -> Result<NewSession> {
-    open_session(store, clock, user, Some(tenant), Some(tenant), idp_mfa).await
+    open_session(
+        store,
+        clock,
+        user,
+        Some(tenant),
+        Some(tenant),
+        Some(provider),
+        idp_mfa,
+    )
+    .await
 }
 
 async fn open_session(
@@ -366,6 +443,7 @@ async fn open_session(
     user: UserId,
     active_tenant: Option<TenantId>,
     bound_tenant: Option<TenantId>,
+    sso_provider: Option<Uuid>,
     mfa_verified: bool,
 ) -> Result<NewSession> {
     let now = clock.now();
@@ -383,6 +461,8 @@ async fn open_session(
         expires_at: Set(now + limits.absolute),
         bound_tenant_id: Set(bound_tenant.map(|t| t.0)),
         idle_secs: Set(limits.idle_secs()),
+        mfa_failures: Set(0),
+        sso_provider_id: Set(sso_provider),
     }
     .insert(store.conn())
     .await?;
@@ -763,9 +843,149 @@ fn matching_step(secret: Vec<u8>, code: &str, at: DateTime<Utc>) -> Result<Optio
     Ok(None)
 }
 
+/// Wrong second factors in a row before the account's second factor locks;
+/// each further one doubles the lock, from [`MFA_FIRST_LOCK`] to [`MFA_MAX_LOCK`].
+pub const MFA_FAILURES_BEFORE_LOCK: i32 = 5;
+pub const MFA_FIRST_LOCK: Duration = Duration::seconds(30);
+pub const MFA_MAX_LOCK: Duration = Duration::minutes(15);
+/// Wrong second factors one session may present before it is ended.
+pub const MFA_FAILURES_PER_SESSION: i32 = 10;
+
+fn mfa_lock_for(attempts: i32) -> Option<Duration> {
+    let over = attempts - MFA_FAILURES_BEFORE_LOCK;
+    if over < 0 {
+        return None;
+    }
+    Some((MFA_FIRST_LOCK * (1 << over.min(10))).min(MFA_MAX_LOCK))
+}
+
+/// What a presented second factor (TOTP or recovery code) came to.
+#[derive(Debug, Clone)]
+pub enum MfaOutcome {
+    /// Accepted: the session is MFA-verified under a new id.
+    Verified(NewSession),
+    /// Wrong, replayed or already used.
+    Refused,
+    /// Too many wrong codes for this account: nothing is checked until then
+    /// (the right code neither), and no password login either.
+    Locked { until: DateTime<Utc> },
+    /// Too many wrong codes in this session: it has been ended.
+    SessionEnded,
+}
+
+impl MfaOutcome {
+    /// The rotated session, if the factor was accepted.
+    pub fn verified(self) -> Option<NewSession> {
+        match self {
+            MfaOutcome::Verified(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// Counts an attempt before it is checked (so concurrent guesses cannot
+/// outrun the lock): the user's counter goes up by one, conditionally on
+/// its value, and the attempt that reaches the threshold sets the lock.
+/// `Err(until)`: locked, nothing may be checked.
+async fn claim_mfa_attempt(
+    store: &Store,
+    now: DateTime<Utc>,
+    user: UserId,
+) -> Result<std::result::Result<(user::Model, Option<DateTime<Utc>>), DateTime<Utc>>> {
+    for _ in 0..16 {
+        let u = user::Entity::find_by_id(user.0)
+            .one(store.conn())
+            .await?
+            .ok_or(Error::NotFound("user"))?;
+        if let Some(until) = u.mfa_locked_until.filter(|t| *t > now) {
+            return Ok(Err(until));
+        }
+        let attempts = u.mfa_failures + 1;
+        let lock = mfa_lock_for(attempts).map(|d| now + d);
+        let claimed = user::Entity::update_many()
+            .col_expr(user::Column::MfaFailures, Expr::value(attempts))
+            .col_expr(user::Column::MfaLockedUntil, Expr::value(lock))
+            .filter(user::Column::Id.eq(user.0))
+            .filter(user::Column::MfaFailures.eq(u.mfa_failures))
+            .exec(store.conn())
+            .await?;
+        if claimed.rows_affected == 1 {
+            return Ok(Ok((u, lock)));
+        }
+    }
+    // Lost every race: so many attempts at once are refused as a lock.
+    Ok(Err(now + MFA_FIRST_LOCK))
+}
+
+/// A wrong code: audited; the lock it set (audited once, as `mfa.locked`);
+/// the session's own count, which ends the session at its limit.
+async fn mfa_wrong(
+    store: &Store,
+    clock: &dyn Clock,
+    actor: &Actor,
+    session_id: Uuid,
+    user: UserId,
+    reason: &str,
+    lock: Option<DateTime<Utc>>,
+) -> Result<MfaOutcome> {
+    let target = format!("user:{user}");
+    login_event(
+        store,
+        clock,
+        actor,
+        "mfa.failure",
+        target.clone(),
+        json!({"reason": reason}),
+    )
+    .await?;
+    if let Some(until) = lock {
+        login_event(
+            store,
+            clock,
+            actor,
+            "mfa.locked",
+            target.clone(),
+            json!({"until": until, "session": session_id}),
+        )
+        .await?;
+    }
+    session::Entity::update_many()
+        .col_expr(
+            session::Column::MfaFailures,
+            sea_orm::sea_query::ExprTrait::add(Expr::col(session::Column::MfaFailures), 1),
+        )
+        .filter(session::Column::Id.eq(session_id))
+        .exec(store.conn())
+        .await?;
+    let count = session::Entity::find_by_id(session_id)
+        .one(store.conn())
+        .await?
+        .map_or(MFA_FAILURES_PER_SESSION, |s| s.mfa_failures);
+    if count >= MFA_FAILURES_PER_SESSION {
+        session::Entity::delete_by_id(session_id)
+            .exec(store.conn())
+            .await?;
+        login_event(
+            store,
+            clock,
+            actor,
+            "mfa.session_ended",
+            target,
+            json!({"session": session_id, "wrong_codes": count}),
+        )
+        .await?;
+        return Ok(MfaOutcome::SessionEnded);
+    }
+    Ok(match lock {
+        Some(until) => MfaOutcome::Locked { until },
+        None => MfaOutcome::Refused,
+    })
+}
+
 /// Checks a code for the user (enrolled or enrolling). A code whose step is
 /// not newer than the last accepted one is refused (no replay). On success
-/// the session is marked MFA-verified and rotated (new cookie value).
+/// the session is marked MFA-verified and rotated (new cookie value), and
+/// the account's count of wrong codes starts again.
 pub async fn verify_totp(
     store: &Store,
     clock: &dyn Clock,
@@ -774,11 +994,12 @@ pub async fn verify_totp(
     user: UserId,
     code: &str,
     source_ip: Option<String>,
-) -> Result<Option<NewSession>> {
-    let u = user::Entity::find_by_id(user.0)
-        .one(store.conn())
-        .await?
-        .ok_or(Error::NotFound("user"))?;
+) -> Result<MfaOutcome> {
+    let now = clock.now();
+    let (u, lock) = match claim_mfa_attempt(store, now, user).await? {
+        Ok(v) => v,
+        Err(until) => return Ok(MfaOutcome::Locked { until }),
+    };
     let sealed = u
         .totp_secret
         .ok_or_else(|| Error::Conflict("TOTP enrolment has not started".into()))?;
@@ -789,12 +1010,31 @@ pub async fn verify_totp(
         source_ip,
     };
     let target = format!("user:{user}");
+    let reset = || {
+        user::Entity::update_many()
+            .col_expr(user::Column::MfaFailures, Expr::value(0))
+            .col_expr(
+                user::Column::MfaLockedUntil,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
+            .filter(user::Column::Id.eq(user.0))
+    };
     // A recovery code stands in for a TOTP code once enrolled (it cannot
     // complete an enrolment: that needs the authenticator).
-    if u.totp_enabled_at.is_some()
-        && recovery_form(code).is_some()
-        && let Some(left) = use_recovery_code(store, clock, user, code).await?
-    {
+    if u.totp_enabled_at.is_some() && recovery_form(code).is_some() {
+        let Some(left) = use_recovery_code(store, clock, user, code).await? else {
+            return mfa_wrong(
+                store,
+                clock,
+                &actor,
+                session_id,
+                user,
+                "wrong recovery code",
+                lock,
+            )
+            .await;
+        };
+        reset().exec(store.conn()).await?;
         let rotated = rotate(store, session_id, clock.now()).await?;
         login_event(
             store,
@@ -805,9 +1045,9 @@ pub async fn verify_totp(
             json!({"method": "recovery_code", "codes_left": left}),
         )
         .await?;
-        return Ok(Some(rotated));
+        return Ok(MfaOutcome::Verified(rotated));
     }
-    let step = matching_step(secret, code, clock.now())?;
+    let step = matching_step(secret, code, now)?;
     let fresh = step.filter(|s| u.totp_last_step.is_none_or(|last| *s > last));
     let Some(step) = fresh else {
         let reason = if step.is_some() {
@@ -815,24 +1055,12 @@ pub async fn verify_totp(
         } else {
             "wrong code"
         };
-        login_event(
-            store,
-            clock,
-            &actor,
-            "mfa.failure",
-            target,
-            json!({"reason": reason}),
-        )
-        .await?;
-        return Ok(None);
+        return mfa_wrong(store, clock, &actor, session_id, user, reason, lock).await;
     };
     let enrolling = u.totp_enabled_at.is_none();
-    let now = clock.now();
     // Conditional on the last step, so two concurrent uses of one code
     // cannot both succeed.
-    let mut upd = user::Entity::update_many()
-        .col_expr(user::Column::TotpLastStep, Expr::value(step))
-        .filter(user::Column::Id.eq(user.0));
+    let mut upd = reset().col_expr(user::Column::TotpLastStep, Expr::value(step));
     upd = match u.totp_last_step {
         Some(last) => upd.filter(user::Column::TotpLastStep.eq(last)),
         None => upd.filter(user::Column::TotpLastStep.is_null()),
@@ -841,16 +1069,7 @@ pub async fn verify_totp(
         upd = upd.col_expr(user::Column::TotpEnabledAt, Expr::value(now));
     }
     if upd.exec(store.conn()).await?.rows_affected != 1 {
-        login_event(
-            store,
-            clock,
-            &actor,
-            "mfa.failure",
-            target,
-            json!({"reason": "replayed code"}),
-        )
-        .await?;
-        return Ok(None);
+        return mfa_wrong(store, clock, &actor, session_id, user, "replayed code", lock).await;
     }
     let mut rotated = rotate(store, session_id, now).await?;
     let action = if enrolling { "mfa.enrolled" } else { "mfa.verified" };
@@ -875,7 +1094,7 @@ pub async fn verify_totp(
         )
         .await?;
     }
-    Ok(Some(rotated))
+    Ok(MfaOutcome::Verified(rotated))
 }
 
 /// Gives a session a new id and CSRF token, marking it MFA-verified.
@@ -918,6 +1137,16 @@ mod tests {
         assert_eq!(lock_for(6), Some(Duration::minutes(2)));
         assert_eq!(lock_for(9), Some(Duration::minutes(16)));
         assert_eq!(lock_for(50), Some(Duration::hours(1)));
+    }
+
+    #[test]
+    fn mfa_lock_starts_after_five_and_doubles_to_a_cap() {
+        assert_eq!(mfa_lock_for(4), None);
+        assert_eq!(mfa_lock_for(5), Some(Duration::seconds(30)));
+        assert_eq!(mfa_lock_for(6), Some(Duration::seconds(60)));
+        assert_eq!(mfa_lock_for(8), Some(Duration::seconds(240)));
+        assert_eq!(mfa_lock_for(10), Some(Duration::minutes(15)));
+        assert_eq!(mfa_lock_for(1000), Some(Duration::minutes(15)));
     }
 
     #[test]

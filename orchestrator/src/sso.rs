@@ -8,14 +8,24 @@
 //! * logins in flight: the SHA-256 of the `state`, bound to the provider and
 //!   to the browser that started it (a cookie's hash), with nonce and PKCE
 //!   verifier; one-time and short-lived;
-//! * identities: (provider, subject) → user. A first login creates the user
-//!   (JIT) unless an account with the e-mail exists: that one is linked only
-//!   if it already belongs to this tenant and is not a platform admin.
+//! * identities: (provider, subject) → user. A first login links an existing
+//!   account with the same e-mail only when the IdP asserts the address as
+//!   verified (OIDC `email_verified`; SAML: the provider is configured as
+//!   authoritative for e-mail), the address's domain is one the tenant admin
+//!   listed as owned by this provider, the account is not a platform admin
+//!   and has no other identity at this provider. Otherwise the person gets a
+//!   new, separate account (never a silent merge): its e-mail is the claimed
+//!   one only when verified and owned, else a name of its own that no person
+//!   can hold (the claimed address is kept as the display name). Linking and
+//!   refusing to link are audited with both identities.
 //!
 //! The role comes from the IdP's groups through the mapping on every login
-//! (no mapped group → no access). An SSO session is bound to the provider's
-//! tenant: it cannot switch tenants nor act as a platform admin, so a
-//! tenant's IdP can never reach beyond its tenant.
+//! (no mapped group → no access); a mapped change of a member's role is
+//! audited with before and after, and never demotes the tenant's last
+//! tenant admin (the role is kept, and that is audited). An SSO session is
+//! bound to the provider's tenant: it cannot switch tenants nor act as a
+//! platform admin, so a tenant's IdP can never reach beyond its tenant.
+//! Disabling or removing a provider ends its sessions.
 
 use chrono::Duration;
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
@@ -57,6 +67,10 @@ pub struct NewProvider {
     /// IdP group → tenant role.
     pub role_map: Vec<(String, Role)>,
     pub trust_idp_mfa: bool,
+    /// Scopes asked for besides openid, email and the group claim.
+    pub scopes: Vec<String>,
+    /// E-mail domains this provider owns (verified addresses there may link).
+    pub domains: Vec<String>,
 }
 
 /// A provider as listed (never the secret).
@@ -72,8 +86,19 @@ pub struct ProviderInfo {
     pub group_claim: String,
     pub role_map: Value,
     pub trust_idp_mfa: bool,
+    pub domains: Vec<String>,
+    /// SAML: the IdP's e-mail attribute counts as verified.
+    pub email_authoritative: bool,
+    pub scopes: Vec<String>,
+    pub enabled: bool,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub created_by: String,
+}
+
+fn strings(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default()
 }
 
 fn info(m: &sso_provider::Model) -> ProviderInfo {
@@ -88,9 +113,53 @@ fn info(m: &sso_provider::Model) -> ProviderInfo {
         group_claim: m.group_claim.clone(),
         role_map: m.role_map.clone(),
         trust_idp_mfa: m.trust_idp_mfa,
+        domains: strings(m.domains.as_ref()),
+        email_authoritative: m.email_authoritative,
+        scopes: strings(m.scopes.as_ref()),
+        enabled: m.disabled_at.is_none(),
         created_at: m.created_at,
         created_by: m.created_by.clone(),
     }
+}
+
+/// Most domains one provider may own.
+pub const MAX_DOMAINS: usize = 50;
+
+/// Validates the e-mail domains a provider owns: lower-cased host names,
+/// no wildcards, at most [`MAX_DOMAINS`].
+pub fn domains_json(domains: &[String]) -> Result<Value> {
+    if domains.len() > MAX_DOMAINS {
+        return Err(Error::Invalid(format!("domains: at most {MAX_DOMAINS}")));
+    }
+    let mut out: Vec<String> = Vec::with_capacity(domains.len());
+    for d in domains {
+        let d = d.trim().trim_end_matches('.').to_ascii_lowercase();
+        let label_ok = |l: &str| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        };
+        if d.len() > 253 || !d.contains('.') || !d.split('.').all(label_ok) {
+            return Err(Error::Invalid(format!(
+                "domains: `{}` is not a domain name (e.g. example.com; no wildcards)",
+                d.escape_debug()
+            )));
+        }
+        if !out.contains(&d) {
+            out.push(d);
+        }
+    }
+    Ok(json!(out))
+}
+
+/// Whether the provider owns the e-mail's domain (exactly, not a parent).
+fn owns_domain(provider: &ProviderInfo, email: &Email) -> bool {
+    email
+        .as_str()
+        .rsplit_once('@')
+        .is_some_and(|(_, d)| provider.domains.iter().any(|o| o.eq_ignore_ascii_case(d)))
 }
 
 fn secret_aad(provider: Uuid) -> String {
@@ -105,19 +174,18 @@ pub async fn create_provider(
     actor: &Actor,
     p: NewProvider,
 ) -> Result<ProviderInfo> {
-    let name = p.name.trim();
-    if name.is_empty() || name.len() > 100 {
-        return Err(Error::Invalid("name must be 1 to 100 characters".into()));
-    }
+    let name = check_name(&p.name)?;
     let cfg = ProviderConfig {
         issuer: p.issuer.clone(),
         client_id: p.client_id.clone(),
         client_secret: p.client_secret.clone(),
         algorithms: p.algorithms.clone(),
         group_claim: p.group_claim.clone(),
+        scopes: p.scopes.clone(),
     };
     cfg.validate().map_err(|e| Error::Invalid(e.to_string()))?;
     let map = role_map_json(&p.role_map)?;
+    let domains = domains_json(&p.domains)?;
     let id = Uuid::now_v7();
     let sealed = p
         .client_secret
@@ -128,7 +196,7 @@ pub async fn create_provider(
         id: Set(id),
         tenant_id: Set(tx.tenant().0),
         protocol: Set("oidc".into()),
-        name: Set(name.to_owned()),
+        name: Set(name.clone()),
         issuer: Set(p.issuer),
         client_id: Set(p.client_id),
         client_secret: Set(sealed),
@@ -139,6 +207,10 @@ pub async fn create_provider(
         created_at: Set(clock.now()),
         created_by: Set(actor.label.clone()),
         idp_metadata: Set(None),
+        domains: Set(Some(domains)),
+        email_authoritative: Set(false),
+        scopes: Set(Some(json!(p.scopes))),
+        disabled_at: Set(None),
     }
     .insert(&**tx)
     .await?;
@@ -162,7 +234,8 @@ async fn provider_created(
             target: format!("sso_provider:{id}"),
             summary: json!({"name": m.name, "issuer": m.issuer, "role_map": m.role_map,
                             "trust_idp_mfa": m.trust_idp_mfa, "algorithms": m.algorithms,
-                            "protocol": m.protocol}),
+                            "protocol": m.protocol, "domains": m.domains,
+                            "email_authoritative": m.email_authoritative, "scopes": m.scopes}),
         },
     )
     .await
@@ -190,6 +263,12 @@ pub struct NewSamlProvider {
     pub group_attribute: String,
     pub role_map: Vec<(String, Role)>,
     pub trust_idp_mfa: bool,
+    /// Which IdP of an `EntitiesDescriptor` (optional for a single one).
+    pub entity_id: Option<String>,
+    pub domains: Vec<String>,
+    /// The IdP's e-mail attribute is verified by the IdP (it may then link
+    /// existing accounts in the owned domains).
+    pub email_authoritative: bool,
 }
 
 fn role_map_json(role_map: &[(String, Role)]) -> Result<Value> {
@@ -221,22 +300,16 @@ pub async fn create_saml_provider(
     actor: &Actor,
     p: NewSamlProvider,
 ) -> Result<ProviderInfo> {
-    let name = p.name.trim();
-    if name.is_empty() || name.len() > 100 {
-        return Err(Error::Invalid("name must be 1 to 100 characters".into()));
-    }
-    if p.group_attribute.is_empty() || p.group_attribute.len() > 200 {
-        return Err(Error::Invalid(
-            "group_attribute must be 1 to 200 characters".into(),
-        ));
-    }
-    let (_, idp) = vigil_integrations::saml::parse_metadata(&p.idp_metadata)
+    let name = check_name(&p.name)?;
+    check_group_attribute(&p.group_attribute)?;
+    let (_, idp) = vigil_integrations::saml::parse_metadata(&p.idp_metadata, p.entity_id.as_deref())
         .map_err(|e| Error::Invalid(e.to_string()))?;
+    let domains = domains_json(&p.domains)?;
     let m = sso_provider::ActiveModel {
         id: Set(Uuid::now_v7()),
         tenant_id: Set(tx.tenant().0),
         protocol: Set("saml".into()),
-        name: Set(name.to_owned()),
+        name: Set(name.clone()),
         issuer: Set(idp.entity_id),
         client_id: Set(String::new()),
         client_secret: Set(None),
@@ -254,11 +327,203 @@ pub async fn create_saml_provider(
         created_at: Set(clock.now()),
         created_by: Set(actor.label.clone()),
         idp_metadata: Set(Some(p.idp_metadata)),
+        domains: Set(Some(domains)),
+        email_authoritative: Set(p.email_authoritative),
+        scopes: Set(None),
+        disabled_at: Set(None),
     }
     .insert(&**tx)
     .await?;
     provider_created(tx, clock, actor, &m).await?;
     Ok(info(&m))
+}
+
+fn check_group_attribute(a: &str) -> Result<()> {
+    if a.is_empty() || a.len() > 200 || a.chars().any(char::is_control) {
+        return Err(Error::Invalid(
+            "group_claim must be 1 to 200 characters (the SAML attribute carrying groups)".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// A change to a provider: each field `None` stays as it is.
+#[derive(Debug, Clone, Default)]
+pub struct ProviderUpdate {
+    pub name: Option<String>,
+    pub enabled: Option<bool>,
+    pub role_map: Option<Vec<(String, Role)>>,
+    pub group_claim: Option<String>,
+    pub trust_idp_mfa: Option<bool>,
+    pub domains: Option<Vec<String>>,
+    pub email_authoritative: Option<bool>,
+    /// OIDC only.
+    pub scopes: Option<Vec<String>>,
+    pub algorithms: Option<Vec<String>>,
+    pub client_secret: Option<String>,
+    /// SAML only: new IdP metadata (e.g. a rotated signing certificate).
+    /// Its entity id must stay the provider's.
+    pub idp_metadata: Option<String>,
+}
+
+fn check_name(name: &str) -> Result<String> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(Error::Invalid(
+            "name must be 1 to 100 characters, no control characters".into(),
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+async fn find_provider(tx: &TenantTx, id: Uuid) -> Result<sso_provider::Model> {
+    sso_provider::Entity::find_by_id(id)
+        .filter(sso_provider::Column::TenantId.eq(tx.tenant().0))
+        .one(&**tx)
+        .await?
+        .ok_or(Error::NotFound("identity provider"))
+}
+
+/// Ends every session the provider opened; returns how many.
+async fn end_sessions(tx: &TenantTx, provider: Uuid) -> Result<u64> {
+    use crate::store::entity::session;
+    Ok(session::Entity::delete_many()
+        .filter(session::Column::SsoProviderId.eq(provider))
+        .exec(&**tx)
+        .await?
+        .rows_affected)
+}
+
+/// Changes a provider (tenant admin). Disabling it ends its sessions.
+/// Audited with before and after (never the secret).
+pub async fn update_provider(
+    tx: &TenantTx,
+    clock: &dyn Clock,
+    master: &MasterKey,
+    actor: &Actor,
+    id: Uuid,
+    u: ProviderUpdate,
+) -> Result<ProviderInfo> {
+    let before = find_provider(tx, id).await?;
+    let saml = before.protocol == "saml";
+    let mut am: sso_provider::ActiveModel = before.clone().into();
+    if let Some(n) = &u.name {
+        am.name = Set(check_name(n)?);
+    }
+    if let Some(map) = &u.role_map {
+        am.role_map = Set(role_map_json(map)?);
+    }
+    if let Some(d) = &u.domains {
+        am.domains = Set(Some(domains_json(d)?));
+    }
+    if let Some(t) = u.trust_idp_mfa {
+        am.trust_idp_mfa = Set(t);
+    }
+    if let Some(e) = u.email_authoritative {
+        if !saml {
+            return Err(Error::Invalid(
+                "email_authoritative is for SAML providers (OIDC sends email_verified)".into(),
+            ));
+        }
+        am.email_authoritative = Set(e);
+    }
+    if saml {
+        if u.scopes.is_some() || u.algorithms.is_some() || u.client_secret.is_some() {
+            return Err(Error::Invalid(
+                "scopes, algorithms and client_secret are for OIDC providers".into(),
+            ));
+        }
+        if let Some(g) = &u.group_claim {
+            check_group_attribute(g)?;
+            am.group_claim = Set(g.clone());
+        }
+        if let Some(md) = &u.idp_metadata {
+            vigil_integrations::saml::parse_metadata(md, Some(&before.issuer))
+                .map_err(|e| Error::Invalid(e.to_string()))?;
+            am.idp_metadata = Set(Some(md.clone()));
+        }
+    } else {
+        if u.idp_metadata.is_some() {
+            return Err(Error::Invalid("idp_metadata is for SAML providers".into()));
+        }
+        let cfg = ProviderConfig {
+            issuer: before.issuer.clone(),
+            client_id: before.client_id.clone(),
+            client_secret: None,
+            algorithms: match &u.algorithms {
+                Some(a) => a.clone(),
+                None => serde_json::from_value(before.algorithms.clone()).unwrap_or_default(),
+            },
+            group_claim: u
+                .group_claim
+                .clone()
+                .unwrap_or_else(|| before.group_claim.clone()),
+            scopes: u
+                .scopes
+                .clone()
+                .unwrap_or_else(|| strings(before.scopes.as_ref())),
+        };
+        cfg.validate().map_err(|e| Error::Invalid(e.to_string()))?;
+        am.algorithms = Set(json!(cfg.algorithms));
+        am.group_claim = Set(cfg.group_claim);
+        am.scopes = Set(Some(json!(cfg.scopes)));
+        if let Some(secret) = &u.client_secret {
+            am.client_secret = Set(Some(master.seal(&secret_aad(id), secret.as_bytes())?));
+        }
+    }
+    let mut ended = 0;
+    match u.enabled {
+        Some(false) if before.disabled_at.is_none() => {
+            am.disabled_at = Set(Some(clock.now()));
+            ended = end_sessions(tx, id).await?;
+        }
+        Some(true) => am.disabled_at = Set(None),
+        _ => {}
+    }
+    let after = am.update(&**tx).await?;
+    let view = |m: &sso_provider::Model| {
+        json!({"name": m.name, "enabled": m.disabled_at.is_none(), "role_map": m.role_map,
+               "group_claim": m.group_claim, "trust_idp_mfa": m.trust_idp_mfa, "domains": m.domains,
+               "email_authoritative": m.email_authoritative, "scopes": m.scopes,
+               "algorithms": m.algorithms,
+               "metadata_sha256": m.idp_metadata.as_deref().map(token_hash)})
+    };
+    audit::record(
+        tx,
+        clock,
+        actor,
+        Event {
+            action: "sso.provider_changed",
+            target: format!("sso_provider:{id}"),
+            summary: json!({"before": view(&before), "after": view(&after),
+                            "client_secret_changed": u.client_secret.is_some(),
+                            "sessions_ended": ended}),
+        },
+    )
+    .await?;
+    Ok(info(&after))
+}
+
+/// Removes a provider (tenant admin): its logins in flight, identity links
+/// and replay cache go with it, and its sessions end. Accounts it created
+/// stay (with their memberships) but can no longer sign in through it.
+/// Audited.
+pub async fn delete_provider(tx: &TenantTx, clock: &dyn Clock, actor: &Actor, id: Uuid) -> Result<()> {
+    let m = find_provider(tx, id).await?;
+    let ended = end_sessions(tx, id).await?;
+    sso_provider::Entity::delete_by_id(id).exec(&**tx).await?;
+    audit::record(
+        tx,
+        clock,
+        actor,
+        Event {
+            action: "sso.provider_deleted",
+            target: format!("sso_provider:{id}"),
+            summary: json!({"name": m.name, "issuer": m.issuer, "protocol": m.protocol,
+                            "sessions_ended": ended}),
+        },
+    )
+    .await
 }
 
 /// A SAML provider's IdP metadata.
@@ -333,6 +598,7 @@ pub async fn provider(tx: &TenantTx, master: &MasterKey, id: Uuid) -> Result<(Pr
         client_secret: secret,
         algorithms,
         group_claim: m.group_claim.clone(),
+        scopes: strings(m.scopes.as_ref()),
     };
     Ok((info(&m), cfg))
 }
@@ -471,8 +737,9 @@ pub struct SignedIn {
 }
 
 /// Decides who a verified identity is in the transaction's tenant:
-/// the mapped role (none → Forbidden), the linked or provisioned user, the
-/// membership brought to the mapped role. Audited (`login.sso`).
+/// the mapped role (none → Forbidden), the linked or provisioned user (see
+/// the module doc for when an existing account is linked), the membership
+/// brought to the mapped role. Audited (`login.sso`).
 pub async fn admit(
     tx: &TenantTx,
     clock: &dyn Clock,
@@ -486,7 +753,10 @@ pub async fn admit(
         role: None,
         source_ip,
     };
-    let role = mapped_role(&provider.role_map, &who.groups).ok_or_else(|| {
+    if !provider.enabled {
+        return Err(Error::Forbidden("this identity provider is disabled".into()));
+    }
+    let mapped = mapped_role(&provider.role_map, &who.groups).ok_or_else(|| {
         Error::Forbidden(format!(
             "none of your groups ({}) is mapped to a role in this tenant; ask its admin",
             if who.groups.is_empty() {
@@ -510,7 +780,7 @@ pub async fn admit(
             l.user_id
         }
         None => {
-            let user_id = link_or_provision(tx, clock, provider, who).await?;
+            let user_id = link_or_provision(tx, clock, &actor, provider, who).await?;
             sso_identity::ActiveModel {
                 id: Set(Uuid::now_v7()),
                 tenant_id: Set(tx.tenant().0),
@@ -533,21 +803,47 @@ pub async fn admit(
     if u.disabled_at.is_some() {
         return Err(Error::Forbidden("this account is disabled".into()));
     }
+    if u.is_platform_admin {
+        return Err(Error::Forbidden(
+            "a platform admin signs in with a password, not through a tenant's identity provider".into(),
+        ));
+    }
     let current = membership::Entity::find()
         .filter(membership::Column::TenantId.eq(tx.tenant().0))
         .filter(membership::Column::UserId.eq(user_id))
         .one(&**tx)
         .await?;
-    match current {
+    let role = match current {
         None => {
             let email = Email::parse(&u.email)?;
-            crate::identity::add_member(tx, clock, &actor, &email, role).await?;
+            crate::identity::add_member(tx, clock, &actor, &email, mapped).await?;
+            mapped
         }
-        Some(m) if m.role != role.as_str() => {
-            crate::identity::set_member_role(tx, clock, &actor, UserId(user_id), Some(role)).await?;
+        Some(m) if m.role != mapped.as_str() => {
+            // Audited with before and after; the last tenant admin stays.
+            match crate::identity::set_member_role(tx, clock, &actor, UserId(user_id), Some(mapped)).await {
+                Ok(_) => mapped,
+                Err(Error::Conflict(why)) => {
+                    let kept: Role = m.role.parse()?;
+                    audit::record(
+                        tx,
+                        clock,
+                        &actor,
+                        Event {
+                            action: "sso.role_kept",
+                            target: format!("user:{user_id}"),
+                            summary: json!({"role": kept.as_str(), "mapped": mapped.as_str(),
+                                            "groups": who.groups, "reason": why}),
+                        },
+                    )
+                    .await?;
+                    kept
+                }
+                Err(e) => return Err(e),
+            }
         }
-        Some(_) => {}
-    }
+        Some(m) => m.role.parse()?,
+    };
     let idp_mfa = provider.trust_idp_mfa
         && who
             .amr
@@ -572,39 +868,126 @@ pub async fn admit(
     })
 }
 
+/// A name of its own for an SSO account whose claimed e-mail it may not
+/// hold (`.invalid` is reserved: no person can receive mail there).
+fn own_address(provider: &ProviderInfo, who: &Identity) -> Result<Email> {
+    let h = token_hash(&format!("{}|{}", provider.id, who.subject));
+    Email::parse(&format!("sso-{}@{}.sso.invalid", &h[..16], &provider.id.simple()))
+}
+
+/// A new account for an identity (JIT) with `email`, the claimed address as
+/// its display name when it is not the account's e-mail.
+async fn provision(
+    tx: &TenantTx,
+    clock: &dyn Clock,
+    email: &Email,
+    claimed: Option<&str>,
+    provider: &ProviderInfo,
+) -> Result<Uuid> {
+    let u = crate::identity::create_user(&**tx, clock, email).await?;
+    if let Some(c) = claimed.filter(|c| *c != email.as_str()) {
+        let shown: String = c.chars().filter(|ch| !ch.is_control()).take(200).collect();
+        let mut am: user::ActiveModel = u.clone().into();
+        am.display_name = Set(Some(format!("{shown} (via {})", provider.name)));
+        am.update(&**tx).await?;
+    }
+    Ok(u.id)
+}
+
+/// The account a first login of an identity reaches (see the module doc).
 async fn link_or_provision(
     tx: &TenantTx,
     clock: &dyn Clock,
+    actor: &Actor,
     provider: &ProviderInfo,
     who: &Identity,
 ) -> Result<Uuid> {
-    let email = match who.email.as_deref().map(Email::parse) {
-        Some(Ok(e)) => e,
-        // No usable e-mail: a name of its own that no person can hold.
-        _ => {
-            let h = token_hash(&format!("{}|{}", provider.id, who.subject));
-            Email::parse(&format!("sso-{}@{}.sso.invalid", &h[..16], &provider.id.simple()))?
-        }
+    let Some(email) = who.email.as_deref().and_then(|e| Email::parse(e).ok()) else {
+        // No usable e-mail.
+        return provision(
+            tx,
+            clock,
+            &own_address(provider, who)?,
+            who.email.as_deref(),
+            provider,
+        )
+        .await;
     };
-    if let Some(existing) = user::Entity::find()
+    let owned = owns_domain(provider, &email);
+    let existing = user::Entity::find()
         .filter(user::Column::Email.eq(email.as_str()))
         .one(&**tx)
-        .await?
-    {
-        let member = membership::Entity::find()
-            .filter(membership::Column::TenantId.eq(tx.tenant().0))
-            .filter(membership::Column::UserId.eq(existing.id))
-            .one(&**tx)
-            .await?
-            .is_some();
-        if !member || existing.is_platform_admin {
-            return Err(Error::Forbidden(format!(
-                "an account with the e-mail {email} exists outside this tenant; it is not linked to this identity provider"
-            )));
+        .await?;
+    let Some(existing) = existing else {
+        let address = if who.email_verified && owned {
+            email.clone()
+        } else {
+            own_address(provider, who)?
+        };
+        return provision(tx, clock, &address, Some(email.as_str()), provider).await;
+    };
+    let other_subject = sso_identity::Entity::find()
+        .filter(sso_identity::Column::TenantId.eq(tx.tenant().0))
+        .filter(sso_identity::Column::ProviderId.eq(provider.id))
+        .filter(sso_identity::Column::UserId.eq(existing.id))
+        .one(&**tx)
+        .await?;
+    let refusal = if existing.is_platform_admin {
+        Some("a platform admin is never linked to an identity provider")
+    } else if !who.email_verified {
+        Some("the identity provider does not assert the e-mail as verified")
+    } else if !owned {
+        Some("the e-mail's domain is not one this provider owns")
+    } else if other_subject.is_some() {
+        Some("the account is already linked to another identity of this provider")
+    } else {
+        None
+    };
+    let summary = |outcome: &str, user: Uuid| {
+        json!({"provider": provider.id, "subject": who.subject, "email": email.as_str(),
+               "email_verified": who.email_verified, "domain_owned": owned,
+               "existing_user": existing.id, "user": user, "outcome": outcome})
+    };
+    match refusal {
+        None => {
+            audit::record(
+                tx,
+                clock,
+                actor,
+                Event {
+                    action: "sso.linked",
+                    target: format!("user:{}", existing.id),
+                    summary: summary("linked", existing.id),
+                },
+            )
+            .await?;
+            Ok(existing.id)
         }
-        return Ok(existing.id);
+        Some(why) => {
+            let id = provision(
+                tx,
+                clock,
+                &own_address(provider, who)?,
+                Some(email.as_str()),
+                provider,
+            )
+            .await?;
+            let mut s = summary("separate account", id);
+            s["reason"] = json!(why);
+            audit::record(
+                tx,
+                clock,
+                actor,
+                Event {
+                    action: "sso.link_refused",
+                    target: format!("user:{}", existing.id),
+                    summary: s,
+                },
+            )
+            .await?;
+            Ok(id)
+        }
     }
-    Ok(crate::identity::create_user(&**tx, clock, &email).await?.id)
 }
 
 /// Audits a refused SSO login in the provider's tenant (its own

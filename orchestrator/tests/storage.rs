@@ -601,12 +601,14 @@ async fn totp_enrols_rotates_and_refuses_replay(db: TestDb) {
 
     let wrong = auth::verify_totp(&db.store, &c, &key, s.id, adm, "000000", None)
         .await
-        .unwrap();
+        .unwrap()
+        .verified();
     let code = auth::totp_code(&secret, c.now()).unwrap();
     assert!(wrong.is_none() || code == "000000");
     let rotated = auth::verify_totp(&db.store, &c, &key, s.id, adm, &code, None)
         .await
         .unwrap()
+        .verified()
         .expect("enrolled");
     assert!(
         auth::resolve_session(&db.store, &c, &s.token).await.is_err(),
@@ -624,6 +626,7 @@ async fn totp_enrols_rotates_and_refuses_replay(db: TestDb) {
         auth::verify_totp(&db.store, &c, &key, s2.id, adm, &code, None)
             .await
             .unwrap()
+            .verified()
             .is_none()
     );
     c.advance(Duration::seconds(30));
@@ -632,6 +635,7 @@ async fn totp_enrols_rotates_and_refuses_replay(db: TestDb) {
         auth::verify_totp(&db.store, &c, &key, s2.id, adm, &next, None)
             .await
             .unwrap()
+            .verified()
             .is_some()
     );
     assert!(matches!(
@@ -672,6 +676,7 @@ async fn totp_enrols_rotates_and_refuses_replay(db: TestDb) {
     let r = auth::verify_totp(&db.store, &c, &key, s3.id, adm, &typed, None)
         .await
         .unwrap()
+        .verified()
         .expect("a recovery code stands in for the authenticator");
     assert!(r.recovery_codes.is_empty(), "codes are issued at enrolment only");
     assert!(
@@ -686,6 +691,7 @@ async fn totp_enrols_rotates_and_refuses_replay(db: TestDb) {
             auth::verify_totp(&db.store, &c, &key, s4.id, adm, used_or_wrong, None)
                 .await
                 .unwrap()
+                .verified()
                 .is_none(),
             "{used_or_wrong}"
         );
@@ -2146,7 +2152,12 @@ macro_rules! on_both_backends {
     };
 }
 
+#[path = "storage/sso_rules.rs"]
+mod sso_rules;
+use sso_rules::sso_links_and_roles_follow_the_rules;
+
 on_both_backends!(
+    sso_links_and_roles_follow_the_rules,
     migrations_are_current,
     tenants_create_get_list,
     members_are_tenant_scoped,
@@ -2493,6 +2504,8 @@ mod rls {
                     group_claim: "groups".into(),
                     role_map: vec![("soc".into(), Role::AnalystEdit)],
                     trust_idp_mfa: false,
+                    scopes: Vec::new(),
+                    domains: vec!["example.com".into()],
                 },
             )
             .await
@@ -2504,6 +2517,7 @@ mod rls {
                 issuer: "https://idp.example".into(),
                 subject: "sub".into(),
                 email: Some(format!("sso-{}@example.com", t.0.simple())),
+                email_verified: true,
                 groups: vec!["soc".into()],
                 amr: vec![],
             };

@@ -233,6 +233,15 @@ pub fn routes() -> (Router<AppState>, RouteTable) {
             get(sso::list_providers).post(sso::create_provider),
         )
         .route(
+            "/api/v1/sso/providers/{id}",
+            &[
+                (M::PUT, TenantPerson("sso", "configure")),
+                (M::DELETE, TenantPerson("sso", "configure")),
+            ],
+            put(sso::update_provider).delete(sso::delete_provider),
+        )
+        .route("/static/autopost.js", &[(M::GET, Public)], get(static_autopost))
+        .route(
             "/api/v1/members",
             &[
                 (M::GET, Tenant("member", "list")),
@@ -468,6 +477,16 @@ async fn static_htmx() -> impl IntoResponse {
             (header::CACHE_CONTROL, "public, max-age=86400"),
         ],
         include_str!("../../static/htmx.min.js"),
+    )
+}
+
+async fn static_autopost() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        include_str!("../../static/autopost.js"),
     )
 }
 

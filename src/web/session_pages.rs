@@ -10,7 +10,7 @@ use axum::extract::{ConnectInfo, Extension, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
-use vigil_orchestrator::auth::{self, LoginRefused};
+use vigil_orchestrator::auth::{self, LoginRefused, MfaOutcome};
 use vigil_orchestrator::identity;
 use vigil_orchestrator::{Role, TenantId};
 
@@ -205,13 +205,28 @@ pub async fn mfa_verify(
         Some(peer.ip().to_string()),
     )
     .await;
-    if matches!(checked, Ok(Some(_))) {
-        // The session id rotated: the old one is dead on this node at once.
+    if matches!(checked, Ok(MfaOutcome::Verified(_) | MfaOutcome::SessionEnded)) {
+        // The session id rotated (or the session ended): the old one is
+        // dead on this node at once.
         s.auth_cache.invalidate();
     }
+    let again = |status: StatusCode, error: String| {
+        (
+            status,
+            MfaPage {
+                csrf: info.csrf.clone(),
+                enrolled: info.totp_enabled,
+                verified: info.mfa_verified,
+                secret: None,
+                uri: None,
+                error: Some(error),
+            },
+        )
+            .into_response()
+    };
     match checked {
         // Enrolment done: the recovery codes, shown once.
-        Ok(Some(rotated)) if !rotated.recovery_codes.is_empty() => (
+        Ok(MfaOutcome::Verified(rotated)) if !rotated.recovery_codes.is_empty() => (
             [
                 (header::SET_COOKIE, session_cookie(&s, &rotated.token)),
                 (header::CACHE_CONTROL, "no-store".to_owned()),
@@ -221,21 +236,37 @@ pub async fn mfa_verify(
             },
         )
             .into_response(),
-        Ok(Some(rotated)) => (
+        Ok(MfaOutcome::Verified(rotated)) => (
             [(header::SET_COOKIE, session_cookie(&s, &rotated.token))],
             Redirect::to("/"),
         )
             .into_response(),
-        Ok(None) => (
+        Ok(MfaOutcome::Refused) => again(
             StatusCode::UNPROCESSABLE_ENTITY,
-            MfaPage {
-                csrf: info.csrf.clone(),
-                enrolled: info.totp_enabled,
-                verified: info.mfa_verified,
-                secret: None,
-                uri: None,
-                error: Some("That code is not valid (or was already used). Try the next one.".into()),
-            },
+            "That code is not valid (or was already used). Try the next one.".into(),
+        ),
+        Ok(MfaOutcome::Locked { until }) => {
+            let wait = (until - s.clock.now()).num_seconds().max(1);
+            let mut res = again(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "Too many wrong codes. Try again after {} UTC.",
+                    until.format("%H:%M:%S")
+                ),
+            );
+            if let Ok(v) = header::HeaderValue::from_str(&wait.to_string()) {
+                res.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            res
+        }
+        Ok(MfaOutcome::SessionEnded) => (
+            StatusCode::UNAUTHORIZED,
+            [(header::SET_COOKIE, clear_cookie())],
+            message(
+                StatusCode::UNAUTHORIZED,
+                "Signed out",
+                "Too many wrong codes in this session: it has been ended. Sign in again.".to_owned(),
+            ),
         )
             .into_response(),
         Err(e) => page_error(e),

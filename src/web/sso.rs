@@ -35,11 +35,14 @@ fn redirect_uri(s: &AppState, provider: Uuid) -> String {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NewProviderBody {
     /// `oidc` (default) or `saml`.
     #[serde(default = "default_protocol")]
     protocol: String,
     name: String,
+    /// OIDC: the issuer URL. SAML: optional, the IdP's entity id (to pick it
+    /// out of an `EntitiesDescriptor`).
     #[serde(default)]
     issuer: String,
     #[serde(default)]
@@ -49,12 +52,50 @@ pub struct NewProviderBody {
     client_secret: Option<String>,
     #[serde(default = "default_algorithms")]
     algorithms: Vec<String>,
+    /// OIDC: the claim carrying groups; SAML: the attribute.
     #[serde(default = "default_group_claim")]
     group_claim: String,
     /// IdP group → tenant role.
     role_map: std::collections::BTreeMap<String, String>,
     #[serde(default)]
     trust_idp_mfa: bool,
+    /// OIDC: scopes asked for besides openid, email and the group claim.
+    #[serde(default)]
+    scopes: Vec<String>,
+    /// E-mail domains the provider owns: an IdP-verified address there may
+    /// link an existing account.
+    #[serde(default)]
+    domains: Vec<String>,
+    /// SAML: the IdP's e-mail attribute counts as verified.
+    #[serde(default)]
+    email_authoritative: bool,
+}
+
+/// `PUT /api/v1/sso/providers/{id}`: each field left out stays.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateProviderBody {
+    name: Option<String>,
+    enabled: Option<bool>,
+    role_map: Option<std::collections::BTreeMap<String, String>>,
+    group_claim: Option<String>,
+    trust_idp_mfa: Option<bool>,
+    domains: Option<Vec<String>>,
+    email_authoritative: Option<bool>,
+    scopes: Option<Vec<String>>,
+    algorithms: Option<Vec<String>>,
+    client_secret: Option<String>,
+    idp_metadata: Option<String>,
+}
+
+fn role_map(
+    map: std::collections::BTreeMap<String, String>,
+) -> Result<Vec<(String, vigil_orchestrator::Role)>, ApiError> {
+    let mut out = Vec::with_capacity(map.len());
+    for (group, role) in map {
+        out.push((group, parse_role(&role)?));
+    }
+    Ok(out)
 }
 
 fn default_protocol() -> String {
@@ -84,10 +125,7 @@ pub async fn create_provider(
     c: ConnectInfo<SocketAddr>,
     Json(b): Json<NewProviderBody>,
 ) -> ApiResult {
-    let mut role_map = Vec::with_capacity(b.role_map.len());
-    for (group, role) in b.role_map {
-        role_map.push((group, parse_role(&role)?));
-    }
+    let role_map = role_map(b.role_map)?;
     let tx = s.store.begin_tenant(ctx.tenant).await?;
     let actor = p.actor(Some(ctx.role), ip(&c));
     let info = match b.protocol.as_str() {
@@ -106,14 +144,16 @@ pub async fn create_provider(
                     group_claim: b.group_claim,
                     role_map,
                     trust_idp_mfa: b.trust_idp_mfa,
+                    scopes: b.scopes,
+                    domains: b.domains,
                 },
             )
             .await?
         }
         "saml" => {
-            let idp_metadata = b
-                .idp_metadata
-                .ok_or_else(|| Error::Invalid("a SAML provider needs idp_metadata".into()))?;
+            let idp_metadata = b.idp_metadata.ok_or_else(|| {
+                Error::Invalid("idp_metadata: a SAML provider needs the IdP's metadata XML".into())
+            })?;
             sso::create_saml_provider(
                 &tx,
                 s.clock.as_ref(),
@@ -124,25 +164,96 @@ pub async fn create_provider(
                     group_attribute: b.group_claim,
                     role_map,
                     trust_idp_mfa: b.trust_idp_mfa,
+                    entity_id: Some(b.issuer).filter(|i| !i.is_empty()),
+                    domains: b.domains,
+                    email_authoritative: b.email_authoritative,
                 },
             )
             .await?
         }
-        other => return Err(Error::Invalid(format!("protocol `{other}` is not oidc or saml")).into()),
+        other => {
+            return Err(Error::Invalid(format!(
+                "protocol: `{}` is not oidc or saml",
+                other.escape_debug()
+            ))
+            .into());
+        }
     };
     tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(provider_view(&s, &info)?)).into_response())
+}
+
+fn provider_view(s: &AppState, info: &sso::ProviderInfo) -> Result<serde_json::Value, ApiError> {
     let login_url = format!("{}/sso/{}/login", s.public_url.trim_end_matches('/'), info.id);
-    let mut v = serde_json::to_value(&info).map_err(|e| ApiError::internal("sso", &e))?;
+    let mut v = serde_json::to_value(info).map_err(|e| ApiError::internal("sso", &e))?;
     v["login_url"] = json!(login_url);
     if info.protocol == "saml" {
-        let sp = sp(&s, info.id);
+        let sp = sp(s, info.id);
         v["sp_entity_id"] = json!(sp.entity_id);
         v["acs_url"] = json!(sp.acs_url);
         v["sp_metadata_url"] = json!(sp.entity_id);
     } else {
-        v["redirect_uri"] = json!(redirect_uri(&s, info.id));
+        v["redirect_uri"] = json!(redirect_uri(s, info.id));
     }
-    Ok((StatusCode::CREATED, Json(v)).into_response())
+    Ok(v)
+}
+
+fn provider_id(raw: &str) -> Result<Uuid, ApiError> {
+    Uuid::try_parse(raw).map_err(|_| ApiError::from(Error::NotFound("identity provider")))
+}
+
+pub async fn update_provider(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Extension(ctx): Extension<TenantCtx>,
+    c: ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+    Json(b): Json<UpdateProviderBody>,
+) -> ApiResult {
+    let id = provider_id(&id)?;
+    let role_map = b.role_map.map(role_map).transpose()?;
+    let tx = s.store.begin_tenant(ctx.tenant).await?;
+    let actor = p.actor(Some(ctx.role), ip(&c));
+    let info = sso::update_provider(
+        &tx,
+        s.clock.as_ref(),
+        &s.master_key,
+        &actor,
+        id,
+        sso::ProviderUpdate {
+            name: b.name,
+            enabled: b.enabled,
+            role_map,
+            group_claim: b.group_claim,
+            trust_idp_mfa: b.trust_idp_mfa,
+            domains: b.domains,
+            email_authoritative: b.email_authoritative,
+            scopes: b.scopes,
+            algorithms: b.algorithms,
+            client_secret: b.client_secret,
+            idp_metadata: b.idp_metadata,
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    s.auth_cache.invalidate();
+    Ok(Json(provider_view(&s, &info)?).into_response())
+}
+
+pub async fn delete_provider(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Extension(ctx): Extension<TenantCtx>,
+    c: ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let id = provider_id(&id)?;
+    let tx = s.store.begin_tenant(ctx.tenant).await?;
+    let actor = p.actor(Some(ctx.role), ip(&c));
+    sso::delete_provider(&tx, s.clock.as_ref(), &actor, id).await?;
+    tx.commit().await?;
+    s.auth_cache.invalidate();
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 pub async fn list_providers(State(s): State<AppState>, Extension(ctx): Extension<TenantCtx>) -> ApiResult {
@@ -155,6 +266,25 @@ pub async fn list_providers(State(s): State<AppState>, Extension(ctx): Extension
 
 fn refused(status: StatusCode, why: &str) -> Response {
     message(status, "Sign-in refused", why.to_owned())
+}
+
+/// Where a login goes first: a redirect to the IdP, or (SAML HTTP-POST
+/// binding) a page that posts the AuthnRequest to it.
+enum Start {
+    Redirect(String),
+    Post {
+        url: String,
+        saml_request: String,
+        relay_state: String,
+    },
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
 }
 
 pub async fn login(
@@ -176,9 +306,45 @@ pub async fn login(
                 "{BROWSER_COOKIE}={browser}; Path=/sso/; HttpOnly; SameSite=Lax; Max-Age={}{secure}",
                 sso::LOGIN_TTL.num_seconds()
             );
-            ([(header::SET_COOKIE, cookie)], Redirect::to(&to)).into_response()
+            match to {
+                Start::Redirect(to) => ([(header::SET_COOKIE, cookie)], Redirect::to(&to)).into_response(),
+                Start::Post {
+                    url,
+                    saml_request,
+                    relay_state,
+                } => {
+                    // The form goes to the IdP: this page alone may post there.
+                    let origin = url
+                        .split_once("://")
+                        .map(|(scheme, rest)| {
+                            let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+                            format!("{scheme}://{host}")
+                        })
+                        .unwrap_or_default();
+                    let csp = format!(
+                        "default-src 'self'; frame-ancestors 'none'; form-action {origin}; base-uri 'none'; object-src 'none'"
+                    );
+                    let page = format!(
+                        "<!doctype html><meta charset=utf-8><title>Signing in</title>\
+                         <script src=\"/static/autopost.js\"></script>\
+                         <form id=autopost method=post action=\"{}\">\
+                         <input type=hidden name=SAMLRequest value=\"{}\">\
+                         <input type=hidden name=RelayState value=\"{}\">\
+                         <p>Taking you to your identity provider… <button type=submit>Continue</button></p></form>",
+                        html_escape(&url),
+                        html_escape(&saml_request),
+                        html_escape(&relay_state)
+                    );
+                    let mut res = ([(header::SET_COOKIE, cookie)], Html(page)).into_response();
+                    if let Ok(v) = header::HeaderValue::from_str(&csp) {
+                        res.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
+                    }
+                    res
+                }
+            }
         }
         Err(Error::NotFound(_)) => refused(StatusCode::NOT_FOUND, "No such identity provider."),
+        Err(Error::Forbidden(why)) => refused(StatusCode::FORBIDDEN, &why),
         Err(e) => {
             tracing::warn!(%provider, peer = %peer.ip(), error = %e, "sso: cannot start a login");
             refused(
@@ -189,25 +355,41 @@ pub async fn login(
     }
 }
 
-async fn start(s: &AppState, provider: Uuid) -> Result<(String, String), Error> {
+async fn start(s: &AppState, provider: Uuid) -> Result<(Start, String), Error> {
     let tenant = sso::provider_tenant(&s.store, provider).await?;
     let (info, cfg) = {
         let tx = s.store.begin_tenant_read(tenant).await?;
         sso::provider(&tx, &s.master_key, provider).await?
     };
+    if !info.enabled {
+        return Err(Error::Forbidden("This identity provider is disabled.".into()));
+    }
     if info.protocol == "saml" {
         let metadata = {
             let tx = s.store.begin_tenant_read(tenant).await?;
             sso::saml_metadata(&tx, provider).await?
         };
         let relay = random_secret();
-        let (url, request_id) = vigil_integrations::saml::authn_request(&metadata, &sp(s, provider), &relay)
-            .map_err(|e| Error::Invalid(e.to_string()))?;
+        let (out, request_id) =
+            vigil_integrations::saml::authn_request(&metadata, Some(&info.issuer), &sp(s, provider), &relay)
+                .map_err(|e| Error::Invalid(e.to_string()))?;
         let browser = random_secret();
         let tx = s.store.begin_tenant(tenant).await?;
         sso::remember_login(&tx, s.clock.as_ref(), provider, &relay, &browser, &request_id, "").await?;
         tx.commit().await?;
-        return Ok((url, browser));
+        let to = match out {
+            vigil_integrations::saml::Outgoing::Redirect(u) => Start::Redirect(u),
+            vigil_integrations::saml::Outgoing::Post {
+                url,
+                saml_request,
+                relay_state,
+            } => Start::Post {
+                url,
+                saml_request,
+                relay_state,
+            },
+        };
+        return Ok((to, browser));
     }
     let started = s
         .oidc
@@ -227,7 +409,7 @@ async fn start(s: &AppState, provider: Uuid) -> Result<(String, String), Error> 
     )
     .await?;
     tx.commit().await?;
-    Ok((started.url, browser))
+    Ok((Start::Redirect(started.url), browser))
 }
 
 #[derive(Deserialize)]
@@ -390,9 +572,16 @@ async fn finish(
         .await
         .map_err(core)?;
     tx.commit().await.map_err(core)?;
-    let session = auth::create_sso_session(&s.store, s.clock.as_ref(), signed.user, tenant, signed.idp_mfa)
-        .await
-        .map_err(core)?;
+    let session = auth::create_sso_session(
+        &s.store,
+        s.clock.as_ref(),
+        signed.user,
+        tenant,
+        provider,
+        signed.idp_mfa,
+    )
+    .await
+    .map_err(core)?;
     s.auth_cache.invalidate();
     Ok((session, signed.role.requires_mfa() && !signed.idp_mfa))
 }
@@ -468,6 +657,7 @@ async fn acs(
     let who = vigil_integrations::saml::verify_response(
         &metadata,
         &sp(s, provider),
+        Some(&info.issuer),
         response,
         &pending.nonce,
         &info.group_claim,
@@ -477,6 +667,7 @@ async fn acs(
         issuer: who.issuer.clone(),
         subject: who.subject.clone(),
         email: who.email.clone(),
+        email_verified: info.email_authoritative,
         groups: who.groups.clone(),
         amr: who.authn_context.clone(),
     };
@@ -494,9 +685,16 @@ async fn acs(
         .await
         .map_err(core)?;
     tx.commit().await.map_err(core)?;
-    let session = auth::create_sso_session(&s.store, s.clock.as_ref(), signed.user, tenant, signed.idp_mfa)
-        .await
-        .map_err(core)?;
+    let session = auth::create_sso_session(
+        &s.store,
+        s.clock.as_ref(),
+        signed.user,
+        tenant,
+        provider,
+        signed.idp_mfa,
+    )
+    .await
+    .map_err(core)?;
     s.auth_cache.invalidate();
     Ok((session, signed.role.requires_mfa() && !signed.idp_mfa))
 }

@@ -47,7 +47,7 @@ server.listen(Number(env('PORT', '0')), '127.0.0.1', () => {
     claims: {
       acr: null, amr: null, auth_time: null, iss: null, sid: null,
       // amr in every ID token, as Entra ID and Okta send it.
-      openid: ['sub', 'acr', 'amr', 'auth_time'], email: ['email'], groups: ['groups'],
+      openid: ['sub', 'acr', 'amr', 'auth_time'], email: ['email', 'email_verified'], groups: ['groups'],
     },
     conformIdTokenClaims: false,
     features: { devInteractions: { enabled: false } },

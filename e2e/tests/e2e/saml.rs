@@ -217,6 +217,9 @@ async fn saml_sign_in(db: TestDb) {
                 ("soc-admins".into(), Role::TenantAdmin),
             ],
             trust_idp_mfa: true,
+            entity_id: None,
+            domains: vec!["example.com".into()],
+            email_authoritative: true,
         },
     )
     .await
@@ -337,6 +340,106 @@ async fn saml_sign_in(db: TestDb) {
         refused(&mut m, &db, t, &acs, &forged, &relay, why).await;
     }
 
+    // The Response wrapper, unsigned around the genuinely signed Assertion
+    // (issue 12): its Destination, Status, Issuer and InResponseTo are
+    // checked too. First the control: unchanged, such a response signs in,
+    // so each refusal below is for the edit it names.
+    let mut m = Browser::default();
+    let to_idp = start_login(&mut m, &base, p.id).await;
+    let (_, resp, relay) = through_idp(&mut m, &to_idp, "alice").await;
+    let unsigned = strip_response_signature(&decode(&resp));
+    assert!(
+        unsigned.contains("<ds:Signature"),
+        "the assertion keeps its signature"
+    );
+    let res = post_acs(&mut m, &acs, &encode(&unsigned), &relay).await;
+    assert_eq!(res.status(), StatusCode::OK, "{}", res.text().await.unwrap());
+    type Edit = Box<dyn Fn(&str) -> String>;
+    let acs_attr = format!("Destination=\"{acs}\"");
+    let wrapper: Vec<(&str, Edit, &str)> = vec![
+        (
+            "another SP's Destination",
+            Box::new({
+                let acs_attr = acs_attr.clone();
+                move |x: &str| x.replacen(&acs_attr, "Destination=\"https://other-sp.example/acs\"", 1)
+            }),
+            "addressed to https://other-sp.example/acs",
+        ),
+        (
+            "no Destination",
+            Box::new({
+                let acs_attr = acs_attr.clone();
+                move |x: &str| x.replacen(&acs_attr, "", 1)
+            }),
+            "must name its Destination",
+        ),
+        (
+            "a failure Status",
+            Box::new(|x: &str| x.replacen("status:Success", "status:Responder", 1)),
+            "status urn:oasis:names:tc:SAML:2.0:status:Responder",
+        ),
+        (
+            "a foreign Issuer",
+            Box::new(|x: &str| {
+                let (a, b) = (
+                    x.find("<saml:Issuer>").unwrap(),
+                    x.find("</saml:Issuer>").unwrap(),
+                );
+                format!("{}<saml:Issuer>https://evil.example/idp{}", &x[..a], &x[b..])
+            }),
+            "Issuer is https://evil.example/idp",
+        ),
+        (
+            "another request's InResponseTo",
+            Box::new(|x: &str| x.replacen("InResponseTo=\"", "InResponseTo=\"other-", 1)),
+            "answers another request",
+        ),
+    ];
+    for (what, edit, why) in wrapper {
+        let mut m = Browser::default();
+        let to_idp = start_login(&mut m, &base, p.id).await;
+        let (_, resp, relay) = through_idp(&mut m, &to_idp, "alice").await;
+        let forged = edit(&strip_response_signature(&decode(&resp)));
+        assert_ne!(forged, strip_response_signature(&decode(&resp)), "{what}: edited");
+        refused(&mut m, &db, t, &acs, &encode(&forged), &relay, why).await;
+    }
+
+    // Encodings libxml2 would honour: refused before any parsing. UTF-7
+    // hides a second Assertion and a DOCTYPE from a text check.
+    let hidden = "+ADw-saml:Assertion/+AD4-+ADw-+ACE-DOCTYPE x+AD4-";
+    type Encode = fn(&str, &str) -> Vec<u8>;
+    let encodings: [(&str, Encode, &str); 3] = [
+        (
+            "UTF-7 declared",
+            |x, hidden| {
+                let body = x.find("?>").map_or(x, |i| &x[i + 2..]);
+                format!("<?xml version=\"1.0\" encoding=\"UTF-7\"?>{body}{hidden}").into_bytes()
+            },
+            "declares the encoding `utf-7`",
+        ),
+        (
+            "UTF-16 with a byte-order mark",
+            |x, _| {
+                let mut out = vec![0xFF, 0xFE];
+                out.extend(x.encode_utf16().flat_map(u16::to_le_bytes));
+                out
+            },
+            "UTF-16 byte-order mark",
+        ),
+        (
+            "UTF-16 without a mark",
+            |x, _| x.encode_utf16().flat_map(u16::to_be_bytes).collect(),
+            "NUL byte",
+        ),
+    ];
+    for (_what, enc, why) in encodings {
+        let mut m = Browser::default();
+        let to_idp = start_login(&mut m, &base, p.id).await;
+        let (_, resp, relay) = through_idp(&mut m, &to_idp, "alice").await;
+        let forged = base64::engine::general_purpose::STANDARD.encode(enc(&decode(&resp), hidden));
+        refused(&mut m, &db, t, &acs, &forged, &relay, why).await;
+    }
+
     // Comment injection in the NameID: mallory is
     // alice@example.com.evil.test; a comment after "alice@example.com"
     // leaves the signature valid (c14n drops comments). Vigil must read the
@@ -386,7 +489,7 @@ async fn saml_sign_in(db: TestDb) {
     let mut m = Browser::default();
     let (resp, relay, action) = fitted(&mut m, &db, t, &base, p.id, &third).await;
     assert_eq!(action, format!("{acs}-elsewhere"));
-    refused(&mut m, &db, t, &acs, &resp, &relay, "does not match SP ACS URL").await;
+    refused(&mut m, &db, t, &acs, &resp, &relay, "is addressed to").await;
 
     // Another key: the IdP now signs with a key Vigil does not trust.
     drop(_idp);
@@ -448,7 +551,11 @@ async fn fitted(
         .unwrap()
         .1
         .into_owned();
-    let (url, id) = vigil_integrations::saml::authn_request(&p_metadata(db, t, p).await, sp, "x").unwrap();
+    let (out, id) =
+        vigil_integrations::saml::authn_request(&p_metadata(db, t, p).await, None, sp, "x").unwrap();
+    let vigil_integrations::saml::Outgoing::Redirect(url) = out else {
+        panic!("the test IdP offers HTTP-Redirect")
+    };
     tamper(db, t, &format!("nonce = '{id}'")).await;
     let (action, resp, _) = through_idp(m, &url, "alice").await;
     (resp, relay, action)
@@ -465,6 +572,16 @@ fn with_doctype(xml: &str) -> String {
         Some(i) if xml.starts_with("<?xml") => format!("{}{doctype}{}", &xml[..i + 2], &xml[i + 2..]),
         _ => format!("{doctype}{xml}"),
     }
+}
+
+/// Removes the Response's own signature (the first one, before the
+/// Assertion), keeping the Assertion's.
+fn strip_response_signature(xml: &str) -> String {
+    let (assertion, _) = assertion_of(xml);
+    let a = xml.find("<ds:Signature").unwrap();
+    assert!(a < assertion, "the IdP signs the Response too");
+    let b = xml.find("</ds:Signature>").unwrap() + "</ds:Signature>".len();
+    format!("{}{}", &xml[..a], &xml[b..])
 }
 
 fn strip_signatures(xml: &str) -> String {

@@ -39,16 +39,20 @@ pub(crate) fn free_port() -> u16 {
 }
 
 async fn start_idp(port: u16, key_dir: &Path, keys: &str, redirect: &str) -> Idp {
+    let accounts = json!({
+        "alice": {"email": "alice@example.com", "email_verified": true, "groups": ["soc"]},
+        "bob": {"email": "bob@example.com", "email_verified": true, "groups": ["marketing"]},
+        "carol": {"email": "carol@example.com", "email_verified": true, "groups": ["soc", "soc-admins"]},
+    });
+    start_idp_with(port, key_dir, keys, redirect, accounts).await
+}
+
+async fn start_idp_with(port: u16, key_dir: &Path, keys: &str, redirect: &str, accounts: Value) -> Idp {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("idp/oidc/server.mjs");
     assert!(
         script.with_file_name("node_modules").exists(),
         "run ./test.sh (it installs e2e/idp/oidc's node modules)"
     );
-    let accounts = json!({
-        "alice": {"email": "alice@example.com", "groups": ["soc"]},
-        "bob": {"email": "bob@example.com", "groups": ["marketing"]},
-        "carol": {"email": "carol@example.com", "groups": ["soc", "soc-admins"]},
-    });
     let clients = json!([{"client_id": "vigil", "client_secret": SECRET, "redirect_uris": [redirect]}]);
     let mut child = tokio::process::Command::new("node")
         .arg(&script)
@@ -173,6 +177,8 @@ async fn provider(db: &TestDb, t: TenantId, master: &MasterKey, name: &str, issu
                 ("soc-admins".into(), Role::TenantAdmin),
             ],
             trust_idp_mfa: true,
+            scopes: Vec::new(),
+            domains: vec!["example.com".into()],
         },
     )
     .await
@@ -260,25 +266,7 @@ async fn oidc_sign_in(db: TestDb) {
     let master = MasterKey::generate();
     let pa = provider(&db, t, &master, "A", &format!("http://127.0.0.1:{port_a}")).await;
     let pb = provider(&db, t, &master, "B", &format!("http://127.0.0.1:{port_b}")).await;
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let state = AppState::new(
-        db.store.clone(),
-        Arc::new(SystemClock),
-        base.clone(),
-        master,
-        Authorizer::load().await.unwrap(),
-        PasswordPolicy::default(),
-    )
-    .with_oidc(RelyingParty::with_refetch_every(Duration::ZERO));
-    let router = web::router(state);
-    let _server = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-        .unwrap();
-    });
+    let base = serve(&db, listener, master).await;
     let idp_a = start_idp(port_a, keys.path(), "a", &format!("{base}/sso/{pa}/callback")).await;
     let idp_b = start_idp(port_b, keys_b.path(), "a", &format!("{base}/sso/{pb}/callback")).await;
 
@@ -467,6 +455,7 @@ async fn oidc_sign_in(db: TestDb) {
         client_secret: Some(SECRET.into()),
         algorithms: vec!["RS256".into()],
         group_claim: "groups".into(),
+        scopes: Vec::new(),
     };
     let now = SystemClock.now();
     let claims = json!({"iss": idp_a.issuer, "aud": "vigil", "sub": "mallory", "nonce": "n",
@@ -493,6 +482,181 @@ async fn oidc_sign_in(db: TestDb) {
     let mut after = Browser::default();
     let cb = after.through_idp(&base, pa, "alice", "pwd").await;
     sign_in(&mut after, &cb).await;
+}
+
+pub(crate) async fn audits(db: &TestDb, t: TenantId, action: &str) -> i64 {
+    let tx = db.store.begin_tenant(t).await.unwrap();
+    let n = tx
+        .query_one_raw(sea_orm::Statement::from_string(
+            tx.get_database_backend(),
+            format!("SELECT count(*) AS n FROM audit_events WHERE action = '{action}'"),
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get("", "n")
+        .unwrap();
+    tx.commit().await.unwrap();
+    n
+}
+
+/// Serves Vigil's router on `listener` with the given master key.
+async fn serve(db: &TestDb, listener: tokio::net::TcpListener, master: MasterKey) -> String {
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let state = AppState::new(
+        db.store.clone(),
+        Arc::new(SystemClock),
+        base.clone(),
+        master,
+        Authorizer::load().await.unwrap(),
+        PasswordPolicy::default(),
+    )
+    .with_oidc(RelyingParty::with_refetch_every(Duration::ZERO));
+    let router = web::router(state);
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap();
+    });
+    base
+}
+
+/// Issue 12's account takeover, tried with a real IdP: an identity whose
+/// e-mail is a local tenant admin's never becomes that admin unless the
+/// IdP verified the address and the provider owns its domain; the admin's
+/// role is never touched by another identity's login.
+async fn oidc_account_linking(db: TestDb) {
+    use vigil_orchestrator::ids::Email;
+    let t = tenant(&db).await;
+    let tx = db.store.begin_tenant(t).await.unwrap();
+    let alice = identity::add_member(
+        &tx,
+        &SystemClock,
+        &Actor::cli(),
+        &Email::parse("alice@example.com").unwrap(),
+        Role::TenantAdmin,
+    )
+    .await
+    .unwrap()
+    .user_id;
+    let eve = identity::add_member(
+        &tx,
+        &SystemClock,
+        &Actor::cli(),
+        &Email::parse("eve@foreign.example").unwrap(),
+        Role::AnalystRead,
+    )
+    .await
+    .unwrap()
+    .user_id;
+    tx.commit().await.unwrap();
+    let keys = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let master = MasterKey::generate();
+    let p = provider(&db, t, &master, "A", &format!("http://127.0.0.1:{port}")).await;
+    let base = serve(&db, listener, master).await;
+    let accounts = json!({
+        "mallory": {"email": "alice@example.com", "email_verified": false, "groups": ["soc"]},
+        "mallory-silent": {"email": "alice@example.com", "groups": ["soc-admins"]},
+        "alice": {"email": "alice@example.com", "email_verified": true, "groups": ["soc-admins"]},
+        "mallory-verified": {"email": "ALICE@example.com", "email_verified": true, "groups": ["soc"]},
+        "eve": {"email": "eve@foreign.example", "email_verified": true, "groups": ["soc"]},
+    });
+    let _idp = start_idp_with(
+        port,
+        keys.path(),
+        "a",
+        &format!("{base}/sso/{p}/callback"),
+        accounts,
+    )
+    .await;
+    let alice_role = || async {
+        vigil_orchestrator::auth::role_in(&db.store, alice, t)
+            .await
+            .unwrap()
+    };
+    let who_am_i = |b: &mut Browser| {
+        let url = format!("{base}/api/v1/me");
+        let mut b = std::mem::take(b);
+        async move {
+            let (st, me) = api(&mut b, &url).await;
+            assert_eq!(st, StatusCode::OK, "{me}");
+            (b, me)
+        }
+    };
+
+    // An unverified e-mail (false, or the claim left out): a separate
+    // account, alice untouched; audited with both identities.
+    for (n, who) in ["mallory", "mallory-silent"].into_iter().enumerate() {
+        let mut m = Browser::default();
+        let cb = m.through_idp(&base, p, who, "pwd").await;
+        sign_in(&mut m, &cb).await;
+        let (_, me) = who_am_i(&mut m).await;
+        assert_ne!(me["user_id"], json!(alice.0), "{who} is not alice");
+        assert_ne!(
+            me["email"], "alice@example.com",
+            "{who} does not hold alice's address"
+        );
+        assert!(me["email"].as_str().unwrap().ends_with(".sso.invalid"), "{me}");
+        assert_eq!(
+            alice_role().await,
+            Some(Role::TenantAdmin),
+            "alice's role is untouched"
+        );
+        assert_eq!(audits(&db, t, "sso.link_refused").await, n as i64 + 1);
+    }
+    assert_eq!(audits(&db, t, "membership.change").await, 0);
+
+    // Alice herself: verified, in a domain the provider owns → linked.
+    let mut a = Browser::default();
+    let cb = a.through_idp(&base, p, "alice", "pwd").await;
+    assert!(
+        sign_in(&mut a, &cb).await.contains("url=/mfa\""),
+        "a tenant admin steps up"
+    );
+    let (_, me) = who_am_i(&mut a).await;
+    assert_eq!(me["user_id"], json!(alice.0));
+    assert_eq!(audits(&db, t, "sso.linked").await, 1);
+    assert_eq!(alice_role().await, Some(Role::TenantAdmin));
+
+    // Verified and owned, but alice already has her identity at this
+    // provider: another subject does not get her account.
+    let mut m = Browser::default();
+    let cb = m.through_idp(&base, p, "mallory-verified", "pwd").await;
+    sign_in(&mut m, &cb).await;
+    let (_, me) = who_am_i(&mut m).await;
+    assert_ne!(me["user_id"], json!(alice.0));
+    assert_eq!(alice_role().await, Some(Role::TenantAdmin));
+    assert_eq!(audits(&db, t, "sso.link_refused").await, 3);
+
+    // Verified, but in a domain the provider does not own: separate.
+    let mut e = Browser::default();
+    let cb = e.through_idp(&base, p, "eve", "pwd").await;
+    sign_in(&mut e, &cb).await;
+    let (_, me) = who_am_i(&mut e).await;
+    assert_ne!(me["user_id"], json!(eve.0));
+    assert_eq!(
+        vigil_orchestrator::auth::role_in(&db.store, eve, t)
+            .await
+            .unwrap(),
+        Some(Role::AnalystRead)
+    );
+    assert_eq!(audits(&db, t, "sso.link_refused").await, 4);
+    assert_eq!(audits(&db, t, "sso.linked").await, 1);
+}
+
+#[tokio::test]
+async fn oidc_linking_sqlite() {
+    oidc_account_linking(TestDb::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn oidc_linking_postgres() {
+    oidc_account_linking(TestDb::postgres().await).await;
 }
 
 fn urlencode(s: &str) -> String {

@@ -14,6 +14,7 @@ pub mod integration;
 pub mod integration_scope;
 pub mod integration_status;
 pub mod ioc;
+pub mod login_throttle;
 pub mod membership;
 pub mod notification;
 pub mod observable;

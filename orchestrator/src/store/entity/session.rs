@@ -17,6 +17,10 @@ pub struct Model {
     pub bound_tenant_id: Option<Uuid>,
     /// The idle timeout this session runs under (None: the default).
     pub idle_secs: Option<i32>,
+    /// Wrong second factors presented in this session (it ends after too many).
+    pub mfa_failures: i32,
+    /// The SSO provider that opened this session.
+    pub sso_provider_id: Option<Uuid>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

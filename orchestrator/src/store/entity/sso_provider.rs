@@ -20,6 +20,15 @@ pub struct Model {
     pub created_by: String,
     /// SAML: the IdP's metadata XML.
     pub idp_metadata: Option<String>,
+    /// E-mail domains this provider owns: an IdP-verified address there may
+    /// link to an existing account.
+    pub domains: Option<Json>,
+    /// SAML: the IdP's e-mail attribute is verified by the IdP.
+    pub email_authoritative: bool,
+    /// OIDC: scopes asked for besides openid, email and the group claim.
+    pub scopes: Option<Json>,
+    /// Disabled: no sign-in, and its sessions have ended.
+    pub disabled_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

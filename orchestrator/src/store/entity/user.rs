@@ -16,6 +16,10 @@ pub struct Model {
     pub totp_secret: Option<String>,
     pub totp_enabled_at: Option<DateTimeUtc>,
     pub totp_last_step: Option<i64>,
+    /// Second-factor attempts since the last success (each counted before it is checked).
+    pub mfa_failures: i32,
+    /// Too many wrong second factors: no attempt, and no password login, until then.
+    pub mfa_locked_until: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
