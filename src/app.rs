@@ -153,8 +153,26 @@ async fn serve(cfg: Config, demo: bool) -> Result<(), Error> {
         master_key,
         authz,
         Default::default(),
-    );
+    )
+    .with_limits(web::limits::Quotas {
+        sign_in_per_minute: cfg.rate_sign_in_per_minute,
+        failures_per_minute: cfg.rate_failures_per_minute,
+    });
     let auth_cache_listener = state.spawn_auth_cache_listener();
+    // Rate-limit refusals: one audit row per (kind, address) a minute.
+    let limits_flusher = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                if let Err(e) = state.limits.flush(&state.store, state.clock.as_ref()).await {
+                    tracing::warn!(error = %e, "cannot audit rate-limit refusals");
+                }
+                state.limits.shrink();
+            }
+        })
+    };
     println!("Vigil listening on http://{addr}");
     info!(%addr, ?backend, data_dir = %dir.path().display(), "vigil started");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -174,6 +192,7 @@ async fn serve(cfg: Config, demo: bool) -> Result<(), Error> {
     let _ = stop_tx.send(true);
     let _ = worker.await;
     auth_cache_listener.abort();
+    limits_flusher.abort();
     served?;
     store.close().await?;
     info!("vigil stopped");

@@ -44,6 +44,12 @@ pub struct Config {
     pub log_format: LogFormat,
     /// tracing filter directives, e.g. `info` or `vigil=debug`.
     pub log_level: String,
+    /// Sign-in attempts (password, second factor, SSO legs) per source
+    /// address and minute; 0: unlimited.
+    pub rate_sign_in_per_minute: u32,
+    /// Failed API tokens, and failed webhook signatures, per source address
+    /// and minute before it is refused for a while; 0: unlimited.
+    pub rate_failures_per_minute: u32,
 }
 
 impl Default for Config {
@@ -59,6 +65,8 @@ impl Default for Config {
             public_url: None,
             log_format: LogFormat::Text,
             log_level: "info".into(),
+            rate_sign_in_per_minute: 60,
+            rate_failures_per_minute: 30,
         }
     }
 }
@@ -76,6 +84,8 @@ const ENV_KEYS: &[&str] = &[
     "public_url",
     "log_format",
     "log_level",
+    "rate_sign_in_per_minute",
+    "rate_failures_per_minute",
 ];
 
 /// Values given as command-line flags (highest precedence).

@@ -75,7 +75,18 @@ fn cheap() -> PasswordPolicy {
     }
 }
 
+/// Rate limits off: the suites below send many sign-in attempts from one
+/// address; `hostile::rate_limits` tests them.
+const UNLIMITED: vigil::web::limits::Quotas = vigil::web::limits::Quotas {
+    sign_in_per_minute: 0,
+    failures_per_minute: 0,
+};
+
 async fn app(backend: Backend) -> App {
+    app_with(backend, UNLIMITED).await
+}
+
+async fn app_with(backend: Backend, quotas: vigil::web::limits::Quotas) -> App {
     let db = TestDb::new(backend).await;
     let clock = Arc::new(ManualClock::new(
         Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).unwrap(),
@@ -89,7 +100,8 @@ async fn app(backend: Backend) -> App {
         key2,
         Authorizer::load().await.unwrap(),
         cheap(),
-    );
+    )
+    .with_limits(quotas);
     let router = web::router(state.clone()).layer(MockConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
     App {
         router,
@@ -105,7 +117,7 @@ impl App {
         let res = self.router.clone().oneshot(req).await.unwrap();
         let status = res.status();
         let headers = res.headers().clone();
-        let body = axum::body::to_bytes(res.into_body(), 1 << 20).await.unwrap();
+        let body = axum::body::to_bytes(res.into_body(), 8 << 20).await.unwrap();
         (status, String::from_utf8_lossy(&body).into_owned(), headers)
     }
 
@@ -740,6 +752,28 @@ async fn login_mfa_and_logout_in_the_browser_flow(backend: Backend) {
     );
 }
 
+/// `SELECT COUNT(*) AS n …` in a tenant's transaction, or a platform one
+/// (audit events of logins are platform events).
+async fn count_in(app: &App, tenant: Option<TenantId>, sql: &str) -> i64 {
+    use sea_orm::ConnectionTrait;
+    let stmt = |b| sea_orm::Statement::from_string(b, sql.to_owned());
+    let n = match tenant {
+        Some(t) => {
+            let tx = app.state.store.begin_tenant(t).await.unwrap();
+            let r = tx.query_one_raw(stmt(tx.get_database_backend())).await.unwrap();
+            tx.commit().await.unwrap();
+            r
+        }
+        None => {
+            let tx = app.state.store.begin_platform().await.unwrap();
+            let r = tx.query_one_raw(stmt(tx.get_database_backend())).await.unwrap();
+            tx.commit().await.unwrap();
+            r
+        }
+    };
+    n.unwrap().try_get("", "n").unwrap()
+}
+
 /// The session id a response's `Set-Cookie` carries.
 fn session_of(h: &axum::http::HeaderMap) -> String {
     h[header::SET_COOKIE]
@@ -770,6 +804,9 @@ macro_rules! on_both_backends {
     };
 }
 
+#[path = "web/hostile.rs"]
+mod hostile;
+use hostile::{hostile_input_regressions, hostile_sweep, rate_limits};
 #[path = "web/sign_in.rs"]
 mod sign_in;
 use sign_in::{login_answers_alike_for_unknown_accounts, second_factor_cannot_be_guessed};
@@ -781,6 +818,9 @@ on_both_backends!(
     login_mfa_and_logout_in_the_browser_flow,
     second_factor_cannot_be_guessed,
     login_answers_alike_for_unknown_accounts,
+    hostile_input_regressions,
+    rate_limits,
+    hostile_sweep,
 );
 
 async fn gates_over_http(backend: Backend) {
@@ -1602,7 +1642,11 @@ async fn guard_cache_follows_changes_on_every_node() {
         MasterKey::from_hex(&a.key.to_hex()).unwrap(),
         Authorizer::load().await.unwrap(),
         cheap(),
-    );
+    )
+    .with_limits(vigil::web::limits::Quotas {
+        sign_in_per_minute: 0,
+        failures_per_minute: 0,
+    });
     let b = App {
         router: web::router(state_b.clone())
             .layer(MockConnectInfo(SocketAddr::from(([127, 0, 0, 2], 40000)))),

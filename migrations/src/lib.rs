@@ -30,6 +30,7 @@ mod m20261122_000019_sso;
 mod m20261122_000020_session_limits;
 mod m20261122_000021_saml;
 mod m20261201_000022_sign_in_hardening;
+mod m20261201_000023_input_bounds;
 pub mod pg;
 
 /// Name of the PostgreSQL role the server runs every request as: owns nothing,
@@ -98,6 +99,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000020_session_limits::Migration),
             Box::new(m20261122_000021_saml::Migration),
             Box::new(m20261201_000022_sign_in_hardening::Migration),
+            Box::new(m20261201_000023_input_bounds::Migration),
         ]
     }
 }

@@ -182,11 +182,10 @@ pub fn title(raw: &Value) -> String {
     .find_map(|p| {
         raw.pointer(p)
             .and_then(Value::as_str)
-            .map(str::trim)
+            .map(|s| crate::text::title(s, crate::engine::cases::TITLE_MAX, ""))
             .filter(|s| !s.is_empty())
     });
-    let t = pick.unwrap_or("Alert").chars().take(200).collect::<String>();
-    t.trim().to_owned()
+    pick.unwrap_or_else(|| "Alert".to_owned())
 }
 
 /// Open cases in which a linking entity of the new alert was seen within

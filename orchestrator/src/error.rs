@@ -27,12 +27,27 @@ pub enum Error {
     #[error("busy: {0}")]
     Busy(String),
     #[error("database error: {0}")]
-    Db(#[from] DbErr),
+    Db(DbErr),
     #[error("cannot hash password: {0}")]
     Hash(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<DbErr> for Error {
+    /// A value the database cannot hold as text (PostgreSQL: NUL in a text
+    /// column or a `\u0000` escape where JSON is parsed) is the input's
+    /// fault, not the server's: a precise refusal, not a 500.
+    fn from(e: DbErr) -> Self {
+        let m = e.to_string();
+        if (m.contains("invalid byte sequence for encoding") && m.contains("0x00"))
+            || m.contains("unsupported Unicode escape sequence")
+        {
+            return Error::Invalid("text must not contain NUL (U+0000) characters".into());
+        }
+        Error::Db(e)
+    }
+}
 
 impl Error {
     /// Maps a unique-constraint violation to [`Error::Conflict`], everything
@@ -42,7 +57,7 @@ impl Error {
             Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => {
                 Error::Conflict(format!("{what} already exists"))
             }
-            _ => Error::Db(e),
+            _ => Error::from(e),
         }
     }
 }

@@ -26,6 +26,12 @@ use crate::{Clock, Error, Result, TenantId, integrations, vault};
 pub const REPLAY_WINDOW_SECS: i64 = 300;
 /// Most alerts one delivery may carry.
 pub const MAX_BATCH: usize = 5_000;
+/// Observables one alert keeps (the first ones in document order); how
+/// many more it carried is noted on the alert (`observables_truncated`).
+pub const MAX_OBSERVABLES_PER_ALERT: usize = 1_000;
+/// Observables one delivery keeps in all; alerts past the budget keep none
+/// beyond it (and say so), the alerts themselves are all stored.
+pub const MAX_OBSERVABLES_PER_DELIVERY: usize = 50_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -252,6 +258,8 @@ pub struct Checked {
     dedup_key: String,
     raw: String,
     observables: Vec<crate::observables::Observable>,
+    /// Observables beyond the bounds, not kept.
+    truncated: usize,
     parsed: Value,
 }
 
@@ -267,6 +275,7 @@ impl Checked {
 /// is stored: all or nothing.
 pub fn check(declared: &str, raws: &[&str]) -> Result<Vec<Checked>> {
     let mut checked = Vec::with_capacity(raws.len());
+    let mut budget = MAX_OBSERVABLES_PER_DELIVERY;
     for (n, raw) in raws.iter().enumerate() {
         let v: Value = serde_json::from_str(raw).map_err(|e| Error::Invalid(format!("alert {n}: {e}")))?;
         if !v.is_object() {
@@ -283,18 +292,33 @@ pub fn check(declared: &str, raws: &[&str]) -> Result<Vec<Checked>> {
             "crowdstrike" => Format::Crowdstrike,
             _ => Format::Graylog,
         };
-        let sid = source_id(format, &v);
+        // Derived text is stored as text columns: no control characters
+        // (NUL cannot be stored on PostgreSQL). The raw alert stays as received.
+        let sid = source_id(format, &v).map(|s| crate::text::storable(&s).into_owned());
         let key = match &sid {
             Some(id) => hex::encode(Sha256::digest(format!("{}:{id}", format.as_str()).as_bytes())),
             None => hex::encode(Sha256::digest(crate::engine::canonical_json(&v).as_bytes())),
         };
-        let observables = crate::observables::extract(&v);
+        let mut observables = crate::observables::extract(&v);
+        let keep = observables.len().min(MAX_OBSERVABLES_PER_ALERT).min(budget);
+        let truncated = observables.len() - keep;
+        observables.truncate(keep);
+        budget -= keep;
+        for o in &mut observables {
+            if let std::borrow::Cow::Owned(v) = crate::text::storable(&o.value) {
+                o.value = v;
+            }
+            if let std::borrow::Cow::Owned(p) = crate::text::storable(&o.pointer) {
+                o.pointer = p;
+            }
+        }
         checked.push(Checked {
             format,
             source_id: sid,
             dedup_key: key,
             raw: (*raw).to_owned(),
             observables,
+            truncated,
             parsed: v,
         });
     }
@@ -402,6 +426,7 @@ pub async fn store_items(
             dedup_key: Set(c.dedup_key.clone()),
             raw: Set(c.raw.clone()),
             received_at: Set(now),
+            observables_truncated: Set(i32::try_from(c.truncated).unwrap_or(i32::MAX)),
         })
         .collect();
     for chunk in rows.chunks(CHUNK) {
@@ -449,14 +474,15 @@ pub async fn store_items(
     Ok(out)
 }
 
-/// Alerts of an integration, newest first (raw bytes as received).
-pub async fn list(tx: &crate::store::TenantTx, limit: u64) -> Result<Vec<alert::Model>> {
+/// Alerts of the tenant, newest first (raw bytes as received).
+pub async fn list(tx: &crate::store::TenantTx, limit: u64, offset: u64) -> Result<Vec<alert::Model>> {
     use sea_orm::{QueryOrder, QuerySelect};
     Ok(alert::Entity::find()
         .filter(alert::Column::TenantId.eq(tx.tenant().0))
         .order_by_desc(alert::Column::ReceivedAt)
         .order_by_desc(alert::Column::Id)
         .limit(limit)
+        .offset(offset)
         .all(&**tx)
         .await?)
 }

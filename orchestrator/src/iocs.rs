@@ -55,32 +55,49 @@ fn indicator(kind: Kind, raw: &str, description: Option<String>, at: &str) -> Re
     })
 }
 
-/// Parses CSV lines `kind,value[,description]`; a first line naming the
-/// columns is skipped; blank lines and `#` comments are ignored.
+/// Parses CSV (RFC 4180, with the `csv` crate: quoted fields with commas,
+/// quotes and line breaks, CRLF, a UTF-8 byte-order mark) of
+/// `kind,value[,description]`; a first row naming the columns is skipped;
+/// blank lines and `#` comments are ignored. All or nothing: the first bad
+/// row refuses the import, naming its line.
 pub fn parse_csv(text: &str) -> Result<Vec<Indicator>> {
+    let mut rows = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .comment(Some(b'#'))
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
     let mut out = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
+    for (n, row) in rows.records().enumerate() {
+        let row = row.map_err(|e| {
+            let at = e
+                .position()
+                .map_or(String::new(), |p| format!("line {}: ", p.line()));
+            Error::Invalid(format!("{at}not CSV: {e}"))
+        })?;
+        let line = row.position().map_or(n as u64 + 1, csv::Position::line);
+        let at = format!("line {line}");
+        if row.iter().all(str::is_empty) {
             continue;
         }
-        let mut cols = line.splitn(3, ',').map(str::trim);
-        let (kind, value, desc) = (cols.next().unwrap_or(""), cols.next(), cols.next());
+        let kind = row.get(0).unwrap_or("");
         if n == 0 && kind.eq_ignore_ascii_case("kind") {
             continue;
         }
-        let at = format!("line {}", n + 1);
-        let value =
-            value.ok_or_else(|| Error::Invalid(format!("{at}: expected kind,value[,description]")))?;
+        if row.len() < 2 || row.len() > 3 {
+            return Err(Error::Invalid(format!(
+                "{at}: expected kind,value[,description] ({} columns; quote a value that holds a comma)",
+                row.len()
+            )));
+        }
         let kind: Kind = kind
             .parse()
-            .map_err(|_| Error::Invalid(format!("{at}: unknown kind `{kind}`")))?;
-        out.push(indicator(
-            kind,
-            value,
-            desc.map(str::to_owned).filter(|d| !d.is_empty()),
-            &at,
-        )?);
+            .map_err(|_| Error::Invalid(format!("{at}: unknown kind `{}`", kind.escape_debug())))?;
+        let desc = row
+            .get(2)
+            .filter(|d| !d.is_empty())
+            .map(|d| crate::text::storable(d).into_owned());
+        out.push(indicator(kind, row.get(1).unwrap_or(""), desc, &at)?);
     }
     Ok(out)
 }
@@ -358,6 +375,32 @@ mod tests {
                 .contains("indicators are")
         );
         assert!(parse_csv("ip").is_err());
+    }
+
+    /// What a hand split got wrong: quotes kept, a quoted comma breaking a
+    /// row; CRLF and a byte-order mark from a spreadsheet's export.
+    #[test]
+    fn csv_is_parsed_as_csv() {
+        let got = parse_csv(
+            "\u{feff}kind,value,description\r\n\"ip\",\"203.0.113.9\",\"C2, seen twice \"\"in the wild\"\"\"\r\n\
+             domain,evil.example,\"two\nlines\"\r\n",
+        )
+        .unwrap();
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert_eq!(got[0].value, "203.0.113.9");
+        assert_eq!(
+            got[0].description.as_deref(),
+            Some("C2, seen twice \"in the wild\"")
+        );
+        assert_eq!(got[1].description.as_deref(), Some("two lines"));
+        let e = parse_csv("ip,1.2.3.4,a,b").unwrap_err().to_string();
+        assert!(e.contains("line 1") && e.contains("4 columns"), "{e}");
+        let e = parse_csv("ip,1.2.3.4\nip,\"unterminated")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 2"), "{e}");
+        let e = parse_csv("ip,1.2.3.\u{0}4").unwrap_err().to_string();
+        assert!(e.contains("line 1"), "{e}");
     }
 
     #[test]

@@ -29,6 +29,7 @@ pub mod sso;
 pub mod store;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod text;
 pub mod timeline;
 pub mod vault;
 

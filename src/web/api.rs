@@ -19,28 +19,42 @@ use super::{ApiError, AppState};
 
 pub(super) type ApiResult = Result<Response, ApiError>;
 
+/// `?limit=&offset=` of every list.
 #[derive(Debug, Deserialize)]
 pub struct Page {
-    #[serde(default = "default_limit")]
-    limit: u64,
-    #[serde(default)]
-    offset: u64,
+    limit: Option<u64>,
+    offset: Option<u64>,
 }
 
-fn default_limit() -> u64 {
-    50
+/// The largest `limit` of a list.
+pub const MAX_LIMIT: u64 = 500;
+/// The largest `offset` (2^53: exact in every JSON number reader).
+pub const MAX_OFFSET: u64 = 1 << 53;
+
+/// Checks a list's `limit` (default 50) and `offset` (default 0).
+pub(super) fn page(limit: Option<u64>, offset: Option<u64>) -> Result<(u64, u64), ApiError> {
+    let limit = limit.unwrap_or(50);
+    if limit == 0 || limit > MAX_LIMIT {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+            format!("limit must be 1 to {MAX_LIMIT}"),
+        ));
+    }
+    let offset = offset.unwrap_or(0);
+    if offset > MAX_OFFSET {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+            format!("offset must be 0 to {MAX_OFFSET}"),
+        ));
+    }
+    Ok((limit, offset))
 }
 
 impl Page {
     fn checked(&self) -> Result<(u64, u64), ApiError> {
-        if self.limit == 0 || self.limit > 500 {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid",
-                "limit must be 1 to 500",
-            ));
-        }
-        Ok((self.limit, self.offset))
+        page(self.limit, self.offset)
     }
 }
 
@@ -168,6 +182,7 @@ pub async fn invite_member(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RoleChange {
     role: String,
 }
@@ -287,6 +302,7 @@ pub async fn list_audit(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SessionSettings {
     idle_minutes: i64,
     absolute_minutes: i64,

@@ -197,6 +197,15 @@ fn form_urlencoded_field(body: &[u8], name: &str) -> Option<String> {
         .map(|(_, v)| v)
 }
 
+/// Routes where every attempt counts against the address's sign-in quota.
+const SIGN_IN_ROUTES: [(&str, &str); 5] = [
+    ("POST", "/login"),
+    ("POST", "/mfa"),
+    ("GET", "/sso/{id}/login"),
+    ("GET", "/sso/{id}/callback"),
+    ("POST", "/sso/{id}/acs"),
+];
+
 /// Public routes a browser reaches by a cross-site form post by design:
 /// the SAML assertion consumer service (the IdP's page posts the signed
 /// Response; the one-time RelayState and InResponseTo bind it).
@@ -233,9 +242,39 @@ pub async fn guard(
             "method not allowed here",
         );
     };
+    // (tests serve the router with axum's MockConnectInfo instead)
+    let ip = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(a)| a.ip())
+        .or_else(|| {
+            req.extensions()
+                .get::<axum::extract::connect_info::MockConnectInfo<SocketAddr>>()
+                .map(|m| m.0.ip())
+        });
+    if let Some(ip) = ip {
+        if SIGN_IN_ROUTES.contains(&(req.method().as_str(), route.as_str()))
+            && let Err(wait) = state.limits.sign_in(ip)
+        {
+            return super::limits::too_many(&path, wait);
+        }
+        if req.headers().contains_key(header::AUTHORIZATION)
+            && let Err(wait) = state.limits.penalized(super::limits::Kind::BadToken, ip)
+        {
+            return super::limits::too_many(&path, wait);
+        }
+    }
     let principal = match authenticate(&state, req.headers()).await {
         Ok(p) => p,
-        Err((status, code, message)) => return refuse(&path, status, code, &message),
+        Err((status, code, message)) => {
+            if status == StatusCode::UNAUTHORIZED
+                && let Some(ip) = ip
+                && let Err(wait) = state.limits.failure(super::limits::Kind::BadToken, ip)
+            {
+                return super::limits::too_many(&path, wait);
+            }
+            return refuse(&path, status, code, &message);
+        }
     };
     let unsafe_method = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     let mut req = req;

@@ -24,17 +24,7 @@ fn id(s: &str, what: &'static str) -> Result<Uuid, ApiError> {
     Uuid::try_parse(s).map_err(|_| ApiError::from(Error::NotFound(what)))
 }
 
-fn page(limit: Option<u64>, offset: Option<u64>) -> Result<(u64, u64), ApiError> {
-    let limit = limit.unwrap_or(50);
-    if limit == 0 || limit > 500 {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid",
-            "limit must be 1 to 500",
-        ));
-    }
-    Ok((limit, offset.unwrap_or(0)))
-}
+use super::api::page;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

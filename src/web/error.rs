@@ -74,3 +74,74 @@ impl IntoResponse for ApiError {
         res
     }
 }
+
+/// The stable `code` of an error answer with this status.
+pub fn code_for(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::BAD_REQUEST => "bad_request",
+        StatusCode::UNAUTHORIZED => "unauthenticated",
+        StatusCode::FORBIDDEN => "forbidden",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::CONFLICT => "conflict",
+        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::UNPROCESSABLE_ENTITY => "invalid",
+        StatusCode::LOCKED => "kill_switch",
+        StatusCode::TOO_MANY_REQUESTS => "rate_limited",
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => "headers_too_large",
+        StatusCode::SERVICE_UNAVAILABLE => "busy",
+        StatusCode::REQUEST_TIMEOUT | StatusCode::GATEWAY_TIMEOUT => "timeout",
+        s if s.is_server_error() => "internal",
+        _ => "error",
+    }
+}
+
+/// What a refusal of a framework layer (an extractor's rejection: bad
+/// JSON, wrong types, unknown or duplicate fields, a wrong Content-Type, a
+/// malformed query or path, a body over its limit; a method the route does
+/// not have) says, before this layer: plain text or nothing.
+fn framework_refusal(res: &Response) -> bool {
+    let status = res.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return false;
+    }
+    match res.headers().get(axum::http::header::CONTENT_TYPE) {
+        None => true,
+        Some(ct) => ct.to_str().is_ok_and(|c| c.starts_with("text/plain")),
+    }
+}
+
+/// The one place every error answer takes the documented shape: an API
+/// path answers `{"error": {"code", "message"}}`, a page a message page,
+/// whatever refused the request (a handler, an extractor, the router).
+pub async fn uniform_errors(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let api = req.uri().path().starts_with("/api/");
+    let res = next.run(req).await;
+    if !framework_refusal(&res) {
+        return res;
+    }
+    let (parts, body) = res.into_parts();
+    let status = parts.status;
+    let text = match axum::body::to_bytes(body, 16 * 1024).await {
+        Ok(b) => String::from_utf8_lossy(&b).trim().to_owned(),
+        Err(_) => String::new(),
+    };
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("refused").to_owned()
+    } else {
+        text
+    };
+    let mut out = if api {
+        ApiError::new(status, code_for(status), message).into_response()
+    } else {
+        super::pages::message(status, status.canonical_reason().unwrap_or("Refused"), message)
+    };
+    // Keep what the refusal said beyond its body (Allow, Retry-After…).
+    for (k, v) in &parts.headers {
+        if k != axum::http::header::CONTENT_TYPE && k != axum::http::header::CONTENT_LENGTH {
+            out.headers_mut().entry(k).or_insert(v.clone());
+        }
+    }
+    out
+}

@@ -45,7 +45,22 @@ pub async fn receive(
         body: &body,
         source_ip: Some(peer.ip().to_string()),
     };
-    let (tenant, checked) = ingest::verify(&s.store, s.clock.as_ref(), &s.master_key, &delivery).await?;
+    // An address that keeps sending bad signatures is refused before its
+    // deliveries are checked (and audited): see `web::limits`.
+    let kind = super::limits::Kind::BadSignature;
+    if let Err(wait) = s.limits.penalized(kind, peer.ip()) {
+        return Ok(super::limits::too_many("/api/", wait));
+    }
+    let (tenant, checked) = match ingest::verify(&s.store, s.clock.as_ref(), &s.master_key, &delivery).await {
+        Ok(v) => v,
+        Err(e @ Error::Unauthenticated(_)) => {
+            if let Err(wait) = s.limits.failure(kind, peer.ip()) {
+                return Ok(super::limits::too_many("/api/", wait));
+            }
+            return Err(e.into());
+        }
+        Err(e) => return Err(e.into()),
+    };
     let accepted = s.ingest.submit(tenant, integration, checked).await?;
     Ok((StatusCode::ACCEPTED, Json(accepted)).into_response())
 }
@@ -53,6 +68,7 @@ pub async fn receive(
 #[derive(Debug, Deserialize)]
 pub struct AlertQuery {
     limit: Option<u64>,
+    offset: Option<u64>,
 }
 
 pub async fn list(
@@ -60,22 +76,26 @@ pub async fn list(
     Extension(ctx): Extension<TenantCtx>,
     Query(q): Query<AlertQuery>,
 ) -> Result<Response, ApiError> {
-    let limit = q.limit.unwrap_or(50);
-    if limit == 0 || limit > 500 {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid",
-            "limit must be 1 to 500",
-        ));
-    }
+    let (limit, offset) = super::api::page(q.limit, q.offset)?;
     let tx = s.store.begin_tenant(ctx.tenant).await?;
-    let rows = ingest::list(&tx, limit).await?;
+    let rows = ingest::list(&tx, limit, offset).await?;
+    let fetched = rows.len();
     let mut items = Vec::with_capacity(rows.len());
+    let mut bytes = 0usize;
     for a in rows {
         let observables = ingest::observables_of(&tx, a.id).await?;
-        items.push(json!({"id": a.id, "integration_id": a.integration_id, "format": a.format, "source_id": a.source_id,
-                          "received_at": a.received_at, "raw": a.raw, "observables": observables}));
+        let item = json!({"id": a.id, "integration_id": a.integration_id, "format": a.format, "source_id": a.source_id,
+                          "received_at": a.received_at, "raw": a.raw, "observables": observables,
+                          "observables_truncated": a.observables_truncated});
+        let size = item.to_string().len();
+        if !items.is_empty() && bytes + size > super::limits::MAX_ALERT_PAGE_BYTES {
+            break;
+        }
+        bytes += size;
+        items.push(item);
     }
     tx.commit().await?;
-    Ok(Json(json!({"total": items.len(), "items": items})).into_response())
+    let more = items.len() < fetched || fetched as u64 == limit;
+    let next = more.then(|| offset + items.len() as u64);
+    Ok(Json(json!({"total": items.len(), "items": items, "next_offset": next})).into_response())
 }

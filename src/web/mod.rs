@@ -11,6 +11,7 @@ mod health;
 mod ingest_api;
 mod integration_pages;
 mod integrations_api;
+pub mod limits;
 mod pages;
 mod session_pages;
 mod sso;
@@ -51,6 +52,8 @@ pub struct Inner {
     pub ingest: Arc<vigil_orchestrator::ingest_queue::IngestQueue>,
     /// The OpenID Connect relying party (discovery and keys cached).
     pub oidc: Arc<vigil_integrations::oidc::RelyingParty>,
+    /// Per-address rate limits of sign-in and of failed credentials.
+    pub limits: Arc<limits::RateLimits>,
 }
 
 impl AppState {
@@ -73,7 +76,17 @@ impl AppState {
             master_key: Arc::new(master_key),
             authz,
             auth_cache: Arc::default(),
+            limits: Arc::new(limits::RateLimits::new(limits::Quotas::default())),
         }))
+    }
+
+    /// Other rate-limit quotas (configuration; tests). Only before the
+    /// state is shared.
+    pub fn with_limits(mut self, quotas: limits::Quotas) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.0) {
+            inner.limits = Arc::new(limits::RateLimits::new(quotas));
+        }
+        self
     }
 
     /// Replaces the OIDC relying party (tests: a shorter JWKS refetch
@@ -465,6 +478,7 @@ pub fn router(state: AppState) -> Router {
             (state.clone(), Arc::new(table)),
             auth::guard,
         ))
+        .layer(middleware::from_fn(error::uniform_errors))
         .layer(middleware::from_fn(security_headers))
         .layer(middleware::from_fn(access_log))
         .with_state(state)

@@ -327,10 +327,10 @@ pub async fn login(
                     let page = format!(
                         "<!doctype html><meta charset=utf-8><title>Signing in</title>\
                          <script src=\"/static/autopost.js\"></script>\
-                         <form id=autopost method=post action=\"{}\">\
-                         <input type=hidden name=SAMLRequest value=\"{}\">\
-                         <input type=hidden name=RelayState value=\"{}\">\
-                         <p>Taking you to your identity provider… <button type=submit>Continue</button></p></form>",
+                         <form id=\"autopost\" method=\"post\" action=\"{}\">\
+                         <input type=\"hidden\" name=\"SAMLRequest\" value=\"{}\">\
+                         <input type=\"hidden\" name=\"RelayState\" value=\"{}\">\
+                         <p>Taking you to your identity provider… <button type=\"submit\">Continue</button></p></form>",
                         html_escape(&url),
                         html_escape(&saml_request),
                         html_escape(&relay_state)

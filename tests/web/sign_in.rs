@@ -85,22 +85,8 @@ async fn password_login(app: &App, email: &str) -> (String, String) {
     (cookie.clone(), csrf_of(&page))
 }
 
-/// A count over platform rows (audit events of logins are platform events).
 async fn count(app: &App, sql: &str) -> i64 {
-    use sea_orm::ConnectionTrait;
-    let tx = app.state.store.begin_platform().await.unwrap();
-    let n = tx
-        .query_one_raw(sea_orm::Statement::from_string(
-            tx.get_database_backend(),
-            sql.to_owned(),
-        ))
-        .await
-        .unwrap()
-        .unwrap()
-        .try_get("", "n")
-        .unwrap();
-    tx.commit().await.unwrap();
-    n
+    count_in(app, None, sql).await
 }
 
 fn wrong_code(right: &str, i: usize) -> String {

@@ -72,7 +72,11 @@ async fn run(tenants: usize, users_per_tenant: usize) -> (Duration, Duration, Du
         MasterKey::generate(),
         Authorizer::load().await.unwrap(),
         PasswordPolicy::default(),
-    );
+    )
+    .with_limits(vigil::web::limits::Quotas {
+        sign_in_per_minute: 0,
+        failures_per_minute: 0,
+    });
     let router = web::router(state.clone()).layer(MockConnectInfo(SocketAddr::from(([127, 0, 0, 1], 1))));
     let cookie = format!("vigil_session={}", session.token);
     let mut headers = axum::http::HeaderMap::new();

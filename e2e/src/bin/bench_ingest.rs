@@ -114,7 +114,11 @@ async fn run(db: TestDb, label: &str) {
         MasterKey::from_hex(&master.to_hex()).unwrap(),
         Authorizer::load().await.unwrap(),
         PasswordPolicy::default(),
-    );
+    )
+    .with_limits(vigil::web::limits::Quotas {
+        sign_in_per_minute: 0,
+        failures_per_minute: 0,
+    });
     let router = web::router(state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

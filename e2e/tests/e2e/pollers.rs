@@ -55,7 +55,7 @@ async fn status(store: &Store, t: TenantId, id: Uuid) -> integrations::Status {
 
 async fn alerts(store: &Store, t: TenantId) -> usize {
     let tx = store.begin_tenant(t).await.unwrap();
-    vigil_orchestrator::ingest::list(&tx, 100_000)
+    vigil_orchestrator::ingest::list(&tx, 100_000, 0)
         .await
         .unwrap()
         .len()

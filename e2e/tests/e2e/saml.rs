@@ -116,6 +116,13 @@ fn field(html: &str, name: &str) -> String {
 /// SAMLResponse and RelayState it would post.
 async fn through_idp(b: &mut Browser, to_idp: &str, user: &str) -> (String, String, String) {
     let login = b.hop(to_idp).await;
+    through_idp_login(b, &login, user).await
+}
+
+/// From the IdP's login page on: signs `user` in, returns where the IdP's
+/// page posts, the SAMLResponse and the RelayState.
+async fn through_idp_login(b: &mut Browser, login: &str, user: &str) -> (String, String, String) {
+    let login = login.to_owned();
     let form = b.get(&login).await.text().await.unwrap();
     let auth_state = field(&form, "AuthState");
     let res = b
@@ -238,7 +245,11 @@ async fn saml_sign_in(db: TestDb) {
         MasterKey::generate(),
         Authorizer::load().await.unwrap(),
         PasswordPolicy::default(),
-    );
+    )
+    .with_limits(vigil::web::limits::Quotas {
+        sign_in_per_minute: 0,
+        failures_per_minute: 0,
+    });
     let router = web::router(state_app);
     let _server = tokio::spawn(async move {
         axum::serve(
@@ -530,6 +541,153 @@ async fn saml_sign_in(db: TestDb) {
         .unwrap();
     let again = sso::first_use_of_assertion(&tx, &SystemClock, p.id, "_replayed", None).await;
     assert!(again.unwrap_err().to_string().contains("replay"));
+    drop(tx);
+
+    // New metadata (as when the IdP rotates its certificate), in an
+    // EntitiesDescriptor beside another SP and another IdP, whose only SSO
+    // binding is HTTP-POST: the provider picks its own entity and sends
+    // the AuthnRequest by an auto-posted form.
+    let md = p_metadata(&db, t, p.id).await;
+    let update = |idp_metadata: String| {
+        let db = &db;
+        let pid = p.id;
+        async move {
+            let tx = db.store.begin_tenant(t).await.unwrap();
+            let r = sso::update_provider(
+                &tx,
+                &SystemClock,
+                &MasterKey::generate(),
+                &Actor::cli(),
+                pid,
+                sso::ProviderUpdate {
+                    idp_metadata: Some(idp_metadata),
+                    ..Default::default()
+                },
+            )
+            .await;
+            if r.is_ok() {
+                tx.commit().await.unwrap();
+            }
+            r
+        }
+    };
+    let body = md.find("?>").map_or(md.as_str(), |i| &md[i + 2..]);
+    let other_idp = body.replace(
+        &format!("entityID=\"{}\"", p.issuer),
+        "entityID=\"https://other-idp.example\"",
+    );
+    assert_ne!(other_idp, body);
+    let post_only = {
+        let mut out = String::new();
+        let mut rest = body;
+        while let Some(i) = rest.find("SingleSignOnService") {
+            let end = i + rest[i..].find('>').unwrap();
+            out.push_str(&rest[..i]);
+            out.push_str(&rest[i..end].replace("bindings:HTTP-Redirect", "bindings:HTTP-POST"));
+            rest = &rest[end..];
+        }
+        out.push_str(rest);
+        out
+    };
+    assert!(
+        !post_only
+            .contains("bindings:HTTP-Redirect\" Location=\"http://127.0.0.1:{port}/saml2/idp/SSOService")
+    );
+    let entities = format!(
+        "<md:EntitiesDescriptor xmlns:md=\"urn:oasis:names:tc:SAML:2.0:metadata\">\
+         <md:EntityDescriptor entityID=\"https://sp.other.example\"><md:SPSSODescriptor \
+         protocolSupportEnumeration=\"urn:oasis:names:tc:SAML:2.0:protocol\"><md:AssertionConsumerService \
+         Binding=\"urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST\" Location=\"https://sp.other.example/acs\" \
+         index=\"0\"/></md:SPSSODescriptor></md:EntityDescriptor>{other_idp}{post_only}</md:EntitiesDescriptor>"
+    );
+    // Metadata of another entity is not this provider's.
+    let e = update(other_idp.clone()).await.unwrap_err().to_string();
+    assert!(e.contains("describes `https://other-idp.example`"), "{e}");
+    update(entities).await.unwrap();
+    let mut carol = Browser::default();
+    let res = carol.get(&format!("{base}/sso/{}/login", p.id)).await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let csp = res.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains(&format!("form-action http://127.0.0.1:{port}")),
+        "{csp}"
+    );
+    let page = res.text().await.unwrap();
+    assert!(
+        page.contains("/static/autopost.js") && !page.contains("<script>"),
+        "{page}"
+    );
+    let action = page
+        .split("action=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&amp;", "&");
+    assert!(
+        action.starts_with(&format!("http://127.0.0.1:{port}/")),
+        "{action}"
+    );
+    let (req, relay) = (field(&page, "SAMLRequest"), field(&page, "RelayState"));
+    assert!(
+        decode(&req).contains("AuthnRequest"),
+        "a plain (not deflated) request"
+    );
+    let res = carol
+        .post(&action, &[("SAMLRequest", &req), ("RelayState", &relay)])
+        .await;
+    assert!(
+        res.status().is_redirection(),
+        "the IdP takes the posted request: {}",
+        res.status()
+    );
+    let login = reqwest::Url::parse(&action)
+        .unwrap()
+        .join(res.headers()["location"].to_str().unwrap())
+        .unwrap()
+        .to_string();
+    let (to, resp, relay_back) = through_idp_login(&mut carol, &login, "carol").await;
+    assert_eq!((to.as_str(), relay_back.as_str()), (acs.as_str(), relay.as_str()));
+    let res = post_acs(&mut carol, &acs, &resp, &relay_back).await;
+    assert_eq!(res.status(), StatusCode::OK, "{}", res.text().await.unwrap());
+    let (_, me) = api(&mut carol, &format!("{base}/api/v1/me")).await;
+    assert_eq!(me["email"], "carol@example.com");
+
+    // Disabled: no sign-in starts, and the sessions it opened are over.
+    let tx = db.store.begin_tenant(t).await.unwrap();
+    sso::update_provider(
+        &tx,
+        &SystemClock,
+        &MasterKey::generate(),
+        &Actor::cli(),
+        p.id,
+        sso::ProviderUpdate {
+            enabled: Some(false),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    // (another node's guard cache drops the session on the database's notification)
+    let mut st = StatusCode::OK;
+    for _ in 0..100 {
+        st = api(&mut carol, &format!("{base}/api/v1/me")).await.0;
+        if st == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(st, StatusCode::UNAUTHORIZED, "the provider's sessions ended");
+    let res = Browser::default()
+        .get(&format!("{base}/sso/{}/login", p.id))
+        .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert!(res.text().await.unwrap().contains("disabled"));
 }
 
 /// A real assertion the IdP made for `sp`, fitted into a login of Vigil's

@@ -511,6 +511,10 @@ async fn serve(db: &TestDb, listener: tokio::net::TcpListener, master: MasterKey
         Authorizer::load().await.unwrap(),
         PasswordPolicy::default(),
     )
+    .with_limits(vigil::web::limits::Quotas {
+        sign_in_per_minute: 0,
+        failures_per_minute: 0,
+    })
     .with_oidc(RelyingParty::with_refetch_every(Duration::ZERO));
     let router = web::router(state);
     tokio::spawn(async move {

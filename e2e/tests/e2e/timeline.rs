@@ -58,7 +58,7 @@ async fn timeline_orders_by_event_time(db: TestDb) {
     assert_eq!(rows[4].placed_by, "received");
     assert!(rows[4].evidence.pointer.is_none());
     // Every pointer resolves, in the stored alert, to a value that gives the row's time.
-    let stored = ingest::list(&tx, 100).await.unwrap();
+    let stored = ingest::list(&tx, 100, 0).await.unwrap();
     for r in &rows[..4] {
         let a = stored.iter().find(|a| a.id == r.evidence.alert_id).unwrap();
         let v: Value = serde_json::from_str(&a.raw).unwrap();

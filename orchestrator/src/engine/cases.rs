@@ -40,6 +40,9 @@ impl TryFrom<case::Model> for Case {
     }
 }
 
+/// The longest case title.
+pub const TITLE_MAX: usize = 300;
+
 pub async fn open(
     tx: &TenantTx,
     clock: &dyn Clock,
@@ -48,7 +51,7 @@ pub async fn open(
     severity: Severity,
 ) -> Result<Case> {
     let title = title.trim();
-    if title.is_empty() || title.chars().count() > 300 || title.chars().any(char::is_control) {
+    if title.is_empty() || title.chars().count() > TITLE_MAX || title.chars().any(char::is_control) {
         return Err(Error::Invalid(
             "title must be 1 to 300 printable characters".into(),
         ));

@@ -12,6 +12,8 @@ pub struct Model {
     pub dedup_key: String,
     pub raw: String,
     pub received_at: DateTimeUtc,
+    /// Observables beyond the per-alert bound, not stored.
+    pub observables_truncated: i32,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
