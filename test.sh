@@ -16,31 +16,10 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 log() { printf '\n==> %s\n' "$*"; }
 
 # --- system packages ---------------------------------------------------------
-apt_missing=()
-have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
-require_pkg() { for p in "$@"; do have_pkg "$p" || apt_missing+=("$p"); done; }
-apt_install() {
-  [ "${#apt_missing[@]}" -eq 0 ] && return 0
-  log "installing Debian packages: ${apt_missing[*]}"
-  local sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${apt_missing[@]}"
-  apt_missing=()
-}
-if command -v dpkg-query >/dev/null; then
-  require_pkg pkg-config libssl-dev
-  # samael's xmlsec binding (SAML signatures): headers and bindgen's libclang.
-  require_pkg libxmlsec1-dev libxml2-dev libclang-dev
-  # The SAML IdP of the SSO tests, run with `php -S`.
-  require_pkg simplesamlphp php-cli php-xml php-mbstring
-  # The PostgreSQL server binaries: a throwaway cluster needs them, and so
-  # does the e2e test that restarts a cluster of its own mid-run.
-  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || require_pkg postgresql
-  # Node.js runs the OpenID Connect provider of the SSO tests.
-  command -v node >/dev/null || require_pkg nodejs
-  command -v npm >/dev/null || require_pkg npm
-  apt_install
-fi
+# One list with ./run.sh: scripts/packages.sh.
+# shellcheck source=scripts/packages.sh
+. scripts/packages.sh
+install_test_packages
 
 # --- identity providers for the SSO tests ----------------------------------------
 # npm `oidc-provider`, pinned by e2e/idp/oidc/package-lock.json.
@@ -102,6 +81,45 @@ if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast
 else
   cargo test --workspace --locked --no-fail-fast
+fi
+
+# --- the README's run command ---------------------------------------------------
+# As a newcomer runs it: the command of the README's Run section, extracted
+# (not copied), with VIGIL_LISTEN and VIGIL_DATA_DIR pointing at a free port
+# and a fresh directory, until /readyz answers and the demo tenant's cases
+# are listed by its analyst_read account (a password login); then it is
+# stopped with SIGTERM and must exit. VIGIL_SKIP_RUN_CHECK=1 skips it.
+if [ "${VIGIL_SKIP_RUN_CHECK:-0}" != 1 ]; then
+  run_cmd=$(awk '/<!-- run-command/ {f = 1; next} f && /^```/ {if (g) exit; g = 1; next} g {print}' README.md)
+  [ -n "$run_cmd" ] || { echo "README.md has no run command (<!-- run-command --> before a code block)"; exit 1; }
+  log "the README's run command: $run_cmd"
+  port=18080
+  while port_open "$port"; do port=$((port + 1)); done
+  run_dir=$(mktemp -d /tmp/vigil-run.XXXXXX)
+  VIGIL_LISTEN="127.0.0.1:$port" VIGIL_DATA_DIR="$run_dir/data" setsid bash -c "$run_cmd" >"$run_dir/out" 2>&1 &
+  run_pid=$!
+  stop_run() { kill -TERM -- "-$run_pid" 2>/dev/null || true; }
+  run_failed() { tail -n 60 "$run_dir/out"; echo "README run command: $*"; stop_run; exit 1; }
+  base="http://127.0.0.1:$port"
+  for _ in $(seq 1 1800); do
+    curl -fsS -o /dev/null "$base/readyz" 2>/dev/null && break
+    kill -0 "$run_pid" 2>/dev/null || run_failed "exited before /readyz answered"
+    sleep 1
+  done
+  curl -fsS -o /dev/null "$base/readyz" || run_failed "/readyz did not answer within 30 minutes"
+  password=$(awk '$1 == "analyst_read" {print $3; exit}' "$run_dir/out")
+  [ -n "$password" ] || run_failed "the demo printed no analyst_read account"
+  status=$(curl -sS -o /dev/null -w '%{http_code}' -c "$run_dir/jar" \
+    --data-urlencode "email=analyst-read@demo.vigil.test" --data-urlencode "password=$password" "$base/login")
+  [ "$status" = 303 ] || run_failed "the demo analyst's login answered $status"
+  cases=$(curl -fsS -b "$run_dir/jar" "$base/api/v1/cases") || run_failed "GET /api/v1/cases failed"
+  total=$(printf '%s' "$cases" | python3 -c 'import json, sys; print(json.load(sys.stdin)["total"])')
+  [ "$total" -ge 1 ] || run_failed "the demo tenant lists no case: $cases"
+  echo "run command: /readyz answered, the demo analyst lists $total cases"
+  stop_run
+  for _ in $(seq 1 60); do kill -0 "$run_pid" 2>/dev/null || break; sleep 1; done
+  if kill -0 "$run_pid" 2>/dev/null; then kill -KILL -- "-$run_pid"; run_failed "did not stop on SIGTERM"; fi
+  rm -rf "$run_dir"
 fi
 
 # --- fuzzing -----------------------------------------------------------------------
