@@ -20,6 +20,8 @@ mod saml;
 mod sso;
 #[path = "e2e/timeline.rs"]
 mod timeline;
+#[path = "e2e/wire.rs"]
+mod wire;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

@@ -145,3 +145,36 @@ pub async fn uniform_errors(req: axum::extract::Request, next: axum::middleware:
     }
     out
 }
+
+/// The most a request body may be, on any route (a route may allow less).
+pub const MAX_BODY: usize = 2 * 1024 * 1024;
+
+/// Reads every request body whole (up to [`MAX_BODY`]) before anything
+/// answers: a refusal made before a handler reads the body (no credentials,
+/// a wrong role, a bad path) would otherwise close the connection with the
+/// body unread, and a client still sending it sees a reset instead of the
+/// answer. A larger body is refused (413) and the connection closed.
+pub async fn whole_body(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let (parts, body) = req.into_parts();
+    let bytes = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(b) => b,
+        Err(_) => {
+            let msg = format!("request body larger than {MAX_BODY} bytes");
+            let mut res = if parts.uri.path().starts_with("/api/") {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", msg).into_response()
+            } else {
+                super::pages::message(StatusCode::PAYLOAD_TOO_LARGE, "Too large", msg)
+            };
+            res.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+            return res;
+        }
+    };
+    next.run(axum::extract::Request::from_parts(
+        parts,
+        axum::body::Body::from(bytes),
+    ))
+    .await
+}

@@ -478,6 +478,7 @@ pub fn router(state: AppState) -> Router {
             (state.clone(), Arc::new(table)),
             auth::guard,
         ))
+        .layer(middleware::from_fn(error::whole_body))
         .layer(middleware::from_fn(error::uniform_errors))
         .layer(middleware::from_fn(security_headers))
         .layer(middleware::from_fn(access_log))

@@ -89,6 +89,39 @@ async fn count(app: &App, sql: &str) -> i64 {
     count_in(app, None, sql).await
 }
 
+/// Runs the futures at once (on this task), in order of their answers' index.
+async fn futures_join_all<F: std::future::Future>(fs: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let mut set = Vec::new();
+    for f in fs {
+        set.push(Box::pin(f));
+    }
+    let mut out = Vec::with_capacity(set.len());
+    let mut pending: Vec<_> = set.into_iter().map(Some).collect();
+    let mut results: Vec<Option<F::Output>> = (0..pending.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut done = true;
+        for (i, slot) in pending.iter_mut().enumerate() {
+            if let Some(f) = slot {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => {
+                        results[i] = Some(v);
+                        *slot = None;
+                    }
+                    std::task::Poll::Pending => done = false,
+                }
+            }
+        }
+        if done {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    out.extend(results.into_iter().flatten());
+    out
+}
+
 fn wrong_code(right: &str, i: usize) -> String {
     let w = format!("{:06}", (i * 7919) % 1_000_000);
     if w == right {
@@ -198,6 +231,47 @@ pub(super) async fn second_factor_cannot_be_guessed(backend: Backend) {
         .send(form(&format!("csrf={csrf}&code={right}"), Some(cookie), "/mfa"))
         .await;
     assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
+
+    // Concurrent guesses cannot outrun the lock: each attempt is counted
+    // before it is checked, so of 100 at once at most five are checked.
+    app.clock
+        .advance(auth::MFA_MAX_LOCK + chrono::Duration::seconds(1));
+    let right = auth::totp_code(&secret, app.clock.now()).unwrap();
+    let (c0, k0) = password_login(&app, email).await;
+    // (a verified login first resets the account's count)
+    let (s, _, _) = app
+        .send(form(&format!("csrf={k0}&code={right}"), Some(&c0), "/mfa"))
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    app.clock.advance(chrono::Duration::seconds(60));
+    let right = auth::totp_code(&secret, app.clock.now()).unwrap();
+    let attempts = sessions
+        .iter()
+        .cycle()
+        .take(100)
+        .enumerate()
+        .map(|(i, (cookie, csrf))| {
+            let code = wrong_code(&right, i + 1000);
+            app.send(form(&format!("csrf={csrf}&code={code}"), Some(cookie), "/mfa"))
+        });
+    let statuses: Vec<StatusCode> = futures_join_all(attempts)
+        .await
+        .into_iter()
+        .map(|(s, _, _)| s)
+        .collect();
+    let checked = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::UNPROCESSABLE_ENTITY)
+        .count();
+    assert!(
+        checked <= 4,
+        "{checked} wrong codes checked at once: {statuses:?}"
+    );
+    assert!(statuses.iter().all(|s| matches!(
+        *s,
+        StatusCode::UNPROCESSABLE_ENTITY | StatusCode::TOO_MANY_REQUESTS
+    )));
+    let (cookie, csrf) = &sessions[1];
 
     // Recovery codes share the count (a wrong one is a wrong factor).
     let (s, _, _) = app

@@ -179,6 +179,18 @@ pub(super) async fn sso_links_and_roles_follow_the_rules(db: TestDb) {
     tx.commit().await.unwrap();
     assert_ne!(dave.user_id, s.user, "the invitation makes its own account");
 
+    // A subdomain of an owned domain is not owned (nor a look-alike).
+    for (sub, addr) in [
+        ("erin", "erin@sub.example.com"),
+        ("frank", "frank@example.com.evil.test"),
+    ] {
+        let existing = member(&db, &c, t, addr, Role::AnalystRead).await;
+        let s = admit(&db, &c, t, &p, &who(sub, addr, true, &["soc"]))
+            .await
+            .unwrap();
+        assert_ne!(s.user, existing, "{addr}");
+    }
+
     // Updates are checked and audited; disabling ends the provider's sessions.
     let update = |u: sso::ProviderUpdate| {
         let (db, c, master) = (&db, &c, &master);
