@@ -809,7 +809,10 @@ mod hostile;
 use hostile::{hostile_input_regressions, hostile_sweep, rate_limits};
 #[path = "web/sign_in.rs"]
 mod sign_in;
-use sign_in::{login_answers_alike_for_unknown_accounts, second_factor_cannot_be_guessed};
+use sign_in::{
+    login_answers_alike_for_unknown_accounts, second_factor_cannot_be_guessed,
+    sso_provider_lifecycle_over_http,
+};
 
 on_both_backends!(
     every_route_for_every_principal,
@@ -818,6 +821,7 @@ on_both_backends!(
     login_mfa_and_logout_in_the_browser_flow,
     second_factor_cannot_be_guessed,
     login_answers_alike_for_unknown_accounts,
+    sso_provider_lifecycle_over_http,
     hostile_input_regressions,
     rate_limits,
     hostile_sweep,

@@ -356,6 +356,56 @@ pub(super) async fn hostile_input_regressions(backend: Backend) {
         .await;
         assert_eq!(s, StatusCode::ACCEPTED);
     }
+    // The per-delivery budget: 60 alerts of 1,000 addresses each keep
+    // 50,000 observables in all; the last ten keep none and say so.
+    let alerts: Vec<Value> = (0..60)
+        .map(|n| {
+            let ips: Vec<String> = (0..1000).map(|i| format!("172.{n}.{}.{}", i >> 8, i & 255)).collect();
+            json!({"class_uid": 2004, "finding_info": {"uid": format!("budget-{n}"), "title": "budget"}, "ips": ips})
+        })
+        .collect();
+    let body = Value::Array(alerts).to_string();
+    assert!(body.len() < 1 << 20, "{}", body.len());
+    let (s, v, _) = checked(&app, delivery(&app, &hook, &body)).await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    assert_eq!(v["accepted"], 60);
+    // (pages end early at their byte bound: follow next_offset)
+    let (mut items, mut offset) = (Vec::new(), 0);
+    while items.len() < 60 {
+        let uri = format!("/api/v1/alerts?limit={}&offset={offset}", 60 - items.len());
+        let (_, v, _) = checked(&app, req(&engineer, Method::GET, &uri, None, "")).await;
+        let page = v["items"].as_array().unwrap().clone();
+        assert!(!page.is_empty());
+        offset += page.len();
+        items.extend(page);
+    }
+    let kept: usize = items
+        .iter()
+        .map(|a| a["observables"].as_array().unwrap().len())
+        .sum();
+    let dropped: u64 = items
+        .iter()
+        .map(|a| a["observables_truncated"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        (kept, dropped),
+        (vigil_orchestrator::ingest::MAX_OBSERVABLES_PER_DELIVERY, 10_000)
+    );
+    // Any body over 2 MiB: 413 in the shape, before any handler.
+    let huge = "x".repeat(vigil::web::error::MAX_BODY + 1);
+    let (s, v, _) = checked(
+        &app,
+        req(
+            &engineer,
+            Method::POST,
+            "/api/v1/cases",
+            Some("application/json"),
+            huge,
+        ),
+    )
+    .await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{v}");
+
     let (s, body, _) = app
         .send(req(&engineer, Method::GET, "/api/v1/alerts?limit=500", None, ""))
         .await;

@@ -371,3 +371,71 @@ pub(super) async fn login_answers_alike_for_unknown_accounts(backend: Backend) {
     let other_case = attempt("NOBODY%40alike.example", "x").await;
     assert_eq!(other_case.0, StatusCode::TOO_MANY_REQUESTS);
 }
+
+/// The provider API over HTTP: create, change (fields checked and named,
+/// unknown ones refused), disable, delete; a tenant admin with MFA only.
+pub(super) async fn sso_provider_lifecycle_over_http(backend: Backend) {
+    use serde_json::{Value, json};
+    let app = app(backend).await;
+    let a = app.tenant("A").await;
+    let admin = app.session(Some(a), Role::TenantAdmin, true).await;
+    let no_mfa = app.session(Some(a), Role::TenantAdmin, false).await;
+    let (s, body) = app
+        .call(
+            &admin,
+            Method::POST,
+            "/api/v1/sso/providers",
+            Some(json!({"name": "Okta", "issuer": "https://idp.example", "client_id": "vigil",
+                        "role_map": {"soc": "analyst_edit"}, "domains": ["example.com"], "scopes": ["profile"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    let id = v["id"].as_str().unwrap().to_owned();
+    assert_eq!(v["domains"], json!(["example.com"]));
+    assert_eq!(v["enabled"], true);
+    let path = format!("/api/v1/sso/providers/{id}");
+    let put = |body: Value| app.call(&admin, Method::PUT, &path, Some(body));
+    let (s, body) = put(json!({"domains": ["example.com", "corp.example"], "trust_idp_mfa": true})).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    assert!(body.contains("corp.example"), "{body}");
+    for (bad, names) in [
+        (json!({"domain": ["x.example"]}), "domain"),
+        (json!({"domains": ["*.example"]}), "domains"),
+        (json!({"group_claim": ""}), "group_claim"),
+        (json!({"scopes": ["a b"]}), "scopes"),
+        (json!({"name": "x\u{7}"}), "name"),
+        (json!({"email_authoritative": true}), "SAML"),
+    ] {
+        let (s, body) = put(bad.clone()).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains(names),
+            "{bad}: {body}"
+        );
+    }
+    let (s, _) = app
+        .call(&no_mfa, Method::PUT, &path, Some(json!({"enabled": false})))
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "MFA first");
+    let (s, body) = put(json!({"enabled": false})).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(body.contains("\"enabled\":false"), "{body}");
+    let (s, _) = app.call(&admin, Method::DELETE, &path, None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _) = app.call(&admin, Method::DELETE, &path, None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (_, list) = app.call(&admin, Method::GET, "/api/v1/sso/providers", None).await;
+    assert!(list.contains("\"total\":0"), "{list}");
+    assert_eq!(
+        count_in(
+            &app,
+            Some(a),
+            "SELECT COUNT(*) AS n FROM audit_events WHERE action LIKE 'sso.provider_%'"
+        )
+        .await,
+        4,
+        "created, changed twice (the refused changes wrote nothing), deleted"
+    );
+}
