@@ -551,8 +551,16 @@ pub(super) async fn rate_limits(backend: Backend) {
     );
 }
 
+/// Rows of a tenant a write could leave behind.
+const ROWS: &str = "SELECT (SELECT COUNT(*) FROM cases) + (SELECT COUNT(*) FROM gates) + (SELECT COUNT(*) FROM outbox) \
+    + (SELECT COUNT(*) FROM integrations) + (SELECT COUNT(*) FROM integration_scopes) + (SELECT COUNT(*) FROM credentials) \
+    + (SELECT COUNT(*) FROM alerts) + (SELECT COUNT(*) FROM iocs) + (SELECT COUNT(*) FROM drafts) \
+    + (SELECT COUNT(*) FROM sso_providers) + (SELECT COUNT(*) FROM memberships) + (SELECT COUNT(*) FROM api_tokens) \
+    + (SELECT COUNT(*) FROM steps) + (SELECT COUNT(*) FROM case_alerts) AS n";
+
 /// Every route × principal × a library of mutations: no 5xx, the error
-/// shape on every API refusal, security headers on every answer.
+/// shape on every API refusal, security headers on every answer, no write
+/// on a refusal.
 pub(super) async fn hostile_sweep(backend: Backend) {
     let app = app(backend).await;
     let a = app.tenant("A").await;
@@ -636,12 +644,30 @@ pub(super) async fn hostile_sweep(backend: Backend) {
                 }
             }
         }
+        // A refused write writes nothing: the tenant's rows (audit aside:
+        // some refusals are audited by design) are the same after it.
         let send = |caller: &Caller, (uri, body): &(String, Option<(&str, String)>)| {
             let r = match body {
                 None => req(caller, method.clone(), uri, None, ""),
                 Some((ct, b)) => req(caller, method.clone(), uri, Some(ct), b.clone()),
             };
-            checked(&app, r)
+            let (app, method) = (&app, method.clone());
+            async move {
+                let write = method != Method::GET;
+                let before = if write {
+                    count_in(app, Some(a), ROWS).await
+                } else {
+                    0
+                };
+                let (s, v, _) = checked(app, r).await;
+                if write && !s.is_success() && !s.is_redirection() {
+                    assert_eq!(
+                        count_in(app, Some(a), ROWS).await,
+                        before,
+                        "{method} refused with {s} but wrote: {v}"
+                    );
+                }
+            }
         };
         for (i, m) in mutations.iter().enumerate() {
             if full {

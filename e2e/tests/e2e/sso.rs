@@ -615,6 +615,35 @@ async fn oidc_account_linking(db: TestDb) {
     }
     assert_eq!(audits(&db, t, "membership.change").await, 0);
 
+    // Extra scopes the tenant admin configured go to the IdP.
+    let tx = db.store.begin_tenant(t).await.unwrap();
+    sso::update_provider(
+        &tx,
+        &SystemClock,
+        &MasterKey::generate(),
+        &Actor::cli(),
+        p,
+        sso::ProviderUpdate {
+            scopes: Some(vec!["profile".into(), "offline_access".into()]),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let auth = Browser::default().hop(&format!("{base}/sso/{p}/login")).await;
+    let scope = reqwest::Url::parse(&auth)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "scope")
+        .unwrap()
+        .1
+        .into_owned();
+    assert!(
+        scope.split(' ').any(|s| s == "profile") && scope.contains("offline_access"),
+        "{scope}"
+    );
+
     // Alice herself: verified, in a domain the provider owns → linked.
     let mut a = Browser::default();
     let cb = a.through_idp(&base, p, "alice", "pwd").await;
