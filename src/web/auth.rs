@@ -118,7 +118,7 @@ fn refuse(path: &str, status: StatusCode, code: &'static str, message: &str) -> 
         (StatusCode::METHOD_NOT_ALLOWED, _) => status.into_response(),
         (StatusCode::UNAUTHORIZED, _) => Redirect::to("/login").into_response(),
         (_, "mfa_required") => Redirect::to("/mfa").into_response(),
-        _ => super::pages::message(status, "Not allowed", message),
+        _ => super::error::message(status, "Not allowed", message),
     }
 }
 

@@ -2,11 +2,46 @@
 //! `{"error": {"code", "message"}}` with the status of PRODUCT.md. Another
 //! tenant's resources answer 404, exactly like missing ones.
 
+use askama::Template;
+use askama_web::WebTemplate;
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use vigil_orchestrator::Error;
+
+/// Errors as pages: a message page (the one template every refusal of a
+/// page renders).
+#[derive(Debug, Template, WebTemplate)]
+#[template(path = "message.html")]
+pub struct MessagePage {
+    title: String,
+    message: String,
+}
+
+pub fn message(status: StatusCode, title: &str, message: impl Into<String>) -> Response {
+    (
+        status,
+        MessagePage {
+            title: title.into(),
+            message: message.into(),
+        },
+    )
+        .into_response()
+}
+
+/// Core errors on pages: the same statuses as the API, as a page.
+pub fn page_error(e: Error) -> Response {
+    let api = ApiError::from(e);
+    let title = match api.status {
+        StatusCode::NOT_FOUND => "Not found",
+        StatusCode::UNAUTHORIZED | StatusCode::GONE => "Link not valid",
+        StatusCode::CONFLICT => "Conflict",
+        StatusCode::UNPROCESSABLE_ENTITY => "Invalid input",
+        _ => "Something went wrong",
+    };
+    message(api.status, title, api.message)
+}
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -127,15 +162,15 @@ pub async fn uniform_errors(req: axum::extract::Request, next: axum::middleware:
         Ok(b) => String::from_utf8_lossy(&b).trim().to_owned(),
         Err(_) => String::new(),
     };
-    let message = if text.is_empty() {
+    let said = if text.is_empty() {
         status.canonical_reason().unwrap_or("refused").to_owned()
     } else {
         text
     };
     let mut out = if api {
-        ApiError::new(status, code_for(status), message).into_response()
+        ApiError::new(status, code_for(status), said).into_response()
     } else {
-        super::pages::message(status, status.canonical_reason().unwrap_or("Refused"), message)
+        message(status, status.canonical_reason().unwrap_or("Refused"), said)
     };
     // Keep what the refusal said beyond its body (Allow, Retry-After…).
     for (k, v) in &parts.headers {
@@ -163,7 +198,7 @@ pub async fn whole_body(req: axum::extract::Request, next: axum::middleware::Nex
             let mut res = if parts.uri.path().starts_with("/api/") {
                 ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", msg).into_response()
             } else {
-                super::pages::message(StatusCode::PAYLOAD_TOO_LARGE, "Too large", msg)
+                message(StatusCode::PAYLOAD_TOO_LARGE, "Too large", msg)
             };
             res.headers_mut().insert(
                 axum::http::header::CONNECTION,

@@ -18,7 +18,7 @@ use vigil_orchestrator::{Error, Role};
 
 use super::AppState;
 use super::auth::{Principal, TenantCtx};
-use super::pages::{message, page_error};
+use super::error::{message, page_error};
 
 pub struct GateRow {
     id: Uuid,

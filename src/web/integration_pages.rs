@@ -20,7 +20,7 @@ use vigil_orchestrator::{Error, integrations, vault};
 
 use super::AppState;
 use super::auth::{Principal, TenantCtx};
-use super::pages::{message, page_error};
+use super::error::{message, page_error};
 
 pub struct ScopeRow {
     name: &'static str,

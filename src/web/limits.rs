@@ -209,7 +209,7 @@ pub fn too_many(path: &str, retry_after: u64) -> axum::response::Response {
         super::ApiError::new(axum::http::StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
             .into_response()
     } else {
-        super::pages::message(
+        super::error::message(
             axum::http::StatusCode::TOO_MANY_REQUESTS,
             "Too many requests",
             message,

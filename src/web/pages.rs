@@ -42,36 +42,7 @@ pub struct SetupPage {
     error: Option<String>,
 }
 
-#[derive(Template, WebTemplate)]
-#[template(path = "message.html")]
-pub struct MessagePage {
-    title: String,
-    message: String,
-}
-
-pub(super) fn message(status: StatusCode, title: &str, message: impl Into<String>) -> Response {
-    (
-        status,
-        MessagePage {
-            title: title.into(),
-            message: message.into(),
-        },
-    )
-        .into_response()
-}
-
-/// Core errors on pages: the same statuses as the API, as a page.
-pub(super) fn page_error(e: Error) -> Response {
-    let api = ApiError::from(e);
-    let title = match api.status {
-        StatusCode::NOT_FOUND => "Not found",
-        StatusCode::UNAUTHORIZED | StatusCode::GONE => "Link not valid",
-        StatusCode::CONFLICT => "Conflict",
-        StatusCode::UNPROCESSABLE_ENTITY => "Invalid input",
-        _ => "Something went wrong",
-    };
-    message(api.status, title, api.message)
-}
+pub(super) use super::error::{message, page_error};
 
 fn link_refused(reason: &str) -> Response {
     message(

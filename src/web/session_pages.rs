@@ -16,7 +16,7 @@ use vigil_orchestrator::{Role, TenantId};
 
 use super::AppState;
 use super::auth::{Principal, clear_cookie, session_cookie};
-use super::pages::{message, page_error};
+use super::error::{message, page_error};
 
 #[derive(Template, WebTemplate)]
 #[template(path = "login.html")]

@@ -25,7 +25,7 @@ use vigil_orchestrator::{Error, auth, sso};
 
 use super::api::{ApiResult, ip, parse_role};
 use super::auth::{Principal, TenantCtx, cookie, session_cookie};
-use super::pages::message;
+use super::error::message;
 use super::{ApiError, AppState};
 
 const BROWSER_COOKIE: &str = "vigil_sso";
@@ -432,7 +432,7 @@ async fn provider_and_tenant(
     match sso::provider_tenant(&s.store, provider).await {
         Ok(t) => Ok((provider, t)),
         Err(Error::NotFound(_)) => Err(refused(StatusCode::NOT_FOUND, "No such identity provider.")),
-        Err(e) => Err(super::pages::page_error(e)),
+        Err(e) => Err(super::error::page_error(e)),
     }
 }
 

@@ -210,7 +210,7 @@ pub async fn request(
 ) -> Result<Gate> {
     validate(kind, &payload)?;
     if kind.is_external() {
-        crate::connectors::check_target(tx, kind.as_str(), &payload).await?;
+        crate::connect::connectors::check_target(tx, kind.as_str(), &payload).await?;
     }
     let c: cases::Case = cases::model(tx, case_id).await?.try_into()?;
     if c.state != CaseState::Open {
@@ -555,7 +555,7 @@ pub async fn edit_and_approve(
     state.on(GateEvent::Approve)?;
     validate(kind, &edited)?;
     if kind.is_external() {
-        crate::connectors::check_target(tx, kind.as_str(), &edited).await?;
+        crate::connect::connectors::check_target(tx, kind.as_str(), &edited).await?;
     }
     let diff = json_diff(&g.payload, &edited);
     if diff.is_empty() {
@@ -624,7 +624,7 @@ pub async fn escalate_overdue(store: &Store, clock: &dyn Clock) -> Result<usize>
                     },
                 )
                 .await?;
-                crate::notifications::enqueue(
+                crate::connect::notifications::enqueue(
                     &tx,
                     clock,
                     "gate.escalated",

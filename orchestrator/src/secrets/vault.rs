@@ -16,10 +16,21 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::audit::{self, Actor, Event};
-use crate::credentials::{Kms, MasterKey};
+use crate::secrets::credentials::{Kms, MasterKey};
 use crate::store::TenantTx;
-use crate::store::entity::{credential, tenant_key};
-use crate::{Clock, Error, Result, integrations};
+use crate::store::entity::{credential, integration, tenant_key};
+use crate::{Clock, Error, Result};
+
+/// The integration must be the transaction's tenant's (the vault reads the
+/// row itself: it needs nothing else of `connect`).
+async fn integration_of_tenant(tx: &TenantTx, id: Uuid) -> Result<()> {
+    integration::Entity::find_by_id(id)
+        .filter(integration::Column::TenantId.eq(tx.tenant().0))
+        .one(&**tx)
+        .await?
+        .map(|_| ())
+        .ok_or(Error::NotFound("integration"))
+}
 
 /// What may be shown of a credential.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -110,7 +121,7 @@ pub async fn set(
     if secret.is_empty() || secret.len() > 16 * 1024 {
         return Err(Error::Invalid("a credential is 1 byte to 16 KiB".into()));
     }
-    integrations::get(tx, integration).await?;
+    integration_of_tenant(tx, integration).await?;
     let before = live(tx, integration).await?;
     let last = credential::Entity::find()
         .filter(credential::Column::TenantId.eq(tx.tenant().0))
@@ -154,7 +165,7 @@ pub async fn set(
 
 /// Revokes: the live credential is wiped at once. Audited.
 pub async fn revoke(tx: &TenantTx, clock: &dyn Clock, actor: &Actor, integration: Uuid) -> Result<()> {
-    integrations::get(tx, integration).await?;
+    integration_of_tenant(tx, integration).await?;
     let before = live(tx, integration)
         .await?
         .ok_or(Error::NotFound("credential"))?;

@@ -21,8 +21,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::auth::SessionInfo;
-use crate::identity::ApiPrincipal;
+use crate::identity::principal::{ApiPrincipal, SessionInfo};
 use crate::{Role, Store};
 
 /// The channel the triggers notify on.

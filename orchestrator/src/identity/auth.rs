@@ -13,9 +13,9 @@ use totp_rs::{Algorithm, TOTP};
 use uuid::Uuid;
 
 use crate::audit::{self, Actor, Event};
-use crate::authcache::{AuthCache, CachedSession};
-use crate::credentials::{MasterKey, PasswordPolicy, random_secret, token_hash};
+use crate::identity::authcache::{AuthCache, CachedSession};
 use crate::ids::Email;
+use crate::secrets::credentials::{MasterKey, PasswordPolicy, random_secret, token_hash};
 use crate::store::Store;
 use crate::store::entity::{login_throttle, membership, recovery_code, session, user};
 use crate::{Clock, Error, Result, Role, TenantId, UserId};
@@ -160,20 +160,7 @@ async fn use_recovery_code(
     Ok(Some(left))
 }
 
-/// What a valid session resolves to on each request.
-#[derive(Debug, Clone)]
-pub struct SessionInfo {
-    pub id: Uuid,
-    pub user: UserId,
-    pub email: String,
-    pub platform_admin: bool,
-    pub active_tenant: Option<TenantId>,
-    /// An SSO session's one tenant.
-    pub bound_tenant: Option<TenantId>,
-    pub mfa_verified: bool,
-    pub totp_enabled: bool,
-    pub csrf: String,
-}
+pub use super::principal::SessionInfo;
 
 fn lock_for(failures: i32) -> Option<Duration> {
     let over = failures - FAILURES_BEFORE_LOCK;

@@ -273,7 +273,7 @@ pub async fn scope_enabled(tx: &TenantTx, id: Uuid, scope_name: &str) -> Result<
 pub async fn create_with_secret(
     tx: &TenantTx,
     clock: &dyn Clock,
-    master: &crate::credentials::MasterKey,
+    master: &crate::secrets::credentials::MasterKey,
     actor: &Actor,
     kind: &str,
     name: &str,
@@ -284,7 +284,7 @@ pub async fn create_with_secret(
     if !matches!(i.kind, Kind::Webhook | Kind::NotifyWebhook) {
         return Ok((i, None));
     }
-    let secret = format!("whsec_{}", crate::credentials::random_secret());
-    crate::vault::set(tx, clock, master, actor, i.id, secret.as_bytes()).await?;
+    let secret = format!("whsec_{}", crate::secrets::credentials::random_secret());
+    crate::secrets::vault::set(tx, clock, master, actor, i.id, secret.as_bytes()).await?;
     Ok((i, Some(secret)))
 }

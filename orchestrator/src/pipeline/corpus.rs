@@ -183,7 +183,11 @@ mod tests {
         let mut formats = std::collections::BTreeSet::new();
         for s in &a {
             let v: Value = serde_json::from_str(&s.text).unwrap();
-            formats.insert(crate::ingest::detect(&v).expect("a known format").as_str());
+            formats.insert(
+                crate::pipeline::ingest::detect(&v)
+                    .expect("a known format")
+                    .as_str(),
+            );
         }
         assert_eq!(formats.len(), 4);
         assert_eq!(precision_recall(&[1, 1, 2], &[9, 9, 8], &[0, 0, 0]), (1.0, 1.0));

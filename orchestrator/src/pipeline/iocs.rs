@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::audit::{self, Actor, Event};
-use crate::observables::{Kind, normalize};
+use crate::pipeline::observables::{Kind, normalize};
 use crate::store::TenantTx;
 use crate::store::entity::{case_alert, ioc, observable};
 use crate::{Clock, Error, Result};

@@ -18,9 +18,10 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::audit::{self, Actor, Event};
+use crate::pipeline::{iocs, timeline};
 use crate::store::TenantTx;
 use crate::store::entity::{alert, case_alert, draft, observable};
-use crate::{Clock, Error, Result, iocs, timeline};
+use crate::{Clock, Error, Result};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -524,7 +525,7 @@ close_benign, contain_host.";
 /// cannot be reached) is discarded; the deterministic draft is stored and
 /// its drafter says why.
 pub async fn generate_with_model(
-    connectors: &crate::connectors::Connectors,
+    connectors: &crate::connect::connectors::Connectors,
     clock: &dyn Clock,
     tenant: crate::TenantId,
     case_id: Uuid,

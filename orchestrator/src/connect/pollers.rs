@@ -20,10 +20,11 @@ use vigil_integrations::Kind;
 use vigil_integrations::client::ClientError;
 use vigil_integrations::{crowdstrike, graylog};
 
-use crate::connectors::Connectors;
+use crate::connect::connectors::Connectors;
+use crate::pipeline::ingest;
 use crate::store::entity::integration_status;
 use crate::store::{Backend, Store};
-use crate::{Clock, Error, Result, TenantId, ingest};
+use crate::{Clock, Error, Result, TenantId};
 
 /// How long a claimed poll holds its integration.
 pub const POLL_LEASE: Duration = Duration::minutes(5);
@@ -200,7 +201,7 @@ async fn poll_one(
 
     // 3. Store alerts + cursor together, or record the failure.
     let tx = store.begin_tenant(tenant).await?;
-    let integ = crate::integrations::get(&tx, id).await?;
+    let integ = crate::connect::integrations::get(&tx, id).await?;
     let done_at = clock.now();
     let stored: Result<(usize, usize), Failed> = match pulled {
         Ok(p) => {

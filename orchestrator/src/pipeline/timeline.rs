@@ -102,7 +102,7 @@ pub async fn of_case(tx: &TenantTx, case_id: Uuid) -> Result<Vec<Row>> {
             at,
             placed_by,
             format: a.format.clone(),
-            summary: crate::correlate::title(&v),
+            summary: crate::pipeline::correlate::title(&v),
             evidence: Evidence {
                 alert_id: a.id,
                 pointer,

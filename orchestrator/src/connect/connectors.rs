@@ -16,10 +16,12 @@ use uuid::Uuid;
 use vigil_integrations::client::{ClientError, Guard, Http, Scopes};
 use vigil_integrations::{Kind, crowdstrike, jira, servicenow, ticket_scope};
 
-use crate::credentials::Kms;
+use crate::connect::integrations;
 use crate::engine::outbox::{WriteError, Writer};
+use crate::secrets::credentials::Kms;
+use crate::secrets::vault;
 use crate::store::{Store, TenantTx};
-use crate::{Clock, Error, Result, TenantId, integrations, vault};
+use crate::{Clock, Error, Result, TenantId};
 
 /// Every vendor call is bounded by this.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);

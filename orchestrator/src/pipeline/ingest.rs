@@ -17,10 +17,12 @@ use uuid::Uuid;
 use vigil_integrations::Kind;
 
 use crate::audit::{self, Actor, Event};
-use crate::credentials::MasterKey;
+use crate::connect::integrations;
+use crate::secrets::credentials::MasterKey;
+use crate::secrets::vault;
 use crate::store::Store;
 use crate::store::entity::{alert, observable};
-use crate::{Clock, Error, Result, TenantId, integrations, vault};
+use crate::{Clock, Error, Result, TenantId};
 
 /// How far a delivery's timestamp may be from now.
 pub const REPLAY_WINDOW_SECS: i64 = 300;
@@ -161,7 +163,7 @@ pub async fn receive(
 
 /// Authenticates a delivery (a refusal is audited) and checks every alert
 /// it carries; stores nothing. The web handler hands the result to
-/// [`crate::ingest_queue::IngestQueue`].
+/// [`crate::pipeline::ingest_queue::IngestQueue`].
 pub async fn verify(
     store: &Store,
     clock: &dyn Clock,
@@ -257,7 +259,7 @@ pub struct Checked {
     source_id: Option<String>,
     dedup_key: String,
     raw: String,
-    observables: Vec<crate::observables::Observable>,
+    observables: Vec<crate::pipeline::observables::Observable>,
     /// Observables beyond the bounds, not kept.
     truncated: usize,
     parsed: Value,
@@ -299,7 +301,7 @@ pub fn check(declared: &str, raws: &[&str]) -> Result<Vec<Checked>> {
             Some(id) => hex::encode(Sha256::digest(format!("{}:{id}", format.as_str()).as_bytes())),
             None => hex::encode(Sha256::digest(crate::engine::canonical_json(&v).as_bytes())),
         };
-        let mut observables = crate::observables::extract(&v);
+        let mut observables = crate::pipeline::observables::extract(&v);
         let keep = observables.len().min(MAX_OBSERVABLES_PER_ALERT).min(budget);
         let truncated = observables.len() - keep;
         observables.truncate(keep);
@@ -329,7 +331,7 @@ pub fn check(declared: &str, raws: &[&str]) -> Result<Vec<Checked>> {
 /// verbatim, deduplicated by source id, observables extracted, correlated.
 /// A fixed number of statements per delivery, not per alert: one lookup of
 /// the delivery's dedup keys, multi-row INSERTs of the new alerts and their
-/// observables, then [`crate::correlate::correlate_batch`]. A redelivery
+/// observables, then [`crate::pipeline::correlate::correlate_batch`]. A redelivery
 /// inside the same delivery is a duplicate of its first copy. A concurrent
 /// delivery that stored one of these alerts first makes this one fail whole
 /// (409, nothing stored; the sender retries and gets duplicates).
@@ -366,7 +368,7 @@ pub struct Stored {
 }
 
 /// [`store_checked`] for alerts of one integration that may come from
-/// several deliveries ([`crate::ingest_queue`] coalesces them): one result
+/// several deliveries ([`crate::pipeline::ingest_queue`] coalesces them): one result
 /// per alert, in order.
 pub async fn store_items(
     tx: &crate::store::TenantTx,
@@ -379,7 +381,7 @@ pub async fn store_items(
     let tenant = tx.tenant();
     let now = clock.now();
     let mut out: Vec<Stored> = Vec::with_capacity(checked.len());
-    let settings = crate::correlate::settings(tx).await?;
+    let settings = crate::pipeline::correlate::settings(tx).await?;
 
     // Which of these were stored before (one lookup per 500 keys).
     let mut known: HashMap<String, Uuid> = HashMap::new();
@@ -459,18 +461,18 @@ pub async fn store_items(
             .exec_without_returning(&**tx)
             .await?;
     }
-    let new: Vec<crate::correlate::NewAlert<'_>> = fresh
+    let new: Vec<crate::pipeline::correlate::NewAlert<'_>> = fresh
         .iter()
-        .map(|(id, c)| crate::correlate::NewAlert {
+        .map(|(id, c)| crate::pipeline::correlate::NewAlert {
             id: *id,
             raw: &c.parsed,
             observables: &c.observables,
         })
         .collect();
-    let mut touched = crate::correlate::correlate_batch(tx, clock, &settings, now, &new).await?;
+    let mut touched = crate::pipeline::correlate::correlate_batch(tx, clock, &settings, now, &new).await?;
     touched.sort();
     touched.dedup();
-    crate::correlate::touch(tx, &touched, now).await?;
+    crate::pipeline::correlate::touch(tx, &touched, now).await?;
     Ok(out)
 }
 
@@ -491,7 +493,7 @@ pub async fn list(tx: &crate::store::TenantTx, limit: u64, offset: u64) -> Resul
 pub async fn observables_of(
     tx: &crate::store::TenantTx,
     alert: Uuid,
-) -> Result<Vec<crate::observables::Observable>> {
+) -> Result<Vec<crate::pipeline::observables::Observable>> {
     use sea_orm::QueryOrder;
     let rows = observable::Entity::find()
         .filter(observable::Column::TenantId.eq(tx.tenant().0))
@@ -502,21 +504,21 @@ pub async fn observables_of(
     rows.into_iter()
         .map(|r| {
             let kind = match r.kind.as_str() {
-                "host" => crate::observables::Kind::Host,
-                "user" => crate::observables::Kind::User,
-                "ip" => crate::observables::Kind::Ip,
-                "domain" => crate::observables::Kind::Domain,
-                "url" => crate::observables::Kind::Url,
-                "file_hash" => crate::observables::Kind::FileHash,
-                "process" => crate::observables::Kind::Process,
-                "email" => crate::observables::Kind::Email,
+                "host" => crate::pipeline::observables::Kind::Host,
+                "user" => crate::pipeline::observables::Kind::User,
+                "ip" => crate::pipeline::observables::Kind::Ip,
+                "domain" => crate::pipeline::observables::Kind::Domain,
+                "url" => crate::pipeline::observables::Kind::Url,
+                "file_hash" => crate::pipeline::observables::Kind::FileHash,
+                "process" => crate::pipeline::observables::Kind::Process,
+                "email" => crate::pipeline::observables::Kind::Email,
                 other => {
                     return Err(Error::Invalid(format!(
                         "stored observable kind `{other}` is unknown"
                     )));
                 }
             };
-            Ok(crate::observables::Observable {
+            Ok(crate::pipeline::observables::Observable {
                 kind,
                 value: r.value,
                 pointer: r.pointer,

@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::audit::{self, Actor, Event};
 use crate::engine::cases;
 use crate::engine::state::{CaseState, Severity};
-use crate::observables::{Kind, Observable};
+use crate::pipeline::observables::{Kind, Observable};
 use crate::store::TenantTx;
 use crate::store::entity::{alert, case, case_alert, case_entity, observable, tenant_control};
 use crate::{Clock, Error, Result};
@@ -107,7 +107,7 @@ impl Settings {
         }
         for i in &mut self.ignore {
             let kind: Kind = i.kind.parse()?;
-            i.value = crate::observables::normalize(kind, &i.value)
+            i.value = crate::pipeline::observables::normalize(kind, &i.value)
                 .ok_or_else(|| Error::Invalid(format!("`{}` is not a valid {kind:?} value", i.value)))?;
         }
         self.ignore

@@ -1,5 +1,5 @@
 //! Group commit for webhook deliveries. A delivery that passed
-//! [`crate::ingest::verify`] joins its integration's queue; one writer task
+//! [`crate::pipeline::ingest::verify`] joins its integration's queue; one writer task
 //! per integration (per node) stores everything queued in ONE transaction
 //! and answers each delivery once that transaction has committed. At low
 //! rates a batch is one delivery, so nothing waits for company; under load
@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-use crate::ingest::{Accepted, Checked, Stored, store_items};
+use crate::pipeline::ingest::{Accepted, Checked, Stored, store_items};
 use crate::{Clock, Error, Result, Store, TenantId};
 
 struct Job {

@@ -11,8 +11,8 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::audit::{self, Actor, Event};
-use crate::credentials::{PasswordPolicy, random_secret, token_hash};
 use crate::ids::Email;
+use crate::secrets::credentials::{PasswordPolicy, random_secret, token_hash};
 use crate::store::entity::{api_token, membership, password_token, tenant, user};
 use crate::store::{PlatformTx, Store, TenantTx};
 use crate::{Clock, Error, Result, Role, TenantId, UserId};
@@ -492,14 +492,7 @@ pub async fn complete_password_link(
 
 // ---------------------------------------------------------------- API tokens
 
-/// A service account's credential, resolved.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiPrincipal {
-    pub token_id: Uuid,
-    pub tenant: TenantId,
-    pub role: Role,
-    pub name: String,
-}
+pub use super::principal::ApiPrincipal;
 
 const TOKEN_PREFIX: &str = "vgl_";
 
@@ -583,7 +576,7 @@ pub async fn authenticate_api_token(store: &Store, token: &str) -> Result<ApiPri
 /// tokens only; a revocation drops the cache on every node).
 pub async fn authenticate_api_token_cached(
     store: &Store,
-    cache: &crate::authcache::AuthCache,
+    cache: &crate::identity::authcache::AuthCache,
     token: &str,
 ) -> Result<ApiPrincipal> {
     let hash = token_hash(token);

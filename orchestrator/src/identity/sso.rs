@@ -35,8 +35,8 @@ use uuid::Uuid;
 use vigil_integrations::oidc::{Identity, ProviderConfig};
 
 use crate::audit::{self, Actor, Event};
-use crate::credentials::{MasterKey, token_hash};
 use crate::ids::Email;
+use crate::secrets::credentials::{MasterKey, token_hash};
 use crate::store::entity::{membership, sso_identity, sso_login, sso_provider, user};
 use crate::store::{Store, TenantTx};
 use crate::{Clock, Error, Result, Role, TenantId, UserId};

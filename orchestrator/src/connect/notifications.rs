@@ -19,11 +19,12 @@ use uuid::Uuid;
 use vigil_integrations::Kind;
 use vigil_integrations::notify::Notifier;
 
-use crate::connectors::Connectors;
+use crate::connect::connectors::Connectors;
+use crate::connect::integrations;
 use crate::engine::kill;
 use crate::store::entity::{integration, notification};
 use crate::store::{Backend, TenantTx};
-use crate::{Clock, Error, Result, TenantId, integrations};
+use crate::{Clock, Error, Result, TenantId};
 
 pub const LEASE: Duration = Duration::seconds(60);
 pub const MAX_ATTEMPTS: i32 = 8;

@@ -1,0 +1,16 @@
+//! Alerts in, cases out: signed webhook ingest and its group-commit queue,
+//! observables, correlation into cases, indicator lists, the case timeline,
+//! briefs and recommendations, and the fixture corpus that measures
+//! correlation.
+//!
+//! May use: the shared ground, `engine` (cases), `connect` (an ingest's
+//! integration) and `secrets` (its signing secret).
+
+pub mod corpus;
+pub mod correlate;
+pub mod drafts;
+pub mod ingest;
+pub mod ingest_queue;
+pub mod iocs;
+pub mod observables;
+pub mod timeline;
