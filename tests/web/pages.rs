@@ -1,0 +1,231 @@
+//! The server-rendered pages in a browser's terms: the approvals inbox and the integrations page.
+
+use super::*;
+
+async fn approvals_inbox_in_the_browser(backend: Backend) {
+    use serde_json::json;
+    let app = app(backend).await;
+    let a = app.tenant("A").await;
+    let ann = app.session(Some(a), Role::AnalystEdit, false).await;
+    let bob = app.session(Some(a), Role::AnalystEdit, false).await;
+    let (_, res) = app
+        .call(
+            &ann,
+            Method::POST,
+            "/api/v1/cases",
+            Some(json!({"title": "Ransom note on FS-01"})),
+        )
+        .await;
+    let case = serde_json::from_str::<serde_json::Value>(&res).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (s, res) = app
+        .call(
+            &ann,
+            Method::POST,
+            &format!("/api/v1/cases/{case}/gates"),
+            Some(json!({"kind": "escalate_critical", "payload": {"reason": "encryption in progress"}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{res}");
+    let gate = serde_json::from_str::<serde_json::Value>(&res).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let page = |c: &Caller| {
+        let Caller::Session { cookie, .. } = c else {
+            unreachable!()
+        };
+        Request::builder()
+            .uri("/gates")
+            .header(header::COOKIE, format!("vigil_session={cookie}"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    let (s, html, _) = app.send(page(&ann)).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        html.contains("Ransom note on FS-01") && html.contains("You requested this"),
+        "{html}"
+    );
+    assert!(
+        !html.contains(&format!("/gates/{gate}/approve")),
+        "no buttons for the requester"
+    );
+
+    let (s, html, _) = app.send(page(&bob)).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        html.contains(&format!("action=\"/gates/{gate}/approve\"")),
+        "{html}"
+    );
+    let field = |name: &str| {
+        html.split(&format!("name=\"{name}\" value=\""))
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    let (csrf, hash) = (field("csrf"), field("payload_hash"));
+    let Caller::Session { cookie, .. } = &bob else {
+        unreachable!()
+    };
+    let form = Request::builder()
+        .method(Method::POST)
+        .uri(format!("/gates/{gate}/approve"))
+        .header(header::COOKIE, format!("vigil_session={cookie}"))
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(format!("csrf={csrf}&payload_hash={hash}")))
+        .unwrap();
+    let (s, _, h) = app.send(form).await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    assert_eq!(h[header::LOCATION], "/gates");
+    let (_, res) = app
+        .call(&bob, Method::GET, &format!("/api/v1/gates/{gate}"), None)
+        .await;
+    assert!(res.contains("\"status\":\"executed\""), "{res}");
+    let (_, html, _) = app.send(page(&bob)).await;
+    assert!(html.contains("Nothing is waiting"), "{html}");
+    // htmx is served by Vigil itself.
+    let (s, js, h) = app
+        .send(
+            Request::builder()
+                .uri("/static/htmx.min.js")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        js.starts_with("var htmx=")
+            && h[header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .starts_with("text/javascript")
+    );
+}
+
+mod inbox_page {
+    #[tokio::test]
+    async fn sqlite() {
+        super::approvals_inbox_in_the_browser(super::Backend::Sqlite).await
+    }
+    #[tokio::test]
+    async fn postgres() {
+        super::approvals_inbox_in_the_browser(super::Backend::Postgres).await
+    }
+}
+
+async fn integrations_page(backend: Backend) {
+    use serde_json::json;
+    let app = app(backend).await;
+    let a = app.tenant("A").await;
+    let eng = app.session(Some(a), Role::SecurityEngineer, true).await;
+    let admin = app.session(Some(a), Role::TenantAdmin, true).await;
+    let admin_no_mfa = app.session(Some(a), Role::TenantAdmin, false).await;
+    let reader = app.session(Some(a), Role::AnalystRead, false).await;
+    let (s, res) = app
+        .call(
+            &eng,
+            Method::POST,
+            "/api/v1/integrations",
+            Some(json!({"kind": "jira", "name": "Jira Cloud", "config": {"base_url": "https://acme.atlassian.net", "email": "soc@acme.example"}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{res}");
+    let id = serde_json::from_str::<serde_json::Value>(&res).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (s, _) = app
+        .call(
+            &eng,
+            Method::POST,
+            &format!("/api/v1/integrations/{id}/credentials"),
+            Some(json!({"secret": "atlassian-api-token"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let page = |c: &Caller| {
+        let Caller::Session { cookie, .. } = c else {
+            unreachable!()
+        };
+        Request::builder()
+            .uri("/integrations")
+            .header(header::COOKIE, format!("vigil_session={cookie}"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    // The manifest, with the exact calls; the fingerprint, never the secret.
+    let (s, html, _) = app.send(page(&eng)).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        html.contains("Jira Cloud") && html.contains("POST /rest/api/3/issue"),
+        "{html}"
+    );
+    assert!(html.contains("fingerprint") && !html.contains("atlassian-api-token"));
+    assert!(!html.contains("Turn on"), "engineers do not toggle write scopes");
+    let (_, html_no_mfa, _) = app.send(page(&admin_no_mfa)).await;
+    assert!(!html_no_mfa.contains("Turn on"), "not without MFA");
+    let (s, _, _) = app.send(page(&reader)).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+
+    let (s, html, _) = app.send(page(&admin)).await;
+    assert_eq!(s, StatusCode::OK);
+    let action = format!("action=\"/integrations/{id}/scopes/issue:create\"");
+    assert!(html.contains(&action), "{html}");
+    let csrf = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let Caller::Session { cookie, .. } = &admin else {
+        unreachable!()
+    };
+    let post = |body: String| {
+        Request::builder()
+            .method(Method::POST)
+            .uri(format!("/integrations/{id}/scopes/issue:create"))
+            .header(header::COOKIE, format!("vigil_session={cookie}"))
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let (s, _, _) = app.send(post("enabled=true".into())).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "no CSRF token, no change");
+    let (s, _, h) = app.send(post(format!("csrf={csrf}&enabled=true"))).await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    assert_eq!(h[header::LOCATION], "/integrations");
+    let (_, res) = app
+        .call(&admin, Method::GET, &format!("/api/v1/integrations/{id}"), None)
+        .await;
+    let v: serde_json::Value = serde_json::from_str(&res).unwrap();
+    let on = v["manifest"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["scope"] == "issue:create")
+        .unwrap()["enabled"]
+        .as_bool();
+    assert_eq!(on, Some(true));
+    let (_, html, _) = app.send(page(&admin)).await;
+    assert!(html.contains("Turn off"), "{html}");
+}
+
+mod integrations_page {
+    #[tokio::test]
+    async fn sqlite() {
+        super::integrations_page(super::Backend::Sqlite).await
+    }
+    #[tokio::test]
+    async fn postgres() {
+        super::integrations_page(super::Backend::Postgres).await
+    }
+}
