@@ -9,10 +9,10 @@ use std::sync::Arc;
 
 use tracing::info;
 use vigil_orchestrator::audit::Actor;
-use vigil_orchestrator::credentials::MasterKey;
 use vigil_orchestrator::identity::{self, BOOTSTRAP_LINK_TTL, LinkPurpose, PASSWORD_LINK_TTL};
 use vigil_orchestrator::ids::Email;
-use vigil_orchestrator::{Clock, Role, Store, StoreOptions, SystemClock, TenantId, vault};
+use vigil_orchestrator::secrets::credentials::MasterKey;
+use vigil_orchestrator::{Clock, Role, Store, StoreOptions, SystemClock, TenantId, secrets::vault};
 
 use crate::cli::{AdminCommand, Cli, Command};
 use crate::config::{Config, LogFormat, io_reason, redact_url};
@@ -176,7 +176,7 @@ async fn serve(cfg: Config, demo: bool) -> Result<(), Error> {
     println!("Vigil listening on http://{addr}");
     info!(%addr, ?backend, data_dir = %dir.path().display(), "vigil started");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let writer = vigil_orchestrator::connectors::Connectors::new(
+    let writer = vigil_orchestrator::connect::connectors::Connectors::new(
         store.clone(),
         state.master_key.clone(),
         state.clock.clone(),
@@ -208,7 +208,7 @@ async fn serve(cfg: Config, demo: bool) -> Result<(), Error> {
 async fn engine_worker(
     store: Store,
     clock: Arc<dyn Clock>,
-    writer: vigil_orchestrator::connectors::Connectors,
+    writer: vigil_orchestrator::connect::connectors::Connectors,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     use vigil_orchestrator::engine::{gates, outbox, steps};
@@ -265,16 +265,18 @@ async fn engine_worker(
             Err(e) => tracing::warn!(error = %e, "outbox round failed"),
         }
         // Signed notification webhooks (escalated gates, …).
-        match vigil_orchestrator::notifications::run_due(&writer, clock.as_ref(), 100).await {
-            Ok(r) if r != vigil_orchestrator::notifications::SendReport::default() => {
+        match vigil_orchestrator::connect::notifications::run_due(&writer, clock.as_ref(), 100).await {
+            Ok(r) if r != vigil_orchestrator::connect::notifications::SendReport::default() => {
                 info!(?r, "notification round")
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "notification round failed"),
         }
         // Pollers whose schedule is due (CrowdStrike, Graylog).
-        match vigil_orchestrator::pollers::run_due(&writer, clock.as_ref(), 20).await {
-            Ok(r) if r != vigil_orchestrator::pollers::PollReport::default() => info!(?r, "poll round"),
+        match vigil_orchestrator::connect::pollers::run_due(&writer, clock.as_ref(), 20).await {
+            Ok(r) if r != vigil_orchestrator::connect::pollers::PollReport::default() => {
+                info!(?r, "poll round")
+            }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "poll round failed"),
         }
@@ -370,7 +372,7 @@ async fn admin(cfg: Config, cmd: AdminCommand) -> Result<(), Error> {
                     }
                     tx.commit().await?;
                 }
-                let totp = vigil_orchestrator::auth::reseal_totp(&store, &master_key).await?;
+                let totp = vigil_orchestrator::identity::auth::reseal_totp(&store, &master_key).await?;
                 let tx = store.begin_platform().await?;
                 vigil_orchestrator::audit::record_platform(
                     &tx,

@@ -10,7 +10,7 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use vigil_orchestrator::credentials::MasterKey;
+use vigil_orchestrator::secrets::credentials::MasterKey;
 
 use crate::Error;
 use crate::config::io_reason;

@@ -5,10 +5,10 @@
 use std::fmt::Write;
 
 use vigil_orchestrator::audit::Actor;
-use vigil_orchestrator::credentials::MasterKey;
-use vigil_orchestrator::credentials::{PasswordPolicy, generate_password};
 use vigil_orchestrator::identity::{self, Tenant};
 use vigil_orchestrator::ids::Email;
+use vigil_orchestrator::secrets::credentials::MasterKey;
+use vigil_orchestrator::secrets::credentials::{PasswordPolicy, generate_password};
 use vigil_orchestrator::{Clock, Role, Store};
 
 use crate::Error;
@@ -121,7 +121,7 @@ async fn seed_cases(
     // A ticket system to propose writes to. Read-only, like every new
     // integration, and without a credential: an approved write waits in the
     // outbox, visibly, until a Tenant Admin sets one and enables the scope.
-    let jira = vigil_orchestrator::integrations::create(
+    let jira = vigil_orchestrator::connect::integrations::create(
         &tx,
         clock,
         &who,
@@ -166,7 +166,7 @@ async fn seed_alerts(
     master: &MasterKey,
     tenant: vigil_orchestrator::TenantId,
 ) -> Result<(), Error> {
-    use vigil_orchestrator::{ingest, integrations};
+    use vigil_orchestrator::{connect::integrations, pipeline::ingest};
     let tx = store.begin_tenant(tenant).await?;
     if integrations::list(&tx)
         .await?
@@ -240,8 +240,8 @@ async fn seed_corpus(
     hook: uuid::Uuid,
     secret: &str,
 ) -> Result<(), Error> {
-    use vigil_orchestrator::correlate::{self, Ignored, Settings};
-    use vigil_orchestrator::{corpus, drafts, ingest};
+    use vigil_orchestrator::pipeline::correlate::{self, Ignored, Settings};
+    use vigil_orchestrator::{pipeline::corpus, pipeline::drafts, pipeline::ingest};
     let actor = Actor {
         label: "system:demo".into(),
         role: None,

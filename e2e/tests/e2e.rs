@@ -8,6 +8,8 @@ mod contract;
 mod ingest_queue;
 #[path = "e2e/keys.rs"]
 mod keys;
+#[path = "e2e/layout.rs"]
+mod layout;
 #[path = "e2e/nodes.rs"]
 mod nodes;
 #[path = "e2e/outbox.rs"]
@@ -371,7 +373,7 @@ async fn demo_seeds_a_tenant_and_one_account_per_role() {
         .json()
         .await
         .unwrap();
-    let corpus = vigil_orchestrator::corpus::generate(
+    let corpus = vigil_orchestrator::pipeline::corpus::generate(
         vigil::demo::DEMO_CORPUS_SEED,
         1,
         vigil::demo::DEMO_CORPUS_INCIDENTS,

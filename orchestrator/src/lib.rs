@@ -23,14 +23,7 @@ pub mod store;
 pub mod testkit;
 pub mod text;
 
-// The flat paths of before the folders, for the crates outside the core
-// (the web layer, the tests, the fuzz targets) until they use the folder
-// paths; code inside the core uses the folder paths.
-pub use connect::{connectors, integrations, notifications, pollers};
-pub use identity::{auth, authcache, sso};
-pub use pipeline::{corpus, correlate, drafts, ingest, ingest_queue, iocs, observables, timeline};
-pub use secrets::{credentials, vault};
-
+// The types nearly every caller names.
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Result};
 pub use ids::{Role, TenantId, UserId};

@@ -6,9 +6,9 @@
 use chrono::{Duration, TimeZone, Utc};
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use vigil_orchestrator::audit::Actor;
-use vigil_orchestrator::credentials::PasswordPolicy;
 use vigil_orchestrator::identity::{self, LinkPurpose};
 use vigil_orchestrator::ids::Email;
+use vigil_orchestrator::secrets::credentials::PasswordPolicy;
 use vigil_orchestrator::store::Readiness;
 use vigil_orchestrator::testkit::TestDb;
 use vigil_orchestrator::{Backend, Clock, Error, ManualClock, Role, TenantId};
@@ -122,7 +122,7 @@ async fn ticket_system(db: &TestDb, c: &ManualClock, t: TenantId, kind: &str) ->
     } else {
         serde_json::json!({"instance_url": "https://acme.service-now.com", "username": "vigil"})
     };
-    let i = vigil_orchestrator::integrations::create(
+    let i = vigil_orchestrator::connect::integrations::create(
         &tx,
         c,
         &person("user:eng", Role::SecurityEngineer),
@@ -305,7 +305,7 @@ mod rls {
                 .unwrap();
             // Engine rows: a case, an approved ticket write (gate + outbox), a kill-switch record.
             use vigil_orchestrator::engine::{cases, gates, kill, state::*};
-            let tickets = vigil_orchestrator::integrations::create(
+            let tickets = vigil_orchestrator::connect::integrations::create(
                 &tx,
                 &c,
                 &person("user:eng", Role::SecurityEngineer),
@@ -359,7 +359,7 @@ mod rls {
             )
             .await
             .unwrap();
-            vigil_orchestrator::integrations::create(
+            vigil_orchestrator::connect::integrations::create(
                 &tx,
                 &c,
                 &person("user:eng", Role::SecurityEngineer),
@@ -369,7 +369,7 @@ mod rls {
             )
             .await
             .unwrap();
-            vigil_orchestrator::iocs::import(
+            vigil_orchestrator::pipeline::iocs::import(
                 &tx,
                 &c,
                 &person("user:eng", Role::SecurityEngineer),
@@ -379,7 +379,7 @@ mod rls {
             .await
             .unwrap();
             assert_eq!(
-                vigil_orchestrator::notifications::enqueue(
+                vigil_orchestrator::connect::notifications::enqueue(
                     &tx,
                     &c,
                     "gate.escalated",
@@ -390,7 +390,7 @@ mod rls {
                 .unwrap(),
                 1
             );
-            let integ = vigil_orchestrator::integrations::create(
+            let integ = vigil_orchestrator::connect::integrations::create(
                 &tx,
                 &c,
                 &person("user:eng", Role::SecurityEngineer),
@@ -400,7 +400,7 @@ mod rls {
             )
             .await
             .unwrap();
-            vigil_orchestrator::integrations::set_scope(
+            vigil_orchestrator::connect::integrations::set_scope(
                 &tx,
                 &c,
                 &person("user:adm", Role::TenantAdmin),
@@ -410,8 +410,8 @@ mod rls {
             )
             .await
             .unwrap();
-            let master = vigil_orchestrator::credentials::MasterKey::generate();
-            vigil_orchestrator::vault::set(
+            let master = vigil_orchestrator::secrets::credentials::MasterKey::generate();
+            vigil_orchestrator::secrets::vault::set(
                 &tx,
                 &c,
                 &master,
@@ -424,7 +424,7 @@ mod rls {
             tx.commit().await.unwrap();
             // An alert, through a real signed delivery.
             let tx = db.store.begin_tenant(t).await.unwrap();
-            let (hook, secret) = vigil_orchestrator::integrations::create_with_secret(
+            let (hook, secret) = vigil_orchestrator::connect::integrations::create_with_secret(
                 &tx,
                 &c,
                 &master,
@@ -438,12 +438,12 @@ mod rls {
             tx.commit().await.unwrap();
             let body = br#"{"class_uid": 2004, "finding_info": {"uid": "f"}, "device": {"hostname": "h-1"}}"#;
             let ts = c.now().timestamp().to_string();
-            let sig = vigil_orchestrator::ingest::sign(secret.unwrap().as_bytes(), &ts, body);
-            let alert = vigil_orchestrator::ingest::receive(
+            let sig = vigil_orchestrator::pipeline::ingest::sign(secret.unwrap().as_bytes(), &ts, body);
+            let alert = vigil_orchestrator::pipeline::ingest::receive(
                 &db.store,
                 &c,
                 &master,
-                vigil_orchestrator::ingest::Delivery {
+                vigil_orchestrator::pipeline::ingest::Delivery {
                     integration: hook.id,
                     timestamp: Some(&ts),
                     signature: Some(&sig),
@@ -462,7 +462,7 @@ mod rls {
                 .unwrap()
                 .0
             {
-                if vigil_orchestrator::correlate::alerts_of(&tx, k.id)
+                if vigil_orchestrator::pipeline::correlate::alerts_of(&tx, k.id)
                     .await
                     .unwrap()
                     .iter()
@@ -472,16 +472,18 @@ mod rls {
                 }
             }
             let case = case.unwrap();
-            vigil_orchestrator::drafts::generate(&tx, &c, case).await.unwrap();
+            vigil_orchestrator::pipeline::drafts::generate(&tx, &c, case)
+                .await
+                .unwrap();
             tx.commit().await.unwrap();
             // An SSO provider, a login in flight, and a linked identity.
             let tx = db.store.begin_tenant(t).await.unwrap();
-            let p = vigil_orchestrator::sso::create_provider(
+            let p = vigil_orchestrator::identity::sso::create_provider(
                 &tx,
                 &c,
                 &master,
                 &person("user:adm", Role::TenantAdmin),
-                vigil_orchestrator::sso::NewProvider {
+                vigil_orchestrator::identity::sso::NewProvider {
                     name: "idp".into(),
                     issuer: "https://idp.example".into(),
                     client_id: "vigil".into(),
@@ -496,9 +498,17 @@ mod rls {
             )
             .await
             .unwrap();
-            vigil_orchestrator::sso::remember_login(&tx, &c, p.id, &format!("state-{t}"), "b", "n", "v")
-                .await
-                .unwrap();
+            vigil_orchestrator::identity::sso::remember_login(
+                &tx,
+                &c,
+                p.id,
+                &format!("state-{t}"),
+                "b",
+                "n",
+                "v",
+            )
+            .await
+            .unwrap();
             let who = vigil_integrations::oidc::Identity {
                 issuer: "https://idp.example".into(),
                 subject: "sub".into(),
@@ -507,10 +517,10 @@ mod rls {
                 groups: vec!["soc".into()],
                 amr: vec![],
             };
-            vigil_orchestrator::sso::admit(&tx, &c, &p, &who, None)
+            vigil_orchestrator::identity::sso::admit(&tx, &c, &p, &who, None)
                 .await
                 .unwrap();
-            vigil_orchestrator::sso::first_use_of_assertion(&tx, &c, p.id, "assertion-1", None)
+            vigil_orchestrator::identity::sso::first_use_of_assertion(&tx, &c, p.id, "assertion-1", None)
                 .await
                 .unwrap();
             tx.commit().await.unwrap();

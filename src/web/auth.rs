@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use vigil_orchestrator::audit::Actor;
-use vigil_orchestrator::auth::{self, SessionInfo};
+use vigil_orchestrator::identity::auth::{self, SessionInfo};
 use vigil_orchestrator::identity::{self, ApiPrincipal};
 use vigil_orchestrator::{Role, TenantId};
 

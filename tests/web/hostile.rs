@@ -4,7 +4,7 @@
 
 use super::*;
 use serde_json::{Value, json};
-use vigil_orchestrator::ingest::sign;
+use vigil_orchestrator::pipeline::ingest::sign;
 
 /// An answer's status, body and headers, with the checks every error
 /// answer must pass: the error shape on API paths, security headers.
@@ -341,7 +341,7 @@ pub(super) async fn hostile_input_regressions(backend: Backend) {
     let first = &v["items"][0];
     assert_eq!(
         first["observables"].as_array().unwrap().len(),
-        vigil_orchestrator::ingest::MAX_OBSERVABLES_PER_ALERT
+        vigil_orchestrator::pipeline::ingest::MAX_OBSERVABLES_PER_ALERT
     );
     assert_eq!(first["observables_truncated"], 59_000);
     for _ in 0..3 {
@@ -389,7 +389,10 @@ pub(super) async fn hostile_input_regressions(backend: Backend) {
         .sum();
     assert_eq!(
         (kept, dropped),
-        (vigil_orchestrator::ingest::MAX_OBSERVABLES_PER_DELIVERY, 10_000)
+        (
+            vigil_orchestrator::pipeline::ingest::MAX_OBSERVABLES_PER_DELIVERY,
+            10_000
+        )
     );
     // Any body over 2 MiB: 413 in the shape, before any handler.
     let huge = "x".repeat(vigil::web::error::MAX_BODY + 1);

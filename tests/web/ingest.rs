@@ -197,7 +197,7 @@ mod integrations_http {
 
 async fn ingest_over_http(backend: Backend) {
     use serde_json::json;
-    use vigil_orchestrator::ingest::sign;
+    use vigil_orchestrator::pipeline::ingest::sign;
     let app = app(backend).await;
     let a = app.tenant("A").await;
     let engineer = Caller::Token {

@@ -19,10 +19,10 @@ use tower::ServiceExt;
 use vigil::authz::Authorizer;
 use vigil::web::{self, Access, AppState};
 use vigil_orchestrator::audit::Actor;
-use vigil_orchestrator::credentials::{MasterKey, PasswordPolicy};
 use vigil_orchestrator::ids::Email;
+use vigil_orchestrator::secrets::credentials::{MasterKey, PasswordPolicy};
 use vigil_orchestrator::testkit::TestDb;
-use vigil_orchestrator::{Role, SystemClock, TenantId, auth, identity};
+use vigil_orchestrator::{Role, SystemClock, TenantId, identity, identity::auth};
 
 const SAMPLES: usize = 3000;
 

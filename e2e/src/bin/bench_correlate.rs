@@ -14,8 +14,8 @@
 use std::time::Instant;
 
 use chrono::{Duration, TimeZone, Utc};
-use vigil_orchestrator::corpus::Rng;
-use vigil_orchestrator::correlate::group;
+use vigil_orchestrator::pipeline::corpus::Rng;
+use vigil_orchestrator::pipeline::correlate::group;
 
 /// A field of /proc/self/status, in KiB.
 fn status_kib(field: &str) -> u64 {

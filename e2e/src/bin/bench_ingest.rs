@@ -24,10 +24,10 @@ use vigil::authz::Authorizer;
 use vigil::web::{self, AppState};
 use vigil_e2e::sim;
 use vigil_orchestrator::audit::Actor;
-use vigil_orchestrator::credentials::{MasterKey, PasswordPolicy};
-use vigil_orchestrator::ingest::sign;
+use vigil_orchestrator::pipeline::ingest::sign;
+use vigil_orchestrator::secrets::credentials::{MasterKey, PasswordPolicy};
 use vigil_orchestrator::testkit::TestDb;
-use vigil_orchestrator::{Backend, Clock, Role, SystemClock, identity, integrations};
+use vigil_orchestrator::{Backend, Clock, Role, SystemClock, connect::integrations, identity};
 
 const ALERTS: usize = 20_000;
 const PER_DELIVERY: usize = 100;

@@ -26,13 +26,16 @@ use vigil_e2e::sim;
 use vigil_integrations::Kind;
 use vigil_integrations::client::{FixedScopes, Guard, Http};
 use vigil_orchestrator::audit::Actor;
-use vigil_orchestrator::connectors::Connectors;
-use vigil_orchestrator::credentials::MasterKey;
+use vigil_orchestrator::connect::connectors::Connectors;
 use vigil_orchestrator::engine::state::{GateKind, Severity};
 use vigil_orchestrator::engine::{cases, gates, outbox};
+use vigil_orchestrator::secrets::credentials::MasterKey;
 use vigil_orchestrator::store::entity::credential;
 use vigil_orchestrator::testkit::TestDb;
-use vigil_orchestrator::{Clock, Role, Store, SystemClock, TenantId, identity, integrations, pollers, vault};
+use vigil_orchestrator::{
+    Clock, Role, Store, SystemClock, TenantId, connect::integrations, connect::pollers, identity,
+    secrets::vault,
+};
 
 const ALERTS: usize = 5_000;
 const WRITES: usize = 200;

@@ -10,10 +10,10 @@ use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait};
 use serde_json::json;
 use uuid::Uuid;
 use vigil_orchestrator::audit::Actor;
-use vigil_orchestrator::ingest::{self, Accepted};
-use vigil_orchestrator::ingest_queue::IngestQueue;
+use vigil_orchestrator::pipeline::ingest::{self, Accepted};
+use vigil_orchestrator::pipeline::ingest_queue::IngestQueue;
 use vigil_orchestrator::testkit::TestDb;
-use vigil_orchestrator::{Clock, Error, Role, SystemClock, TenantId, identity, integrations};
+use vigil_orchestrator::{Clock, Error, Role, SystemClock, TenantId, connect::integrations, identity};
 
 fn alert(id: &str) -> String {
     json!({"composite_id": id, "device": {"device_id": id, "hostname": format!("ws-{id}")}, "description": id})

@@ -10,10 +10,12 @@ use serde_json::json;
 use uuid::Uuid;
 use vigil_e2e::{Server, run, vigil};
 use vigil_orchestrator::audit::Actor;
-use vigil_orchestrator::credentials::MasterKey;
+use vigil_orchestrator::secrets::credentials::MasterKey;
 use vigil_orchestrator::store::entity::{credential, tenant_key};
 use vigil_orchestrator::testkit::TestDb;
-use vigil_orchestrator::{ManualClock, Role, Store, StoreOptions, identity, integrations, vault};
+use vigil_orchestrator::{
+    ManualClock, Role, Store, StoreOptions, connect::integrations, identity, secrets::vault,
+};
 
 fn admin() -> Actor {
     Actor {
@@ -191,7 +193,7 @@ async fn master_key_rotation_with_the_cli() {
 #[tokio::test]
 async fn an_external_kms_wraps_the_data_keys() {
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use vigil_orchestrator::credentials::Kms;
+    use vigil_orchestrator::secrets::credentials::Kms;
 
     #[derive(Debug)]
     struct External {

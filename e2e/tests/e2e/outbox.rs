@@ -10,12 +10,14 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 use vigil_e2e::sim::{self, Fault};
 use vigil_orchestrator::audit::Actor;
-use vigil_orchestrator::connectors::Connectors;
-use vigil_orchestrator::credentials::MasterKey;
+use vigil_orchestrator::connect::connectors::Connectors;
 use vigil_orchestrator::engine::state::{GateKind, GateState, Severity};
 use vigil_orchestrator::engine::{cases, gates, outbox};
+use vigil_orchestrator::secrets::credentials::MasterKey;
 use vigil_orchestrator::testkit::TestDb;
-use vigil_orchestrator::{Clock, ManualClock, Role, Store, TenantId, identity, integrations, vault};
+use vigil_orchestrator::{
+    Clock, ManualClock, Role, Store, TenantId, connect::integrations, identity, secrets::vault,
+};
 
 pub(crate) fn person(label: &str, role: Role) -> Actor {
     Actor {
@@ -486,8 +488,8 @@ async fn host_containment_is_a_gated_write() {
 /// about it: signed, once, only with `notify:send` on and no kill switch.
 #[tokio::test]
 async fn escalations_are_notified_by_signed_webhook() {
+    use vigil_orchestrator::connect::notifications;
     use vigil_orchestrator::engine::kill;
-    use vigil_orchestrator::notifications;
     let db = TestDb::sqlite().await;
     let clock = Arc::new(ManualClock::new(
         Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).unwrap(),

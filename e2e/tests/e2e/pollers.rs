@@ -10,11 +10,13 @@ use serde_json::json;
 use uuid::Uuid;
 use vigil_e2e::sim::{self, Fault};
 use vigil_orchestrator::audit::Actor;
-use vigil_orchestrator::connectors::Connectors;
-use vigil_orchestrator::credentials::MasterKey;
-use vigil_orchestrator::pollers::{self, PollReport};
+use vigil_orchestrator::connect::connectors::Connectors;
+use vigil_orchestrator::connect::pollers::{self, PollReport};
+use vigil_orchestrator::secrets::credentials::MasterKey;
 use vigil_orchestrator::testkit::TestDb;
-use vigil_orchestrator::{Clock, ManualClock, Role, Store, TenantId, identity, integrations, vault};
+use vigil_orchestrator::{
+    Clock, ManualClock, Role, Store, TenantId, connect::integrations, identity, secrets::vault,
+};
 
 fn eng() -> Actor {
     Actor {
@@ -55,7 +57,7 @@ async fn status(store: &Store, t: TenantId, id: Uuid) -> integrations::Status {
 
 async fn alerts(store: &Store, t: TenantId) -> usize {
     let tx = store.begin_tenant(t).await.unwrap();
-    vigil_orchestrator::ingest::list(&tx, 100_000, 0)
+    vigil_orchestrator::pipeline::ingest::list(&tx, 100_000, 0)
         .await
         .unwrap()
         .len()

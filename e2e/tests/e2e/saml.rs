@@ -14,9 +14,9 @@ use uuid::Uuid;
 use vigil::authz::Authorizer;
 use vigil::web::{self, AppState};
 use vigil_orchestrator::audit::Actor;
-use vigil_orchestrator::credentials::{MasterKey, PasswordPolicy};
+use vigil_orchestrator::secrets::credentials::{MasterKey, PasswordPolicy};
 use vigil_orchestrator::testkit::TestDb;
-use vigil_orchestrator::{Role, SystemClock, TenantId, sso};
+use vigil_orchestrator::{Role, SystemClock, TenantId, identity::sso};
 
 use crate::sso::{Browser, api, free_port, refusals, tamper, tenant};
 

@@ -19,9 +19,9 @@ use vigil::authz::Authorizer;
 use vigil::web::{self, AppState};
 use vigil_integrations::oidc::{ProviderConfig, RelyingParty};
 use vigil_orchestrator::audit::Actor;
-use vigil_orchestrator::credentials::{MasterKey, PasswordPolicy};
+use vigil_orchestrator::secrets::credentials::{MasterKey, PasswordPolicy};
 use vigil_orchestrator::testkit::TestDb;
-use vigil_orchestrator::{Clock, Role, SystemClock, TenantId, identity, sso};
+use vigil_orchestrator::{Clock, Role, SystemClock, TenantId, identity, identity::sso};
 
 const SECRET: &str = "vigil-client-secret";
 
@@ -579,7 +579,7 @@ async fn oidc_account_linking(db: TestDb) {
     )
     .await;
     let alice_role = || async {
-        vigil_orchestrator::auth::role_in(&db.store, alice, t)
+        vigil_orchestrator::identity::auth::role_in(&db.store, alice, t)
             .await
             .unwrap()
     };
@@ -673,7 +673,7 @@ async fn oidc_account_linking(db: TestDb) {
     let (_, me) = who_am_i(&mut e).await;
     assert_ne!(me["user_id"], json!(eve.0));
     assert_eq!(
-        vigil_orchestrator::auth::role_in(&db.store, eve, t)
+        vigil_orchestrator::identity::auth::role_in(&db.store, eve, t)
             .await
             .unwrap(),
         Some(Role::AnalystRead)

@@ -7,7 +7,9 @@ use serde_json::{Value, json};
 use vigil_e2e::sim;
 use vigil_orchestrator::audit::Actor;
 use vigil_orchestrator::testkit::TestDb;
-use vigil_orchestrator::{ManualClock, Role, identity, ingest, integrations, timeline};
+use vigil_orchestrator::{
+    ManualClock, Role, connect::integrations, identity, pipeline::ingest, pipeline::timeline,
+};
 
 /// A tenant on a clock set to 2026-11-22 12:00 UTC, and a person of `role`
 /// acting in it.
@@ -86,7 +88,7 @@ async fn timeline_postgres() {
 /// links nothing, a shorter window keeps distant alerts apart, and bad
 /// settings are refused whole.
 async fn correlation_settings_apply(db: TestDb) {
-    use vigil_orchestrator::correlate::{self, Ignored, Settings};
+    use vigil_orchestrator::pipeline::correlate::{self, Ignored, Settings};
     let (c, t, eng) = tenant_and_person(&db, "user:eng", Role::SecurityEngineer).await;
     let tx = db.store.begin_tenant(t.id).await.unwrap();
     let hook = integrations::create(&tx, &c, &eng, "webhook", "edr", json!({}))
@@ -201,7 +203,7 @@ async fn correlation_settings_postgres() {
 /// each keeps its provenance, a repeat inside the delivery is a duplicate of
 /// its first copy, and a later delivery joins through the entity index.
 async fn a_delivery_correlates_as_one_batch(db: TestDb) {
-    use vigil_orchestrator::correlate;
+    use vigil_orchestrator::pipeline::correlate;
     let (c, t, eng) = tenant_and_person(&db, "user:eng", Role::SecurityEngineer).await;
     let tx = db.store.begin_tenant(t.id).await.unwrap();
     let hook = integrations::create(&tx, &c, &eng, "webhook", "edr", json!({}))
@@ -316,8 +318,8 @@ async fn batch_correlation_postgres() {
 /// A person merges and splits cases: alerts move with provenance, and later
 /// alerts follow the entities to the case that now holds them.
 async fn people_merge_and_split_cases(db: TestDb) {
-    use vigil_orchestrator::correlate;
     use vigil_orchestrator::engine::cases;
+    use vigil_orchestrator::pipeline::correlate;
     let (c, t, ann) = tenant_and_person(&db, "user:ann", Role::AnalystEdit).await;
     let tx = db.store.begin_tenant(t.id).await.unwrap();
     let hook = integrations::create(&tx, &c, &ann, "webhook", "edr", json!({}))
@@ -428,7 +430,7 @@ async fn merge_and_split_postgres() {
 /// Indicator lists: CSV and STIX imports (all or nothing, normalized), and
 /// the case's signals: its alerts' entities that are on the list.
 async fn iocs_add_signals(db: TestDb) {
-    use vigil_orchestrator::iocs;
+    use vigil_orchestrator::pipeline::iocs;
     let (c, t, eng) = tenant_and_person(&db, "user:eng", Role::SecurityEngineer).await;
     let tx = db.store.begin_tenant(t.id).await.unwrap();
     let r = iocs::import(&tx, &c, &eng, "csv", "kind,value,description\nip,10.0.0[.]7,proxy C2\nfile_hash,AB12AB12AB12AB12AB12AB12AB12AB12AB12AB12AB12AB12AB12AB12AB12AB12,dropper\n")
@@ -490,10 +492,10 @@ async fn iocs_postgres() {
 /// sentence and passes the validator; hostile drafts are refused; a person
 /// approves or rejects; executives see approved briefs only.
 async fn drafts_cite_their_evidence(db: TestDb) {
-    use vigil_orchestrator::drafts::{self, Body, Citation, Recommendation, Sentence, Signal};
+    use vigil_orchestrator::pipeline::drafts::{self, Body, Citation, Recommendation, Sentence, Signal};
     let (c, t, ann) = tenant_and_person(&db, "user:ann", Role::AnalystEdit).await;
     let tx = db.store.begin_tenant(t.id).await.unwrap();
-    vigil_orchestrator::iocs::import(
+    vigil_orchestrator::pipeline::iocs::import(
         &tx,
         &c,
         &ann,
@@ -532,7 +534,7 @@ async fn drafts_cite_their_evidence(db: TestDb) {
             .unwrap()
             .0
         {
-            if vigil_orchestrator::correlate::alerts_of(&tx, k.id)
+            if vigil_orchestrator::pipeline::correlate::alerts_of(&tx, k.id)
                 .await
                 .unwrap()
                 .iter()
@@ -686,8 +688,8 @@ async fn drafts_postgres() {
 #[tokio::test]
 async fn correlation_precision_and_recall_on_the_corpus() {
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
-    use vigil_orchestrator::corpus;
-    use vigil_orchestrator::correlate::{self, Ignored, Settings};
+    use vigil_orchestrator::pipeline::corpus;
+    use vigil_orchestrator::pipeline::correlate::{self, Ignored, Settings};
     use vigil_orchestrator::store::entity::case_alert;
     let start = Utc.with_ymd_and_hms(2026, 11, 22, 0, 0, 0).unwrap();
     let samples = corpus::generate(2026, 3, 40, start);
@@ -778,9 +780,9 @@ async fn correlation_precision_and_recall_on_the_corpus() {
 #[tokio::test]
 async fn model_drafts_pass_the_same_validator() {
     use std::sync::Arc;
-    use vigil_orchestrator::connectors::Connectors;
-    use vigil_orchestrator::credentials::MasterKey;
-    use vigil_orchestrator::drafts;
+    use vigil_orchestrator::connect::connectors::Connectors;
+    use vigil_orchestrator::pipeline::drafts;
+    use vigil_orchestrator::secrets::credentials::MasterKey;
     let db = TestDb::sqlite().await;
     let clock = Arc::new(ManualClock::new(
         Utc.with_ymd_and_hms(2026, 11, 22, 12, 0, 0).unwrap(),
@@ -825,7 +827,7 @@ async fn model_drafts_pass_the_same_validator() {
         )
         .await
         .unwrap();
-        vigil_orchestrator::vault::set(&tx, c, master.as_ref(), &eng, i.id, b"sk-test")
+        vigil_orchestrator::secrets::vault::set(&tx, c, master.as_ref(), &eng, i.id, b"sk-test")
             .await
             .unwrap();
         llms.push(i.id);

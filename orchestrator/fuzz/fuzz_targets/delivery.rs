@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vigil_orchestrator::{ingest, observables, timeline};
+use vigil_orchestrator::{pipeline::ingest, pipeline::observables, pipeline::timeline};
 
 fuzz_target!(|body: &[u8]| {
     let Ok(raws) = ingest::split_delivery(body) else {

@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vigil_orchestrator::observables::{self, Kind};
+use vigil_orchestrator::pipeline::observables::{self, Kind};
 
 const KINDS: [&str; 8] = [
     "host",

@@ -305,6 +305,30 @@ async fn run_one(
     Ok(outcome)
 }
 
+/// What became of a gate's approved write, as callers outside the core see
+/// it (state, attempts, idempotency key, last error, vendor result).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct GateWrite {
+    pub state: String,
+    pub attempts: i32,
+    pub idempotency_key: String,
+    pub last_error: Option<String>,
+    pub result: Option<serde_json::Value>,
+    pub executed_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// The write of a gate, if it has one.
+pub async fn write_of_gate(tx: &crate::store::TenantTx, gate_id: Uuid) -> Result<Option<GateWrite>> {
+    Ok(of_gate(tx, gate_id).await?.map(|o| GateWrite {
+        state: o.state,
+        attempts: o.attempts,
+        idempotency_key: o.idempotency_key,
+        last_error: o.last_error,
+        result: o.result,
+        executed_at: o.executed_at,
+    }))
+}
+
 /// The outbox entry of a gate, if it has one.
 pub async fn of_gate(tx: &crate::store::TenantTx, gate_id: Uuid) -> Result<Option<outbox::Model>> {
     Ok(outbox::Entity::find()

@@ -4,7 +4,7 @@ use super::*;
 
 pub(super) async fn integrations_start_read_only_and_writes_are_opt_in(db: TestDb) {
     use serde_json::json;
-    use vigil_orchestrator::integrations;
+    use vigil_orchestrator::connect::integrations;
     let c = clock();
     let (a, b) = (tenant(&db, &c, "A").await, tenant(&db, &c, "B").await);
     let eng = person("user:eng", Role::SecurityEngineer);
@@ -113,8 +113,8 @@ pub(super) async fn integrations_start_read_only_and_writes_are_opt_in(db: TestD
 pub(super) async fn credentials_are_enveloped_rotated_and_revoked(db: TestDb) {
     use secrecy::ExposeSecret;
     use serde_json::json;
-    use vigil_orchestrator::credentials::MasterKey;
-    use vigil_orchestrator::{integrations, vault};
+    use vigil_orchestrator::secrets::credentials::MasterKey;
+    use vigil_orchestrator::{connect::integrations, secrets::vault};
     let c = clock();
     let (a, b) = (tenant(&db, &c, "A").await, tenant(&db, &c, "B").await);
     let master = MasterKey::generate();

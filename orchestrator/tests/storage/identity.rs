@@ -323,7 +323,7 @@ async fn user_with_password(
 }
 
 pub(super) async fn login_locks_out_and_audits(db: TestDb) {
-    use vigil_orchestrator::auth::{self, LoginRefused};
+    use vigil_orchestrator::identity::auth::{self, LoginRefused};
     let c = clock();
     let a = tenant(&db, &c, "A").await;
     let ann = user_with_password(&db, &c, a, "ann@a.example", Role::AnalystEdit).await;
@@ -415,7 +415,7 @@ pub(super) async fn login_locks_out_and_audits(db: TestDb) {
 }
 
 pub(super) async fn sessions_expire_and_log_out(db: TestDb) {
-    use vigil_orchestrator::auth;
+    use vigil_orchestrator::identity::auth;
     let c = clock();
     let a = tenant(&db, &c, "A").await;
     let ann = user_with_password(&db, &c, a, "ann@a.example", Role::AnalystRead).await;
@@ -454,7 +454,7 @@ pub(super) async fn sessions_expire_and_log_out(db: TestDb) {
 /// take them at once (the lifetime only shrinks), a switch to a stricter
 /// tenant applies its limits, and out-of-range values are refused.
 pub(super) async fn tenant_session_limits(db: TestDb) {
-    use vigil_orchestrator::auth::{self, SessionLimits};
+    use vigil_orchestrator::identity::auth::{self, SessionLimits};
     let c = clock();
     let a = tenant(&db, &c, "A").await;
     let b = tenant(&db, &c, "B").await;
@@ -527,8 +527,8 @@ pub(super) async fn tenant_session_limits(db: TestDb) {
 }
 
 pub(super) async fn totp_enrols_rotates_and_refuses_replay(db: TestDb) {
-    use vigil_orchestrator::auth;
-    use vigil_orchestrator::credentials::MasterKey;
+    use vigil_orchestrator::identity::auth;
+    use vigil_orchestrator::secrets::credentials::MasterKey;
     let c = clock();
     let key = MasterKey::generate();
     let a = tenant(&db, &c, "A").await;

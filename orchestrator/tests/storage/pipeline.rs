@@ -4,9 +4,9 @@ use super::*;
 
 pub(super) async fn alerts_sharing_entities_join_one_case(db: TestDb) {
     use serde_json::json;
-    use vigil_orchestrator::credentials::MasterKey;
     use vigil_orchestrator::engine::cases;
-    use vigil_orchestrator::{correlate, ingest, integrations};
+    use vigil_orchestrator::secrets::credentials::MasterKey;
+    use vigil_orchestrator::{connect::integrations, pipeline::correlate, pipeline::ingest};
     let c = clock();
     let a = tenant(&db, &c, "A").await;
     let master = MasterKey::generate();

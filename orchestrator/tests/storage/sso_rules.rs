@@ -3,8 +3,8 @@
 
 use super::*;
 use vigil_integrations::oidc::Identity;
-use vigil_orchestrator::credentials::MasterKey;
-use vigil_orchestrator::{UserId, auth, sso};
+use vigil_orchestrator::secrets::credentials::MasterKey;
+use vigil_orchestrator::{UserId, identity::auth, identity::sso};
 
 fn who(subject: &str, email: &str, verified: bool, groups: &[&str]) -> Identity {
     Identity {

@@ -1,5 +1,5 @@
-//! Single sign-on over HTTP: the tenant admin's provider API, and the two
-//! browser legs of an OpenID Connect login:
+//! Single sign-on in the browser: the two legs of an OpenID Connect login,
+//! the SAML ACS and the SP metadata (the provider API is `api::sso`):
 //!
 //! * `GET /sso/{provider}/login` — sends the browser to the IdP with state,
 //!   nonce and PKCE S256; the state is bound to this browser by a
@@ -13,256 +13,20 @@
 
 use std::net::SocketAddr;
 
-use axum::Json;
-use axum::extract::{ConnectInfo, Extension, Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use serde::Deserialize;
-use serde_json::json;
 use uuid::Uuid;
-use vigil_orchestrator::credentials::random_secret;
-use vigil_orchestrator::{Error, auth, sso};
+use vigil_orchestrator::secrets::credentials::random_secret;
+use vigil_orchestrator::{Error, identity::auth, identity::sso};
 
-use super::api::{ApiResult, ip, parse_role};
-use super::auth::{Principal, TenantCtx, cookie, session_cookie};
-use super::error::message;
-use super::{ApiError, AppState};
+use crate::web::auth::{cookie, session_cookie};
+use crate::web::error::message;
+use crate::web::urls::{redirect_uri, sp};
+use crate::web::{ApiError, AppState};
 
 const BROWSER_COOKIE: &str = "vigil_sso";
-
-fn redirect_uri(s: &AppState, provider: Uuid) -> String {
-    format!("{}/sso/{provider}/callback", s.public_url.trim_end_matches('/'))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NewProviderBody {
-    /// `oidc` (default) or `saml`.
-    #[serde(default = "default_protocol")]
-    protocol: String,
-    name: String,
-    /// OIDC: the issuer URL. SAML: optional, the IdP's entity id (to pick it
-    /// out of an `EntitiesDescriptor`).
-    #[serde(default)]
-    issuer: String,
-    #[serde(default)]
-    client_id: String,
-    /// SAML: the IdP's metadata XML.
-    idp_metadata: Option<String>,
-    client_secret: Option<String>,
-    #[serde(default = "default_algorithms")]
-    algorithms: Vec<String>,
-    /// OIDC: the claim carrying groups; SAML: the attribute.
-    #[serde(default = "default_group_claim")]
-    group_claim: String,
-    /// IdP group → tenant role.
-    role_map: std::collections::BTreeMap<String, String>,
-    #[serde(default)]
-    trust_idp_mfa: bool,
-    /// OIDC: scopes asked for besides openid, email and the group claim.
-    #[serde(default)]
-    scopes: Vec<String>,
-    /// E-mail domains the provider owns: an IdP-verified address there may
-    /// link an existing account.
-    #[serde(default)]
-    domains: Vec<String>,
-    /// SAML: the IdP's e-mail attribute counts as verified.
-    #[serde(default)]
-    email_authoritative: bool,
-}
-
-/// `PUT /api/v1/sso/providers/{id}`: each field left out stays.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateProviderBody {
-    name: Option<String>,
-    enabled: Option<bool>,
-    role_map: Option<std::collections::BTreeMap<String, String>>,
-    group_claim: Option<String>,
-    trust_idp_mfa: Option<bool>,
-    domains: Option<Vec<String>>,
-    email_authoritative: Option<bool>,
-    scopes: Option<Vec<String>>,
-    algorithms: Option<Vec<String>>,
-    client_secret: Option<String>,
-    idp_metadata: Option<String>,
-}
-
-fn role_map(
-    map: std::collections::BTreeMap<String, String>,
-) -> Result<Vec<(String, vigil_orchestrator::Role)>, ApiError> {
-    let mut out = Vec::with_capacity(map.len());
-    for (group, role) in map {
-        out.push((group, parse_role(&role)?));
-    }
-    Ok(out)
-}
-
-fn default_protocol() -> String {
-    "oidc".into()
-}
-
-fn sp(s: &AppState, provider: Uuid) -> vigil_integrations::saml::Sp {
-    let base = s.public_url.trim_end_matches('/');
-    vigil_integrations::saml::Sp {
-        entity_id: format!("{base}/sso/{provider}/metadata"),
-        acs_url: format!("{base}/sso/{provider}/acs"),
-    }
-}
-
-fn default_algorithms() -> Vec<String> {
-    vec!["RS256".into()]
-}
-
-fn default_group_claim() -> String {
-    "groups".into()
-}
-
-pub async fn create_provider(
-    State(s): State<AppState>,
-    Extension(p): Extension<Principal>,
-    Extension(ctx): Extension<TenantCtx>,
-    c: ConnectInfo<SocketAddr>,
-    Json(b): Json<NewProviderBody>,
-) -> ApiResult {
-    let role_map = role_map(b.role_map)?;
-    let tx = s.store.begin_tenant(ctx.tenant).await?;
-    let actor = p.actor(Some(ctx.role), ip(&c));
-    let info = match b.protocol.as_str() {
-        "oidc" => {
-            sso::create_provider(
-                &tx,
-                s.clock.as_ref(),
-                &s.master_key,
-                &actor,
-                sso::NewProvider {
-                    name: b.name,
-                    issuer: b.issuer,
-                    client_id: b.client_id,
-                    client_secret: b.client_secret,
-                    algorithms: b.algorithms,
-                    group_claim: b.group_claim,
-                    role_map,
-                    trust_idp_mfa: b.trust_idp_mfa,
-                    scopes: b.scopes,
-                    domains: b.domains,
-                },
-            )
-            .await?
-        }
-        "saml" => {
-            let idp_metadata = b.idp_metadata.ok_or_else(|| {
-                Error::Invalid("idp_metadata: a SAML provider needs the IdP's metadata XML".into())
-            })?;
-            sso::create_saml_provider(
-                &tx,
-                s.clock.as_ref(),
-                &actor,
-                sso::NewSamlProvider {
-                    name: b.name,
-                    idp_metadata,
-                    group_attribute: b.group_claim,
-                    role_map,
-                    trust_idp_mfa: b.trust_idp_mfa,
-                    entity_id: Some(b.issuer).filter(|i| !i.is_empty()),
-                    domains: b.domains,
-                    email_authoritative: b.email_authoritative,
-                },
-            )
-            .await?
-        }
-        other => {
-            return Err(Error::Invalid(format!(
-                "protocol: `{}` is not oidc or saml",
-                other.escape_debug()
-            ))
-            .into());
-        }
-    };
-    tx.commit().await?;
-    Ok((StatusCode::CREATED, Json(provider_view(&s, &info)?)).into_response())
-}
-
-fn provider_view(s: &AppState, info: &sso::ProviderInfo) -> Result<serde_json::Value, ApiError> {
-    let login_url = format!("{}/sso/{}/login", s.public_url.trim_end_matches('/'), info.id);
-    let mut v = serde_json::to_value(info).map_err(|e| ApiError::internal("sso", &e))?;
-    v["login_url"] = json!(login_url);
-    if info.protocol == "saml" {
-        let sp = sp(s, info.id);
-        v["sp_entity_id"] = json!(sp.entity_id);
-        v["acs_url"] = json!(sp.acs_url);
-        v["sp_metadata_url"] = json!(sp.entity_id);
-    } else {
-        v["redirect_uri"] = json!(redirect_uri(s, info.id));
-    }
-    Ok(v)
-}
-
-fn provider_id(raw: &str) -> Result<Uuid, ApiError> {
-    Uuid::try_parse(raw).map_err(|_| ApiError::from(Error::NotFound("identity provider")))
-}
-
-pub async fn update_provider(
-    State(s): State<AppState>,
-    Extension(p): Extension<Principal>,
-    Extension(ctx): Extension<TenantCtx>,
-    c: ConnectInfo<SocketAddr>,
-    Path(id): Path<String>,
-    Json(b): Json<UpdateProviderBody>,
-) -> ApiResult {
-    let id = provider_id(&id)?;
-    let role_map = b.role_map.map(role_map).transpose()?;
-    let tx = s.store.begin_tenant(ctx.tenant).await?;
-    let actor = p.actor(Some(ctx.role), ip(&c));
-    let info = sso::update_provider(
-        &tx,
-        s.clock.as_ref(),
-        &s.master_key,
-        &actor,
-        id,
-        sso::ProviderUpdate {
-            name: b.name,
-            enabled: b.enabled,
-            role_map,
-            group_claim: b.group_claim,
-            trust_idp_mfa: b.trust_idp_mfa,
-            domains: b.domains,
-            email_authoritative: b.email_authoritative,
-            scopes: b.scopes,
-            algorithms: b.algorithms,
-            client_secret: b.client_secret,
-            idp_metadata: b.idp_metadata,
-        },
-    )
-    .await?;
-    tx.commit().await?;
-    s.auth_cache.invalidate();
-    Ok(Json(provider_view(&s, &info)?).into_response())
-}
-
-pub async fn delete_provider(
-    State(s): State<AppState>,
-    Extension(p): Extension<Principal>,
-    Extension(ctx): Extension<TenantCtx>,
-    c: ConnectInfo<SocketAddr>,
-    Path(id): Path<String>,
-) -> ApiResult {
-    let id = provider_id(&id)?;
-    let tx = s.store.begin_tenant(ctx.tenant).await?;
-    let actor = p.actor(Some(ctx.role), ip(&c));
-    sso::delete_provider(&tx, s.clock.as_ref(), &actor, id).await?;
-    tx.commit().await?;
-    s.auth_cache.invalidate();
-    Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-pub async fn list_providers(State(s): State<AppState>, Extension(ctx): Extension<TenantCtx>) -> ApiResult {
-    let tx = s.store.begin_tenant(ctx.tenant).await?;
-    let items = sso::list_providers(&tx).await?;
-    tx.commit().await?;
-    let total = items.len();
-    Ok(Json(json!({"items": items, "total": total})).into_response())
-}
 
 fn refused(status: StatusCode, why: &str) -> Response {
     message(status, "Sign-in refused", why.to_owned())
@@ -432,7 +196,7 @@ async fn provider_and_tenant(
     match sso::provider_tenant(&s.store, provider).await {
         Ok(t) => Ok((provider, t)),
         Err(Error::NotFound(_)) => Err(refused(StatusCode::NOT_FOUND, "No such identity provider.")),
-        Err(e) => Err(super::error::page_error(e)),
+        Err(e) => Err(crate::web::error::page_error(e)),
     }
 }
 

@@ -16,9 +16,9 @@ use vigil_orchestrator::engine::state::{GateKind, GateState};
 use vigil_orchestrator::engine::{cases, gates};
 use vigil_orchestrator::{Error, Role};
 
-use super::AppState;
-use super::auth::{Principal, TenantCtx};
-use super::error::{message, page_error};
+use crate::web::AppState;
+use crate::web::auth::{Principal, TenantCtx};
+use crate::web::error::{message, page_error};
 
 pub struct GateRow {
     id: Uuid,

@@ -11,10 +11,10 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
-use vigil_orchestrator::{Error, ingest};
+use vigil_orchestrator::{Error, pipeline::ingest};
 
-use super::auth::TenantCtx;
-use super::{ApiError, AppState};
+use crate::web::auth::TenantCtx;
+use crate::web::{ApiError, AppState};
 
 /// Default ingest body limit (413 beyond).
 pub const BODY_LIMIT: usize = 1 << 20;
@@ -47,15 +47,15 @@ pub async fn receive(
     };
     // An address that keeps sending bad signatures is refused before its
     // deliveries are checked (and audited): see `web::limits`.
-    let kind = super::limits::Kind::BadSignature;
+    let kind = crate::web::limits::Kind::BadSignature;
     if let Err(wait) = s.limits.penalized(kind, peer.ip()) {
-        return Ok(super::limits::too_many("/api/", wait));
+        return Ok(crate::web::limits::too_many("/api/", wait));
     }
     let (tenant, checked) = match ingest::verify(&s.store, s.clock.as_ref(), &s.master_key, &delivery).await {
         Ok(v) => v,
         Err(e @ Error::Unauthenticated(_)) => {
             if let Err(wait) = s.limits.failure(kind, peer.ip()) {
-                return Ok(super::limits::too_many("/api/", wait));
+                return Ok(crate::web::limits::too_many("/api/", wait));
             }
             return Err(e.into());
         }
@@ -76,7 +76,7 @@ pub async fn list(
     Extension(ctx): Extension<TenantCtx>,
     Query(q): Query<AlertQuery>,
 ) -> Result<Response, ApiError> {
-    let (limit, offset) = super::api::page(q.limit, q.offset)?;
+    let (limit, offset) = crate::web::api::page(q.limit, q.offset)?;
     let tx = s.store.begin_tenant(ctx.tenant).await?;
     let rows = ingest::list(&tx, limit, offset).await?;
     let fetched = rows.len();
@@ -88,7 +88,7 @@ pub async fn list(
                           "received_at": a.received_at, "raw": a.raw, "observables": observables,
                           "observables_truncated": a.observables_truncated});
         let size = item.to_string().len();
-        if !items.is_empty() && bytes + size > super::limits::MAX_ALERT_PAGE_BYTES {
+        if !items.is_empty() && bytes + size > crate::web::limits::MAX_ALERT_PAGE_BYTES {
             break;
         }
         bytes += size;

@@ -6,20 +6,15 @@ use std::net::SocketAddr;
 use axum::Json;
 use axum::extract::{ConnectInfo, Extension, Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use uuid::Uuid;
-use vigil_orchestrator::{Error, integrations, vault};
+use vigil_orchestrator::{connect::integrations, secrets::vault};
 
-use super::auth::{Principal, TenantCtx};
-use super::{ApiError, AppState};
+use crate::web::auth::{Principal, TenantCtx};
+use crate::web::{ApiError, AppState};
 
-type ApiResult = Result<Response, ApiError>;
-
-fn id(s: &str) -> Result<Uuid, ApiError> {
-    Uuid::try_parse(s).map_err(|_| ApiError::from(Error::NotFound("integration")))
-}
+use crate::web::api::{ApiResult, id};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -74,7 +69,7 @@ pub async fn get(
     Extension(ctx): Extension<TenantCtx>,
     Path(i): Path<String>,
 ) -> ApiResult {
-    let i = id(&i)?;
+    let i = id(&i, "integration")?;
     let tx = s.store.begin_tenant(ctx.tenant).await?;
     let v = integrations::get(&tx, i).await?;
     let cred = vault::current(&tx, i).await?;
@@ -98,7 +93,7 @@ pub async fn set_scope(
     Path((i, scope)): Path<(String, String)>,
     Json(b): Json<ScopeChange>,
 ) -> ApiResult {
-    let i = id(&i)?;
+    let i = id(&i, "integration")?;
     let tx = s.store.begin_tenant(ctx.tenant).await?;
     let actor = p.actor(Some(ctx.role), Some(c.0.ip().to_string()));
     let v = integrations::set_scope(&tx, s.clock.as_ref(), &actor, i, &scope, b.enabled).await?;
@@ -121,7 +116,7 @@ pub async fn set_credential(
     Path(i): Path<String>,
     Json(b): Json<NewCredential>,
 ) -> ApiResult {
-    let i = id(&i)?;
+    let i = id(&i, "integration")?;
     let tx = s.store.begin_tenant(ctx.tenant).await?;
     let actor = p.actor(Some(ctx.role), Some(c.0.ip().to_string()));
     let info = vault::set(
@@ -145,7 +140,7 @@ pub async fn revoke_credential(
     c: ConnectInfo<SocketAddr>,
     Path(i): Path<String>,
 ) -> ApiResult {
-    let i = id(&i)?;
+    let i = id(&i, "integration")?;
     let tx = s.store.begin_tenant(ctx.tenant).await?;
     vault::revoke(
         &tx,

@@ -8,14 +8,14 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use vigil_orchestrator::store::Readiness;
 
-use super::{ApiError, AppState};
+use crate::web::{ApiError, AppState};
 
 pub async fn healthz() -> Json<serde_json::Value> {
     Json(json!({"status": "ok"}))
 }
 
 pub async fn readyz(state: State<AppState>) -> Response {
-    match super::store(&state).readiness().await {
+    match crate::web::store(&state).readiness().await {
         Ok(Readiness::Ready) => Json(json!({"status": "ready"})).into_response(),
         Ok(Readiness::PendingMigrations(p)) => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -16,11 +16,11 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use uuid::Uuid;
 use vigil_integrations::Access;
-use vigil_orchestrator::{Error, integrations, vault};
+use vigil_orchestrator::{Error, connect::integrations, secrets::vault};
 
-use super::AppState;
-use super::auth::{Principal, TenantCtx};
-use super::error::{message, page_error};
+use crate::web::AppState;
+use crate::web::auth::{Principal, TenantCtx};
+use crate::web::error::{message, page_error};
 
 pub struct ScopeRow {
     name: &'static str,

@@ -7,32 +7,17 @@ use std::net::SocketAddr;
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Form;
-use axum::extract::{ConnectInfo, Extension, Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
+use vigil_orchestrator::Error;
 use vigil_orchestrator::identity::{self, LinkPurpose};
 use vigil_orchestrator::ids::Email;
-use vigil_orchestrator::{Backend, Error};
 
-use super::auth::Principal;
-use super::{ApiError, AppState};
+use crate::web::AppState;
 
-#[derive(Template, WebTemplate)]
-#[template(path = "index.html")]
-pub struct IndexPage {
-    backend: &'static str,
-    needs_setup: bool,
-    me: Option<Me>,
-}
-
-pub struct Me {
-    email: String,
-    platform_admin: bool,
-    mfa_verified: bool,
-    csrf: String,
-    memberships: Vec<super::session_pages::Membership>,
-}
+use crate::web::error::{message, page_error};
 
 #[derive(Template, WebTemplate)]
 #[template(path = "setup.html")]
@@ -42,54 +27,11 @@ pub struct SetupPage {
     error: Option<String>,
 }
 
-pub(super) use super::error::{message, page_error};
-
 fn link_refused(reason: &str) -> Response {
     message(
         StatusCode::GONE,
         "Link not valid",
         format!("This link cannot be used: {reason}. Ask your administrator for a new one."),
-    )
-}
-
-pub async fn index(State(state): State<AppState>, Extension(p): Extension<Principal>) -> Response {
-    let me = match &p {
-        Principal::Session { info, .. } => match super::session_pages::memberships(&state, info).await {
-            Ok(memberships) => Some(Me {
-                email: info.email.clone(),
-                platform_admin: info.platform_admin,
-                mfa_verified: info.mfa_verified,
-                csrf: info.csrf.clone(),
-                memberships,
-            }),
-            Err(e) => return page_error(e),
-        },
-        _ => None,
-    };
-    let needs_setup = match identity::bootstrap_needed(state.store.conn()).await {
-        Ok(b) => b,
-        Err(e) => return page_error(e),
-    };
-    let backend = match state.store.backend() {
-        Backend::Sqlite => "SQLite (embedded)",
-        Backend::Postgres => "PostgreSQL",
-    };
-    IndexPage {
-        backend,
-        needs_setup,
-        me,
-    }
-    .into_response()
-}
-
-pub async fn not_found(uri: axum::http::Uri) -> Response {
-    if uri.path().starts_with("/api/") {
-        return ApiError::not_found("no such API endpoint").into_response();
-    }
-    message(
-        StatusCode::NOT_FOUND,
-        "Not found",
-        "There is no page at this address.",
     )
 }
 

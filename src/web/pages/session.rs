@@ -10,13 +10,13 @@ use axum::extract::{ConnectInfo, Extension, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
-use vigil_orchestrator::auth::{self, LoginRefused, MfaOutcome};
 use vigil_orchestrator::identity;
+use vigil_orchestrator::identity::auth::{self, LoginRefused, MfaOutcome};
 use vigil_orchestrator::{Role, TenantId};
 
-use super::AppState;
-use super::auth::{Principal, clear_cookie, session_cookie};
-use super::error::{message, page_error};
+use crate::web::AppState;
+use crate::web::auth::{Principal, clear_cookie, session_cookie};
+use crate::web::error::{message, page_error};
 
 #[derive(Template, WebTemplate)]
 #[template(path = "login.html")]

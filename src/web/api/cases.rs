@@ -1,0 +1,179 @@
+//! Cases: open, list, read, timeline, merge, split, correlation signals.
+
+use std::net::SocketAddr;
+
+use axum::Json;
+use axum::extract::{ConnectInfo, Extension, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use vigil_orchestrator::engine::state::{CaseState, Severity};
+use vigil_orchestrator::engine::{cases, gates, steps};
+
+use crate::web::api::{ApiResult, id, page};
+use crate::web::auth::{Principal, TenantCtx};
+use crate::web::{ApiError, AppState};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewCase {
+    title: String,
+    #[serde(default)]
+    severity: Option<String>,
+}
+
+pub async fn open_case(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Extension(ctx): Extension<TenantCtx>,
+    c: ConnectInfo<SocketAddr>,
+    Json(b): Json<NewCase>,
+) -> ApiResult {
+    let severity: Severity = b.severity.as_deref().unwrap_or("medium").parse()?;
+    let tx = s.store.begin_tenant(ctx.tenant).await?;
+    let case = cases::open(
+        &tx,
+        s.clock.as_ref(),
+        &p.actor(Some(ctx.role), Some(c.0.ip().to_string())),
+        &b.title,
+        severity,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(case)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CaseQuery {
+    state: Option<String>,
+    limit: Option<u64>,
+    offset: Option<u64>,
+}
+
+pub async fn list_cases(
+    State(s): State<AppState>,
+    Extension(ctx): Extension<TenantCtx>,
+    Query(q): Query<CaseQuery>,
+) -> ApiResult {
+    let (limit, offset) = page(q.limit, q.offset)?;
+    let state: Option<CaseState> = q.state.as_deref().map(str::parse).transpose()?;
+    let tx = s.store.begin_tenant(ctx.tenant).await?;
+    let (items, total) = cases::list(&tx, state, limit, offset).await?;
+    tx.commit().await?;
+    Ok(Json(json!({"items": items, "total": total})).into_response())
+}
+
+pub async fn get_case(
+    State(s): State<AppState>,
+    Extension(ctx): Extension<TenantCtx>,
+    Path(case_id): Path<String>,
+) -> ApiResult {
+    let case_id = id(&case_id, "case")?;
+    let tx = s.store.begin_tenant(ctx.tenant).await?;
+    let case = cases::get(&tx, case_id).await?;
+    let (g, _) = gates::list(&tx, None, Some(case_id), 500, 0).await?;
+    let st = steps::list(&tx, Some(case_id), None, 500).await?;
+    let alerts: Vec<Value> = vigil_orchestrator::pipeline::correlate::alerts_of(&tx, case_id)
+        .await?
+        .into_iter()
+        .map(|(alert, joined_by)| json!({"alert_id": alert, "joined_by": joined_by}))
+        .collect();
+    tx.commit().await?;
+    let mut v = serde_json::to_value(case).map_err(|e| ApiError::internal("case", &e))?;
+    v["gates"] = serde_json::to_value(g).map_err(|e| ApiError::internal("case", &e))?;
+    v["steps"] = serde_json::to_value(st).map_err(|e| ApiError::internal("case", &e))?;
+    v["alerts"] = Value::Array(alerts);
+    Ok(Json(v).into_response())
+}
+
+/// The case's timeline: its alerts in event-time order, each with the
+/// pointer to the field that placed it.
+pub async fn case_timeline(
+    State(s): State<AppState>,
+    Extension(ctx): Extension<TenantCtx>,
+    Path(case_id): Path<String>,
+) -> ApiResult {
+    let case_id = id(&case_id, "case")?;
+    let tx = s.store.begin_tenant(ctx.tenant).await?;
+    let rows = vigil_orchestrator::pipeline::timeline::of_case(&tx, case_id).await?;
+    tx.commit().await?;
+    Ok(Json(json!({"case": case_id, "events": rows})).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MergeCase {
+    into: String,
+}
+
+/// Merges this case into another (its alerts move; provenance kept).
+pub async fn merge_case(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Extension(ctx): Extension<TenantCtx>,
+    c: ConnectInfo<SocketAddr>,
+    Path(case_id): Path<String>,
+    Json(b): Json<MergeCase>,
+) -> ApiResult {
+    let from = id(&case_id, "case")?;
+    let into = id(&b.into, "case")?;
+    let tx = s.store.begin_tenant(ctx.tenant).await?;
+    let actor = p.actor(Some(ctx.role), Some(c.0.ip().to_string()));
+    vigil_orchestrator::pipeline::correlate::merge(&tx, s.clock.as_ref(), &actor, from, into).await?;
+    let v = cases::get(&tx, into).await?;
+    tx.commit().await?;
+    Ok(Json(v).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SplitCase {
+    alert_ids: Vec<String>,
+    #[serde(default)]
+    title: Option<String>,
+}
+
+/// Splits alerts out of this case into a new one; answers the new case (201).
+pub async fn split_case(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Extension(ctx): Extension<TenantCtx>,
+    c: ConnectInfo<SocketAddr>,
+    Path(case_id): Path<String>,
+    Json(b): Json<SplitCase>,
+) -> ApiResult {
+    let case_id = id(&case_id, "case")?;
+    let alerts = b
+        .alert_ids
+        .iter()
+        .map(|a| id(a, "alert"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let tx = s.store.begin_tenant(ctx.tenant).await?;
+    let actor = p.actor(Some(ctx.role), Some(c.0.ip().to_string()));
+    let new = vigil_orchestrator::pipeline::correlate::split(
+        &tx,
+        s.clock.as_ref(),
+        &actor,
+        case_id,
+        &alerts,
+        b.title.as_deref(),
+    )
+    .await?;
+    let v = cases::get(&tx, new).await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(v)).into_response())
+}
+
+/// IOC matches among the case's alerts, each with its evidence pointer.
+pub async fn case_signals(
+    State(s): State<AppState>,
+    Extension(ctx): Extension<TenantCtx>,
+    Path(case_id): Path<String>,
+) -> ApiResult {
+    let case_id = id(&case_id, "case")?;
+    let tx = s.store.begin_tenant(ctx.tenant).await?;
+    let v = vigil_orchestrator::pipeline::iocs::signals(&tx, case_id).await?;
+    tx.commit().await?;
+    Ok(Json(json!({"case": case_id, "signals": v})).into_response())
+}

@@ -1,0 +1,47 @@
+//! IOC lists: list and import.
+
+use std::net::SocketAddr;
+
+use axum::Json;
+use axum::extract::{ConnectInfo, Extension, State};
+use axum::response::IntoResponse;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::web::AppState;
+use crate::web::api::ApiResult;
+use crate::web::auth::{Principal, TenantCtx};
+
+pub async fn list_iocs(State(s): State<AppState>, Extension(ctx): Extension<TenantCtx>) -> ApiResult {
+    let tx = s.store.begin_tenant(ctx.tenant).await?;
+    let v: Vec<Value> = vigil_orchestrator::pipeline::iocs::list(&tx, 10_000)
+        .await?
+        .into_iter()
+        .map(|i| json!({"kind": i.kind, "value": i.value, "source": i.source, "description": i.description, "created_at": i.created_at, "created_by": i.created_by}))
+        .collect();
+    tx.commit().await?;
+    Ok(Json(json!({"items": v})).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IocImport {
+    format: String,
+    content: String,
+}
+
+/// Imports indicators (CSV or a STIX 2.1 bundle), all or nothing.
+pub async fn import_iocs(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Extension(ctx): Extension<TenantCtx>,
+    c: ConnectInfo<SocketAddr>,
+    Json(b): Json<IocImport>,
+) -> ApiResult {
+    let tx = s.store.begin_tenant(ctx.tenant).await?;
+    let actor = p.actor(Some(ctx.role), Some(c.0.ip().to_string()));
+    let r = vigil_orchestrator::pipeline::iocs::import(&tx, s.clock.as_ref(), &actor, &b.format, &b.content)
+        .await?;
+    tx.commit().await?;
+    Ok(Json(r).into_response())
+}

@@ -1,0 +1,191 @@
+//! Tenant settings: session limits, gate quorum, correlation, and the tenant and
+//! platform kill switches.
+
+use std::net::SocketAddr;
+
+use axum::Json;
+use axum::extract::{ConnectInfo, Extension, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use vigil_orchestrator::engine::state::GateKind;
+use vigil_orchestrator::engine::{gates, kill};
+use vigil_orchestrator::{Role, identity::auth};
+
+use crate::web::api::{ApiResult, ip};
+use crate::web::auth::{Principal, TenantCtx};
+use crate::web::{ApiError, AppState};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KillSwitch {
+    engaged: bool,
+}
+
+pub async fn get_kill_switch(State(s): State<AppState>, Extension(ctx): Extension<TenantCtx>) -> ApiResult {
+    let tx = s.store.begin_tenant(ctx.tenant).await?;
+    let k = kill::state(&tx).await?;
+    tx.commit().await?;
+    Ok(Json(json!({"engaged": k.engaged(), "tenant": k.tenant, "platform": k.platform})).into_response())
+}
+
+/// Engage: tenant admin or security engineer. Release: only a tenant admin,
+/// in an MFA-verified session (never a token).
+pub async fn set_kill_switch(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Extension(ctx): Extension<TenantCtx>,
+    c: ConnectInfo<SocketAddr>,
+    Json(b): Json<KillSwitch>,
+) -> ApiResult {
+    if !b.engaged {
+        let person_with_mfa = matches!(&p, Principal::Session { info, .. } if info.mfa_verified);
+        if !s.authz.allows(ctx.role, "kill_switch", "release") || !person_with_mfa {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "only a tenant admin, signed in with MFA, may release the kill switch",
+            ));
+        }
+    }
+    let tx = s.store.begin_tenant(ctx.tenant).await?;
+    let k = kill::set_tenant(
+        &tx,
+        s.clock.as_ref(),
+        &p.actor(Some(ctx.role), Some(c.0.ip().to_string())),
+        b.engaged,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(json!({"engaged": k.engaged(), "tenant": k.tenant, "platform": k.platform})).into_response())
+}
+
+pub async fn set_platform_kill_switch(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    c: ConnectInfo<SocketAddr>,
+    Json(b): Json<KillSwitch>,
+) -> ApiResult {
+    let tx = s.store.begin_platform().await?;
+    let e = kill::set_platform(
+        &tx,
+        s.clock.as_ref(),
+        &p.actor(Some(Role::PlatformAdmin), Some(c.0.ip().to_string())),
+        b.engaged,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(json!({"engaged": e.is_some(), "platform": e})).into_response())
+}
+
+fn quorum_json(q: &[(GateKind, u32)]) -> Value {
+    Value::Object(q.iter().map(|(k, n)| (k.as_str().to_owned(), json!(n))).collect())
+}
+
+/// How many distinct people must approve each gate kind.
+pub async fn get_quorum(State(s): State<AppState>, Extension(ctx): Extension<TenantCtx>) -> ApiResult {
+    let tx = s.store.begin_tenant(ctx.tenant).await?;
+    let mut q = Vec::new();
+    for k in GateKind::ALL {
+        q.push((*k, gates::quorum(&tx, *k).await?));
+    }
+    tx.commit().await?;
+    Ok(Json(quorum_json(&q)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetQuorum {
+    kind: String,
+    quorum: u32,
+}
+
+pub async fn set_quorum(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Extension(ctx): Extension<TenantCtx>,
+    c: ConnectInfo<SocketAddr>,
+    Json(b): Json<SetQuorum>,
+) -> ApiResult {
+    let kind: GateKind = b.kind.parse()?;
+    let tx = s.store.begin_tenant(ctx.tenant).await?;
+    gates::set_quorum(
+        &tx,
+        s.clock.as_ref(),
+        &p.actor(Some(ctx.role), Some(c.0.ip().to_string())),
+        kind,
+        b.quorum,
+    )
+    .await?;
+    let mut q = Vec::new();
+    for k in GateKind::ALL {
+        q.push((*k, gates::quorum(&tx, *k).await?));
+    }
+    tx.commit().await?;
+    Ok(Json(quorum_json(&q)).into_response())
+}
+
+/// The tenant's correlation settings (window, weights, threshold, ignore list).
+pub async fn get_correlation(State(s): State<AppState>, Extension(ctx): Extension<TenantCtx>) -> ApiResult {
+    let tx = s.store.begin_tenant(ctx.tenant).await?;
+    let v = vigil_orchestrator::pipeline::correlate::settings(&tx).await?;
+    tx.commit().await?;
+    Ok(Json(v).into_response())
+}
+
+pub async fn set_correlation(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Extension(ctx): Extension<TenantCtx>,
+    c: ConnectInfo<SocketAddr>,
+    Json(b): Json<vigil_orchestrator::pipeline::correlate::Settings>,
+) -> ApiResult {
+    let tx = s.store.begin_tenant(ctx.tenant).await?;
+    let v = vigil_orchestrator::pipeline::correlate::set_settings(
+        &tx,
+        s.clock.as_ref(),
+        &p.actor(Some(ctx.role), Some(c.0.ip().to_string())),
+        b,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(v).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionSettings {
+    idle_minutes: i64,
+    absolute_minutes: i64,
+}
+
+fn session_settings_json(l: &auth::SessionLimits) -> serde_json::Value {
+    json!({"idle_minutes": l.idle.num_minutes(), "absolute_minutes": l.absolute.num_minutes(), "custom": l.custom})
+}
+
+pub async fn get_session_settings(
+    State(s): State<AppState>,
+    Extension(ctx): Extension<TenantCtx>,
+) -> ApiResult {
+    let limits = auth::session_limits(s.store.conn(), Some(ctx.tenant)).await?;
+    Ok(Json(session_settings_json(&limits)).into_response())
+}
+
+pub async fn put_session_settings(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Extension(ctx): Extension<TenantCtx>,
+    c: ConnectInfo<SocketAddr>,
+    Json(b): Json<SessionSettings>,
+) -> ApiResult {
+    let limits = auth::SessionLimits::new(
+        chrono::Duration::minutes(b.idle_minutes),
+        chrono::Duration::minutes(b.absolute_minutes),
+    )?;
+    let tx = s.store.begin_tenant(ctx.tenant).await?;
+    auth::set_session_limits(&tx, s.clock.as_ref(), &p.actor(Some(ctx.role), ip(&c)), limits).await?;
+    tx.commit().await?;
+    s.auth_cache.invalidate();
+    Ok(Json(session_settings_json(&limits)).into_response())
+}

@@ -1,0 +1,378 @@
+//! The route table: every route of the app with its access rule, declared
+//! in one place. The guard ([`crate::web::auth::guard`]) enforces the rule
+//! before a handler runs; the OpenAPI document and the tests read the same
+//! table.
+
+use axum::Router;
+use axum::http::Method;
+use axum::routing::{MethodRouter, get, post, put};
+
+use crate::web::auth::{Access, RouteTable};
+use crate::web::{AppState, api, pages};
+
+/// Builds the routes and, beside them, the table of what each requires.
+#[derive(Default)]
+struct Routes {
+    router: Router<AppState>,
+    table: RouteTable,
+}
+
+impl Routes {
+    fn route(
+        mut self,
+        path: &'static str,
+        access: &[(Method, Access)],
+        handler: MethodRouter<AppState>,
+    ) -> Self {
+        for (m, a) in access {
+            self.table.insert((m.clone(), path), *a);
+        }
+        self.router = self.router.route(path, handler);
+        self
+    }
+}
+
+/// Every route of the app with its access rule.
+pub fn routes() -> (Router<AppState>, RouteTable) {
+    use Access::*;
+    use Method as M;
+    let r = Routes::default()
+        // Public
+        .route("/healthz", &[(M::GET, Public)], get(api::health::healthz))
+        .route("/readyz", &[(M::GET, Public)], get(api::health::readyz))
+        .route("/static/vigil.css", &[(M::GET, Public)], get(pages::assets::css))
+        .route(
+            "/static/htmx.min.js",
+            &[(M::GET, Public)],
+            get(pages::assets::htmx),
+        )
+        .route(
+            "/gates",
+            &[(M::GET, Tenant("gate", "read"))],
+            get(pages::gates::inbox),
+        )
+        .route(
+            "/gates/{id}/approve",
+            &[(M::POST, Tenant("gate", "decide"))],
+            post(pages::gates::approve),
+        )
+        .route(
+            "/gates/{id}/reject",
+            &[(M::POST, Tenant("gate", "decide"))],
+            post(pages::gates::reject),
+        )
+        .route(
+            "/integrations",
+            &[(M::GET, Tenant("integration", "read"))],
+            get(pages::integrations::list),
+        )
+        .route(
+            "/integrations/{id}/scopes/{scope}",
+            &[(M::POST, TenantPerson("integration_scope", "set"))],
+            post(pages::integrations::set_scope),
+        )
+        .route("/", &[(M::GET, Public)], get(pages::home::index))
+        .route(
+            "/setup/bootstrap/{token}",
+            &[(M::GET, Public), (M::POST, Public)],
+            get(pages::setup::bootstrap_form).post(pages::setup::bootstrap_submit),
+        )
+        .route(
+            "/setup/password/{token}",
+            &[(M::GET, Public), (M::POST, Public)],
+            get(pages::setup::password_form).post(pages::setup::password_submit),
+        )
+        .route(
+            "/login",
+            &[(M::GET, Public), (M::POST, Public)],
+            get(pages::session::login_form).post(pages::session::login_submit),
+        )
+        .route("/sso/{id}/login", &[(M::GET, Public)], get(pages::sso::login))
+        .route(
+            "/sso/{id}/callback",
+            &[(M::GET, Public)],
+            get(pages::sso::callback),
+        )
+        .route("/sso/{id}/acs", &[(M::POST, Public)], post(pages::sso::saml_acs))
+        .route(
+            "/sso/{id}/metadata",
+            &[(M::GET, Public)],
+            get(pages::sso::saml_sp_metadata),
+        )
+        // Any signed-in principal, MFA pending included
+        .route("/logout", &[(M::POST, SignedIn)], post(pages::session::logout))
+        .route(
+            "/mfa",
+            &[(M::GET, SignedIn), (M::POST, SignedIn)],
+            get(pages::session::mfa_form).post(pages::session::mfa_verify),
+        )
+        .route(
+            "/mfa/recovery-codes",
+            &[(M::POST, SignedIn)],
+            post(pages::session::regenerate_recovery_codes),
+        )
+        .route(
+            "/mfa/enroll",
+            &[(M::POST, SignedIn)],
+            post(pages::session::mfa_enroll),
+        )
+        .route(
+            "/tenant",
+            &[(M::POST, SignedIn)],
+            post(pages::session::switch_tenant),
+        )
+        .route("/api/v1/me", &[(M::GET, SignedIn)], get(api::members::me))
+        // Platform
+        .route(
+            "/api/v1/tenants",
+            &[
+                (M::GET, Platform("tenant", "list")),
+                (M::POST, Platform("tenant", "create")),
+            ],
+            get(api::tenants::list_tenants).post(api::tenants::create_tenant),
+        )
+        // Tenant
+        .route(
+            "/api/v1/settings/sessions",
+            &[
+                (M::GET, Tenant("session_settings", "read")),
+                (M::PUT, TenantPerson("session_settings", "set")),
+            ],
+            get(api::settings::get_session_settings).put(api::settings::put_session_settings),
+        )
+        .route(
+            "/api/v1/sso/providers",
+            &[
+                (M::GET, Tenant("sso", "configure")),
+                (M::POST, TenantPerson("sso", "configure")),
+            ],
+            get(api::sso::list_providers).post(api::sso::create_provider),
+        )
+        .route(
+            "/api/v1/sso/providers/{id}",
+            &[
+                (M::PUT, TenantPerson("sso", "configure")),
+                (M::DELETE, TenantPerson("sso", "configure")),
+            ],
+            put(api::sso::update_provider).delete(api::sso::delete_provider),
+        )
+        .route(
+            "/static/autopost.js",
+            &[(M::GET, Public)],
+            get(pages::assets::autopost),
+        )
+        .route(
+            "/api/v1/members",
+            &[
+                (M::GET, Tenant("member", "list")),
+                (M::POST, Tenant("member", "invite")),
+            ],
+            get(api::members::list_members).post(api::members::invite_member),
+        )
+        .route(
+            "/api/v1/members/{user_id}",
+            &[
+                (M::PUT, TenantPerson("member", "change_role")),
+                (M::DELETE, TenantPerson("member", "change_role")),
+            ],
+            put(api::members::change_member_role).delete(api::members::remove_member),
+        )
+        .route(
+            "/api/v1/tokens",
+            &[
+                (M::GET, Tenant("api_token", "list")),
+                (M::POST, TenantPerson("api_token", "issue")),
+            ],
+            get(api::tokens::list_tokens).post(api::tokens::issue_token),
+        )
+        .route(
+            "/api/v1/tokens/{id}/revoke",
+            &[(M::POST, Tenant("api_token", "revoke"))],
+            post(api::tokens::revoke_token),
+        )
+        .route(
+            "/api/v1/audit",
+            &[(M::GET, Tenant("audit", "read"))],
+            get(api::audit::list_audit),
+        )
+        // Engine
+        .route(
+            "/api/v1/cases",
+            &[
+                (M::GET, Tenant("case", "read")),
+                (M::POST, Tenant("case", "write")),
+            ],
+            get(api::cases::list_cases).post(api::cases::open_case),
+        )
+        .route(
+            "/api/v1/cases/{id}",
+            &[(M::GET, Tenant("case", "read"))],
+            get(api::cases::get_case),
+        )
+        .route(
+            "/api/v1/cases/{id}/merge",
+            &[(M::POST, Tenant("case", "write"))],
+            post(api::cases::merge_case),
+        )
+        .route(
+            "/api/v1/cases/{id}/split",
+            &[(M::POST, Tenant("case", "write"))],
+            post(api::cases::split_case),
+        )
+        .route(
+            "/api/v1/cases/{id}/signals",
+            &[(M::GET, Tenant("case", "read"))],
+            get(api::cases::case_signals),
+        )
+        .route(
+            "/api/v1/iocs",
+            &[(M::GET, Tenant("case", "read"))],
+            get(api::iocs::list_iocs),
+        )
+        .route(
+            "/api/v1/iocs/import",
+            &[(M::POST, Tenant("ioc_list", "manage"))],
+            post(api::iocs::import_iocs),
+        )
+        .route(
+            "/api/v1/cases/{id}/drafts",
+            &[
+                (M::GET, Tenant("draft", "read")),
+                (M::POST, Tenant("case", "write")),
+            ],
+            get(api::drafts::list_drafts).post(api::drafts::generate_draft),
+        )
+        .route(
+            "/api/v1/cases/{id}/briefs",
+            &[(M::GET, Tenant("brief", "read_approved"))],
+            get(api::drafts::approved_briefs),
+        )
+        .route(
+            "/api/v1/drafts/{id}/approve",
+            &[(M::POST, Tenant("draft", "decide"))],
+            post(api::drafts::approve_draft),
+        )
+        .route(
+            "/api/v1/drafts/{id}/reject",
+            &[(M::POST, Tenant("draft", "decide"))],
+            post(api::drafts::reject_draft),
+        )
+        .route(
+            "/api/v1/cases/{id}/timeline",
+            &[(M::GET, Tenant("case", "read"))],
+            get(api::cases::case_timeline),
+        )
+        .route(
+            "/api/v1/cases/{id}/gates",
+            &[(M::POST, Tenant("gate", "request"))],
+            post(api::gates::request_gate),
+        )
+        .route(
+            "/api/v1/gates",
+            &[(M::GET, Tenant("gate", "read"))],
+            get(api::gates::list_gates),
+        )
+        .route(
+            "/api/v1/gates/{id}",
+            &[(M::GET, Tenant("gate", "read"))],
+            get(api::gates::get_gate),
+        )
+        .route(
+            "/api/v1/gates/{id}/approve",
+            &[(M::POST, Tenant("gate", "decide"))],
+            post(api::gates::approve_gate),
+        )
+        .route(
+            "/api/v1/gates/{id}/reject",
+            &[(M::POST, Tenant("gate", "decide"))],
+            post(api::gates::reject_gate),
+        )
+        .route(
+            "/api/v1/gates/{id}/edit",
+            &[(M::POST, Tenant("gate", "decide"))],
+            post(api::gates::edit_gate),
+        )
+        .route(
+            "/api/v1/kill-switch",
+            &[
+                (M::GET, Tenant("kill_switch", "read")),
+                (M::PUT, Tenant("kill_switch", "engage")),
+            ],
+            get(api::settings::get_kill_switch).put(api::settings::set_kill_switch),
+        )
+        .route(
+            "/api/v1/ingest/{id}",
+            &[(M::POST, Public)],
+            post(api::ingest::receive).layer(axum::extract::DefaultBodyLimit::max(api::ingest::BODY_LIMIT)),
+        )
+        .route(
+            "/api/v1/alerts",
+            &[(M::GET, Tenant("case", "read"))],
+            get(api::ingest::list),
+        )
+        .route(
+            "/api/v1/integrations",
+            &[
+                (M::GET, Tenant("integration", "read")),
+                (M::POST, Tenant("integration", "configure")),
+            ],
+            get(api::integrations::list).post(api::integrations::create),
+        )
+        .route(
+            "/api/v1/integrations/{id}",
+            &[(M::GET, Tenant("integration", "read"))],
+            get(api::integrations::get),
+        )
+        .route(
+            "/api/v1/integrations/{id}/credentials",
+            &[(M::POST, Tenant("credential", "set"))],
+            post(api::integrations::set_credential),
+        )
+        .route(
+            "/api/v1/integrations/{id}/credentials/revoke",
+            &[(M::POST, Tenant("credential", "revoke"))],
+            post(api::integrations::revoke_credential),
+        )
+        .route(
+            "/api/v1/data-key/rotate",
+            &[(M::POST, TenantPerson("data_key", "rotate"))],
+            post(api::integrations::rotate_data_key),
+        )
+        .route(
+            "/api/v1/integrations/{id}/scopes/{scope}",
+            &[(M::PUT, TenantPerson("integration_scope", "set"))],
+            axum::routing::put(api::integrations::set_scope),
+        )
+        .route(
+            "/api/v1/settings/gate-quorum",
+            &[
+                (M::GET, Tenant("gate", "read")),
+                (M::PUT, Tenant("gate_policy", "configure")),
+            ],
+            get(api::settings::get_quorum).put(api::settings::set_quorum),
+        )
+        .route(
+            "/api/v1/settings/correlation",
+            &[
+                (M::GET, Tenant("case", "read")),
+                (M::PUT, Tenant("correlation", "configure")),
+            ],
+            get(api::settings::get_correlation).put(api::settings::set_correlation),
+        )
+        .route(
+            "/api/v1/steps",
+            &[(M::GET, Tenant("case", "read"))],
+            get(api::steps::list_steps),
+        )
+        .route(
+            "/api/v1/steps/{id}/retry",
+            &[(M::POST, Tenant("step", "retry"))],
+            post(api::steps::retry_step),
+        )
+        .route(
+            "/api/v1/platform/kill-switch",
+            &[(M::PUT, Platform("platform_kill_switch", "set"))],
+            axum::routing::put(api::settings::set_platform_kill_switch),
+        );
+    (r.router, r.table)
+}
