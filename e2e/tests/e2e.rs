@@ -4,6 +4,8 @@
 
 #[path = "e2e/contract.rs"]
 mod contract;
+#[path = "e2e/correlation.rs"]
+mod correlation;
 #[path = "e2e/ingest_queue.rs"]
 mod ingest_queue;
 #[path = "e2e/keys.rs"]

@@ -31,6 +31,7 @@ mod m20261122_000020_session_limits;
 mod m20261122_000021_saml;
 mod m20261201_000022_sign_in_hardening;
 mod m20261201_000023_input_bounds;
+mod m20261202_000024_event_time;
 pub mod pg;
 
 /// Name of the PostgreSQL role the server runs every request as: owns nothing,
@@ -68,6 +69,7 @@ pub const TENANT_TABLES: &[&str] = &[
     "sso_logins",
     "sso_identities",
     "sso_assertions",
+    "entity_hosts",
 ];
 
 #[derive(Debug)]
@@ -100,6 +102,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261122_000021_saml::Migration),
             Box::new(m20261201_000022_sign_in_hardening::Migration),
             Box::new(m20261201_000023_input_bounds::Migration),
+            Box::new(m20261202_000024_event_time::Migration),
         ]
     }
 }

@@ -225,6 +225,11 @@ pub fn routes() -> (Router<AppState>, RouteTable) {
             get(api::cases::case_signals),
         )
         .route(
+            "/api/v1/cases/{id}/correlation",
+            &[(M::GET, Tenant("case", "read"))],
+            get(api::cases::case_correlation),
+        )
+        .route(
             "/api/v1/iocs",
             &[(M::GET, Tenant("case", "read"))],
             get(api::iocs::list_iocs),

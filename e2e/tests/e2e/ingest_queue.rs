@@ -170,6 +170,8 @@ async fn a_failed_batch_is_retried_delivery_by_delivery() {
         dedup_key: Set(key),
         raw: Set(alert("X")),
         received_at: Set(SystemClock.now()),
+        event_at: Set(None),
+        placed_by: Set("received".into()),
         observables_truncated: Set(0),
     }
     .insert(&*other)

@@ -1,22 +1,34 @@
 //! Correlation: alerts that share entities within a time window join one
-//! case — union-find over the entity graph, kept in the database. A new
-//! alert links to every open case holding an alert (within the window) that
-//! shares a linking entity; when that is several cases, they merge into the
-//! oldest. Provenance is kept: which entity joined each alert (and through
-//! which alert), and where a merged case went (`merged_into`, audited).
+//! case — union-find over the entity graph, kept in the database. Time is
+//! each alert's own event time ([`crate::pipeline::timeline::place`]), so a
+//! backfill of days, a poller catching up and out-of-order delivery give
+//! the cases live arrival gives: two alerts are linked when they share a
+//! linking entity and lie within the window of each other, and cases are
+//! the connected components of those links, whatever the arrival order.
+//! A new alert joins every open case holding such a sighting; when that is
+//! several cases, they merge into the oldest.
+//!
+//! An entity links by its weight: per kind and role ([`weight`]: the NAT
+//! address every agent reports weighs less than a device's own address),
+//! times a factor that falls as the entity's prevalence among the tenant's
+//! hosts rises ([`crate::pipeline::prevalence`]), unless the tenant ignores
+//! it. Provenance is kept: which entity joined each alert (and through
+//! which alert), where a merged case went (`merged_into`, audited), and
+//! [`explain`] says why each entity of a case did or did not link.
 
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::sea_query::{Alias, Cond, Expr, ExprTrait, OnConflict, Query, SelectStatement};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::sea_query::{Cond, Expr, ExprTrait, OnConflict, Query, SelectStatement};
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use uuid::Uuid;
 
 use crate::audit::{self, Actor, Event};
 use crate::engine::cases;
 use crate::engine::state::{CaseState, Severity};
-use crate::pipeline::observables::{Kind, Observable};
+use crate::pipeline::observables::{Kind, Observable, Role};
+use crate::pipeline::prevalence::{self, Noise, Prevalence};
 use crate::store::TenantTx;
 use crate::store::entity::{alert, case, case_alert, case_entity, observable, tenant_control};
 use crate::{Clock, Error, Result};
@@ -26,14 +38,55 @@ pub const WINDOW: Duration = Duration::hours(24);
 /// Entities weighing less do not link alerts on their own.
 pub const MIN_WEIGHT: f32 = 0.5;
 
-/// How strongly a shared entity says "same incident".
-pub fn weight(kind: Kind) -> f32 {
-    match kind {
-        Kind::Host | Kind::Domain | Kind::Url | Kind::FileHash => 1.0,
-        Kind::User | Kind::Email => 0.8,
-        Kind::Ip => 0.6,
-        // Process names (svchost.exe, bash) are shared by unrelated alerts.
-        Kind::Process => 0.3,
+/// How strongly a shared entity says "same incident", by its kind and its
+/// role in the alert (before prevalence). The defaults:
+///
+/// | kind | roles → weight |
+/// |---|---|
+/// | host | device, source 1.0 · destination 0.8 · infrastructure (a domain controller) 0.2 · reference 0 |
+/// | file hash | 1.0 |
+/// | url | 1.0 · reference (console links) 0 |
+/// | domain | destination, other 1.0 · account domain 0.1 · infrastructure (an ISP) 0.1 · reference 0 |
+/// | user, e-mail | person 0.8 · service account 0.2 |
+/// | ip | device, source 0.6 · destination, other 0.5 · nat 0.1 |
+/// | process | 0.3 (svchost.exe, bash are shared by unrelated alerts) |
+pub fn weight(kind: Kind, role: Role) -> f32 {
+    match (kind, role) {
+        (_, Role::Reference) => 0.0,
+        (Kind::Host, Role::Destination) => 0.8,
+        (Kind::Host, Role::Infrastructure) => 0.2,
+        (Kind::Host, _) => 1.0,
+        (Kind::FileHash | Kind::Url, _) => 1.0,
+        (Kind::Domain, Role::AccountDomain | Role::Infrastructure) => 0.1,
+        (Kind::Domain, _) => 1.0,
+        (Kind::User | Kind::Email, Role::Service) => 0.2,
+        (Kind::User | Kind::Email, _) => 0.8,
+        (Kind::Ip, Role::Nat) => 0.1,
+        (Kind::Ip, Role::Device | Role::Source) => 0.6,
+        (Kind::Ip, _) => 0.5,
+        (Kind::Process, _) => 0.3,
+    }
+}
+
+/// Whether an address is routable on the internet (not private, loopback,
+/// link-local, shared CGNAT space or documentation-only ranges other than
+/// those the corpus uses for outside attackers).
+pub fn is_public(ip: &str) -> bool {
+    match ip.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(a)) => {
+            let o = a.octets();
+            !(a.is_private()
+                || a.is_loopback()
+                || a.is_link_local()
+                || a.is_unspecified()
+                || a.is_broadcast()
+                || (o[0] == 100 && (64..128).contains(&o[1])))
+        }
+        Ok(std::net::IpAddr::V6(a)) => {
+            let s = a.segments();
+            !(a.is_loopback() || a.is_unspecified() || (s[0] & 0xfe00) == 0xfc00 || (s[0] & 0xffc0) == 0xfe80)
+        }
+        Err(_) => false,
     }
 }
 
@@ -43,12 +96,22 @@ pub fn weight(kind: Kind) -> f32 {
 pub struct Settings {
     /// Alerts further apart than this do not join one case (1 to 720 h).
     pub window_hours: i64,
+    /// Alerts sharing only a host join within this many hours (1 to 720;
+    /// never more than `window_hours`): a busy machine carries unrelated alerts the same
+    /// day; what an incident leaves on it (a hash, a domain, an account)
+    /// links for the whole window.
+    #[serde(default = "default_host_window")]
+    pub host_window_hours: i64,
     /// Entities weighing less do not link alerts (0 to 1).
     pub min_weight: f32,
-    /// Weight per entity kind (0 to 1); kinds not listed keep the default.
+    /// Weight (0 to 1) per entity kind (`ip`: every role of it) or per kind
+    /// and role (`ip/nat`); what is not listed keeps the default ([`weight`]).
     pub weights: BTreeMap<String, f32>,
     /// Entities that never link alerts (a shared proxy, a scanner).
     pub ignore: Vec<Ignored>,
+    /// How prevalence lowers a weight.
+    #[serde(default)]
+    pub noise: Noise,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,13 +121,22 @@ pub struct Ignored {
     pub value: String,
 }
 
+/// Hosts link alerts within this window by default.
+pub const HOST_WINDOW: Duration = Duration::hours(8);
+
+fn default_host_window() -> i64 {
+    HOST_WINDOW.num_hours()
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Settings {
             window_hours: WINDOW.num_hours(),
+            host_window_hours: HOST_WINDOW.num_hours(),
             min_weight: MIN_WEIGHT,
             weights: BTreeMap::new(),
             ignore: Vec::new(),
+            noise: Noise::default(),
         }
     }
 }
@@ -73,19 +145,53 @@ impl Settings {
     pub fn window(&self) -> Duration {
         Duration::hours(self.window_hours)
     }
-    pub fn weight(&self, kind: Kind) -> f32 {
-        self.weights
-            .get(kind.as_str())
-            .copied()
-            .unwrap_or_else(|| weight(kind))
+    /// The window within which an entity of this kind links alerts.
+    pub fn window_of(&self, kind: Kind) -> Duration {
+        match kind {
+            Kind::Host => Duration::hours(std::cmp::min(self.host_window_hours, self.window_hours)),
+            _ => self.window(),
+        }
     }
-    /// Whether this entity links alerts under these settings.
-    pub fn links(&self, o: &Observable) -> bool {
-        self.weight(o.kind) >= self.min_weight
-            && !self
-                .ignore
-                .iter()
-                .any(|i| i.kind == o.kind.as_str() && i.value == o.value)
+    /// The weight of an entity of this kind and role before prevalence.
+    pub fn weight(&self, kind: Kind, role: Role) -> f32 {
+        self.weights
+            .get(&format!("{}/{}", kind.as_str(), role.as_str()))
+            .or_else(|| self.weights.get(kind.as_str()))
+            .copied()
+            .unwrap_or_else(|| weight(kind, role))
+    }
+
+    fn ignored(&self, o: &Observable) -> bool {
+        self.ignore
+            .iter()
+            .any(|i| i.kind == o.kind.as_str() && i.value == o.value)
+    }
+
+    /// Whether the entity could link at all (its kind and role weigh
+    /// enough, the tenant does not ignore it): these are the entities whose
+    /// prevalence is kept.
+    pub fn may_link(&self, o: &Observable) -> bool {
+        self.weight(o.kind, o.role) >= self.min_weight && !self.ignored(o)
+    }
+
+    /// The entity's weight with its prevalence. A public address on the
+    /// source side keeps its weight however many hosts it reached: one
+    /// outside address against many of the tenant's machines is one
+    /// campaign (a brute force, a spray), where an inside address touching
+    /// everything is infrastructure (a scanner, a jump host).
+    pub fn effective_weight(&self, o: &Observable, p: &Prevalence) -> f32 {
+        if o.kind == Kind::Ip && o.role == Role::Source && is_public(&o.value) {
+            return self.weight(o.kind, o.role);
+        }
+        self.weight(o.kind, o.role)
+            * self
+                .noise
+                .multiplier(o.kind, o.role, p.hosts(o.kind, &o.value), p.tenant_hosts)
+    }
+
+    /// Whether this entity links alerts under these settings and prevalence.
+    pub fn links(&self, o: &Observable, p: &Prevalence) -> bool {
+        self.may_link(o) && self.effective_weight(o, p) >= self.min_weight
     }
 
     /// Checks ranges and normalizes the ignore list as extraction would.
@@ -93,11 +199,22 @@ impl Settings {
         if !(1..=720).contains(&self.window_hours) {
             return Err(Error::Invalid("window_hours must be 1 to 720".into()));
         }
+        if !(1..=720).contains(&self.host_window_hours) {
+            return Err(Error::Invalid("host_window_hours must be 1 to 720".into()));
+        }
         if !(0.0..=1.0).contains(&self.min_weight) {
             return Err(Error::Invalid("min_weight must be 0 to 1".into()));
         }
         for (k, w) in &self.weights {
-            k.parse::<Kind>()?;
+            match k.split_once('/') {
+                Some((kind, role)) => {
+                    kind.parse::<Kind>()?;
+                    role.parse::<Role>()?;
+                }
+                None => {
+                    k.parse::<Kind>()?;
+                }
+            }
             if !(0.0..=1.0).contains(w) {
                 return Err(Error::Invalid(format!("weight of {k} must be 0 to 1")));
             }
@@ -113,6 +230,7 @@ impl Settings {
         self.ignore
             .sort_by(|a, b| (&a.kind, &a.value).cmp(&(&b.kind, &b.value)));
         self.ignore.dedup();
+        self.noise = self.noise.validated()?;
         Ok(self)
     }
 }
@@ -188,14 +306,14 @@ pub fn title(raw: &Value) -> String {
     pick.unwrap_or_else(|| "Alert".to_owned())
 }
 
-/// Open cases in which a linking entity of the new alert was seen within
-/// the window (one indexed lookup per entity in `case_entities`).
-fn reachable(
-    tx: &TenantTx,
-    received_at: DateTime<Utc>,
-    window: Duration,
-    linking: &[&Observable],
-) -> SelectStatement {
+/// The hour of event time an index row belongs to.
+pub fn hour(at: DateTime<Utc>) -> i64 {
+    at.timestamp().div_euclid(3600)
+}
+
+/// Index rows of open cases holding a sighting of one of `linking` in the
+/// hours `lo..=hi` (one indexed lookup per entity and hour range).
+fn reachable(tx: &TenantTx, lo: i64, hi: i64, linking: &[&Observable]) -> SelectStatement {
     let tenant = tx.tenant().0;
     let mut any = Cond::any();
     for o in linking {
@@ -210,6 +328,8 @@ fn reachable(
             (case_entity::Entity, case_entity::Column::CaseId),
             (case_entity::Entity, case_entity::Column::Kind),
             (case_entity::Entity, case_entity::Column::Value),
+            (case_entity::Entity, case_entity::Column::FirstSeen),
+            (case_entity::Entity, case_entity::Column::LastSeen),
             (case_entity::Entity, case_entity::Column::Pointer),
             (case_entity::Entity, case_entity::Column::ViaAlert),
         ])
@@ -221,111 +341,166 @@ fn reachable(
         )
         .and_where(Expr::col((case_entity::Entity, case_entity::Column::TenantId)).eq(tenant))
         .and_where(Expr::col((case::Entity, case::Column::TenantId)).eq(tenant))
-        .and_where(Expr::col((case_entity::Entity, case_entity::Column::LastSeen)).gte(received_at - window))
+        .and_where(Expr::col((case_entity::Entity, case_entity::Column::Hour)).gte(lo))
+        .and_where(Expr::col((case_entity::Entity, case_entity::Column::Hour)).lte(hi))
         .and_where(Expr::col((case::Entity, case::Column::State)).eq(CaseState::Open.as_str()))
         .and_where(Expr::col((case::Entity, case::Column::MergedInto)).is_null())
         .cond_where(any)
         .to_owned()
 }
 
-/// Records that the alert's linking entities were seen in `case_id`.
-async fn index(
-    tx: &TenantTx,
-    case_id: Uuid,
-    alert_id: Uuid,
-    seen: DateTime<Utc>,
-    linking: &[&Observable],
-) -> Result<()> {
-    let mut rows: Vec<case_entity::ActiveModel> = Vec::with_capacity(linking.len());
-    for o in linking {
-        // One row per (kind, value): an alert may carry an entity twice.
-        if rows
-            .iter()
-            .any(|r| r.kind.as_ref() == o.kind.as_str() && r.value.as_ref() == &o.value)
-        {
-            continue;
-        }
-        rows.push(case_entity::ActiveModel {
-            tenant_id: Set(tx.tenant().0),
-            kind: Set(o.kind.as_str().to_owned()),
-            value: Set(o.value.clone()),
-            case_id: Set(case_id),
-            last_seen: Set(seen),
-            via_alert: Set(alert_id),
-            pointer: Set(o.pointer.clone()),
-        });
-    }
-    upsert_index(tx, rows).await
+/// Index rows for sightings: one per (entity, case, hour), spanning the
+/// first and last sighting, naming the alert of the last.
+#[derive(Debug, Default)]
+struct IndexRows<'a> {
+    rows: HashMap<IndexKey<'a>, Span<'a>>,
 }
 
-/// Upserts entity index rows: a later sighting rewrites the row.
+/// (kind, value, hour, case).
+type IndexKey<'a> = (Kind, &'a str, i64, Uuid);
+/// (first, last, alert of the last, its pointer).
+type Span<'a> = (DateTime<Utc>, DateTime<Utc>, Uuid, &'a str);
+
+impl<'a> IndexRows<'a> {
+    fn add(&mut self, o: &'a Observable, case_id: Uuid, at: DateTime<Utc>, alert: Uuid) {
+        let e = self
+            .rows
+            .entry((o.kind, o.value.as_str(), hour(at), case_id))
+            .or_insert((at, at, alert, o.pointer.as_str()));
+        if at < e.0 {
+            e.0 = at;
+        }
+        if at > e.1 {
+            e.1 = at;
+            e.2 = alert;
+            e.3 = o.pointer.as_str();
+        }
+    }
+
+    async fn write(self, tx: &TenantTx) -> Result<()> {
+        // In key order: concurrent writers of the same rows lock them in one order.
+        let mut rows: Vec<_> = self.rows.into_iter().collect();
+        rows.sort_by(|a, b| a.0.cmp(&b.0));
+        let models: Vec<case_entity::ActiveModel> = rows
+            .into_iter()
+            .map(
+                |((kind, value, hour, case_id), (first, last, via, pointer))| case_entity::ActiveModel {
+                    tenant_id: Set(tx.tenant().0),
+                    kind: Set(kind.as_str().to_owned()),
+                    value: Set(value.to_owned()),
+                    hour: Set(hour),
+                    case_id: Set(case_id),
+                    first_seen: Set(first),
+                    last_seen: Set(last),
+                    via_alert: Set(via),
+                    pointer: Set(pointer.to_owned()),
+                },
+            )
+            .collect();
+        for chunk in models.chunks(CHUNK) {
+            upsert_index(tx, chunk.to_vec()).await?;
+        }
+        Ok(())
+    }
+}
+
+/// On a conflict, the row spans both sightings (first = the earlier, last =
+/// the later with its alert and pointer); a row already spanning the new
+/// one is not rewritten.
+fn merge_on_conflict() -> OnConflict {
+    let t = "case_entities";
+    let later = format!("excluded.last_seen > {t}.last_seen");
+    OnConflict::columns([
+        case_entity::Column::TenantId,
+        case_entity::Column::Kind,
+        case_entity::Column::Value,
+        case_entity::Column::Hour,
+        case_entity::Column::CaseId,
+    ])
+    .value(
+        case_entity::Column::FirstSeen,
+        Expr::cust(format!(
+            "CASE WHEN excluded.first_seen < {t}.first_seen THEN excluded.first_seen ELSE {t}.first_seen END"
+        )),
+    )
+    .value(
+        case_entity::Column::LastSeen,
+        Expr::cust(format!(
+            "CASE WHEN {later} THEN excluded.last_seen ELSE {t}.last_seen END"
+        )),
+    )
+    .value(
+        case_entity::Column::ViaAlert,
+        Expr::cust(format!(
+            "CASE WHEN {later} THEN excluded.via_alert ELSE {t}.via_alert END"
+        )),
+    )
+    .value(
+        case_entity::Column::Pointer,
+        Expr::cust(format!(
+            "CASE WHEN {later} THEN excluded.pointer ELSE {t}.pointer END"
+        )),
+    )
+    .action_and_where(Expr::cust(format!(
+        "excluded.first_seen < {t}.first_seen OR {later}"
+    )))
+    .to_owned()
+}
+
+/// Upserts entity index rows (spans merge).
 async fn upsert_index(tx: &TenantTx, rows: Vec<case_entity::ActiveModel>) -> Result<()> {
     if rows.is_empty() {
         return Ok(());
     }
     case_entity::Entity::insert_many(rows)
-        .on_conflict(
-            OnConflict::columns([
-                case_entity::Column::TenantId,
-                case_entity::Column::Kind,
-                case_entity::Column::Value,
-                case_entity::Column::CaseId,
-            ])
-            .update_columns([
-                case_entity::Column::LastSeen,
-                case_entity::Column::ViaAlert,
-                case_entity::Column::Pointer,
-            ])
-            // Only a later sighting rewrites the row (no new row version
-            // per alert of a batch that shares the entity).
-            .action_and_where(
-                Expr::col((case_entity::Entity, case_entity::Column::LastSeen))
-                    .lt(Expr::col((Alias::new("excluded"), case_entity::Column::LastSeen))),
-            )
-            .to_owned(),
-        )
+        .on_conflict(merge_on_conflict())
         .exec_without_returning(&**tx)
         .await?;
     Ok(())
 }
 
-/// Moves a merged-away case's index rows to the survivor (latest sighting wins).
+/// Moves a merged-away case's index rows to the survivor (spans merge).
 async fn merge_index(tx: &TenantTx, from: Uuid, into: Uuid) -> Result<()> {
-    let rows = case_entity::Entity::find()
-        .filter(case_entity::Column::TenantId.eq(tx.tenant().0))
-        .filter(case_entity::Column::CaseId.eq(from))
-        .all(&**tx)
-        .await?;
-    for r in rows {
-        let existing = case_entity::Entity::find_by_id((r.tenant_id, r.kind.clone(), r.value.clone(), into))
-            .one(&**tx)
-            .await?;
-        match existing {
-            Some(e) if e.last_seen >= r.last_seen => {}
-            Some(_) => {
-                case_entity::Entity::update_many()
-                    .col_expr(case_entity::Column::LastSeen, Expr::value(r.last_seen))
-                    .col_expr(case_entity::Column::ViaAlert, Expr::value(r.via_alert))
-                    .col_expr(case_entity::Column::Pointer, Expr::value(r.pointer.clone()))
-                    .filter(case_entity::Column::TenantId.eq(r.tenant_id))
-                    .filter(case_entity::Column::Kind.eq(r.kind.clone()))
-                    .filter(case_entity::Column::Value.eq(r.value.clone()))
-                    .filter(case_entity::Column::CaseId.eq(into))
-                    .exec(&**tx)
-                    .await?;
-            }
-            None => {
-                case_entity::ActiveModel {
-                    case_id: Set(into),
-                    ..case_entity::ActiveModel::from(r.clone())
-                }
-                .insert(&**tx)
-                .await?;
-            }
-        }
-    }
+    let tenant = tx.tenant().0;
+    let select = Query::select()
+        .columns([
+            case_entity::Column::TenantId,
+            case_entity::Column::Kind,
+            case_entity::Column::Value,
+            case_entity::Column::Hour,
+        ])
+        .expr(Expr::val(into))
+        .columns([
+            case_entity::Column::FirstSeen,
+            case_entity::Column::LastSeen,
+            case_entity::Column::ViaAlert,
+            case_entity::Column::Pointer,
+        ])
+        .from(case_entity::Entity)
+        .and_where(Expr::col(case_entity::Column::TenantId).eq(tenant))
+        .and_where(Expr::col(case_entity::Column::CaseId).eq(from))
+        .to_owned();
+    let insert = Query::insert()
+        .into_table(case_entity::Entity)
+        .columns([
+            case_entity::Column::TenantId,
+            case_entity::Column::Kind,
+            case_entity::Column::Value,
+            case_entity::Column::Hour,
+            case_entity::Column::CaseId,
+            case_entity::Column::FirstSeen,
+            case_entity::Column::LastSeen,
+            case_entity::Column::ViaAlert,
+            case_entity::Column::Pointer,
+        ])
+        .select_from(select)
+        .map_err(|e| Error::Invalid(format!("merge index: {e}")))?
+        .on_conflict(merge_on_conflict())
+        .to_owned();
+    let backend = tx.get_database_backend();
+    tx.execute_raw(backend.build(&insert)).await?;
     case_entity::Entity::delete_many()
-        .filter(case_entity::Column::TenantId.eq(tx.tenant().0))
+        .filter(case_entity::Column::TenantId.eq(tenant))
         .filter(case_entity::Column::CaseId.eq(from))
         .exec(&**tx)
         .await?;
@@ -395,16 +570,26 @@ pub fn group<K: std::hash::Hash + Eq + Clone>(
     entities: &[Vec<K>],
     window: Duration,
 ) -> Vec<usize> {
+    group_by(times, entities, |_| window)
+}
+
+/// [`group`] with a window per entity (a host links for less time than a
+/// file hash: a busy machine carries unrelated alerts the same day).
+pub fn group_by<K: std::hash::Hash + Eq + Clone>(
+    times: &[DateTime<Utc>],
+    entities: &[Vec<K>],
+    window: impl Fn(&K) -> Duration,
+) -> Vec<usize> {
     let n = times.len().min(entities.len());
     let mut order: Vec<usize> = (0..n).collect();
     order.sort_by_key(|&i| (times[i], i));
     let mut uf = UnionFind::new(n);
-    let mut last: std::collections::HashMap<K, usize> = std::collections::HashMap::new();
+    let mut last: HashMap<K, usize> = HashMap::new();
     for &i in &order {
         for e in &entities[i] {
             match last.get_mut(e) {
                 Some(prev) => {
-                    if times[i] - times[*prev] <= window {
+                    if times[i] - times[*prev] <= window(e) {
                         uf.union(i, *prev);
                     }
                     *prev = i;
@@ -416,7 +601,7 @@ pub fn group<K: std::hash::Hash + Eq + Clone>(
         }
     }
     // Name each group by its earliest member.
-    let mut first: std::collections::HashMap<usize, usize> = std::collections::HashMap::new();
+    let mut first: HashMap<usize, usize> = HashMap::new();
     let mut out = vec![0; n];
     for &i in &order {
         let r = uf.find(i);
@@ -431,95 +616,123 @@ pub struct NewAlert<'a> {
     pub id: Uuid,
     pub raw: &'a Value,
     pub observables: &'a [Observable],
+    /// Where it sits in time ([`crate::pipeline::timeline::place`]).
+    pub at: DateTime<Utc>,
 }
 
 /// Rows per multi-row INSERT (stays under SQLite's and PostgreSQL's bind
 /// parameter limits for the widest table written here).
 const CHUNK: usize = 1_000;
 
-/// Places the newly stored alerts of one delivery (all received at
-/// `received_at`) in cases; returns each alert's case. The same rule as one
-/// alert at a time, in a fixed number of statements per delivery: the
-/// delivery's alerts are grouped in memory ([`group`]); ONE indexed lookup
-/// per 200 distinct entities finds the open cases they reach; each group
-/// joins the oldest case it reaches (the others merge into it, audited) or
-/// opens one; then the case links and the entity index are written with
-/// multi-row INSERTs. Each alert's provenance names the entity (and alert)
-/// it joined by. The caller marks the touched cases updated ([`touch`]).
+/// A sighting of an entity in an open case, from the index.
+#[derive(Debug, Clone)]
+struct Sighting {
+    case_id: Uuid,
+    first: DateTime<Utc>,
+    last: DateTime<Utc>,
+    why: Value,
+}
+
+/// Places the newly stored alerts of one delivery in cases; returns each
+/// alert's case. The same rule as one alert at a time, in a fixed number of
+/// statements per delivery: the delivery's (entity, host) pairs are
+/// recorded and the prevalence of its entities read ([`prevalence`]); the
+/// alerts are grouped in memory on their event times ([`group`]); ONE
+/// indexed lookup per 200 distinct entities finds the open cases holding a
+/// sighting within the window of the delivery's times, and each alert is
+/// checked against each sighting exactly; each group joins the oldest case
+/// it reaches (the others merge into it, audited) or opens one; then the
+/// case links and the entity index are written with multi-row INSERTs.
+/// Each alert's provenance names the entity (and alert) it joined by. The
+/// caller marks the touched cases updated ([`touch`]).
 pub async fn correlate_batch(
     tx: &TenantTx,
     clock: &dyn Clock,
     settings: &Settings,
-    received_at: DateTime<Utc>,
     alerts: &[NewAlert<'_>],
 ) -> Result<Vec<Uuid>> {
-    use std::collections::HashMap;
     let n = alerts.len();
     let now = clock.now();
+    let window = settings.window();
+    serialize_tenant(tx).await?;
+    let placed: Vec<(DateTime<Utc>, &[Observable])> = alerts.iter().map(|a| (a.at, a.observables)).collect();
+    let prevalence = prevalence::observe(tx, &settings.noise, &placed, |o| settings.may_link(o)).await?;
+    unlink_noise(tx, clock, settings, alerts, &prevalence).await?;
     let linking: Vec<Vec<&Observable>> = alerts
         .iter()
-        .map(|a| a.observables.iter().filter(|o| settings.links(o)).collect())
+        .map(|a| {
+            let mut l: Vec<&Observable> = Vec::new();
+            for o in a.observables {
+                // An alert may carry an entity twice: once is enough.
+                if settings.links(o, &prevalence) && !l.iter().any(|x| x.kind == o.kind && x.value == o.value)
+                {
+                    l.push(o);
+                }
+            }
+            l
+        })
         .collect();
     let keys: Vec<Vec<(Kind, &str)>> = linking
         .iter()
         .map(|l| l.iter().map(|o| (o.kind, o.value.as_str())).collect())
         .collect();
-    let roots = group(&vec![received_at; n], &keys, settings.window());
-    serialize_tenant(tx).await?;
+    let times: Vec<DateTime<Utc>> = alerts.iter().map(|a| a.at).collect();
+    let roots = group_by(&times, &keys, |(k, _)| settings.window_of(*k));
 
-    // The first two alerts of the delivery carrying each entity (with that
-    // alert's pointer): provenance inside the delivery.
-    type Carriers<'o> = ((usize, &'o str), Option<(usize, &'o str)>);
-    let mut carriers: HashMap<(Kind, &str), Carriers<'_>> = HashMap::new();
+    // For provenance inside the delivery: per entity, its carriers in time
+    // order (alert index, pointer).
+    let mut carriers: HashMap<(Kind, &str), Vec<(usize, &str)>> = HashMap::new();
     let mut distinct: Vec<&Observable> = Vec::new();
-    for (i, l) in linking.iter().enumerate() {
-        for o in l {
-            match carriers.get_mut(&(o.kind, o.value.as_str())) {
-                None => {
-                    carriers.insert((o.kind, o.value.as_str()), ((i, o.pointer.as_str()), None));
-                    distinct.push(o);
-                }
-                Some((first, second)) => {
-                    if first.0 != i && second.is_none() {
-                        *second = Some((i, o.pointer.as_str()));
-                    }
-                }
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by_key(|&i| (times[i], i));
+    for &i in &order {
+        for o in &linking[i] {
+            let c = carriers.entry((o.kind, o.value.as_str())).or_default();
+            if c.is_empty() {
+                distinct.push(o);
+            }
+            c.push((i, o.pointer.as_str()));
+        }
+    }
+
+    // Sightings in open cases within the window of the delivery's times.
+    let mut hits: HashMap<(Kind, String), Vec<Sighting>> = HashMap::new();
+    if let (Some(lo), Some(hi)) = (times.iter().min(), times.iter().max()) {
+        let (lo, hi) = (hour(*lo - window), hour(*hi + window));
+        let backend = tx.get_database_backend();
+        for chunk in distinct.chunks(200) {
+            let rows = tx
+                .query_all_raw(backend.build(&reachable(tx, lo, hi, chunk)))
+                .await?;
+            for r in rows {
+                let kind: String = r.try_get("", "kind")?;
+                let Ok(kind) = kind.parse::<Kind>() else {
+                    continue;
+                };
+                let value: String = r.try_get("", "value")?;
+                let why = json!({
+                    "kind": kind.as_str(),
+                    "value": value,
+                    "pointer": r.try_get::<String>("", "pointer")?,
+                    "via_alert": r.try_get::<Uuid>("", "via_alert")?,
+                });
+                hits.entry((kind, value)).or_default().push(Sighting {
+                    case_id: r.try_get("", "case_id")?,
+                    first: r.try_get("", "first_seen")?,
+                    last: r.try_get("", "last_seen")?,
+                    why,
+                });
             }
         }
     }
 
-    // Open cases the delivery's entities reach (within the window).
-    let mut hits: HashMap<(Kind, String), Vec<(Uuid, Value)>> = HashMap::new();
-    let backend = tx.get_database_backend();
-    for chunk in distinct.chunks(200) {
-        let rows = tx
-            .query_all_raw(backend.build(&reachable(tx, received_at, settings.window(), chunk)))
-            .await?;
-        for r in rows {
-            let kind: String = r.try_get("", "kind")?;
-            let Ok(kind) = kind.parse::<Kind>() else {
-                continue;
-            };
-            let value: String = r.try_get("", "value")?;
-            let why = json!({
-                "kind": kind.as_str(),
-                "value": value,
-                "pointer": r.try_get::<String>("", "pointer")?,
-                "via_alert": r.try_get::<Uuid>("", "via_alert")?,
-            });
-            hits.entry((kind, value))
-                .or_default()
-                .push((r.try_get::<Uuid>("", "case_id")?, why));
-        }
-    }
-
     let mut members: HashMap<usize, Vec<usize>> = HashMap::new();
-    let mut order: Vec<usize> = Vec::new();
-    for (i, &r) in roots.iter().enumerate() {
+    let mut group_order: Vec<usize> = Vec::new();
+    for &i in &order {
         members
-            .entry(r)
+            .entry(roots[i])
             .or_insert_with(|| {
-                order.push(r);
+                group_order.push(roots[i]);
                 Vec::new()
             })
             .push(i);
@@ -542,7 +755,7 @@ pub async fn correlate_batch(
     };
     let mut case_of = vec![Uuid::nil(); n];
     let mut joined: Vec<Option<Value>> = vec![None; n];
-    for root in order {
+    for root in group_order {
         let group = &members[&root];
         let mut found: Vec<(case::Model, Value)> = Vec::new();
         let mut own: HashMap<usize, Value> = HashMap::new();
@@ -551,9 +764,15 @@ pub async fn correlate_batch(
                 let Some(hs) = hits.get(&(o.kind, o.value.clone())) else {
                     continue;
                 };
-                for (cid, why) in hs {
-                    own.entry(i).or_insert_with(|| why.clone());
-                    let cid = follow(&redirected, *cid);
+                for h in hs {
+                    // Exact: some sighting of this hour row lies within the
+                    // window of the alert's time (rows span < 1 h <= window).
+                    let w = settings.window_of(o.kind);
+                    if h.first > times[i] + w || h.last < times[i] - w {
+                        continue;
+                    }
+                    own.entry(i).or_insert_with(|| h.why.clone());
+                    let cid = follow(&redirected, h.case_id);
                     if found.iter().any(|(f, _)| f.id == cid) {
                         continue;
                     }
@@ -568,7 +787,7 @@ pub async fn correlate_batch(
                     if c.state != CaseState::Open.as_str() || found.iter().any(|(f, _)| f.id == c.id) {
                         continue;
                     }
-                    found.push((c, why.clone()));
+                    found.push((c, h.why.clone()));
                 }
             }
         }
@@ -592,15 +811,21 @@ pub async fn correlate_batch(
                 if found.is_empty() && k == 0 {
                     return None; // it opened the case
                 }
-                // Joined through another alert of this delivery sharing an entity.
+                // Joined through another alert of this delivery sharing an
+                // entity within the window (the nearest such carrier).
                 linking[i].iter().find_map(|o| {
-                    let (first, second) = carriers.get(&(o.kind, o.value.as_str()))?;
-                    let (j, pointer) = if first.0 != i { *first } else { (*second)? };
+                    let c = carriers.get(&(o.kind, o.value.as_str()))?;
+                    let (j, pointer) = c
+                        .iter()
+                        .filter(|(j, _)| {
+                            *j != i && (times[*j] - times[i]).abs() <= settings.window_of(o.kind)
+                        })
+                        .min_by_key(|(j, _)| (times[*j] - times[i]).abs())?;
                     Some(json!({
                         "kind": o.kind.as_str(),
                         "value": o.value,
                         "pointer": pointer,
-                        "via_alert": alerts[j].id,
+                        "via_alert": alerts[*j].id,
                     }))
                 })
             });
@@ -626,33 +851,281 @@ pub async fn correlate_batch(
             .exec_without_returning(&**tx)
             .await?;
     }
-    // The entity index: one row per (entity, case), naming the last alert
-    // of the delivery that carried it.
-    let mut index_rows: HashMap<(Kind, &str, Uuid), case_entity::ActiveModel> = HashMap::new();
+    let mut index = IndexRows::default();
     for (i, l) in linking.iter().enumerate() {
         for o in l {
-            index_rows.insert(
-                (o.kind, o.value.as_str(), case_of[i]),
-                case_entity::ActiveModel {
-                    tenant_id: Set(tx.tenant().0),
-                    kind: Set(o.kind.as_str().to_owned()),
-                    value: Set(o.value.clone()),
-                    case_id: Set(case_of[i]),
-                    last_seen: Set(received_at),
-                    via_alert: Set(alerts[i].id),
-                    pointer: Set(o.pointer.clone()),
-                },
-            );
+            index.add(o, case_of[i], times[i], alerts[i].id);
         }
     }
-    // In key order: concurrent writers of the same rows lock them in one order.
-    let mut index_rows: Vec<_> = index_rows.into_iter().collect();
-    index_rows.sort_by_key(|(k, _)| *k);
-    let index_rows: Vec<case_entity::ActiveModel> = index_rows.into_iter().map(|(_, r)| r).collect();
-    for chunk in index_rows.chunks(CHUNK) {
-        upsert_index(tx, chunk.to_vec()).await?;
-    }
+    index.write(tx).await?;
     Ok(case_of)
+}
+
+/// Entities of this delivery that could link but, by their prevalence, no
+/// longer do: where they still hold open cases together (they linked
+/// while they were rare — the first days of a tenant, the start of a
+/// backfill), their index rows go and each such case is correlated again
+/// without them; alerts that no longer belong together split into cases of
+/// their own (audited, provenance kept). Cases a person merged or split
+/// are left as the person left them.
+async fn unlink_noise(
+    tx: &TenantTx,
+    clock: &dyn Clock,
+    settings: &Settings,
+    alerts: &[NewAlert<'_>],
+    p: &Prevalence,
+) -> Result<()> {
+    let mut noisy: Vec<&Observable> = Vec::new();
+    for a in alerts {
+        for o in a.observables {
+            if settings.may_link(o)
+                && !settings.links(o, p)
+                && !noisy.iter().any(|x| x.kind == o.kind && x.value == o.value)
+            {
+                noisy.push(o);
+            }
+        }
+    }
+    if noisy.is_empty() {
+        return Ok(());
+    }
+    let backend = tx.get_database_backend();
+    let mut held: Vec<Uuid> = Vec::new();
+    let mut reasons: HashMap<Uuid, Vec<Value>> = HashMap::new();
+    for chunk in noisy.chunks(200) {
+        let rows = tx
+            .query_all_raw(backend.build(&reachable(tx, i64::MIN, i64::MAX, chunk)))
+            .await?;
+        if rows.is_empty() {
+            continue;
+        }
+        for r in rows {
+            let case_id: Uuid = r.try_get("", "case_id")?;
+            let kind: String = r.try_get("", "kind")?;
+            let value: String = r.try_get("", "value")?;
+            if !held.contains(&case_id) {
+                held.push(case_id);
+            }
+            let Ok(k) = kind.parse::<Kind>() else { continue };
+            let why = json!({"kind": kind, "value": value, "hosts": p.hosts(k, &value), "tenant_hosts": p.tenant_hosts});
+            let list = reasons.entry(case_id).or_default();
+            if !list.contains(&why) {
+                list.push(why);
+            }
+        }
+        let mut any = Cond::any();
+        for o in chunk {
+            any = any.add(
+                Cond::all()
+                    .add(case_entity::Column::Kind.eq(o.kind.as_str()))
+                    .add(case_entity::Column::Value.eq(o.value.clone())),
+            );
+        }
+        case_entity::Entity::delete_many()
+            .filter(case_entity::Column::TenantId.eq(tx.tenant().0))
+            .filter(any)
+            .exec(&**tx)
+            .await?;
+    }
+    held.sort();
+    for case_id in held {
+        resplit(
+            tx,
+            clock,
+            settings,
+            case_id,
+            reasons.remove(&case_id).unwrap_or_default(),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Correlates one case's alerts again under the current rules; splits off
+/// every group that no longer links to the group of its first alert.
+async fn resplit(
+    tx: &TenantTx,
+    clock: &dyn Clock,
+    settings: &Settings,
+    case_id: Uuid,
+    because: Vec<Value>,
+) -> Result<()> {
+    let contents = case_contents(tx, case_id).await?;
+    let person = alerts_of(tx, case_id)
+        .await?
+        .iter()
+        .any(|(_, j)| j.as_ref().is_some_and(|j| j.get("by").is_some()));
+    if person || contents.len() < 2 {
+        return Ok(());
+    }
+    let p = case_prevalence(tx, settings, &contents).await?;
+    let keys: Vec<Vec<(Kind, &str)>> = contents
+        .iter()
+        .map(|(_, obs)| {
+            obs.iter()
+                .filter(|o| settings.links(o, &p))
+                .map(|o| (o.kind, o.value.as_str()))
+                .collect()
+        })
+        .collect();
+    let times: Vec<DateTime<Utc>> = contents.iter().map(|(a, _)| placed_at(a)).collect();
+    let roots = group_by(&times, &keys, |(k, _)| settings.window_of(*k));
+    let keep = roots[0];
+    let mut parts: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for (i, r) in roots.iter().enumerate() {
+        if *r != keep {
+            parts.entry(*r).or_default().push(i);
+        }
+    }
+    if parts.is_empty() {
+        return reindex(tx, case_id, settings).await;
+    }
+    let c = cases::model(tx, case_id).await?;
+    let severity: Severity = c.severity.parse()?;
+    let system = Actor {
+        label: "system:correlation".into(),
+        role: None,
+        source_ip: None,
+    };
+    let now = clock.now();
+    let mut new_cases = Vec::new();
+    for (_, members) in parts {
+        let raw: Value = serde_json::from_str(&contents[members[0]].0.raw).unwrap_or(Value::Null);
+        let new = cases::open(tx, clock, &system, &title(&raw), severity).await?;
+        let ids: Vec<Uuid> = members.iter().map(|&i| contents[i].0.id).collect();
+        case_alert::Entity::update_many()
+            .col_expr(case_alert::Column::CaseId, Expr::value(new.id))
+            .col_expr(
+                case_alert::Column::JoinedBy,
+                Expr::value(json!({"split_from": case_id, "unlinked": because})),
+            )
+            .col_expr(case_alert::Column::JoinedAt, Expr::value(now))
+            .filter(case_alert::Column::TenantId.eq(tx.tenant().0))
+            .filter(case_alert::Column::AlertId.is_in(ids.clone()))
+            .exec(&**tx)
+            .await?;
+        reindex(tx, new.id, settings).await?;
+        // The part may belong with another open case now (it would have
+        // joined it, had the entity that glued it been known as noise).
+        let into = rejoin(tx, clock, settings, new.id, case_id, &contents, &members, &p).await?;
+        new_cases.push(json!({"case": into, "alerts": ids}));
+    }
+    reindex(tx, case_id, settings).await?;
+    touch(tx, &[case_id], now).await?;
+    audit::record(
+        tx,
+        clock,
+        &system,
+        Event {
+            action: "case.split",
+            target: format!("case:{case_id}"),
+            summary: json!({"by": "correlation", "because": {"no_longer_linking": because}, "new_cases": new_cases}),
+        },
+    )
+    .await
+}
+
+/// Joins a split-off part (`members` of `contents`, now case `part`) to the
+/// open cases its linking entities reach (other than the case it left);
+/// the oldest survives. Returns where the part's alerts are.
+#[allow(clippy::too_many_arguments)]
+async fn rejoin(
+    tx: &TenantTx,
+    clock: &dyn Clock,
+    settings: &Settings,
+    part: Uuid,
+    left: Uuid,
+    contents: &[(alert::Model, Vec<Observable>)],
+    members: &[usize],
+    p: &Prevalence,
+) -> Result<Uuid> {
+    let mut linking: Vec<&Observable> = Vec::new();
+    let mut lo: Option<DateTime<Utc>> = None;
+    let mut hi: Option<DateTime<Utc>> = None;
+    for &i in members {
+        let at = placed_at(&contents[i].0);
+        lo = Some(lo.map_or(at, |x| std::cmp::min(x, at)));
+        hi = Some(hi.map_or(at, |x| std::cmp::max(x, at)));
+        for o in &contents[i].1 {
+            if settings.links(o, p) && !linking.iter().any(|x| x.kind == o.kind && x.value == o.value) {
+                linking.push(o);
+            }
+        }
+    }
+    let (Some(lo), Some(hi)) = (lo, hi) else {
+        return Ok(part);
+    };
+    let window = settings.window();
+    let backend = tx.get_database_backend();
+    let mut found: Vec<(case::Model, Value)> = Vec::new();
+    for chunk in linking.chunks(200) {
+        let rows = tx
+            .query_all_raw(backend.build(&reachable(tx, hour(lo - window), hour(hi + window), chunk)))
+            .await?;
+        for r in rows {
+            let cid: Uuid = r.try_get("", "case_id")?;
+            if cid == part || cid == left || found.iter().any(|(c, _)| c.id == cid) {
+                continue;
+            }
+            let kind: String = r.try_get("", "kind")?;
+            let Ok(kind) = kind.parse::<Kind>() else { continue };
+            let (first, last): (DateTime<Utc>, DateTime<Utc>) =
+                (r.try_get("", "first_seen")?, r.try_get("", "last_seen")?);
+            let w = settings.window_of(kind);
+            let value: String = r.try_get("", "value")?;
+            let near = members.iter().any(|&i| {
+                let at = placed_at(&contents[i].0);
+                first <= at + w
+                    && last >= at - w
+                    && contents[i].1.iter().any(|o| o.kind == kind && o.value == value)
+            });
+            if !near {
+                continue;
+            }
+            let c = survivor(tx, cid).await?;
+            if c.state != CaseState::Open.as_str()
+                || c.id == part
+                || c.id == left
+                || found.iter().any(|(f, _)| f.id == c.id)
+            {
+                continue;
+            }
+            let why = json!({"kind": kind.as_str(), "value": value, "pointer": r.try_get::<String>("", "pointer")?, "via_alert": r.try_get::<Uuid>("", "via_alert")?});
+            found.push((c, why));
+        }
+    }
+    if found.is_empty() {
+        return Ok(part);
+    }
+    let me = cases::model(tx, part).await?;
+    found.push((me, Value::Null));
+    found.sort_by_key(|(c, _)| (c.created_at, c.id));
+    let keep = found[0].0.id;
+    let system = Actor {
+        label: "system:correlation".into(),
+        role: None,
+        source_ip: None,
+    };
+    let now = clock.now();
+    let via = found
+        .iter()
+        .find(|(_, w)| !w.is_null())
+        .map(|(_, w)| w.clone())
+        .unwrap_or(Value::Null);
+    for (other, _) in found.iter().skip(1) {
+        absorb(
+            tx,
+            clock,
+            &system,
+            contents[members[0]].0.id,
+            other.id,
+            keep,
+            &via,
+            now,
+        )
+        .await?;
+    }
+    Ok(keep)
 }
 
 /// Correlation of one tenant runs one delivery at a time (PostgreSQL: a
@@ -729,13 +1202,8 @@ pub async fn touch(tx: &TenantTx, cases: &[Uuid], now: DateTime<Utc>) -> Result<
     Ok(())
 }
 
-/// Rebuilds a case's entity index from its alerts (after a split).
-async fn reindex(tx: &TenantTx, case_id: Uuid, settings: &Settings) -> Result<()> {
-    case_entity::Entity::delete_many()
-        .filter(case_entity::Column::TenantId.eq(tx.tenant().0))
-        .filter(case_entity::Column::CaseId.eq(case_id))
-        .exec(&**tx)
-        .await?;
+/// A case's alerts (by event time) with their observables.
+async fn case_contents(tx: &TenantTx, case_id: Uuid) -> Result<Vec<(alert::Model, Vec<Observable>)>> {
     let links = case_alert::Entity::find()
         .filter(case_alert::Column::TenantId.eq(tx.tenant().0))
         .filter(case_alert::Column::CaseId.eq(case_id))
@@ -746,26 +1214,200 @@ async fn reindex(tx: &TenantTx, case_id: Uuid, settings: &Settings) -> Result<()
         .filter(alert::Column::Id.is_in(links.iter().map(|l| l.alert_id)))
         .all(&**tx)
         .await?;
-    alerts.sort_by_key(|a| (a.received_at, a.id));
-    for a in alerts {
-        let obs: Vec<Observable> = observable::Entity::find()
+    alerts.sort_by_key(|a| (placed_at(a), a.id));
+    let mut obs: HashMap<Uuid, Vec<Observable>> = HashMap::new();
+    for chunk in alerts.chunks(500) {
+        let rows = observable::Entity::find()
             .filter(observable::Column::TenantId.eq(tx.tenant().0))
-            .filter(observable::Column::AlertId.eq(a.id))
+            .filter(observable::Column::AlertId.is_in(chunk.iter().map(|a| a.id)))
             .all(&**tx)
-            .await?
-            .into_iter()
-            .filter_map(|o| {
-                Some(Observable {
-                    kind: o.kind.parse().ok()?,
-                    value: o.value,
-                    pointer: o.pointer,
-                })
-            })
-            .collect();
-        let linking: Vec<&Observable> = obs.iter().filter(|o| settings.links(o)).collect();
-        index(tx, case_id, a.id, a.received_at, &linking).await?;
+            .await?;
+        for o in rows {
+            if let Ok(kind) = o.kind.parse() {
+                obs.entry(o.alert_id)
+                    .or_default()
+                    .push(Observable::stored(kind, o.value, o.pointer));
+            }
+        }
     }
-    Ok(())
+    Ok(alerts
+        .into_iter()
+        .map(|a| {
+            let o = obs.remove(&a.id).unwrap_or_default();
+            (a, o)
+        })
+        .collect())
+}
+
+/// Where a stored alert sits in time.
+pub fn placed_at(a: &alert::Model) -> DateTime<Utc> {
+    a.event_at.unwrap_or(a.received_at)
+}
+
+/// The prevalence of a case's entities as of its latest alert.
+async fn case_prevalence(
+    tx: &TenantTx,
+    settings: &Settings,
+    contents: &[(alert::Model, Vec<Observable>)],
+) -> Result<Prevalence> {
+    let Some(latest) = contents.iter().map(|(a, _)| placed_at(a)).max() else {
+        return Ok(Prevalence::default());
+    };
+    let mut entities: Vec<(Kind, &str)> = Vec::new();
+    for (_, obs) in contents {
+        for o in obs {
+            if settings.may_link(o) && !entities.contains(&(o.kind, o.value.as_str())) {
+                entities.push((o.kind, o.value.as_str()));
+            }
+        }
+    }
+    prevalence::read(tx, &settings.noise, &entities, latest).await
+}
+
+/// Rebuilds a case's entity index from its alerts (after a split).
+async fn reindex(tx: &TenantTx, case_id: Uuid, settings: &Settings) -> Result<()> {
+    case_entity::Entity::delete_many()
+        .filter(case_entity::Column::TenantId.eq(tx.tenant().0))
+        .filter(case_entity::Column::CaseId.eq(case_id))
+        .exec(&**tx)
+        .await?;
+    let contents = case_contents(tx, case_id).await?;
+    let p = case_prevalence(tx, settings, &contents).await?;
+    let mut index = IndexRows::default();
+    for (a, obs) in &contents {
+        for o in obs.iter().filter(|o| settings.links(o, &p)) {
+            index.add(o, case_id, placed_at(a), a.id);
+        }
+    }
+    index.write(tx).await
+}
+
+/// Why an entity of a case did or did not link alerts.
+#[derive(Debug, Clone, Serialize)]
+pub struct EntityVerdict {
+    pub kind: Kind,
+    pub value: String,
+    pub role: Role,
+    /// Alerts of the case that carry it.
+    pub alerts: usize,
+    /// Its weight by kind and role (the tenant's or the default).
+    pub base_weight: f32,
+    /// With how many of the tenant's hosts it was seen in the period.
+    pub hosts: u64,
+    pub tenant_hosts: u64,
+    /// Its weight after prevalence.
+    pub weight: f32,
+    pub links: bool,
+    /// In words, for the analyst.
+    pub why: String,
+}
+
+/// Why the alerts of a case are together: each alert's provenance, and a
+/// verdict per entity.
+#[derive(Debug, Clone, Serialize)]
+pub struct Explanation {
+    pub case_id: Uuid,
+    pub window_hours: i64,
+    pub min_weight: f32,
+    pub alerts: Vec<AlertLink>,
+    pub entities: Vec<EntityVerdict>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AlertLink {
+    pub alert_id: Uuid,
+    pub at: DateTime<Utc>,
+    pub placed_by: String,
+    /// The entity (and alert) it joined by; `None`: it opened the case.
+    pub joined_by: Option<Value>,
+}
+
+/// Explains a case's grouping under the tenant's current settings.
+pub async fn explain(tx: &TenantTx, case_id: Uuid) -> Result<Explanation> {
+    cases::get(tx, case_id).await?;
+    let settings = settings(tx).await?;
+    let contents = case_contents(tx, case_id).await?;
+    let p = case_prevalence(tx, &settings, &contents).await?;
+    let joined: HashMap<Uuid, Option<Value>> = alerts_of(tx, case_id).await?.into_iter().collect();
+    let mut seen: BTreeMap<(Kind, String, Role), usize> = BTreeMap::new();
+    for (_, obs) in &contents {
+        let mut once: Vec<(Kind, &str, Role)> = Vec::new();
+        for o in obs {
+            if !once.contains(&(o.kind, o.value.as_str(), o.role)) {
+                once.push((o.kind, o.value.as_str(), o.role));
+                *seen.entry((o.kind, o.value.clone(), o.role)).or_default() += 1;
+            }
+        }
+    }
+    let mut entities = Vec::with_capacity(seen.len());
+    for ((kind, value, role), n) in seen {
+        let o = Observable {
+            kind,
+            value,
+            pointer: String::new(),
+            role,
+        };
+        let base = settings.weight(kind, role);
+        let hosts = p.hosts(kind, &o.value);
+        let w = settings.effective_weight(&o, &p);
+        let links = settings.links(&o, &p);
+        let share = if p.tenant_hosts > 0 {
+            format!(
+                "{:.0}%",
+                100.0 * hosts as f64 / std::cmp::max(p.tenant_hosts, hosts) as f64
+            )
+        } else {
+            "—".into()
+        };
+        let why = if settings.ignored(&o) {
+            "does not link: on the tenant's ignore list".to_owned()
+        } else if base < settings.min_weight {
+            format!(
+                "does not link: a {} as {} weighs {base:.2} (links from {:.2})",
+                kind.as_str(),
+                role.as_str().replace('_', " "),
+                settings.min_weight
+            )
+        } else if !links {
+            format!(
+                "does not link: seen with {hosts} of this tenant's {} hosts in the last {} days ({share}), so it weighs {w:.2}",
+                p.tenant_hosts, settings.noise.period_days
+            )
+        } else {
+            format!(
+                "links alerts within {} h: weighs {w:.2} (seen with {hosts} of {} hosts, {share})",
+                settings.window_of(kind).num_hours(),
+                p.tenant_hosts
+            )
+        };
+        entities.push(EntityVerdict {
+            kind,
+            value: o.value,
+            role,
+            alerts: n,
+            base_weight: base,
+            hosts,
+            tenant_hosts: p.tenant_hosts,
+            weight: w,
+            links,
+            why,
+        });
+    }
+    Ok(Explanation {
+        case_id,
+        window_hours: settings.window_hours,
+        min_weight: settings.min_weight,
+        alerts: contents
+            .iter()
+            .map(|(a, _)| AlertLink {
+                alert_id: a.id,
+                at: placed_at(a),
+                placed_by: a.placed_by.clone(),
+                joined_by: joined.get(&a.id).cloned().flatten(),
+            })
+            .collect(),
+        entities,
+    })
 }
 
 fn open_case(c: &case::Model) -> Result<()> {
@@ -790,6 +1432,11 @@ pub async fn merge(tx: &TenantTx, clock: &dyn Clock, actor: &Actor, from: Uuid, 
     let now = clock.now();
     let moved = case_alert::Entity::update_many()
         .col_expr(case_alert::Column::CaseId, Expr::value(into))
+        // A person decided: correlation never splits these alerts apart again.
+        .col_expr(
+            case_alert::Column::JoinedBy,
+            Expr::value(json!({"merged_from": from, "by": actor.label})),
+        )
         .filter(case_alert::Column::TenantId.eq(tx.tenant().0))
         .filter(case_alert::Column::CaseId.eq(from))
         .exec(&**tx)
@@ -908,7 +1555,36 @@ mod tests {
             "ssh brute force"
         );
         assert_eq!(title(&json!({})), "Alert");
-        assert!(weight(Kind::Process) < MIN_WEIGHT && weight(Kind::Ip) >= MIN_WEIGHT);
+        assert!(
+            weight(Kind::Process, Role::Device) < MIN_WEIGHT && weight(Kind::Ip, Role::Device) >= MIN_WEIGHT
+        );
+        assert!(
+            weight(Kind::Ip, Role::Nat) < MIN_WEIGHT,
+            "a NAT address does not link on its own"
+        );
+        assert_eq!(
+            weight(Kind::Url, Role::Reference),
+            0.0,
+            "console links never link"
+        );
+        let s = Settings {
+            weights: [("ip".to_owned(), 0.9), ("ip/nat".to_owned(), 0.0)]
+                .into_iter()
+                .collect(),
+            ..Settings::default()
+        }
+        .validated()
+        .unwrap();
+        assert_eq!(s.weight(Kind::Ip, Role::Source), 0.9);
+        assert_eq!(s.weight(Kind::Ip, Role::Nat), 0.0);
+        assert!(
+            Settings {
+                weights: [("ip/bogus".to_owned(), 0.5)].into_iter().collect(),
+                ..Settings::default()
+            }
+            .validated()
+            .is_err()
+        );
     }
 
     #[test]

@@ -417,9 +417,14 @@ pub async fn store_items(
         return Ok(out);
     }
 
+    let placed: Vec<crate::pipeline::timeline::Placement> = fresh
+        .iter()
+        .map(|(_, c)| crate::pipeline::timeline::place(c.format.as_str(), &c.parsed, now))
+        .collect();
     let rows: Vec<alert::ActiveModel> = fresh
         .iter()
-        .map(|(id, c)| alert::ActiveModel {
+        .zip(&placed)
+        .map(|((id, c), p)| alert::ActiveModel {
             id: Set(*id),
             tenant_id: Set(tenant.0),
             integration_id: Set(integration),
@@ -428,6 +433,8 @@ pub async fn store_items(
             dedup_key: Set(c.dedup_key.clone()),
             raw: Set(c.raw.clone()),
             received_at: Set(now),
+            event_at: Set(Some(p.at)),
+            placed_by: Set(p.placed_by.to_owned()),
             observables_truncated: Set(i32::try_from(c.truncated).unwrap_or(i32::MAX)),
         })
         .collect();
@@ -463,13 +470,15 @@ pub async fn store_items(
     }
     let new: Vec<crate::pipeline::correlate::NewAlert<'_>> = fresh
         .iter()
-        .map(|(id, c)| crate::pipeline::correlate::NewAlert {
+        .zip(&placed)
+        .map(|((id, c), p)| crate::pipeline::correlate::NewAlert {
             id: *id,
             raw: &c.parsed,
             observables: &c.observables,
+            at: p.at,
         })
         .collect();
-    let mut touched = crate::pipeline::correlate::correlate_batch(tx, clock, &settings, now, &new).await?;
+    let mut touched = crate::pipeline::correlate::correlate_batch(tx, clock, &settings, &new).await?;
     touched.sort();
     touched.dedup();
     crate::pipeline::correlate::touch(tx, &touched, now).await?;
@@ -518,11 +527,9 @@ pub async fn observables_of(
                     )));
                 }
             };
-            Ok(crate::pipeline::observables::Observable {
-                kind,
-                value: r.value,
-                pointer: r.pointer,
-            })
+            Ok(crate::pipeline::observables::Observable::stored(
+                kind, r.value, r.pointer,
+            ))
         })
         .collect()
 }

@@ -1,5 +1,7 @@
 //! Alerts in, cases out: signed webhook ingest and its group-commit queue,
-//! observables, correlation into cases, indicator lists, the case timeline,
+//! observables (with each entity's role in its alert), entity prevalence
+//! (the noise the correlator finds itself), correlation into cases on event
+//! time, indicator lists, the case timeline,
 //! briefs and recommendations, and the fixture corpus that measures
 //! correlation.
 //!
@@ -9,8 +11,10 @@
 pub mod corpus;
 pub mod correlate;
 pub mod drafts;
+pub mod estate;
 pub mod ingest;
 pub mod ingest_queue;
 pub mod iocs;
 pub mod observables;
+pub mod prevalence;
 pub mod timeline;

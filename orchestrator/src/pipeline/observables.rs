@@ -76,7 +76,93 @@ pub fn normalize(kind: Kind, raw: &str) -> Option<String> {
         Kind::Domain => Some(lower.trim_end_matches('.').to_owned())
             .filter(|d| d.contains('.') && !d.chars().any(|c| c.is_whitespace() || c.is_control())),
         Kind::Process => Some(s),
-        Kind::Host | Kind::User => Some(lower),
+        Kind::Host => Some(host_name(&lower)),
+        Kind::User => Some(lower),
+    }
+}
+
+/// A host by its name, without its DNS domain: `ws042.corp.example` and
+/// `WS042` are one machine (Falcon reports the short name, the directory
+/// the FQDN). Lower-cased input.
+pub fn host_name(lower: &str) -> String {
+    let s = lower.trim_end_matches('.');
+    match s.split_once('.') {
+        Some((first, rest)) if !first.is_empty() && rest.contains(|c: char| c.is_ascii_alphabetic()) => {
+            first.to_owned()
+        }
+        _ => s.to_owned(),
+    }
+}
+
+/// What an entity is to the alert that names it, read from the field it
+/// came from (so it is never stored: the pointer says it). Correlation
+/// weighs an entity by its kind *and* its role: the address a device
+/// reports for itself says "same machine"; the NAT address every agent of
+/// an office reports says nothing; a console link names the vendor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// The alert's own machine (its name, its own address).
+    Device,
+    /// An external / NAT address a device reports (shared by an office).
+    Nat,
+    /// The source side of an activity (a client, the account that acted).
+    Source,
+    /// The destination side (a server, a contacted domain, a target).
+    Destination,
+    /// A person's account.
+    Person,
+    /// A service or machine account (`svc_*`, `HOST$`, `SYSTEM`).
+    Service,
+    /// A directory / machine / account domain (every account of a forest
+    /// shares it).
+    AccountDomain,
+    /// Shared infrastructure named by the detection itself (a domain
+    /// controller, the source's ISP).
+    Infrastructure,
+    /// A link to the vendor's console about this alert, and its domain.
+    Reference,
+    /// Anything else.
+    Other,
+}
+
+impl Role {
+    pub const ALL: [Role; 10] = [
+        Role::Device,
+        Role::Nat,
+        Role::Source,
+        Role::Destination,
+        Role::Person,
+        Role::Service,
+        Role::AccountDomain,
+        Role::Infrastructure,
+        Role::Reference,
+        Role::Other,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Device => "device",
+            Role::Nat => "nat",
+            Role::Source => "source",
+            Role::Destination => "destination",
+            Role::Person => "person",
+            Role::Service => "service",
+            Role::AccountDomain => "account_domain",
+            Role::Infrastructure => "infrastructure",
+            Role::Reference => "reference",
+            Role::Other => "other",
+        }
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> crate::Result<Self> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| crate::Error::Invalid(format!("unknown entity role `{s}`")))
     }
 }
 
@@ -86,6 +172,159 @@ pub struct Observable {
     pub kind: Kind,
     pub value: String,
     pub pointer: String,
+    /// Read from the pointer ([`role`]).
+    pub role: Role,
+}
+
+impl Observable {
+    /// An observable as stored (kind, value, pointer); its role is read again.
+    pub fn stored(kind: Kind, value: String, pointer: String) -> Self {
+        let role = role(kind, &pointer, &value);
+        Observable {
+            kind,
+            value,
+            pointer,
+            role,
+        }
+    }
+}
+
+/// The path's keys, lower-cased and unescaped, array indices left out
+/// (`/evidences/0/file/hashes/1/value` → evidences, file, hashes, value).
+fn segments(pointer: &str) -> Vec<String> {
+    pointer
+        .split('/')
+        .skip(1)
+        .filter(|s| !s.is_empty() && !s.bytes().all(|b| b.is_ascii_digit()))
+        .map(|s| s.replace("~1", "/").replace("~0", "~").to_lowercase())
+        .collect()
+}
+
+/// A service or machine account by its name.
+pub fn is_service_account(name: &str) -> bool {
+    let n = name.to_lowercase();
+    let local = n.rsplit(['\\', '/']).next().unwrap_or(&n);
+    let local = local.split('@').next().unwrap_or(local);
+    local.ends_with('$')
+        || ["svc", "srv_", "srv-", "sa_", "sa-", "svc_", "svc-", "svc."]
+            .iter()
+            .any(|p| local.starts_with(p))
+        || [
+            "system",
+            "localsystem",
+            "local service",
+            "network service",
+            "root",
+            "daemon",
+            "nobody",
+            "www-data",
+            "anonymous logon",
+        ]
+        .contains(&local)
+}
+
+/// What an entity is to its alert, from the field it came from.
+pub fn role(kind: Kind, pointer: &str, value: &str) -> Role {
+    let segs = segments(pointer);
+    let key = segs.last().map(String::as_str).unwrap_or_default();
+    let any = |f: &dyn Fn(&str) -> bool| segs.iter().any(|s| f(s));
+    let is_src = |s: &str| {
+        s.starts_with("src")
+            || s.starts_with("source")
+            || s.starts_with("client")
+            || s == "actor"
+            || s == "initiator"
+    };
+    let is_dst = |s: &str| {
+        s.starts_with("dst")
+            || s.starts_with("dest")
+            || s.starts_with("remote")
+            || s.starts_with("target")
+            || s.starts_with("server")
+            || s == "network_accesses"
+            || s == "url"
+            || s == "dns"
+            || s == "question"
+            || s == "query_name"
+    };
+    if any(&|s| s.ends_with("_link") || s == "permalink" || s == "href" || s.contains("console")) {
+        return Role::Reference;
+    }
+    match kind {
+        Kind::Ip => {
+            if any(&|s| {
+                s.contains("external")
+                    || s == "nat"
+                    || s.starts_with("nat_")
+                    || s.ends_with("_nat")
+                    || s.contains("public_ip")
+            }) {
+                Role::Nat
+            } else if any(&is_src) {
+                Role::Source
+            } else if any(&is_dst) {
+                Role::Destination
+            } else if any(&|s| {
+                s == "device" || s == "host" || s == "agent" || s == "local_ip" || s == "observer"
+            }) {
+                Role::Device
+            } else {
+                Role::Other
+            }
+        }
+        Kind::Domain => {
+            if any(&|s| s.contains("isp") || s.contains("domain_controller")) {
+                Role::Infrastructure
+            } else if key == "machine_domain"
+                || key.ends_with("account_domain")
+                || key == "logon_domain"
+                || key == "user_domain"
+                || (key == "domain"
+                    && segs.len() >= 2
+                    && matches!(
+                        segs[segs.len() - 2].as_str(),
+                        "user" | "hostinfo" | "account" | "host" | "device" | "agent" | "group"
+                    ))
+            {
+                Role::AccountDomain
+            } else if any(&is_dst) || pointer_is_url_field(&segs) {
+                Role::Destination
+            } else {
+                Role::Other
+            }
+        }
+        Kind::Host => {
+            if any(&|s| s.contains("domain_controller")) {
+                Role::Infrastructure
+            } else if any(&is_src) {
+                Role::Source
+            } else if any(&is_dst) {
+                Role::Destination
+            } else {
+                Role::Device
+            }
+        }
+        Kind::User | Kind::Email => {
+            if is_service_account(value) || any(&|s| s.contains("service_account")) {
+                Role::Service
+            } else {
+                Role::Person
+            }
+        }
+        Kind::Url => {
+            if any(&is_src) {
+                Role::Source
+            } else {
+                Role::Destination
+            }
+        }
+        Kind::FileHash | Kind::Process => Role::Device,
+    }
+}
+
+fn pointer_is_url_field(segs: &[String]) -> bool {
+    segs.iter()
+        .any(|s| s == "url" || s == "uri" || s == "full" || s == "url_string")
 }
 
 /// Undoes the usual defanging: `hxxp`, `[.]`, `(.)`, `[:]`, `[@]`. Applied
@@ -153,12 +392,13 @@ fn domain_of_url(url: &str) -> Option<String> {
         .then(|| host.trim_end_matches('.').to_lowercase())
 }
 
-/// The last key of a pointer and its parent, lower-cased (e.g. `/host/name`
-/// → ("host", "name")).
+/// The last key of a pointer and its parent, lower-cased, array indices
+/// skipped (e.g. `/host/name` → ("host", "name"); `/hashes/0/value` →
+/// ("hashes", "value")).
 fn keys(pointer: &str) -> (String, String) {
-    let mut parts = pointer.rsplit('/');
-    let last = parts.next().unwrap_or_default().to_lowercase();
-    let parent = parts.next().unwrap_or_default().to_lowercase();
+    let mut segs = segments(pointer);
+    let last = segs.pop().unwrap_or_default();
+    let parent = segs.pop().unwrap_or_default();
     (parent, last)
 }
 
@@ -169,11 +409,7 @@ fn classify(pointer: &str, raw: &str, out: &mut Vec<Observable>) {
     }
     let (parent, key) = keys(pointer);
     let push = |out: &mut Vec<Observable>, kind, value: String| {
-        out.push(Observable {
-            kind,
-            value,
-            pointer: pointer.to_owned(),
-        })
+        out.push(Observable::stored(kind, value, pointer.to_owned()))
     };
     if let Ok(ip) = s.parse::<IpAddr>() {
         return push(out, Kind::Ip, ip.to_string());
@@ -192,9 +428,14 @@ fn classify(pointer: &str, raw: &str, out: &mut Vec<Observable>) {
         && (key.contains("hash")
             || key.contains("sha")
             || key.contains("md5")
+            || key == "ioc_value"
             || parent == "hash"
             || parent == "hashes")
     {
+        // An all-zero hash is a vendor's "none" (Falcon's `sha1`), not a file.
+        if s.bytes().all(|b| b == b'0') {
+            return;
+        }
         return push(out, Kind::FileHash, lower);
     }
     let host_keys = [
@@ -203,12 +444,28 @@ fn classify(pointer: &str, raw: &str, out: &mut Vec<Observable>) {
         "computer_name",
         "device_name",
         "computername",
+        "hosts",
     ];
-    if host_keys.contains(&key.as_str()) || (key == "name" && (parent == "host" || parent == "device")) {
-        return push(out, Kind::Host, lower);
+    if host_keys.contains(&key.as_str())
+        || key.ends_with("_host_name")
+        || key.ends_with("_hostname")
+        || (key == "name" && (parent == "host" || parent == "device"))
+        // Graylog: an event's and a message's `source` is the sending host.
+        || (key == "source" && (parent == "event" || parent == "message" || parent.is_empty()))
+    {
+        return push(out, Kind::Host, host_name(&lower));
     }
-    let user_keys = ["user_name", "username", "account_name", "user"];
-    if user_keys.contains(&key.as_str()) || (key == "name" && parent == "user") {
+    let user_keys = [
+        "user_name",
+        "username",
+        "account_name",
+        "user",
+        "sam_account_name",
+    ];
+    if user_keys.contains(&key.as_str())
+        || key.ends_with("_account_name")
+        || (key == "name" && (parent == "user" || parent == "account"))
+    {
         return push(out, Kind::User, lower);
     }
     let process_keys = [
@@ -224,8 +481,10 @@ fn classify(pointer: &str, raw: &str, out: &mut Vec<Observable>) {
     {
         return push(out, Kind::Process, s);
     }
-    let domain_keys = ["domain", "fqdn", "query_name"];
-    if (domain_keys.contains(&key.as_str()) || (key == "name" && parent == "question"))
+    let domain_keys = ["domain", "fqdn", "query_name", "machine_domain", "logon_domain"];
+    if (domain_keys.contains(&key.as_str())
+        || key.ends_with("_domain")
+        || (key == "name" && parent == "question"))
         && lower.contains('.')
         && !lower.contains(' ')
     {
@@ -350,6 +609,251 @@ mod tests {
         let o = extract(&ocsf);
         assert_eq!(find(&o, Kind::Ip, "2001:db8::1").pointer, "/dst_endpoint/ip");
         assert_eq!(find(&o, Kind::Ip, "10.0.0.1").pointer, "/observables/0/value");
+    }
+
+    /// Field → entity kind → role, per format and product, on alerts in
+    /// the layouts the vendors publish (Falcon Alerts API records as in
+    /// Elastic's CrowdStrike pipeline tests: endpoint, identity and
+    /// on-demand-scan detections; OCSF 1.x Detection Finding with
+    /// `evidences`, `resources`, `actor`, `src/dst_endpoint`; ECS;
+    /// Graylog events). Values are this test's own.
+    #[test]
+    fn fields_become_entities_with_roles() {
+        use Kind::*;
+        use Role as R;
+        type Want<'a> = Vec<(&'a str, Kind, &'a str, Role)>;
+        let cases: Vec<(&str, Value, Want<'_>, Vec<&str>)> = vec![
+            (
+                "falcon endpoint (epp)",
+                json!({"composite_id": "c:ind:1", "product": "epp", "timestamp": "2026-11-03T18:00:22.328Z",
+                       "device": {"device_id": "2ce4", "hostname": "ABC709-1175", "local_ip": "10.20.4.42", "external_ip": "81.2.69.142",
+                                  "machine_domain": "ABC.LOCAL", "hostinfo": {"domain": "ABC.LOCAL"}},
+                       "user_name": "mohit.jha", "filename": "openvpn-install.exe", "cmdline": "openvpn-install.exe /S",
+                       "sha256": "b26a6791b72753d2317efd5e1363d93fdd33e611c8b9e08a3b24ea4d755b81fd",
+                       "md5": "cdf9cfebb400ce89d5b6032bfcdc693b", "sha1": "0000000000000000000000000000000000000000",
+                       "parent_details": {"filename": "explorer.exe", "user_name": "yuvraj.m", "sha256": "0b25d56bd2b4d8a6df45beff7be165117fbf7ba6ba2c07744f039143866335e4"},
+                       "network_accesses": [{"remote_address": "52.96.7.1", "remote_port": "443", "local_address": "10.20.4.42"}],
+                       "quarantined_files": [{"sha256": "b26a6791b72753d2317efd5e1363d93fdd33e611c8b9e08a3b24ea4d755b81fd"}],
+                       "falcon_host_link": "https://falcon.us-2.crowdstrike.com/activity-v2/detections/dhjffg:ind:2ce4"}),
+                vec![
+                    ("/device/hostname", Host, "abc709-1175", R::Device),
+                    ("/device/local_ip", Ip, "10.20.4.42", R::Device),
+                    ("/device/external_ip", Ip, "81.2.69.142", R::Nat),
+                    ("/device/machine_domain", Domain, "abc.local", R::AccountDomain),
+                    ("/device/hostinfo/domain", Domain, "abc.local", R::AccountDomain),
+                    ("/user_name", User, "mohit.jha", R::Person),
+                    ("/parent_details/user_name", User, "yuvraj.m", R::Person),
+                    (
+                        "/sha256",
+                        FileHash,
+                        "b26a6791b72753d2317efd5e1363d93fdd33e611c8b9e08a3b24ea4d755b81fd",
+                        R::Device,
+                    ),
+                    ("/md5", FileHash, "cdf9cfebb400ce89d5b6032bfcdc693b", R::Device),
+                    (
+                        "/parent_details/sha256",
+                        FileHash,
+                        "0b25d56bd2b4d8a6df45beff7be165117fbf7ba6ba2c07744f039143866335e4",
+                        R::Device,
+                    ),
+                    (
+                        "/quarantined_files/0/sha256",
+                        FileHash,
+                        "b26a6791b72753d2317efd5e1363d93fdd33e611c8b9e08a3b24ea4d755b81fd",
+                        R::Device,
+                    ),
+                    (
+                        "/network_accesses/0/remote_address",
+                        Ip,
+                        "52.96.7.1",
+                        R::Destination,
+                    ),
+                    ("/filename", Process, "openvpn-install.exe", R::Device),
+                    (
+                        "/falcon_host_link",
+                        Domain,
+                        "falcon.us-2.crowdstrike.com",
+                        R::Reference,
+                    ),
+                ],
+                vec!["/sha1"],
+            ),
+            (
+                "falcon identity (idp)",
+                json!({"composite_id": "c:ind:2", "product": "idp", "timestamp": "2024-08-19T18:44:01.1Z",
+                       "source_account_name": "admin.example", "source_account_upn": "admin.abcdef@example.com",
+                       "source_account_domain": "NET.example.com", "source_account_sam_account_name": "admin.abcdef",
+                       "source_endpoint_host_name": "ABDC454.net.example.com", "source_endpoint_ip_address": "81.2.69.144",
+                       "target_account_name": "HFJFJFFFFFFF$", "target_endpoint_host_name": "GH787.net.example.com",
+                       "target_domain_controller_host_name": "APINTAL19DC01", "source_ip_isp_domain": "sioru.com"}),
+                vec![
+                    ("/source_account_name", User, "admin.example", R::Person),
+                    (
+                        "/source_account_upn",
+                        Email,
+                        "admin.abcdef@example.com",
+                        R::Person,
+                    ),
+                    (
+                        "/source_account_domain",
+                        Domain,
+                        "net.example.com",
+                        R::AccountDomain,
+                    ),
+                    ("/source_endpoint_host_name", Host, "abdc454", R::Source),
+                    ("/source_endpoint_ip_address", Ip, "81.2.69.144", R::Source),
+                    ("/target_account_name", User, "hfjfjfffffff$", R::Service),
+                    ("/target_endpoint_host_name", Host, "gh787", R::Destination),
+                    (
+                        "/target_domain_controller_host_name",
+                        Host,
+                        "apintal19dc01",
+                        R::Infrastructure,
+                    ),
+                    ("/source_ip_isp_domain", Domain, "sioru.com", R::Infrastructure),
+                ],
+                vec![],
+            ),
+            (
+                "falcon on-demand scan (ods)",
+                json!({"composite_id": "c:ods:3", "product": "epp", "device": {"hostname": "INCHAKLSP049", "external_ip": "1.128.0.9"},
+                       "associated_files": [{"filepath": "E:\\setup.exe", "sha256": "9f2c1c5c3c0d8a1b7e6f4a3d2c1b0a99887766554433221100ffeeddccbbaa99"}]}),
+                vec![
+                    ("/device/hostname", Host, "inchaklsp049", R::Device),
+                    ("/device/external_ip", Ip, "1.128.0.9", R::Nat),
+                    (
+                        "/associated_files/0/sha256",
+                        FileHash,
+                        "9f2c1c5c3c0d8a1b7e6f4a3d2c1b0a99887766554433221100ffeeddccbbaa99",
+                        R::Device,
+                    ),
+                ],
+                vec![],
+            ),
+            (
+                "OCSF Detection Finding",
+                json!({"class_uid": 2004, "time": 1_795_000_000_000_i64,
+                       "finding_info": {"uid": "f1", "title": "Credential dumping"},
+                       "device": {"hostname": "fin-ws-042.corp.example", "ip": "10.1.2.3", "domain": "corp.example"},
+                       "actor": {"user": {"name": "j.doe", "email_addr": "j.doe@corp.example"}},
+                       "src_endpoint": {"ip": "203.0.113.9", "hostname": "kali"},
+                       "dst_endpoint": {"ip": "10.1.2.4", "hostname": "dc02"},
+                       "evidences": [
+                           {"file": {"name": "mimikatz.exe", "hashes": [{"algorithm_id": 3, "value": "61c0810a23580cf492a6ba4f7654566108331e7a4134c968c2d6a05261b2d8a1"}]}},
+                           {"process": {"name": "lsass.exe", "file": {"hashes": [{"algorithm_id": 1, "value": "d41d8cd98f00b204e9800998ecf8427e"}]}}},
+                           {"url": {"url_string": "hxxp://c2[.]evil.example/beacon"}}
+                       ],
+                       "resources": [{"name": "fin-db-01", "type": "host", "hostname": "fin-db-01"}]}),
+                vec![
+                    ("/device/hostname", Host, "fin-ws-042", R::Device),
+                    ("/device/ip", Ip, "10.1.2.3", R::Device),
+                    ("/device/domain", Domain, "corp.example", R::AccountDomain),
+                    ("/actor/user/name", User, "j.doe", R::Person),
+                    ("/actor/user/email_addr", Email, "j.doe@corp.example", R::Person),
+                    ("/src_endpoint/ip", Ip, "203.0.113.9", R::Source),
+                    ("/src_endpoint/hostname", Host, "kali", R::Source),
+                    ("/dst_endpoint/ip", Ip, "10.1.2.4", R::Destination),
+                    ("/dst_endpoint/hostname", Host, "dc02", R::Destination),
+                    (
+                        "/evidences/0/file/hashes/0/value",
+                        FileHash,
+                        "61c0810a23580cf492a6ba4f7654566108331e7a4134c968c2d6a05261b2d8a1",
+                        R::Device,
+                    ),
+                    (
+                        "/evidences/1/process/file/hashes/0/value",
+                        FileHash,
+                        "d41d8cd98f00b204e9800998ecf8427e",
+                        R::Device,
+                    ),
+                    ("/evidences/1/process/name", Process, "lsass.exe", R::Device),
+                    (
+                        "/evidences/2/url/url_string",
+                        Url,
+                        "http://c2.evil.example/beacon",
+                        R::Destination,
+                    ),
+                    (
+                        "/evidences/2/url/url_string",
+                        Domain,
+                        "c2.evil.example",
+                        R::Destination,
+                    ),
+                    ("/resources/0/hostname", Host, "fin-db-01", R::Device),
+                ],
+                vec![],
+            ),
+            (
+                "ECS",
+                json!({"@timestamp": "2026-11-22T10:00:00Z", "event": {"kind": "alert"},
+                       "host": {"name": "LAPTOP-7", "hostname": "laptop-7.corp.example", "ip": ["10.9.8.7"]},
+                       "user": {"name": "svc_backup", "domain": "CORP"},
+                       "source": {"ip": "10.9.8.7"}, "destination": {"ip": "198.51.100.20", "domain": "files.example.net"},
+                       "file": {"hash": {"sha256": "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"}},
+                       "process": {"name": "rclone.exe", "executable": "C:\\Temp\\rclone.exe"},
+                       "url": {"full": "https://files.example.net/upload"},
+                       "dns": {"question": {"name": "files.example.net"}},
+                       "related": {"ip": ["10.9.8.7", "198.51.100.20"], "user": ["svc_backup"], "hosts": ["laptop-7"]}}),
+                vec![
+                    ("/host/name", Host, "laptop-7", R::Device),
+                    ("/host/hostname", Host, "laptop-7", R::Device),
+                    ("/host/ip/0", Ip, "10.9.8.7", R::Device),
+                    ("/user/name", User, "svc_backup", R::Service),
+                    ("/source/ip", Ip, "10.9.8.7", R::Source),
+                    ("/destination/ip", Ip, "198.51.100.20", R::Destination),
+                    ("/destination/domain", Domain, "files.example.net", R::Destination),
+                    (
+                        "/file/hash/sha256",
+                        FileHash,
+                        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+                        R::Device,
+                    ),
+                    ("/process/name", Process, "rclone.exe", R::Device),
+                    (
+                        "/url/full",
+                        Url,
+                        "https://files.example.net/upload",
+                        R::Destination,
+                    ),
+                    ("/dns/question/name", Domain, "files.example.net", R::Destination),
+                    ("/related/ip/1", Ip, "198.51.100.20", R::Other),
+                    ("/related/user/0", User, "svc_backup", R::Service),
+                    ("/related/hosts/0", Host, "laptop-7", R::Device),
+                ],
+                vec!["/user/domain"],
+            ),
+            (
+                "Graylog event",
+                json!({"event": {"id": "01HX", "event_definition_id": "5f0c", "timestamp": "2026-11-22 10:00:00.000",
+                                 "source": "graylog-node-1", "message": "Failed logins on web-01",
+                                 "fields": {"hostname": "web-01", "src_ip": "203.0.113.50", "user": "root", "query_name": "bad.example"}},
+                       "index_name": "gl-events_0"}),
+                vec![
+                    ("/event/source", Host, "graylog-node-1", R::Source),
+                    ("/event/fields/hostname", Host, "web-01", R::Device),
+                    ("/event/fields/src_ip", Ip, "203.0.113.50", R::Source),
+                    ("/event/fields/user", User, "root", R::Service),
+                    ("/event/fields/query_name", Domain, "bad.example", R::Destination),
+                ],
+                vec![],
+            ),
+        ];
+        for (product, alert, want, absent) in cases {
+            let got = extract(&alert);
+            for (pointer, kind, value, role) in want {
+                let o = got
+                    .iter()
+                    .find(|o| o.pointer == pointer && o.kind == kind)
+                    .unwrap_or_else(|| panic!("{product}: no {kind:?} at {pointer} in {got:#?}"));
+                assert_eq!((o.value.as_str(), o.role), (value, role), "{product}: {pointer}");
+            }
+            for pointer in absent {
+                assert!(
+                    !got.iter().any(|o| o.pointer == pointer),
+                    "{product}: {pointer} is no entity"
+                );
+            }
+        }
     }
 
     #[test]

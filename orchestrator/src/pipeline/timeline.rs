@@ -3,7 +3,7 @@
 //! kept in the order the alerts arrived. Each row points at its evidence:
 //! the alert and the JSON pointer of the time field it was placed by.
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Duration, TimeZone, Utc};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde::Serialize;
 use serde_json::Value;
@@ -26,7 +26,8 @@ pub struct Evidence {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Row {
     pub at: DateTime<Utc>,
-    /// `event` (the source's time field) or `received` (no event time).
+    /// `event` (the source's time field), `received` (no event time) or
+    /// `out_of_bounds` (an untrustworthy event time: placed at receipt).
     pub placed_by: &'static str,
     pub format: String,
     pub summary: String,
@@ -66,6 +67,48 @@ fn parse_time(v: &Value) -> Option<DateTime<Utc>> {
     }
 }
 
+/// How far before its receipt an alert's event time is believed: a backfill
+/// or a poller catching up delivers old events; older than the raw
+/// telemetry's retention (30 days) is a wrong clock, not a backfill.
+pub const MAX_PAST: Duration = Duration::days(30);
+/// How far after its receipt an event time is believed (clock skew).
+pub const MAX_FUTURE: Duration = Duration::minutes(15);
+
+/// Where an alert sits in time, and why there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Placement {
+    pub at: DateTime<Utc>,
+    /// `event`, `received` (no event time) or `out_of_bounds` (an event
+    /// time further than [`MAX_PAST`] / [`MAX_FUTURE`] from its receipt:
+    /// placed at receipt, and marked).
+    pub placed_by: &'static str,
+    /// The time field's pointer, when it was read (also when out of bounds).
+    pub pointer: Option<&'static str>,
+}
+
+/// Places an alert in time: its own event time when it has one within the
+/// bounds around its receipt, else its receipt time. Correlation windows,
+/// the timeline and prevalence all use this one placement.
+pub fn place(format: &str, v: &Value, received_at: DateTime<Utc>) -> Placement {
+    match event_time(format, v) {
+        Some((t, p)) if t >= received_at - MAX_PAST && t <= received_at + MAX_FUTURE => Placement {
+            at: t,
+            placed_by: "event",
+            pointer: Some(p),
+        },
+        Some((_, p)) => Placement {
+            at: received_at,
+            placed_by: "out_of_bounds",
+            pointer: Some(p),
+        },
+        None => Placement {
+            at: received_at,
+            placed_by: "received",
+            pointer: None,
+        },
+    }
+}
+
 /// The event time of an alert and the pointer it came from.
 pub fn event_time(format: &str, v: &Value) -> Option<(DateTime<Utc>, &'static str)> {
     time_fields(format)
@@ -94,13 +137,11 @@ pub async fn of_case(tx: &TenantTx, case_id: Uuid) -> Result<Vec<Row>> {
     for a in alerts {
         let v: Value = serde_json::from_str(&a.raw)
             .map_err(|e| Error::Invalid(format!("stored alert {}: {e}", a.id)))?;
-        let (at, pointer, placed_by) = match event_time(&a.format, &v) {
-            Some((t, p)) => (t, Some(p.to_owned()), "event"),
-            None => (a.received_at, None, "received"),
-        };
+        let p = place(&a.format, &v, a.received_at);
+        let pointer = p.pointer.map(str::to_owned);
         rows.push(Row {
-            at,
-            placed_by,
+            at: p.at,
+            placed_by: p.placed_by,
             format: a.format.clone(),
             summary: crate::pipeline::correlate::title(&v),
             evidence: Evidence {

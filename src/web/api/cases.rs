@@ -177,3 +177,17 @@ pub async fn case_signals(
     tx.commit().await?;
     Ok(Json(json!({"case": case_id, "signals": v})).into_response())
 }
+
+/// Why a case's alerts are together: each alert's provenance and, per
+/// entity, whether it links and why (weight by kind and role, prevalence).
+pub async fn case_correlation(
+    State(s): State<AppState>,
+    Extension(ctx): Extension<TenantCtx>,
+    Path(case_id): Path<String>,
+) -> ApiResult {
+    let case_id = id(&case_id, "case")?;
+    let tx = s.store.begin_tenant(ctx.tenant).await?;
+    let v = vigil_orchestrator::pipeline::correlate::explain(&tx, case_id).await?;
+    tx.commit().await?;
+    Ok(Json(v).into_response())
+}

@@ -12,6 +12,12 @@ pub struct Model {
     pub dedup_key: String,
     pub raw: String,
     pub received_at: DateTimeUtc,
+    /// Where the alert sits in time (see `placed_by`); `None` only for rows
+    /// written before event times were kept (read as `received_at`).
+    pub event_at: Option<DateTimeUtc>,
+    /// `event` (the source's time field), `received` (it has none), or
+    /// `out_of_bounds` (its time was too far from its receipt to trust).
+    pub placed_by: String,
     /// Observables beyond the per-alert bound, not stored.
     pub observables_truncated: i32,
 }

@@ -8,6 +8,7 @@ pub mod case_alert;
 pub mod case_entity;
 pub mod credential;
 pub mod draft;
+pub mod entity_host;
 pub mod gate;
 pub mod gate_approval;
 pub mod integration;

@@ -1,0 +1,280 @@
+//! Entity prevalence: noise the correlator finds itself. An entity seen with
+//! a large share of a tenant's hosts over the last days — the NAT address
+//! every agent of an office reports, the SaaS sign-in domain, a scanner,
+//! the backup service account — says nothing about which incident an alert
+//! belongs to, however strong its kind. Its linking weight falls as its
+//! share rises (IDF-like), on top of the tenant's weights and ignore list,
+//! so no one has to discover and list each such entity by hand.
+//!
+//! Kept per tenant in `entity_hosts`: (entity, host) with the last event
+//! time they were seen together. A delivery records its pairs before it is
+//! correlated, so a backfill learns its own noise.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Duration, Utc};
+use sea_orm::sea_query::{Alias, Cond, Expr, ExprTrait, OnConflict, Query};
+use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait};
+use serde::{Deserialize, Serialize};
+
+use crate::Result;
+use crate::pipeline::observables::{Kind, Observable, Role};
+use crate::store::TenantTx;
+use crate::store::entity::entity_host;
+
+/// How prevalence turns into a weight (a tenant may tune it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Noise {
+    /// The rolling period over which hosts are counted (days of event time).
+    pub period_days: i64,
+    /// An entity seen with fewer hosts than this is never noise (an
+    /// incident that spread to a few machines stays one case).
+    pub min_hosts: u32,
+    /// At or below this share of the tenant's hosts an entity keeps its
+    /// full weight ...
+    pub rare_share: f32,
+    /// ... at or above this share it weighs nothing; in between its weight
+    /// falls with the logarithm of the share.
+    pub common_share: f32,
+}
+
+impl Default for Noise {
+    fn default() -> Self {
+        Noise {
+            period_days: 7,
+            min_hosts: 4,
+            rare_share: 0.02,
+            common_share: 0.10,
+        }
+    }
+}
+
+impl Noise {
+    pub fn validated(self) -> crate::Result<Self> {
+        let bad = |m: &str| Err(crate::Error::Invalid(format!("noise: {m}")));
+        if !(1..=90).contains(&self.period_days) {
+            return bad("period_days must be 1 to 90");
+        }
+        if !(1..=1_000_000).contains(&self.min_hosts) {
+            return bad("min_hosts must be 1 to 1000000");
+        }
+        if !(self.rare_share > 0.0 && self.rare_share < self.common_share && self.common_share <= 1.0) {
+            return bad("0 < rare_share < common_share <= 1");
+        }
+        Ok(self)
+    }
+
+    pub fn period(&self) -> Duration {
+        Duration::days(self.period_days)
+    }
+
+    /// The factor (0 to 1) an entity's weight is multiplied by when it was
+    /// seen with `hosts` of the tenant's `tenant_hosts` hosts, in `role`.
+    /// A device's own address (or an address of no stated side, as ECS's
+    /// `related.ip`) seen with two machines in the period is a shared or
+    /// reassigned address (NAT, proxy, DHCP), not the device's: it weighs
+    /// nothing.
+    pub fn multiplier(&self, kind: Kind, role: Role, hosts: u64, tenant_hosts: u64) -> f32 {
+        if kind == Kind::Ip && matches!(role, Role::Device | Role::Other) && hosts >= 2 {
+            return 0.0;
+        }
+        if hosts < u64::from(self.min_hosts) || tenant_hosts == 0 {
+            return 1.0;
+        }
+        let share = hosts as f32 / std::cmp::max(tenant_hosts, hosts) as f32;
+        if share <= self.rare_share {
+            1.0
+        } else if share >= self.common_share {
+            0.0
+        } else {
+            ((self.common_share / share).ln() / (self.common_share / self.rare_share).ln()).clamp(0.0, 1.0)
+        }
+    }
+}
+
+/// A pair's time is rewritten only when the new sighting is this much later
+/// (live traffic would otherwise rewrite every pair on every delivery).
+pub const REFRESH: Duration = Duration::hours(6);
+
+/// The hosts an alert is about (the hosts it names, not the domain
+/// controller or console it mentions).
+pub fn hosts_of(observables: &[Observable]) -> impl Iterator<Item = &str> {
+    observables
+        .iter()
+        .filter(|o| o.kind == Kind::Host && matches!(o.role, Role::Device | Role::Source | Role::Destination))
+        .map(|o| o.value.as_str())
+}
+
+/// What is known of a set of entities' prevalence.
+#[derive(Debug, Clone, Default)]
+pub struct Prevalence {
+    /// Distinct hosts of the tenant seen in the period.
+    pub tenant_hosts: u64,
+    hosts: HashMap<(Kind, String), u64>,
+}
+
+impl Prevalence {
+    /// With how many hosts the entity was seen in the period.
+    pub fn hosts(&self, kind: Kind, value: &str) -> u64 {
+        self.hosts.get(&(kind, value.to_owned())).copied().unwrap_or(0)
+    }
+}
+
+/// Records the (entity, host) pairs of a delivery's alerts — for the
+/// entities `counted` accepts — and reads back the prevalence of those
+/// entities over the period before the delivery's earliest alert.
+pub async fn observe<'a>(
+    tx: &TenantTx,
+    noise: &Noise,
+    alerts: &[(DateTime<Utc>, &'a [Observable])],
+    counted: impl Fn(&Observable) -> bool,
+) -> Result<Prevalence> {
+    let mut pairs: HashMap<(Kind, &'a str, &'a str), DateTime<Utc>> = HashMap::new();
+    let mut entities: Vec<(Kind, &'a str)> = Vec::new();
+    let mut earliest: Option<DateTime<Utc>> = None;
+    let mut latest: Option<DateTime<Utc>> = None;
+    for (at, obs) in alerts {
+        earliest = Some(earliest.map_or(*at, |e| std::cmp::min(e, *at)));
+        latest = Some(latest.map_or(*at, |e| std::cmp::max(e, *at)));
+        let hosts: Vec<&str> = hosts_of(obs).collect();
+        for o in obs.iter().filter(|o| counted(o)) {
+            if !entities.contains(&(o.kind, o.value.as_str())) {
+                entities.push((o.kind, o.value.as_str()));
+            }
+            for h in &hosts {
+                let e = pairs.entry((o.kind, o.value.as_str(), h)).or_insert(*at);
+                *e = std::cmp::max(*e, *at);
+            }
+        }
+    }
+    let (Some(earliest), Some(latest)) = (earliest, latest) else {
+        return Ok(Prevalence::default());
+    };
+    // In key order: concurrent writers lock rows in one order.
+    let mut rows: Vec<_> = pairs.into_iter().collect();
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    let cutoff = latest - REFRESH;
+    for chunk in rows.chunks(1_000) {
+        let models = chunk
+            .iter()
+            .map(|((kind, value, host), at)| entity_host::ActiveModel {
+                tenant_id: Set(tx.tenant().0),
+                kind: Set(kind.as_str().to_owned()),
+                value: Set((*value).to_owned()),
+                host: Set((*host).to_owned()),
+                last_seen: Set(*at),
+            });
+        entity_host::Entity::insert_many(models)
+            .on_conflict(
+                OnConflict::columns([
+                    entity_host::Column::TenantId,
+                    entity_host::Column::Kind,
+                    entity_host::Column::Value,
+                    entity_host::Column::Host,
+                ])
+                .update_column(entity_host::Column::LastSeen)
+                .action_and_where(
+                    Expr::col((entity_host::Entity, entity_host::Column::LastSeen))
+                        .lt(Expr::col((Alias::new("excluded"), entity_host::Column::LastSeen)))
+                        .and(Expr::col((entity_host::Entity, entity_host::Column::LastSeen)).lt(cutoff)),
+                )
+                .to_owned(),
+            )
+            .exec_without_returning(&**tx)
+            .await?;
+    }
+    read(tx, noise, &entities, earliest).await
+}
+
+/// The prevalence of `entities` over the period before `at`.
+pub async fn read(
+    tx: &TenantTx,
+    noise: &Noise,
+    entities: &[(Kind, &str)],
+    at: DateTime<Utc>,
+) -> Result<Prevalence> {
+    let since = at - noise.period();
+    let tenant = tx.tenant().0;
+    let backend = tx.get_database_backend();
+    let mut out = Prevalence::default();
+    let q = Query::select()
+        .expr_as(Expr::col(entity_host::Column::Host).count(), Alias::new("n"))
+        .from(entity_host::Entity)
+        .and_where(Expr::col(entity_host::Column::TenantId).eq(tenant))
+        .and_where(Expr::col(entity_host::Column::Kind).eq(Kind::Host.as_str()))
+        .and_where(Expr::col(entity_host::Column::Value).equals(entity_host::Column::Host))
+        .and_where(Expr::col(entity_host::Column::LastSeen).gte(since))
+        .to_owned();
+    if let Some(r) = tx.query_one_raw(backend.build(&q)).await? {
+        out.tenant_hosts = u64::try_from(r.try_get::<i64>("", "n")?).unwrap_or(0);
+    }
+    for chunk in entities.chunks(200) {
+        let mut any = Cond::any();
+        for (k, v) in chunk {
+            any = any.add(
+                Cond::all()
+                    .add(Expr::col(entity_host::Column::Kind).eq(k.as_str()))
+                    .add(Expr::col(entity_host::Column::Value).eq(*v)),
+            );
+        }
+        let q = Query::select()
+            .columns([entity_host::Column::Kind, entity_host::Column::Value])
+            .expr_as(Expr::col(entity_host::Column::Host).count(), Alias::new("n"))
+            .from(entity_host::Entity)
+            .and_where(Expr::col(entity_host::Column::TenantId).eq(tenant))
+            .and_where(Expr::col(entity_host::Column::LastSeen).gte(since))
+            .cond_where(any)
+            .group_by_columns([entity_host::Column::Kind, entity_host::Column::Value])
+            .to_owned();
+        for r in tx.query_all_raw(backend.build(&q)).await? {
+            let kind: String = r.try_get("", "kind")?;
+            let Ok(kind) = kind.parse::<Kind>() else {
+                continue;
+            };
+            let n: i64 = r.try_get("", "n")?;
+            out.hosts
+                .insert((kind, r.try_get("", "value")?), u64::try_from(n).unwrap_or(0));
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weight_falls_with_share() {
+        let n = Noise::default();
+        let m = |h, t| n.multiplier(Kind::Domain, Role::Destination, h, t);
+        assert_eq!(m(1, 200), 1.0);
+        assert_eq!(m(3, 10), 1.0, "fewer than min_hosts is never noise");
+        assert_eq!(m(4, 200), 1.0, "2% keeps its weight");
+        assert_eq!(m(20, 200), 0.0, "10% weighs nothing");
+        assert_eq!(m(100, 200), 0.0);
+        let mid = m(8, 200);
+        assert!(mid > 0.0 && mid < 1.0, "{mid}");
+        assert!(m(6, 200) > mid && mid > m(12, 200));
+        assert_eq!(m(5, 0), 1.0);
+        assert_eq!(n.multiplier(Kind::Ip, Role::Device, 1, 200), 1.0);
+        assert_eq!(
+            n.multiplier(Kind::Ip, Role::Device, 2, 200),
+            0.0,
+            "a device address two machines use"
+        );
+        assert_eq!(
+            n.multiplier(Kind::Host, Role::Device, 2, 200),
+            1.0,
+            "a host with a peer is no noise"
+        );
+        assert!(
+            Noise {
+                rare_share: 0.2,
+                ..Noise::default()
+            }
+            .validated()
+            .is_err()
+        );
+    }
+}
