@@ -217,9 +217,9 @@ async fn engine_worker(
         std::process::id(),
         uuid::Uuid::new_v4().simple()
     ));
-    // Step handlers arrive with the investigation pipeline; until then a
-    // step of an unknown kind is dead-lettered, visibly.
-    let registry = steps::Registry::default();
+    // The investigation's steps (a step of an unknown kind is
+    // dead-lettered, visibly).
+    let registry = vigil_orchestrator::pipeline::investigation::registry(steps::Registry::default());
     let mut listener = listen(&store).await;
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

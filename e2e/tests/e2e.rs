@@ -8,6 +8,8 @@ mod contract;
 mod correlation;
 #[path = "e2e/ingest_queue.rs"]
 mod ingest_queue;
+#[path = "e2e/investigation.rs"]
+mod investigation;
 #[path = "e2e/keys.rs"]
 mod keys;
 #[path = "e2e/layout.rs"]
@@ -365,7 +367,17 @@ async fn demo_seeds_a_tenant_and_one_account_per_role() {
         .json()
         .await
         .unwrap();
-    assert_eq!(inbox["total"], 3, "{inbox}");
+    let by_people = |inbox: &serde_json::Value| {
+        inbox["items"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter(|g| g["requested_by"] != "system:investigation")
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    assert_eq!(by_people(&inbox), 3, "{inbox}");
     let alerts: serde_json::Value = http()
         .get(server.url("/api/v1/alerts?limit=500"))
         .bearer_auth(&token)
@@ -386,6 +398,55 @@ async fn demo_seeds_a_tenant_and_one_account_per_role() {
         alerts["total"],
         4 + corpus,
         "sample alerts in all four formats, and the corpus slice: {alerts}"
+    );
+    // `vigil demo` investigates its cases by itself: rounds run on the
+    // engine's worker, drafts appear, and Vigil proposes gates.
+    let get = |path: &'static str| {
+        let url = server.url(path);
+        let token = token.clone();
+        async move {
+            http()
+                .get(url)
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let mut done = serde_json::Value::Null;
+    for _ in 0..120 {
+        done = get("/api/v1/steps?state=succeeded&limit=500").await;
+        let proposes = done["items"]
+            .as_array()
+            .map(|a| a.iter().filter(|s| s["kind"] == "investigation.propose").count())
+            .unwrap_or(0);
+        if proposes > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    let kinds: std::collections::BTreeSet<String> = done["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["kind"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    for k in vigil_orchestrator::pipeline::investigation::STEPS {
+        assert!(kinds.contains(k), "{k} ran: {done}");
+    }
+    let dead = get("/api/v1/steps?state=dead").await;
+    assert_eq!(dead["total"], 0, "{dead}");
+    let inbox = get("/api/v1/gates?status=pending&limit=500").await;
+    assert!(
+        inbox["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["requested_by"] == "system:investigation"),
+        "Vigil proposed a gate itself: {inbox}"
     );
     assert!(server.terminate().await.0.success());
 

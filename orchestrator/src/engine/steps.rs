@@ -41,6 +41,8 @@ pub struct NewStep {
     /// Wait for this gate's approval before becoming due.
     pub after_gate: Option<Uuid>,
     pub max_attempts: i32,
+    /// Not due before this time (a debounce); `None`: at once.
+    pub not_before: Option<DateTime<Utc>>,
 }
 
 impl NewStep {
@@ -61,6 +63,7 @@ impl NewStep {
             input,
             after_gate: None,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
+            not_before: None,
         }
     }
 }
@@ -131,7 +134,7 @@ pub async fn enqueue(tx: &TenantTx, clock: &dyn Clock, new: NewStep) -> Result<U
         output: Set(None),
         attempts: Set(0),
         max_attempts: Set(new.max_attempts),
-        run_after: Set(now),
+        run_after: Set(new.not_before.map_or(now, |t| std::cmp::max(t, now))),
         lease_owner: Set(None),
         lease_expires_at: Set(None),
         after_gate_id: Set(new.after_gate),
@@ -732,7 +735,7 @@ async fn insert_claimed(tx: &TenantTx, clock: &dyn Clock, worker: &Worker, new: 
         output: Set(None),
         attempts: Set(1),
         max_attempts: Set(new.max_attempts),
-        run_after: Set(now),
+        run_after: Set(new.not_before.map_or(now, |t| std::cmp::max(t, now))),
         lease_owner: Set(Some(worker.owner.clone())),
         lease_expires_at: Set(Some(now + worker.lease)),
         after_gate_id: Set(None),

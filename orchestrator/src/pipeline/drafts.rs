@@ -291,9 +291,10 @@ pub async fn draft_of(tx: &TenantTx, case_id: Uuid) -> Result<Body> {
             cites: vec![c.clone()],
         });
     }
+    signals.extend(detection_signals(&rows_alerts(tx, &ids).await?));
     let total: f64 = signals.iter().map(|s| s.weight).sum();
-    if !signals.is_empty() {
-        let action = if total >= 1.0 {
+    if total >= TICKET_AT {
+        let action = if total >= ESCALATE_AT {
             "escalate_critical"
         } else {
             "open_ticket"
@@ -305,6 +306,242 @@ pub async fn draft_of(tx: &TenantTx, case_id: Uuid) -> Result<Body> {
         });
     }
     Ok(body)
+}
+
+/// A recommendation's total from which Vigil proposes to escalate the case
+/// to Critical ...
+pub const ESCALATE_AT: f64 = 1.0;
+/// ... and from which it proposes a ticket.
+pub const TICKET_AT: f64 = 0.5;
+
+/// The case's alerts, parsed, with their format.
+async fn rows_alerts(tx: &TenantTx, ids: &[Uuid]) -> Result<Vec<(Uuid, String, Value)>> {
+    let mut out = Vec::new();
+    for chunk in ids.chunks(500) {
+        for a in alert::Entity::find()
+            .filter(alert::Column::TenantId.eq(tx.tenant().0))
+            .filter(alert::Column::Id.is_in(chunk.iter().copied()))
+            .all(&**tx)
+            .await?
+        {
+            if let Ok(v) = serde_json::from_str::<Value>(&a.raw) {
+                out.push((a.id, a.format, v));
+            }
+        }
+    }
+    out.sort_by_key(|(id, _, _)| *id);
+    Ok(out)
+}
+
+/// How severe the source says an alert is: 0 (unknown) to 4 (critical),
+/// with the pointer it was read from.
+pub fn severity(format: &str, v: &Value) -> Option<(u8, &'static str)> {
+    let num = |p: &'static str| v.pointer(p).and_then(Value::as_f64).map(|n| (n, p));
+    let level = match format {
+        // OCSF severity_id: 1 informational .. 4 high, 5 critical, 6 fatal.
+        "ocsf" => num("/severity_id").map(|(n, p)| {
+            (
+                match n as i64 {
+                    5.. => 4,
+                    4 => 3,
+                    3 => 2,
+                    1..=2 => 1,
+                    _ => 0,
+                },
+                p,
+            )
+        }),
+        // Falcon: 0-100 (severity_name beside it).
+        "crowdstrike" => num("/severity").map(|(n, p)| {
+            (
+                if n >= 90.0 {
+                    4
+                } else if n >= 70.0 {
+                    3
+                } else if n >= 40.0 {
+                    2
+                } else {
+                    1
+                },
+                p,
+            )
+        }),
+        // ECS event.severity: source-defined, commonly 0-100 (21 low, 47 medium, 73 high, 99 critical).
+        "ecs" => num("/event/severity").map(|(n, p)| {
+            (
+                if n >= 99.0 {
+                    4
+                } else if n >= 73.0 {
+                    3
+                } else if n >= 47.0 {
+                    2
+                } else {
+                    1
+                },
+                p,
+            )
+        }),
+        // Graylog event priority: 1 low, 2 normal, 3 high.
+        "graylog" => num("/event/priority").map(|(n, p)| {
+            (
+                if n >= 3.0 {
+                    3
+                } else if n >= 2.0 {
+                    2
+                } else {
+                    1
+                },
+                p,
+            )
+        }),
+        _ => None,
+    };
+    level.filter(|(l, _)| *l > 0)
+}
+
+/// The ATT&CK tactics an alert names (OCSF `finding_info.attacks`, Falcon
+/// `tactic`, ECS `threat.tactic.name`) or that its detection name implies,
+/// lower-cased, each with the pointer it was read from.
+pub fn tactics(format: &str, v: &Value) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    let mut add = |t: &str, p: String| {
+        let t = t.trim().to_lowercase();
+        if !t.is_empty() && !out.iter().any(|(x, _)| *x == t) {
+            out.push((t, p));
+        }
+    };
+    match format {
+        "ocsf" => {
+            if let Some(list) = v.pointer("/finding_info/attacks").and_then(Value::as_array) {
+                for (i, a) in list.iter().enumerate() {
+                    if let Some(n) = a.pointer("/tactic/name").and_then(Value::as_str) {
+                        add(n, format!("/finding_info/attacks/{i}/tactic/name"));
+                    }
+                }
+            }
+        }
+        "crowdstrike" => {
+            if let Some(n) = v.get("tactic").and_then(Value::as_str) {
+                add(n, "/tactic".into());
+            }
+        }
+        "ecs" => match v.pointer("/threat/tactic/name") {
+            Some(Value::String(n)) => add(n, "/threat/tactic/name".into()),
+            Some(Value::Array(list)) => {
+                for (i, n) in list.iter().enumerate() {
+                    if let Some(n) = n.as_str() {
+                        add(n, format!("/threat/tactic/name/{i}"));
+                    }
+                }
+            }
+            _ => {}
+        },
+        _ => {}
+    }
+    // Detection names that say what happened.
+    for p in [
+        "/finding_info/title",
+        "/description",
+        "/message",
+        "/event/message",
+        "/rule/name",
+        "/name",
+    ] {
+        if let Some(s) = v.pointer(p).and_then(Value::as_str) {
+            let s = s.to_lowercase();
+            for (needle, tactic) in [
+                ("credential", "credential access"),
+                ("lsass", "credential access"),
+                ("mimikatz", "credential access"),
+                ("lateral", "lateral movement"),
+                ("ransom", "impact"),
+                ("exfiltrat", "exfiltration"),
+                ("beacon", "command and control"),
+                ("c2 ", "command and control"),
+                ("phishing", "initial access"),
+                ("brute force", "credential access"),
+                ("failed logins", "credential access"),
+                ("powershell", "execution"),
+            ] {
+                if s.contains(needle) {
+                    add(tactic, p.to_owned());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Tactics that say an intrusion is under way, not only attempted.
+const GRAVE: &[&str] = &[
+    "credential access",
+    "lateral movement",
+    "exfiltration",
+    "impact",
+    "command and control",
+];
+
+/// Signals from what the sources say of their alerts: severity and ATT&CK
+/// tactics (named or implied by the detection name), each citing the
+/// fields it was read from.
+pub fn detection_signals(alerts: &[(Uuid, String, Value)]) -> Vec<Signal> {
+    let mut out = Vec::new();
+    let mut high: Vec<Citation> = Vec::new();
+    let mut critical = false;
+    let mut tactic_cites: BTreeMap<String, Vec<Citation>> = BTreeMap::new();
+    for (id, format, v) in alerts {
+        if let Some((level, p)) = severity(format, v)
+            && level >= 3
+        {
+            critical |= level >= 4;
+            high.push(Citation {
+                alert_id: *id,
+                pointer: p.to_owned(),
+            });
+        }
+        for (t, p) in tactics(format, v) {
+            tactic_cites.entry(t).or_default().push(Citation {
+                alert_id: *id,
+                pointer: p,
+            });
+        }
+    }
+    if !high.is_empty() {
+        out.push(Signal {
+            name: format!(
+                "{} alert{} rated {} by the source",
+                high.len(),
+                if high.len() == 1 { "" } else { "s" },
+                if critical { "critical" } else { "high" }
+            ),
+            weight: if critical { 0.5 } else { 0.3 },
+            cites: high.into_iter().take(3).collect(),
+        });
+    }
+    let mut grave: Vec<(String, Vec<Citation>)> = Vec::new();
+    let mut other: Vec<(String, Vec<Citation>)> = Vec::new();
+    for (t, c) in tactic_cites {
+        if GRAVE.contains(&t.as_str()) {
+            grave.push((t, c));
+        } else {
+            other.push((t, c));
+        }
+    }
+    for (t, c) in grave.into_iter().take(2) {
+        out.push(Signal {
+            name: format!("ATT&CK tactic: {t}"),
+            weight: 0.3,
+            cites: c.into_iter().take(3).collect(),
+        });
+    }
+    for (t, c) in other.into_iter().take(2) {
+        out.push(Signal {
+            name: format!("ATT&CK tactic: {t}"),
+            weight: 0.1,
+            cites: c.into_iter().take(3).collect(),
+        });
+    }
+    out
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -369,6 +606,23 @@ pub async fn store(
     .insert(&**tx)
     .await?;
     Ok(m.into())
+}
+
+/// Marks the case's drafts older than `version` that no one decided as
+/// superseded (they stay, readable, never approvable).
+pub async fn supersede_older(tx: &TenantTx, case_id: Uuid, version: i32) -> Result<u64> {
+    Ok(draft::Entity::update_many()
+        .col_expr(
+            draft::Column::State,
+            sea_orm::sea_query::Expr::value("superseded"),
+        )
+        .filter(draft::Column::TenantId.eq(tx.tenant().0))
+        .filter(draft::Column::CaseId.eq(case_id))
+        .filter(draft::Column::State.eq("draft"))
+        .filter(draft::Column::Version.lt(version))
+        .exec(&**tx)
+        .await?
+        .rows_affected)
 }
 
 /// Drafts the case with the deterministic drafter.

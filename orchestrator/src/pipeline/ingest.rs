@@ -482,6 +482,7 @@ pub async fn store_items(
     touched.sort();
     touched.dedup();
     crate::pipeline::correlate::touch(tx, &touched, now).await?;
+    crate::pipeline::investigation::schedule(tx, clock, &touched).await?;
     Ok(out)
 }
 

@@ -2,7 +2,8 @@
 //! observables (with each entity's role in its alert), entity prevalence
 //! (the noise the correlator finds itself), correlation into cases on event
 //! time, indicator lists, the case timeline,
-//! briefs and recommendations, and the fixture corpus that measures
+//! briefs and recommendations, the investigation workflow the engine runs
+//! for every case (`investigation`), and the two corpora that measure
 //! correlation.
 //!
 //! May use: the shared ground, `engine` (cases), `connect` (an ingest's
@@ -14,6 +15,7 @@ pub mod drafts;
 pub mod estate;
 pub mod ingest;
 pub mod ingest_queue;
+pub mod investigation;
 pub mod iocs;
 pub mod observables;
 pub mod prevalence;

@@ -1,0 +1,374 @@
+//! The investigation: the one workflow the engine runs for every case, in
+//! rounds. Defined here, in one place: its steps, their order and what each
+//! takes and gives.
+//!
+//! 1. `investigation.collect` — the evidence: the case's alerts and the
+//!    tenant's indicator-list hits (enrichment through the integrations'
+//!    read scopes is not collected yet);
+//! 2. `investigation.assess` — signals with weights and citations (the
+//!    drafter's: indicator hits, spread, source severity, ATT&CK tactics
+//!    named or implied by detection names);
+//! 3. `investigation.draft` — the brief, a new version (older unapproved
+//!    versions are marked superseded);
+//! 4. `investigation.propose` — for the draft's recommendation above its
+//!    threshold, Vigil itself requests the gate (escalate to Critical; a
+//!    ticket on the tenant's first ticket integration), as the system actor,
+//!    with the draft version and signals attached; a gate of that kind
+//!    already waiting is not asked twice. Then the workflow waits on people.
+//!
+//! A round starts when the ingest transaction that opens a case or adds
+//! alerts to it [`schedule`]s one (in that transaction): debounced — while a
+//! round's first step has not started, later alerts ride on it; once it
+//! runs, the next alerts start a new round. A person may start a round too.
+//! Every step is a durable step (lease, retries with backoff, dead letter,
+//! kill switch) of [`crate::engine::steps`].
+
+use std::sync::Arc;
+
+use chrono::Duration;
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::audit::Actor;
+use crate::engine::state::{CaseState, GateKind, GateState, Severity, StepState};
+use crate::engine::steps::{NewStep, Registry, StepContext, StepDone, StepFailure, StepHandler};
+use crate::engine::{cases, gates, steps};
+use crate::pipeline::{drafts, iocs, timeline};
+use crate::store::TenantTx;
+use crate::store::entity::{draft, gate, integration, step};
+use crate::{Clock, Error, Result};
+
+pub const COLLECT: &str = "investigation.collect";
+pub const ASSESS: &str = "investigation.assess";
+pub const DRAFT: &str = "investigation.draft";
+pub const PROPOSE: &str = "investigation.propose";
+/// The workflow, in order.
+pub const STEPS: [&str; 4] = [COLLECT, ASSESS, DRAFT, PROPOSE];
+/// How long a new round waits for more alerts before it starts.
+pub const DEBOUNCE: Duration = Duration::seconds(2);
+
+/// The label gates and drafts of the investigation carry.
+pub fn system() -> Actor {
+    Actor {
+        label: "system:investigation".into(),
+        role: None,
+        source_ip: None,
+    }
+}
+
+/// Schedules a round for each case (in the caller's transaction), unless
+/// one is already waiting to start. Returns the cases a round was queued for.
+pub async fn schedule(tx: &TenantTx, clock: &dyn Clock, cases: &[Uuid]) -> Result<Vec<Uuid>> {
+    let mut queued = Vec::new();
+    for &case_id in cases {
+        let waiting = step::Entity::find()
+            .filter(step::Column::TenantId.eq(tx.tenant().0))
+            .filter(step::Column::CaseId.eq(case_id))
+            .filter(step::Column::Kind.eq(COLLECT))
+            .filter(step::Column::State.eq(StepState::Pending.as_str()))
+            .filter(step::Column::Attempts.eq(0))
+            .count(&**tx)
+            .await?;
+        if waiting > 0 {
+            continue;
+        }
+        let round = step::Entity::find()
+            .filter(step::Column::TenantId.eq(tx.tenant().0))
+            .filter(step::Column::CaseId.eq(case_id))
+            .filter(step::Column::Kind.eq(COLLECT))
+            .count(&**tx)
+            .await?
+            + 1;
+        let mut s = NewStep::new(COLLECT, Some(case_id), json!({"round": round}));
+        s.not_before = Some(clock.now() + DEBOUNCE);
+        steps::enqueue(tx, clock, s).await?;
+        queued.push(case_id);
+    }
+    Ok(queued)
+}
+
+fn fail(e: Error) -> StepFailure {
+    StepFailure {
+        // A case merged away or closed meanwhile is final; storage errors retry.
+        transient: !matches!(e, Error::NotFound(_) | Error::Conflict(_) | Error::Invalid(_)),
+        message: e.to_string(),
+    }
+}
+
+fn round(ctx: &StepContext<'_>) -> i64 {
+    ctx.input.get("round").and_then(Value::as_i64).unwrap_or(1)
+}
+
+fn next(kind: &str, ctx: &StepContext<'_>, extra: Value) -> NewStep {
+    let mut input = json!({"round": round(ctx)});
+    if let (Some(o), Some(e)) = (input.as_object_mut(), extra.as_object()) {
+        o.extend(e.clone());
+    }
+    NewStep::new(kind, ctx.case_id, input)
+}
+
+/// The case a step is about, if it is still open (merged away: its round
+/// ends quietly; the survivor has rounds of its own).
+async fn open_case(tx: &TenantTx, ctx: &StepContext<'_>) -> Result<Option<Uuid>> {
+    let Some(id) = ctx.case_id else {
+        return Err(Error::Invalid("an investigation step needs a case".into()));
+    };
+    let c = cases::model(tx, id).await?;
+    Ok((c.merged_into.is_none() && c.state == CaseState::Open.as_str()).then_some(id))
+}
+
+/// A step's transaction and its case, or `None` when the case is closed or
+/// was merged away.
+async fn begin(ctx: &StepContext<'_>) -> std::result::Result<Option<(TenantTx, Uuid)>, StepFailure> {
+    let tx = ctx.store.begin_tenant(ctx.tenant).await.map_err(fail)?;
+    Ok(open_case(&tx, ctx).await.map_err(fail)?.map(|id| (tx, id)))
+}
+
+fn skipped() -> StepDone {
+    StepDone {
+        output: json!({"skipped": "the case is closed or was merged"}),
+        next: vec![],
+    }
+}
+
+#[derive(Debug)]
+struct Collect;
+
+#[async_trait::async_trait]
+impl StepHandler for Collect {
+    async fn run(&self, ctx: &StepContext<'_>) -> std::result::Result<StepDone, StepFailure> {
+        let Some((tx, case_id)) = begin(ctx).await? else {
+            return Ok(skipped());
+        };
+        let alerts = timeline::of_case(&tx, case_id).await.map_err(fail)?;
+        let hits = iocs::signals(&tx, case_id).await.map_err(fail)?;
+        tx.commit().await.map_err(fail)?;
+        Ok(StepDone {
+            output: json!({
+                "alerts": alerts.len(),
+                "indicator_hits": hits.len(),
+                "enrichment": "not collected: enrichment through integrations' read scopes is not built yet",
+            }),
+            next: vec![next(ASSESS, ctx, json!({}))],
+        })
+    }
+}
+
+#[derive(Debug)]
+struct Assess;
+
+#[async_trait::async_trait]
+impl StepHandler for Assess {
+    async fn run(&self, ctx: &StepContext<'_>) -> std::result::Result<StepDone, StepFailure> {
+        let Some((tx, case_id)) = begin(ctx).await? else {
+            return Ok(skipped());
+        };
+        let body = drafts::draft_of(&tx, case_id).await.map_err(fail)?;
+        tx.commit().await.map_err(fail)?;
+        let rec = body.recommendations.first();
+        Ok(StepDone {
+            output: json!({
+                "recommendation": rec.map(|r| r.action.clone()),
+                "total": rec.map(|r| r.total),
+                "signals": rec.map(|r| r.signals.clone()),
+            }),
+            next: vec![next(DRAFT, ctx, json!({}))],
+        })
+    }
+}
+
+#[derive(Debug)]
+struct Draft;
+
+#[async_trait::async_trait]
+impl StepHandler for Draft {
+    async fn run(&self, ctx: &StepContext<'_>) -> std::result::Result<StepDone, StepFailure> {
+        let Some((tx, case_id)) = begin(ctx).await? else {
+            return Ok(skipped());
+        };
+        // A retry after a committed draft reuses it (idempotent per round).
+        let mine = draft::Entity::find()
+            .filter(draft::Column::TenantId.eq(ctx.tenant.0))
+            .filter(draft::Column::CaseId.eq(case_id))
+            .filter(draft::Column::Drafter.eq(format!("deterministic (round {})", round(ctx))))
+            .one(&*tx)
+            .await
+            .map_err(|e| fail(e.into()))?;
+        let d = match mine {
+            Some(d) => drafts::Draft::from(d),
+            None => {
+                let body = drafts::draft_of(&tx, case_id).await.map_err(fail)?;
+                let d = drafts::store(
+                    &tx,
+                    ctx.clock,
+                    case_id,
+                    &body,
+                    &format!("deterministic (round {})", round(ctx)),
+                )
+                .await
+                .map_err(fail)?;
+                drafts::supersede_older(&tx, case_id, d.version)
+                    .await
+                    .map_err(fail)?;
+                d
+            }
+        };
+        tx.commit().await.map_err(fail)?;
+        Ok(StepDone {
+            output: json!({"draft": d.id, "version": d.version}),
+            next: vec![next(PROPOSE, ctx, json!({"draft": d.id}))],
+        })
+    }
+}
+
+#[derive(Debug)]
+struct Propose;
+
+#[async_trait::async_trait]
+impl StepHandler for Propose {
+    async fn run(&self, ctx: &StepContext<'_>) -> std::result::Result<StepDone, StepFailure> {
+        let Some((tx, case_id)) = begin(ctx).await? else {
+            return Ok(skipped());
+        };
+        let draft_id = ctx
+            .input
+            .get("draft")
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse::<Uuid>().ok())
+            .ok_or_else(|| fail(Error::Invalid("propose needs the round's draft".into())))?;
+        let d = draft::Entity::find_by_id(draft_id)
+            .one(&*tx)
+            .await
+            .map_err(|e| fail(e.into()))?
+            .ok_or_else(|| fail(Error::NotFound("draft")))?;
+        let body: drafts::Body =
+            serde_json::from_value(d.body.clone()).map_err(|e| fail(Error::Invalid(e.to_string())))?;
+        let c = cases::model(&tx, case_id).await.map_err(fail)?;
+        let mut proposed = Vec::new();
+        let mut skipped = Vec::new();
+        for rec in &body.recommendations {
+            let attached = json!({
+                "proposed_by": "investigation",
+                "draft": {"id": d.id, "version": d.version},
+                "signals": rec.signals,
+                "total": rec.total,
+            });
+            let mut wants: Vec<(GateKind, Value)> = Vec::new();
+            if rec.action == "escalate_critical" {
+                if c.severity == Severity::Critical.as_str() {
+                    skipped.push(json!({"kind": "escalate_critical", "why": "the case is already critical"}));
+                } else {
+                    let reason = format!(
+                        "{} (signals total {:.1})",
+                        rec.signals
+                            .iter()
+                            .map(|s| s.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join("; "),
+                        rec.total
+                    );
+                    wants.push((
+                        GateKind::EscalateCritical,
+                        with(&attached, json!({"reason": reason})),
+                    ));
+                }
+            }
+            if rec.action == "escalate_critical" || rec.action == "open_ticket" {
+                match ticket_integration(&tx).await.map_err(fail)? {
+                    Some((id, kind)) => {
+                        let fields = if kind == "jira" {
+                            json!({"summary": crate::text::title(&c.title, 250, ""), "description": summary(&body)})
+                        } else {
+                            json!({"short_description": crate::text::title(&c.title, 160, ""), "description": summary(&body)})
+                        };
+                        wants.push((
+                            GateKind::TicketWrite,
+                            with(&attached, json!({"system": kind, "operation": "create", "integration_id": id, "fields": fields})),
+                        ));
+                    }
+                    None => skipped.push(json!({"kind": "ticket_write", "why": "the tenant has no Jira or ServiceNow integration"})),
+                }
+            }
+            for (kind, payload) in wants {
+                if waiting(&tx, case_id, kind).await.map_err(fail)? {
+                    skipped.push(
+                        json!({"kind": kind.as_str(), "why": "a gate of this kind is already waiting"}),
+                    );
+                    continue;
+                }
+                match gates::request(
+                    &tx,
+                    ctx.clock,
+                    &system(),
+                    case_id,
+                    kind,
+                    payload,
+                    gates::ESCALATE_AFTER,
+                )
+                .await
+                {
+                    Ok(g) => proposed.push(json!({"gate": g.id, "kind": kind.as_str()})),
+                    Err(e @ (Error::Invalid(_) | Error::Conflict(_))) => {
+                        skipped.push(json!({"kind": kind.as_str(), "why": e.to_string()}));
+                    }
+                    Err(e) => return Err(fail(e)),
+                }
+            }
+        }
+        tx.commit().await.map_err(fail)?;
+        Ok(StepDone {
+            output: json!({"proposed": proposed, "not_proposed": skipped}),
+            next: vec![],
+        })
+    }
+}
+
+fn with(base: &Value, extra: Value) -> Value {
+    let mut v = base.clone();
+    if let (Some(o), Some(e)) = (v.as_object_mut(), extra.as_object()) {
+        o.extend(e.clone());
+    }
+    v
+}
+
+fn summary(body: &drafts::Body) -> String {
+    body.summary
+        .iter()
+        .chain(&body.scope)
+        .map(|s| s.text.as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Whether a gate of this kind waits on the case already.
+async fn waiting(tx: &TenantTx, case_id: Uuid, kind: GateKind) -> Result<bool> {
+    Ok(gate::Entity::find()
+        .filter(gate::Column::TenantId.eq(tx.tenant().0))
+        .filter(gate::Column::CaseId.eq(case_id))
+        .filter(gate::Column::Kind.eq(kind.as_str()))
+        .filter(gate::Column::State.is_in([GateState::Pending.as_str(), GateState::Escalated.as_str()]))
+        .count(&**tx)
+        .await?
+        > 0)
+}
+
+/// The tenant's ticket integration (the first Jira or ServiceNow one).
+async fn ticket_integration(tx: &TenantTx) -> Result<Option<(Uuid, String)>> {
+    use sea_orm::QueryOrder;
+    Ok(integration::Entity::find()
+        .filter(integration::Column::TenantId.eq(tx.tenant().0))
+        .filter(integration::Column::Kind.is_in(["jira", "servicenow"]))
+        .order_by_asc(integration::Column::CreatedAt)
+        .one(&**tx)
+        .await?
+        .map(|i| (i.id, i.kind)))
+}
+
+/// The investigation's step handlers, for the engine's worker.
+pub fn registry(base: Registry) -> Registry {
+    base.with(COLLECT, Arc::new(Collect))
+        .with(ASSESS, Arc::new(Assess))
+        .with(DRAFT, Arc::new(Draft))
+        .with(PROPOSE, Arc::new(Propose))
+}
