@@ -76,7 +76,7 @@ pub fn normalize(kind: Kind, raw: &str) -> Option<String> {
         Kind::Domain => Some(lower.trim_end_matches('.').to_owned())
             .filter(|d| d.contains('.') && !d.chars().any(|c| c.is_whitespace() || c.is_control())),
         Kind::Process => Some(s),
-        Kind::Host => Some(host_name(&lower)),
+        Kind::Host => Some(host_name(&lower)).filter(|h| !h.is_empty()),
         Kind::User => Some(lower),
     }
 }
@@ -453,7 +453,11 @@ fn classify(pointer: &str, raw: &str, out: &mut Vec<Observable>) {
         // Graylog: an event's and a message's `source` is the sending host.
         || (key == "source" && (parent == "event" || parent == "message" || parent.is_empty()))
     {
-        return push(out, Kind::Host, host_name(&lower));
+        let h = host_name(&lower);
+        if !h.is_empty() {
+            push(out, Kind::Host, h);
+        }
+        return;
     }
     let user_keys = [
         "user_name",
@@ -854,6 +858,25 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// Found by reading the fuzz target's rule: a name of dots only has no
+    /// host left once its domain is cut, and normalizing must stay idempotent.
+    #[test]
+    fn hosts_lose_their_domain_and_never_become_empty() {
+        assert_eq!(
+            normalize(Kind::Host, "WS042.corp.example.").as_deref(),
+            Some("ws042")
+        );
+        assert_eq!(
+            normalize(Kind::Host, "srv.42").as_deref(),
+            Some("srv.42"),
+            "no alphabetic domain: kept"
+        );
+        for raw in ["..", ".", " . ", "[.]"] {
+            assert_eq!(normalize(Kind::Host, raw), None, "{raw:?}");
+        }
+        assert!(extract(&json!({"hostname": ".."})).is_empty());
     }
 
     #[test]
