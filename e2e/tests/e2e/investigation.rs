@@ -128,6 +128,13 @@ async fn runs_itself(db: TestDb) {
     assert_eq!(pending[0].kind, GateKind::EscalateCritical);
     assert_eq!(pending[0].requested_by, "system:investigation");
     assert_eq!(pending[0].payload["draft"]["version"], 1);
+    // What the case API shows of it.
+    let p = investigation::progress(&tx, case_id).await.unwrap();
+    assert_eq!(p.rounds.len(), 1);
+    assert_eq!((p.rounds[0].round, p.rounds[0].state), (1, "complete"));
+    let kinds: Vec<&str> = p.rounds[0].steps.iter().map(|s| s.kind.as_str()).collect();
+    assert_eq!(kinds, investigation::STEPS);
+    assert_eq!(p.draft.as_ref().map(|d| d.version), Some(1));
     tx.commit().await.unwrap();
 
     // A later alert: a new round, draft v2 (v1 superseded), the waiting
@@ -165,6 +172,10 @@ async fn runs_itself(db: TestDb) {
     .await;
     c.advance(investigation::DEBOUNCE + Duration::seconds(1));
     assert_eq!(drain(&db, &c).await, 0, "nothing runs under the kill switch");
+    let tx = db.store.begin_tenant(t.id).await.unwrap();
+    let p = investigation::progress(&tx, case_id).await.unwrap();
+    assert_eq!((p.rounds[0].round, p.rounds[0].state), (3, "waiting"));
+    tx.commit().await.unwrap();
     let tx = db.store.begin_tenant(t.id).await.unwrap();
     kill::set_tenant(&tx, &c, &eng, false).await.unwrap();
     tx.commit().await.unwrap();

@@ -365,6 +365,64 @@ async fn ticket_integration(tx: &TenantTx) -> Result<Option<(Uuid, String)>> {
         .map(|i| (i.id, i.kind)))
 }
 
+/// One round of a case's investigation as people see it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Round {
+    pub round: i64,
+    /// `waiting` (its first step has not started), `running`, `complete`,
+    /// or `failed` (a step is dead-lettered: retry it from the steps API).
+    pub state: &'static str,
+    pub steps: Vec<steps::StepView>,
+}
+
+/// A case's investigation: its rounds (newest first) and the current draft.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Progress {
+    pub rounds: Vec<Round>,
+    pub draft: Option<drafts::Draft>,
+}
+
+/// The investigation of a case so far.
+pub async fn progress(tx: &TenantTx, case_id: Uuid) -> Result<Progress> {
+    let all = steps::list(tx, Some(case_id), None, 1_000).await?;
+    let mut by_round: std::collections::BTreeMap<i64, Vec<steps::StepView>> = Default::default();
+    for s in all.into_iter().filter(|s| STEPS.contains(&s.kind.as_str())) {
+        let r = s.input.get("round").and_then(Value::as_i64).unwrap_or(1);
+        by_round.entry(r).or_default().push(s);
+    }
+    let rounds = by_round
+        .into_iter()
+        .rev()
+        .map(|(round, mut steps)| {
+            steps.sort_by_key(|s| STEPS.iter().position(|k| *k == s.kind).unwrap_or(usize::MAX));
+            let dead = steps.iter().any(|s| s.state == StepState::Dead);
+            let done = steps
+                .iter()
+                .any(|s| s.kind == PROPOSE && s.state == StepState::Succeeded)
+                || steps.iter().any(|s| {
+                    s.state == StepState::Succeeded
+                        && s.output.as_ref().is_some_and(|o| o.get("skipped").is_some())
+                });
+            let waiting = steps.len() == 1 && steps[0].state == StepState::Pending && steps[0].attempts == 0;
+            let state = if dead {
+                "failed"
+            } else if done {
+                "complete"
+            } else if waiting {
+                "waiting"
+            } else {
+                "running"
+            };
+            Round { round, state, steps }
+        })
+        .collect();
+    let draft = drafts::list(tx, case_id, false)
+        .await?
+        .into_iter()
+        .max_by_key(|d| d.version);
+    Ok(Progress { rounds, draft })
+}
+
 /// The investigation's step handlers, for the engine's worker.
 pub fn registry(base: Registry) -> Registry {
     base.with(COLLECT, Arc::new(Collect))

@@ -74,6 +74,7 @@ pub async fn get_case(
     let case = cases::get(&tx, case_id).await?;
     let (g, _) = gates::list(&tx, None, Some(case_id), 500, 0).await?;
     let st = steps::list(&tx, Some(case_id), None, 500).await?;
+    let investigation = vigil_orchestrator::pipeline::investigation::progress(&tx, case_id).await?;
     let alerts: Vec<Value> = vigil_orchestrator::pipeline::correlate::alerts_of(&tx, case_id)
         .await?
         .into_iter()
@@ -84,6 +85,7 @@ pub async fn get_case(
     v["gates"] = serde_json::to_value(g).map_err(|e| ApiError::internal("case", &e))?;
     v["steps"] = serde_json::to_value(st).map_err(|e| ApiError::internal("case", &e))?;
     v["alerts"] = Value::Array(alerts);
+    v["investigation"] = serde_json::to_value(investigation).map_err(|e| ApiError::internal("case", &e))?;
     Ok(Json(v).into_response())
 }
 
