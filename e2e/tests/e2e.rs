@@ -437,6 +437,29 @@ async fn demo_seeds_a_tenant_and_one_account_per_role() {
     for k in vigil_orchestrator::pipeline::investigation::STEPS {
         assert!(kinds.contains(k), "{k} ran: {done}");
     }
+    // A citation opens its alert: raw, placement, observables, case.
+    let first = alerts["items"][0]["id"].as_str().unwrap().to_owned();
+    let one: serde_json::Value = http()
+        .get(server.url(&format!("/api/v1/alerts/{first}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(one["id"], first.as_str(), "{one}");
+    assert!(
+        one["raw"].is_string() && one["case_id"].is_string() && one["placed_by"].is_string(),
+        "{one}"
+    );
+    let unknown = http()
+        .get(server.url(&format!("/api/v1/alerts/{}", uuid::Uuid::new_v4())))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
     let dead = get("/api/v1/steps?state=dead").await;
     assert_eq!(dead["total"], 0, "{dead}");
     let inbox = get("/api/v1/gates?status=pending&limit=500").await;

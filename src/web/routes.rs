@@ -225,6 +225,11 @@ pub fn routes() -> (Router<AppState>, RouteTable) {
             get(api::cases::case_signals),
         )
         .route(
+            "/api/v1/cases/{id}/investigate",
+            &[(M::POST, Tenant("case", "write"))],
+            post(api::cases::investigate),
+        )
+        .route(
             "/api/v1/cases/{id}/correlation",
             &[(M::GET, Tenant("case", "read"))],
             get(api::cases::case_correlation),
@@ -314,6 +319,11 @@ pub fn routes() -> (Router<AppState>, RouteTable) {
             "/api/v1/alerts",
             &[(M::GET, Tenant("case", "read"))],
             get(api::ingest::list),
+        )
+        .route(
+            "/api/v1/alerts/{id}",
+            &[(M::GET, Tenant("case", "read"))],
+            get(api::ingest::get),
         )
         .route(
             "/api/v1/integrations",

@@ -181,6 +181,21 @@ async fn runs_itself(db: TestDb) {
     tx.commit().await.unwrap();
     assert_eq!(drain(&db, &c).await, 4);
     assert_eq!(rounds().await.len(), 3);
+
+    // A person asks for a round: one is queued; asking again while it
+    // waits queues nothing more. Audited.
+    let tx = db.store.begin_tenant(t.id).await.unwrap();
+    assert!(investigation::rerun(&tx, &c, &eng, case_id).await.unwrap());
+    assert!(!investigation::rerun(&tx, &c, &eng, case_id).await.unwrap());
+    let log = vigil_orchestrator::audit::list(&tx, 200, 0).await.unwrap().0;
+    assert_eq!(
+        log.iter().filter(|e| e.action == "investigation.rerun").count(),
+        2
+    );
+    tx.commit().await.unwrap();
+    c.advance(investigation::DEBOUNCE + Duration::seconds(1));
+    assert_eq!(drain(&db, &c).await, 4);
+    assert_eq!(rounds().await.len(), 4);
 }
 
 #[tokio::test]

@@ -486,6 +486,22 @@ pub async fn store_items(
     Ok(out)
 }
 
+/// One alert of the tenant (a citation opened), with the case that holds it.
+pub async fn get(tx: &crate::store::TenantTx, id: Uuid) -> Result<(alert::Model, Option<Uuid>)> {
+    let a = alert::Entity::find_by_id(id)
+        .filter(alert::Column::TenantId.eq(tx.tenant().0))
+        .one(&**tx)
+        .await?
+        .ok_or(Error::NotFound("alert"))?;
+    let case = crate::store::entity::case_alert::Entity::find()
+        .filter(crate::store::entity::case_alert::Column::TenantId.eq(tx.tenant().0))
+        .filter(crate::store::entity::case_alert::Column::AlertId.eq(id))
+        .one(&**tx)
+        .await?
+        .map(|l| l.case_id);
+    Ok((a, case))
+}
+
 /// Alerts of the tenant, newest first (raw bytes as received).
 pub async fn list(tx: &crate::store::TenantTx, limit: u64, offset: u64) -> Result<Vec<alert::Model>> {
     use sea_orm::{QueryOrder, QuerySelect};

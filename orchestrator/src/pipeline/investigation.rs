@@ -88,6 +88,34 @@ pub async fn schedule(tx: &TenantTx, clock: &dyn Clock, cases: &[Uuid]) -> Resul
     Ok(queued)
 }
 
+/// A person asks for a new round now (the case must be open). Audited.
+pub async fn rerun(tx: &TenantTx, clock: &dyn Clock, actor: &Actor, case_id: Uuid) -> Result<bool> {
+    let c = cases::model(tx, case_id).await?;
+    if c.merged_into.is_some() || c.state != CaseState::Open.as_str() {
+        return Err(Error::Conflict(format!(
+            "the case is {}",
+            if c.merged_into.is_some() {
+                "merged"
+            } else {
+                c.state.as_str()
+            }
+        )));
+    }
+    let queued = !schedule(tx, clock, &[case_id]).await?.is_empty();
+    crate::audit::record(
+        tx,
+        clock,
+        actor,
+        crate::audit::Event {
+            action: "investigation.rerun",
+            target: format!("case:{case_id}"),
+            summary: json!({"queued": queued}),
+        },
+    )
+    .await?;
+    Ok(queued)
+}
+
 fn fail(e: Error) -> StepFailure {
     StepFailure {
         // A case merged away or closed meanwhile is final; storage errors retry.

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use vigil_orchestrator::engine::state::{CaseState, Severity};
 use vigil_orchestrator::engine::{cases, gates, steps};
 
-use crate::web::api::{ApiResult, id, page};
+use crate::web::api::{ApiResult, id, ip, page};
 use crate::web::auth::{Principal, TenantCtx};
 use crate::web::{ApiError, AppState};
 
@@ -192,4 +192,26 @@ pub async fn case_correlation(
     let v = vigil_orchestrator::pipeline::correlate::explain(&tx, case_id).await?;
     tx.commit().await?;
     Ok(Json(v).into_response())
+}
+
+/// A person starts a new investigation round now (202; `queued: false`
+/// when a round is already waiting to start, which will see everything).
+pub async fn investigate(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Extension(ctx): Extension<TenantCtx>,
+    c: ConnectInfo<SocketAddr>,
+    Path(case_id): Path<String>,
+) -> ApiResult {
+    let case_id = id(&case_id, "case")?;
+    let tx = s.store.begin_tenant(ctx.tenant).await?;
+    let actor = p.actor(Some(ctx.role), ip(&c));
+    let queued =
+        vigil_orchestrator::pipeline::investigation::rerun(&tx, s.clock.as_ref(), &actor, case_id).await?;
+    tx.commit().await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"case": case_id, "queued": queued})),
+    )
+        .into_response())
 }

@@ -99,3 +99,22 @@ pub async fn list(
     let next = more.then(|| offset + items.len() as u64);
     Ok(Json(json!({"total": items.len(), "items": items, "next_offset": next})).into_response())
 }
+
+/// One alert, as a citation opens it: raw as received, its placement in
+/// time, its observables (with roles) and its case.
+pub async fn get(
+    State(s): State<AppState>,
+    Extension(ctx): Extension<TenantCtx>,
+    Path(alert): Path<String>,
+) -> Result<Response, ApiError> {
+    let alert = crate::web::api::id(&alert, "alert")?;
+    let tx = s.store.begin_tenant(ctx.tenant).await?;
+    let (a, case) = ingest::get(&tx, alert).await?;
+    let observables = ingest::observables_of(&tx, a.id).await?;
+    tx.commit().await?;
+    Ok(Json(json!({"id": a.id, "integration_id": a.integration_id, "format": a.format, "source_id": a.source_id,
+                   "received_at": a.received_at, "event_at": a.event_at.unwrap_or(a.received_at), "placed_by": a.placed_by,
+                   "raw": a.raw, "observables": observables, "observables_truncated": a.observables_truncated,
+                   "case_id": case}))
+    .into_response())
+}
