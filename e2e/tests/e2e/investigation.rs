@@ -182,6 +182,23 @@ async fn runs_itself(db: TestDb) {
     assert_eq!(drain(&db, &c).await, 4);
     assert_eq!(rounds().await.len(), 3);
 
+    // A person dismisses the proposal (feedback): later rounds do not ask again.
+    let tx = db.store.begin_tenant(t.id).await.unwrap();
+    let analyst = Actor {
+        label: "user:analyst".into(),
+        role: Some(Role::AnalystEdit),
+        source_ip: None,
+    };
+    let g = gates::list(&tx, None, None, 50, 0).await.unwrap().0.remove(0);
+    let decider = gates::Decider {
+        actor: &analyst,
+        may_decide: &|_| true,
+    };
+    gates::reject(&tx, &c, &decider, g.id, "known pentest")
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
     // A person asks for a round: one is queued; asking again while it
     // waits queues nothing more. Audited.
     let tx = db.store.begin_tenant(t.id).await.unwrap();
@@ -196,6 +213,10 @@ async fn runs_itself(db: TestDb) {
     c.advance(investigation::DEBOUNCE + Duration::seconds(1));
     assert_eq!(drain(&db, &c).await, 4);
     assert_eq!(rounds().await.len(), 4);
+    let tx = db.store.begin_tenant(t.id).await.unwrap();
+    let all = gates::list(&tx, None, None, 50, 0).await.unwrap().0;
+    assert_eq!(all.len(), 1, "a dismissed proposal is not made again");
+    tx.commit().await.unwrap();
 }
 
 #[tokio::test]

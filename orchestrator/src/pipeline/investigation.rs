@@ -13,8 +13,9 @@
 //! 4. `investigation.propose` — for the draft's recommendation above its
 //!    threshold, Vigil itself requests the gate (escalate to Critical; a
 //!    ticket on the tenant's first ticket integration), as the system actor,
-//!    with the draft version and signals attached; a gate of that kind
-//!    already waiting is not asked twice. Then the workflow waits on people.
+//!    with the draft version and signals attached; each kind once per case
+//!    (a waiting gate is not asked twice, an approved one is done, a
+//!    dismissed one is feedback). Then the workflow waits on people.
 //!
 //! A round starts when the ingest transaction that opens a case or adds
 //! alerts to it [`schedule`]s one (in that transaction): debounced — while a
@@ -31,7 +32,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::audit::Actor;
-use crate::engine::state::{CaseState, GateKind, GateState, Severity, StepState};
+use crate::engine::state::{CaseState, GateKind, Severity, StepState};
 use crate::engine::steps::{NewStep, Registry, StepContext, StepDone, StepFailure, StepHandler};
 use crate::engine::{cases, gates, steps};
 use crate::pipeline::{drafts, iocs, timeline};
@@ -319,10 +320,9 @@ impl StepHandler for Propose {
                 }
             }
             for (kind, payload) in wants {
-                if waiting(&tx, case_id, kind).await.map_err(fail)? {
-                    skipped.push(
-                        json!({"kind": kind.as_str(), "why": "a gate of this kind is already waiting"}),
-                    );
+                if let Some(state) = earlier(&tx, case_id, kind).await.map_err(fail)? {
+                    let why = format!("a gate of this kind is on the case already ({state})");
+                    skipped.push(json!({"kind": kind.as_str(), "why": why}));
                     continue;
                 }
                 match gates::request(
@@ -369,16 +369,18 @@ fn summary(body: &drafts::Body) -> String {
         .join(" ")
 }
 
-/// Whether a gate of this kind waits on the case already.
-async fn waiting(tx: &TenantTx, case_id: Uuid, kind: GateKind) -> Result<bool> {
+/// The state of an earlier gate of this kind on the case, if there is one:
+/// Vigil proposes each kind once per case — a waiting one is not asked
+/// twice, an approved one is done (a ticket is not opened again), and a
+/// dismissed one is the person's feedback, not to be repeated every round.
+async fn earlier(tx: &TenantTx, case_id: Uuid, kind: GateKind) -> Result<Option<String>> {
     Ok(gate::Entity::find()
         .filter(gate::Column::TenantId.eq(tx.tenant().0))
         .filter(gate::Column::CaseId.eq(case_id))
         .filter(gate::Column::Kind.eq(kind.as_str()))
-        .filter(gate::Column::State.is_in([GateState::Pending.as_str(), GateState::Escalated.as_str()]))
-        .count(&**tx)
+        .one(&**tx)
         .await?
-        > 0)
+        .map(|g| g.state))
 }
 
 /// The tenant's ticket integration (the first Jira or ServiceNow one).
