@@ -85,10 +85,15 @@ pub fn normalize(kind: Kind, raw: &str) -> Option<String> {
 /// `WS042` are one machine (Falcon reports the short name, the directory
 /// the FQDN). Lower-cased input.
 pub fn host_name(lower: &str) -> String {
-    let s = lower.trim_end_matches('.');
+    // Trailing dots and spaces go together ("a. ." is "a"), and what is cut
+    // off must not leave a space at the end (normalizing again would trim
+    // it): the result is its own normal form.
+    let s = lower.trim_end_matches(|c: char| c == '.' || c.is_whitespace());
     match s.split_once('.') {
-        Some((first, rest)) if !first.is_empty() && rest.contains(|c: char| c.is_ascii_alphabetic()) => {
-            first.to_owned()
+        Some((first, rest))
+            if !first.trim_end().is_empty() && rest.contains(|c: char| c.is_ascii_alphabetic()) =>
+        {
+            first.trim_end().to_owned()
         }
         _ => s.to_owned(),
     }
@@ -875,6 +880,24 @@ mod tests {
         );
         for raw in ["..", ".", " . ", "[.]"] {
             assert_eq!(normalize(Kind::Host, raw), None, "{raw:?}");
+        }
+        // Found by the fuzz target: a form feed before the cut, dots and
+        // spaces at the end.
+        for raw in [
+            "h\u{3}Ei\u{7f}]$Et\u{c}.v",
+            "ab\u{c}.",
+            "a. .",
+            "a \u{c}..",
+            " .x",
+            "x.y.",
+            "İ.x",
+        ] {
+            let once = normalize(Kind::Host, raw).unwrap_or_default();
+            assert_eq!(
+                normalize(Kind::Host, &once).unwrap_or_default(),
+                once,
+                "{raw:?} → {once:?}"
+            );
         }
         assert!(extract(&json!({"hostname": ".."})).is_empty());
     }
