@@ -28,6 +28,12 @@ if [ ! -d e2e/idp/oidc/node_modules/oidc-provider ]; then
   npm ci --prefix e2e/idp/oidc --no-audit --no-fund --loglevel=error
 fi
 
+# axe-core for the browser tests (pinned by e2e/browser/package-lock.json).
+if [ ! -f e2e/browser/node_modules/axe-core/axe.min.js ]; then
+  log "installing axe-core for the browser tests (npm ci)"
+  npm ci --prefix e2e/browser --no-audit --no-fund --loglevel=error
+fi
+
 # --- PostgreSQL ----------------------------------------------------------------
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 pg_tmp=""

@@ -9,8 +9,9 @@ BUILD_PACKAGES=(pkg-config libssl-dev libxmlsec1-dev libxml2-dev libclang-dev)
 
 # The test peers: the SAML IdP (simplesamlphp, run with `php -S`), the
 # PostgreSQL server binaries (a throwaway cluster; the e2e test that
-# restarts a cluster of its own), Node.js for the OpenID Connect provider.
-TEST_PACKAGES=(simplesamlphp php-cli php-xml php-mbstring)
+# restarts a cluster of its own), Node.js for the OpenID Connect provider
+# and axe-core, Debian's Chromium and its WebDriver for the browser tests.
+TEST_PACKAGES=(simplesamlphp php-cli php-xml php-mbstring chromium chromium-driver)
 
 apt_missing=()
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }

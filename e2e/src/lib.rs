@@ -3,6 +3,7 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
+pub mod browser;
 pub mod sim;
 
 use std::path::{Path, PathBuf};

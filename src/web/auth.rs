@@ -122,6 +122,23 @@ fn refuse(path: &str, status: StatusCode, code: &'static str, message: &str) -> 
     }
 }
 
+/// As [`refuse`], and a page that needs a signed-in person sends them to
+/// the login page and, after it, back here (a GET; else home).
+fn refuse_at(
+    method: &Method,
+    uri: &axum::http::Uri,
+    status: StatusCode,
+    code: &'static str,
+    message: &str,
+) -> Response {
+    let path = uri.path();
+    if status == StatusCode::UNAUTHORIZED && !is_api(path) && *method == Method::GET {
+        let here = uri.path_and_query().map_or(path, |pq| pq.as_str());
+        return Redirect::to(&format!("/login?next={}", super::urls::encode(here))).into_response();
+    }
+    refuse(path, status, code, message)
+}
+
 /// Who is calling (the guard's first half; public for the authorization benchmark).
 pub async fn authenticate(
     state: &AppState,
@@ -276,6 +293,24 @@ pub async fn guard(
             return refuse(&path, status, code, &message);
         }
     };
+    if is_api(&path) || path.starts_with("/static/") || path.starts_with("/sso/") {
+        return admit(&state, principal, access, &path, &route, req, next).await;
+    }
+    let chrome = super::pages::chrome::resolve(&state, &principal, &path).await;
+    super::pages::chrome::scope(chrome, admit(&state, principal, access, &path, &route, req, next)).await
+}
+
+/// The guard's second half, once the caller is known: CSRF, the access
+/// decision, the handler.
+async fn admit(
+    state: &AppState,
+    principal: Principal,
+    access: Access,
+    path: &str,
+    route: &str,
+    req: Request,
+    next: Next,
+) -> Response {
     let unsafe_method = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     let mut req = req;
     if unsafe_method {
@@ -292,21 +327,16 @@ pub async fn guard(
             req = r;
             let presented = header_token.or(field).unwrap_or_default();
             if !auth::csrf_matches(info, &presented) {
-                return refuse(
-                    &path,
-                    StatusCode::FORBIDDEN,
-                    "csrf",
-                    "missing or wrong CSRF token",
-                );
+                return refuse(path, StatusCode::FORBIDDEN, "csrf", "missing or wrong CSRF token");
             }
-        } else if cross_site(req.headers()) && !CROSS_SITE_POSTS.contains(&route.as_str()) {
-            return refuse(&path, StatusCode::FORBIDDEN, "csrf", "cross-site request refused");
+        } else if cross_site(req.headers()) && !CROSS_SITE_POSTS.contains(&route) {
+            return refuse(path, StatusCode::FORBIDDEN, "csrf", "cross-site request refused");
         }
     }
 
-    let ctx = match decide(&state, &principal, access).await {
+    let ctx = match decide(state, &principal, access).await {
         Ok(ctx) => ctx,
-        Err((status, code, message)) => return refuse(&path, status, code, &message),
+        Err((status, code, message)) => return refuse_at(req.method(), req.uri(), status, code, &message),
     };
     if let Some(ctx) = ctx {
         req.extensions_mut().insert(ctx);

@@ -47,6 +47,51 @@ pub fn routes() -> (Router<AppState>, RouteTable) {
             get(pages::assets::htmx),
         )
         .route(
+            "/static/vigil.js",
+            &[(M::GET, Public)],
+            get(pages::assets::script),
+        )
+        .route(
+            "/cases",
+            &[(M::GET, Tenant("case", "read"))],
+            get(pages::cases::queue),
+        )
+        .route(
+            "/cases/{id}",
+            &[(M::GET, Tenant("case", "read"))],
+            get(pages::cases::case_page),
+        )
+        .route(
+            "/cases/{id}/investigate",
+            &[(M::POST, Tenant("case", "write"))],
+            post(pages::cases::investigate),
+        )
+        .route(
+            "/alerts/{id}",
+            &[(M::GET, Tenant("case", "read"))],
+            get(pages::cases::alert_page),
+        )
+        .route(
+            "/drafts/{id}/approve",
+            &[(M::POST, Tenant("draft", "decide"))],
+            post(pages::cases::approve_draft),
+        )
+        .route(
+            "/drafts/{id}/reject",
+            &[(M::POST, Tenant("draft", "decide"))],
+            post(pages::cases::reject_draft),
+        )
+        .route(
+            "/briefs",
+            &[(M::GET, Tenant("brief", "read_approved"))],
+            get(pages::briefs::list),
+        )
+        .route(
+            "/briefs/{id}",
+            &[(M::GET, Tenant("brief", "read_approved"))],
+            get(pages::briefs::one),
+        )
+        .route(
             "/gates",
             &[(M::GET, Tenant("gate", "read"))],
             get(pages::gates::inbox),

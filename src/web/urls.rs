@@ -27,3 +27,54 @@ pub(crate) fn sp(s: &AppState, provider: Uuid) -> vigil_integrations::saml::Sp {
         acs_url: format!("{}/sso/{provider}/acs", base(s)),
     }
 }
+
+/// `s` as one query-string value (RFC 3986: unreserved characters and `/`
+/// kept, everything else percent-encoded).
+pub(crate) fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Where a person may be sent back to after signing in: a path of this
+/// site only (never another origin: `//host`, `/\host`, a scheme, control
+/// characters), and not the sign-in pages themselves.
+pub(crate) fn local_next(next: &str) -> Option<&str> {
+    let ok = next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.starts_with("/\\")
+        && !next.chars().any(|c| c.is_control() || c == '\\')
+        && !next.starts_with("/login")
+        && !next.starts_with("/logout")
+        && next.len() <= 2048;
+    ok.then_some(next)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_local_paths_are_followed_after_sign_in() {
+        assert_eq!(local_next("/cases?state=open"), Some("/cases?state=open"));
+        for bad in [
+            "//evil.example/",
+            "/\\evil.example",
+            "https://evil.example",
+            "cases",
+            "/a\nb",
+            "/a\\b",
+            "/login",
+            "",
+        ] {
+            assert_eq!(local_next(bad), None, "{bad:?}");
+        }
+        assert_eq!(encode("/cases?q=a b&x=é"), "/cases%3Fq%3Da%20b%26x%3D%C3%A9");
+    }
+}

@@ -1,4 +1,4 @@
-//! The server-rendered pages in a browser's terms: the approvals inbox and the integrations page.
+//! The server-rendered pages in a browser's terms: the approvals inbox, the integrations page, the case queue.
 
 use super::*;
 
@@ -227,5 +227,115 @@ mod integrations_page {
     #[tokio::test]
     async fn postgres() {
         super::integrations_page(super::Backend::Postgres).await
+    }
+}
+
+/// The case queue's filters on both backends: severity, state, title words
+/// (case-insensitive; LIKE wildcards are literal), sort by severity; bad
+/// filters are a 422 page, never a 500; another tenant's case is a 404.
+async fn case_queue(backend: Backend) {
+    use serde_json::json;
+    let app = app(backend).await;
+    let a = app.tenant("A").await;
+    let b = app.tenant("B").await;
+    let ann = app.session(Some(a), Role::AnalystEdit, false).await;
+    let bea = app.session(Some(b), Role::AnalystEdit, false).await;
+    for (title, sev) in [
+        ("Ransom note on FS-01", "critical"),
+        ("Phishing 100% sure", "high"),
+        ("phishing_link clicked", "low"),
+        ("Beaconing from WS-7", "medium"),
+    ] {
+        let (s, res) = app
+            .call(
+                &ann,
+                Method::POST,
+                "/api/v1/cases",
+                Some(json!({"title": title, "severity": sev})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{res}");
+    }
+    let (_, res) = app
+        .call(
+            &bea,
+            Method::POST,
+            "/api/v1/cases",
+            Some(json!({"title": "B's secret case"})),
+        )
+        .await;
+    let theirs = serde_json::from_str::<serde_json::Value>(&res).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let get = |c: &Caller, uri: &str| {
+        let Caller::Session { cookie, .. } = c else {
+            unreachable!()
+        };
+        Request::builder()
+            .uri(uri)
+            .header(header::COOKIE, format!("vigil_session={cookie}"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    let rows = |html: &str| html.matches("<tr data-row>").count();
+    let (s, html, _) = app.send(get(&ann, "/cases")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(rows(&html), 4, "{html}");
+    assert!(!html.contains("B&#39;s secret case") && !html.contains("secret case"));
+    let (_, html, _) = app.send(get(&ann, "/cases?q=PHISHING")).await;
+    assert_eq!(rows(&html), 2, "case-insensitive words");
+    let (_, html, _) = app.send(get(&ann, "/cases?q=100%25")).await;
+    assert_eq!(rows(&html), 1, "% is a literal character");
+    let (_, html, _) = app.send(get(&ann, "/cases?q=phishing_")).await;
+    assert_eq!(rows(&html), 1, "_ is a literal character");
+    let (_, html, _) = app.send(get(&ann, "/cases?severity=high")).await;
+    assert_eq!(rows(&html), 1);
+    let (_, html, _) = app.send(get(&ann, "/cases?sort=severity")).await;
+    let first = html.split("<tr data-row>").nth(1).unwrap();
+    assert!(first.contains("Ransom note"), "critical first: {first}");
+    let (_, html, _) = app.send(get(&ann, "/cases?state=closed")).await;
+    assert_eq!(rows(&html), 0);
+    for bad in [
+        "/cases?severity=urgent",
+        "/cases?state=%00",
+        "/cases?age=forever",
+        "/cases?sort=random",
+        "/cases?q=%07bell",
+        "/cases?page=-1",
+        "/cases?page=99999999999999999999999",
+    ] {
+        let (s, html, _) = app.send(get(&ann, bad)).await;
+        assert!(
+            s == StatusCode::UNPROCESSABLE_ENTITY || s == StatusCode::BAD_REQUEST,
+            "{bad}: {s} {html}"
+        );
+        assert!(
+            html.contains("<main"),
+            "{bad}: a page, not a bare refusal: {html}"
+        );
+    }
+    let (_, html, _) = app.send(get(&ann, "/cases?page=999")).await;
+    assert_eq!(rows(&html), 0, "past the last page: empty, not an error");
+    let (s, _, _) = app.send(get(&ann, &format!("/cases/{theirs}"))).await;
+    assert_eq!(
+        s,
+        StatusCode::NOT_FOUND,
+        "another tenant's case does not exist here"
+    );
+    let (s, _, _) = app.send(get(&ann, "/cases/not-a-uuid")).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _, _) = app.send(get(&ann, &format!("/alerts/{theirs}?at=/x"))).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+mod case_queue {
+    #[tokio::test]
+    async fn sqlite() {
+        super::case_queue(super::Backend::Sqlite).await
+    }
+    #[tokio::test]
+    async fn postgres() {
+        super::case_queue(super::Backend::Postgres).await
     }
 }

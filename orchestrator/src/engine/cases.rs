@@ -102,16 +102,106 @@ pub async fn list(
     limit: u64,
     offset: u64,
 ) -> Result<(Vec<Case>, u64)> {
-    // A merged case lives on in the case it was merged into.
+    let f = Filter {
+        state,
+        ..Filter::default()
+    };
+    search(tx, &f, limit, offset).await
+}
+
+/// How the case queue is ordered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Sort {
+    /// Most recently changed first (the default).
+    #[default]
+    Updated,
+    /// Newest first.
+    Created,
+    /// Oldest first (what has waited longest).
+    Oldest,
+    /// Most severe first, then most recently changed.
+    Severity,
+}
+
+impl std::str::FromStr for Sort {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s {
+            "" | "updated" => Sort::Updated,
+            "created" => Sort::Created,
+            "oldest" => Sort::Oldest,
+            "severity" => Sort::Severity,
+            other => {
+                return Err(Error::Invalid(format!(
+                    "unknown sort {other:?} (updated, created, oldest, severity)"
+                )));
+            }
+        })
+    }
+}
+
+/// What the case queue shows: every filter optional.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub state: Option<CaseState>,
+    pub severity: Option<Severity>,
+    /// Words the title contains (case-insensitive, every word).
+    pub text: String,
+    /// Opened at or after.
+    pub since: Option<DateTime<Utc>>,
+    pub sort: Sort,
+}
+
+/// `text` as a LIKE pattern matching it anywhere, its wildcards escaped.
+fn like_anywhere(text: &str) -> String {
+    let mut p = String::from("%");
+    for c in text.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
+/// The case queue: the tenant's live cases (merged ones live on in their
+/// target) matching `f`, one page of them and how many match.
+pub async fn search(tx: &TenantTx, f: &Filter, limit: u64, offset: u64) -> Result<(Vec<Case>, u64)> {
+    use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, Order};
     let mut q = case::Entity::find()
         .filter(case::Column::TenantId.eq(tx.tenant().0))
         .filter(case::Column::MergedInto.is_null());
-    if let Some(s) = state {
+    if let Some(s) = f.state {
         q = q.filter(case::Column::State.eq(s.as_str()));
     }
+    if let Some(s) = f.severity {
+        q = q.filter(case::Column::Severity.eq(s.as_str()));
+    }
+    if let Some(t) = f.since {
+        q = q.filter(case::Column::CreatedAt.gte(t));
+    }
+    for word in f.text.split_whitespace().take(8) {
+        q = q.filter(
+            Expr::expr(Func::lower(Expr::col(case::Column::Title)))
+                .like(LikeExpr::new(like_anywhere(word)).escape('\\')),
+        );
+    }
     let total = q.clone().count(&**tx).await?;
+    let q = match f.sort {
+        Sort::Updated => q.order_by_desc(case::Column::UpdatedAt),
+        Sort::Created => q.order_by_desc(case::Column::CreatedAt),
+        Sort::Oldest => q.order_by_asc(case::Column::CreatedAt),
+        Sort::Severity => q
+            .order_by(
+                Expr::cust(
+                    "CASE severity WHEN 'critical' THEN 4 WHEN 'high' THEN 3 WHEN 'medium' THEN 2 ELSE 1 END",
+                ),
+                Order::Desc,
+            )
+            .order_by_desc(case::Column::UpdatedAt),
+    };
     let rows = q
-        .order_by_desc(case::Column::UpdatedAt)
         .order_by_desc(case::Column::Id)
         .limit(limit)
         .offset(offset)

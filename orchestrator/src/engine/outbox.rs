@@ -337,3 +337,26 @@ pub async fn of_gate(tx: &crate::store::TenantTx, gate_id: Uuid) -> Result<Optio
         .one(&**tx)
         .await?)
 }
+
+/// Approved writes of the tenant still waiting to be sent (held by a
+/// disabled write scope, a kill switch, or a retry), by integration: what
+/// turning a scope on will release.
+pub async fn waiting_by_integration(tx: &TenantTx) -> Result<std::collections::HashMap<Uuid, u64>> {
+    let mut out = std::collections::HashMap::new();
+    for o in outbox::Entity::find()
+        .filter(outbox::Column::TenantId.eq(tx.tenant().0))
+        .filter(outbox::Column::State.eq(OutboxState::Pending.as_str()))
+        .all(&**tx)
+        .await?
+    {
+        if let Some(id) = o
+            .payload
+            .get("integration_id")
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse::<Uuid>().ok())
+        {
+            *out.entry(id).or_default() += 1;
+        }
+    }
+    Ok(out)
+}

@@ -1543,6 +1543,98 @@ pub async fn alerts_of(tx: &TenantTx, case_id: Uuid) -> Result<Vec<(Uuid, Option
         .collect())
 }
 
+/// For each of `entities`, the other live cases of the tenant whose alerts
+/// carry it (at most `per` each, newest first): the analyst's pivot.
+pub async fn elsewhere(
+    tx: &TenantTx,
+    case_id: Uuid,
+    entities: &[(Kind, String)],
+    per: usize,
+) -> Result<BTreeMap<(Kind, String), Vec<(Uuid, String)>>> {
+    let mut out: BTreeMap<(Kind, String), Vec<(Uuid, String)>> = BTreeMap::new();
+    for chunk in entities.chunks(100) {
+        let mut any = Cond::any();
+        for (k, v) in chunk {
+            any = any.add(
+                Cond::all()
+                    .add(observable::Column::Kind.eq(k.as_str()))
+                    .add(observable::Column::Value.eq(v.as_str())),
+            );
+        }
+        let obs = observable::Entity::find()
+            .filter(observable::Column::TenantId.eq(tx.tenant().0))
+            .filter(any)
+            .all(&**tx)
+            .await?;
+        let alert_ids: Vec<Uuid> = obs.iter().map(|o| o.alert_id).collect();
+        let mut case_of: HashMap<Uuid, Uuid> = HashMap::new();
+        for ids in alert_ids.chunks(500) {
+            for l in case_alert::Entity::find()
+                .filter(case_alert::Column::TenantId.eq(tx.tenant().0))
+                .filter(case_alert::Column::AlertId.is_in(ids.to_vec()))
+                .filter(case_alert::Column::CaseId.ne(case_id))
+                .all(&**tx)
+                .await?
+            {
+                case_of.insert(l.alert_id, l.case_id);
+            }
+        }
+        let mut case_ids: Vec<Uuid> = case_of.values().copied().collect();
+        case_ids.sort_unstable();
+        case_ids.dedup();
+        let mut titles: HashMap<Uuid, (String, DateTime<Utc>)> = HashMap::new();
+        for ids in case_ids.chunks(500) {
+            for c in case::Entity::find()
+                .filter(case::Column::TenantId.eq(tx.tenant().0))
+                .filter(case::Column::Id.is_in(ids.to_vec()))
+                .filter(case::Column::MergedInto.is_null())
+                .all(&**tx)
+                .await?
+            {
+                titles.insert(c.id, (c.title, c.updated_at));
+            }
+        }
+        for o in obs {
+            let Some(c) = case_of.get(&o.alert_id) else {
+                continue;
+            };
+            let Some((title, _)) = titles.get(c) else { continue };
+            let Ok(kind) = o.kind.parse::<Kind>() else {
+                continue;
+            };
+            let list = out.entry((kind, o.value)).or_default();
+            if !list.iter().any(|(id, _)| id == c) {
+                list.push((*c, title.clone()));
+                list.sort_by_key(|(id, _)| std::cmp::Reverse(titles.get(id).map(|t| t.1)));
+            }
+        }
+    }
+    for list in out.values_mut() {
+        list.truncate(per);
+    }
+    Ok(out)
+}
+
+/// How many alerts each of `cases` holds.
+pub async fn alert_counts(tx: &TenantTx, cases: &[Uuid]) -> Result<HashMap<Uuid, u64>> {
+    use sea_orm::QuerySelect;
+    let mut out = HashMap::new();
+    for ids in cases.chunks(500) {
+        let rows: Vec<(Uuid, i64)> = case_alert::Entity::find()
+            .select_only()
+            .column(case_alert::Column::CaseId)
+            .column_as(case_alert::Column::AlertId.count(), "n")
+            .filter(case_alert::Column::TenantId.eq(tx.tenant().0))
+            .filter(case_alert::Column::CaseId.is_in(ids.to_vec()))
+            .group_by(case_alert::Column::CaseId)
+            .into_tuple()
+            .all(&**tx)
+            .await?;
+        out.extend(rows.into_iter().map(|(c, n)| (c, u64::try_from(n).unwrap_or(0))));
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

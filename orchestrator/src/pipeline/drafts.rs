@@ -871,3 +871,39 @@ async fn store_draft(
     let drafter: String = drafter.chars().take(300).collect();
     store(tx, clock, case_id, body, &drafter).await
 }
+
+/// The tenant's approved briefs, newest decision first, with their case's
+/// title: what executives read (no drafts, no raw telemetry).
+pub async fn approved(tx: &TenantTx, limit: u64, offset: u64) -> Result<(Vec<(Draft, String)>, u64)> {
+    use sea_orm::{PaginatorTrait, QuerySelect};
+    let q = draft::Entity::find()
+        .filter(draft::Column::TenantId.eq(tx.tenant().0))
+        .filter(draft::Column::State.eq("approved"));
+    let total = q.clone().count(&**tx).await?;
+    let rows = q
+        .order_by_desc(draft::Column::DecidedAt)
+        .order_by_desc(draft::Column::Id)
+        .limit(limit)
+        .offset(offset)
+        .all(&**tx)
+        .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for d in rows {
+        let title = crate::engine::cases::get(tx, d.case_id).await?.title;
+        out.push((Draft::from(d), title));
+    }
+    Ok((out, total))
+}
+
+/// One approved brief (else NotFound: a draft that no one approved is not
+/// a brief).
+pub async fn approved_one(tx: &TenantTx, id: Uuid) -> Result<(Draft, String)> {
+    let d = draft::Entity::find_by_id(id)
+        .filter(draft::Column::TenantId.eq(tx.tenant().0))
+        .filter(draft::Column::State.eq("approved"))
+        .one(&**tx)
+        .await?
+        .ok_or(Error::NotFound("brief"))?;
+    let title = crate::engine::cases::get(tx, d.case_id).await?.title;
+    Ok((Draft::from(d), title))
+}

@@ -24,6 +24,16 @@ pub async fn autopost() -> impl IntoResponse {
     )
 }
 
+pub async fn script() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../../static/vigil.js"),
+    )
+}
+
 pub async fn css() -> impl IntoResponse {
     (
         [

@@ -26,6 +26,8 @@ pub struct Me {
     email: String,
     platform_admin: bool,
     mfa_verified: bool,
+    /// A role held needs a second factor (so "not verified" is news).
+    needs_mfa: bool,
     csrf: String,
     memberships: Vec<crate::web::pages::session::Membership>,
 }
@@ -38,6 +40,7 @@ pub async fn index(State(state): State<AppState>, Extension(p): Extension<Princi
                     email: info.email.clone(),
                     platform_admin: info.platform_admin,
                     mfa_verified: info.mfa_verified,
+                    needs_mfa: info.platform_admin || memberships.iter().any(|m| m.role.requires_mfa()),
                     csrf: info.csrf.clone(),
                     memberships,
                 }),

@@ -40,6 +40,9 @@ pub struct IntegrationRow {
     last_error: String,
     cursor: String,
     pulled: i64,
+    /// Approved writes waiting for this integration (sent when its scope
+    /// is turned on).
+    held: u64,
     scopes: Vec<ScopeRow>,
 }
 
@@ -69,6 +72,7 @@ pub async fn list(
     let result = async {
         let tx = s.store.begin_tenant(ctx.tenant).await?;
         let (items, _) = integrations::list(&tx).await?;
+        let held = vigil_orchestrator::engine::outbox::waiting_by_integration(&tx).await?;
         let mut rows = Vec::with_capacity(items.len());
         for i in items {
             let credential = match vault::current(&tx, i.id).await? {
@@ -76,6 +80,7 @@ pub async fn list(
                 None => "none".into(),
             };
             rows.push(IntegrationRow {
+                held: held.get(&i.id).copied().unwrap_or(0),
                 id: i.id,
                 name: i.name,
                 kind: i.kind.as_str(),

@@ -23,6 +23,19 @@ use crate::web::error::{message, page_error};
 pub struct LoginPage {
     email: String,
     error: Option<String>,
+    /// Where to go after signing in (a local path, else empty).
+    next: String,
+}
+
+/// `?next=`: where a page that needed a signed-in person sends them back.
+#[derive(Debug, Default, Deserialize)]
+pub struct NextQuery {
+    #[serde(default)]
+    next: String,
+}
+
+fn next_of(raw: &str) -> String {
+    crate::web::urls::local_next(raw).unwrap_or_default().to_owned()
 }
 
 #[derive(Template, WebTemplate)]
@@ -41,6 +54,10 @@ pub struct MfaPage {
     secret: Option<String>,
     uri: Option<String>,
     error: Option<String>,
+    next: String,
+    /// A code was just refused during enrolment: ask again (the pending
+    /// secret stays in the authenticator app).
+    retry: bool,
 }
 
 fn not_a_person() -> Response {
@@ -51,13 +68,18 @@ fn not_a_person() -> Response {
     )
 }
 
-pub async fn login_form(Extension(p): Extension<Principal>) -> Response {
+pub async fn login_form(
+    Extension(p): Extension<Principal>,
+    axum::extract::Query(q): axum::extract::Query<NextQuery>,
+) -> Response {
+    let next = next_of(&q.next);
     if matches!(p, Principal::Session { .. }) {
-        return Redirect::to("/").into_response();
+        return Redirect::to(if next.is_empty() { "/" } else { &next }).into_response();
     }
     LoginPage {
         email: String::new(),
         error: None,
+        next,
     }
     .into_response()
 }
@@ -66,6 +88,8 @@ pub async fn login_form(Extension(p): Extension<Principal>) -> Response {
 pub struct LoginForm {
     email: String,
     password: String,
+    #[serde(default)]
+    next: String,
 }
 
 pub async fn login_submit(
@@ -79,6 +103,7 @@ pub async fn login_submit(
             LoginPage {
                 email: f.email.clone(),
                 error: Some(msg.to_owned()),
+                next: next_of(&f.next),
             },
         )
             .into_response()
@@ -98,10 +123,16 @@ pub async fn login_submit(
                 Ok(b) => b,
                 Err(e) => return page_error(e),
             };
-            let to = if needs_mfa { "/mfa" } else { "/" };
+            let next = next_of(&f.next);
+            let to = match (needs_mfa, next.is_empty()) {
+                (true, true) => "/mfa".to_owned(),
+                (true, false) => format!("/mfa?next={}", crate::web::urls::encode(&next)),
+                (false, true) => "/".to_owned(),
+                (false, false) => next,
+            };
             (
                 [(header::SET_COOKIE, session_cookie(&s, &session.token))],
-                Redirect::to(to),
+                Redirect::to(&to),
             )
                 .into_response()
         }
@@ -141,7 +172,10 @@ fn session(p: &Principal) -> Option<&auth::SessionInfo> {
     }
 }
 
-pub async fn mfa_form(Extension(p): Extension<Principal>) -> Response {
+pub async fn mfa_form(
+    Extension(p): Extension<Principal>,
+    axum::extract::Query(q): axum::extract::Query<NextQuery>,
+) -> Response {
     let Some(info) = session(&p) else {
         return not_a_person();
     };
@@ -159,6 +193,8 @@ pub async fn mfa_form(Extension(p): Extension<Principal>) -> Response {
         secret: None,
         uri: None,
         error: None,
+        next: next_of(&q.next),
+        retry: false,
     }
     .into_response()
 }
@@ -175,6 +211,8 @@ pub async fn mfa_enroll(State(s): State<AppState>, Extension(p): Extension<Princ
             secret: Some(secret),
             uri: Some(uri),
             error: None,
+            next: String::new(),
+            retry: false,
         }
         .into_response(),
         Err(e) => page_error(e),
@@ -184,6 +222,8 @@ pub async fn mfa_enroll(State(s): State<AppState>, Extension(p): Extension<Princ
 #[derive(Debug, Deserialize)]
 pub struct CodeForm {
     code: String,
+    #[serde(default)]
+    next: String,
 }
 
 pub async fn mfa_verify(
@@ -220,6 +260,8 @@ pub async fn mfa_verify(
                 secret: None,
                 uri: None,
                 error: Some(error),
+                next: next_of(&f.next),
+                retry: !info.totp_enabled,
             },
         )
             .into_response()
@@ -238,7 +280,11 @@ pub async fn mfa_verify(
             .into_response(),
         Ok(MfaOutcome::Verified(rotated)) => (
             [(header::SET_COOKIE, session_cookie(&s, &rotated.token))],
-            Redirect::to("/"),
+            Redirect::to(
+                &Some(next_of(&f.next))
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or_else(|| "/".into()),
+            ),
         )
             .into_response(),
         Ok(MfaOutcome::Refused) => again(

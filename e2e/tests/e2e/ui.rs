@@ -1,0 +1,428 @@
+//! The web UI in a real browser: `vigil demo` on PostgreSQL (as the
+//! non-superuser serving role, so RLS applies), Debian's Chromium over
+//! WebDriver, each demo role doing its job through the pages. axe-core
+//! runs on every key page; screenshots of each key screen at 1280 and
+//! 390 px are kept in `target/e2e-artifacts/`.
+
+use std::collections::HashMap;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use vigil_e2e::browser::{Browser, DESKTOP, PHONE};
+use vigil_e2e::{PATIENCE, Server, http, line_after, run, vigil};
+use vigil_orchestrator::testkit::{TestDb, pg_admin_url, with_database};
+
+struct Demo {
+    server: Server,
+    /// role → (e-mail, password)
+    accounts: HashMap<String, (String, String)>,
+    tenant: String,
+    db_url: String,
+    db_name: String,
+    _cwd: tempfile::TempDir,
+}
+
+impl Demo {
+    async fn start() -> Demo {
+        let admin = pg_admin_url();
+        let db_name = TestDb::create_pg_database(&admin).await;
+        let db_url = with_database(&admin, &db_name);
+        let cwd = tempfile::tempdir().unwrap();
+        let mut cmd = vigil(cwd.path());
+        cmd.args(["demo", "--listen", "127.0.0.1:0"])
+            .env("VIGIL_DATABASE_URL", &db_url);
+        let server = Server::start(cmd).await.expect("demo starts");
+        let out = server.stdout();
+        let mut accounts = HashMap::new();
+        for role in [
+            "platform_admin",
+            "tenant_admin",
+            "security_engineer",
+            "analyst_edit",
+            "analyst_read",
+            "executive",
+        ] {
+            let line = line_after(&out, role).unwrap_or_else(|| panic!("{role} printed:\n{out}"));
+            let f: Vec<_> = line.split_whitespace().collect();
+            accounts.insert(role.to_owned(), (f[0].to_owned(), f[1].to_owned()));
+        }
+        let tenant = out
+            .split("Demo tenant \"Demo SOC\" (")
+            .nth(1)
+            .and_then(|s| s.split(')').next())
+            .unwrap()
+            .to_owned();
+        let demo = Demo {
+            server,
+            accounts,
+            tenant,
+            db_url,
+            db_name,
+            _cwd: cwd,
+        };
+        demo.settle().await;
+        demo
+    }
+
+    fn account(&self, role: &str) -> (&str, &str) {
+        let (e, p) = &self.accounts[role];
+        (e, p)
+    }
+
+    async fn token(&self, role: &str) -> String {
+        let mut cmd = vigil(self._cwd.path());
+        cmd.args(["admin", "create-token", "--tenant", &self.tenant, "--role", role])
+            .env("VIGIL_DATABASE_URL", &self.db_url);
+        let f = run(cmd).await;
+        assert!(f.status.success(), "{}", f.stderr);
+        f.stdout.trim().to_owned()
+    }
+
+    async fn get(&self, token: &str, path: &str) -> Value {
+        http()
+            .get(self.server.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Waits until the demo's investigations have run (no step waiting or
+    /// running, and some succeeded).
+    async fn settle(&self) {
+        let token = self.token("analyst_read").await;
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let busy = |v: &Value| v["items"].as_array().map_or(0, Vec::len);
+            let pending = self.get(&token, "/api/v1/steps?state=pending&limit=500").await;
+            let running = self.get(&token, "/api/v1/steps?state=running&limit=500").await;
+            let done = self.get(&token, "/api/v1/steps?state=succeeded&limit=5").await;
+            if busy(&pending) + busy(&running) == 0 && busy(&done) > 0 {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "investigations never settled: {pending}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn stop(self) {
+        let _ = self.server.terminate().await;
+        TestDb::drop_pg_database(&pg_admin_url(), &self.db_name);
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() + 1 {
+            out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap());
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+async fn no_serious_axe(b: &Browser, page: &str) {
+    let v = b.axe().await;
+    assert!(v.is_empty(), "axe on {page} ({}): {v:#?}", b.path().await);
+}
+
+/// Signs in as a role that requires MFA, enrolling on the way.
+async fn sign_in_with_mfa(b: &Browser, email: &str, password: &str) {
+    b.goto("/login").await;
+    b.fill("input[name=email]", email).await;
+    b.fill("input[name=password]", password).await;
+    b.click("form[action='/login'] button").await;
+    b.wait_text("Second factor").await;
+    enrol_mfa(b).await;
+}
+
+/// What a person with an authenticator app does: enrol on the MFA page and
+/// verify; returns the TOTP secret.
+async fn enrol_mfa(b: &Browser) -> String {
+    b.goto("/mfa").await;
+    b.click("form[action='/mfa/enroll'] button").await;
+    let secret = b.find("#totp-secret").await.text().await.unwrap();
+    // A wrong code first: the refusal shows in place.
+    b.fill("input[name=code]", "000000").await;
+    b.click("form[action='/mfa'] button").await;
+    b.wait_text("That code is not valid").await;
+    let code = vigil_orchestrator::identity::auth::totp_code(
+        &secret,
+        vigil_orchestrator::Clock::now(&vigil_orchestrator::clock::SystemClock),
+    )
+    .unwrap();
+    b.fill("input[name=code]", &code).await;
+    b.click("form[action='/mfa'] button").await;
+    b.wait_text("recovery").await;
+    secret
+}
+
+/// An analyst works a case from the queue: opens it, follows a citation
+/// to the highlighted field, rejects one draft with a reason and approves
+/// another (with the confirmation step); an executive then reads the
+/// approved brief, sees no control, and a forged POST from that session is
+/// refused.
+#[tokio::test]
+async fn an_analyst_works_a_case_and_an_executive_reads_the_brief() {
+    let demo = Demo::start().await;
+    let b = Browser::start(&demo.server.url(""), DESKTOP).await;
+    let (email, password) = demo.account("analyst_edit");
+    b.sign_in(email, password).await;
+    // Role-aware navigation: the analyst's areas, not the admin's.
+    let nav = b.find("nav.top").await.text().await.unwrap();
+    assert!(nav.contains("Cases") && nav.contains("Approvals"), "{nav}");
+    assert!(!nav.contains("Integrations"), "{nav}");
+    b.click("nav.top a[href='/cases']").await;
+    b.find("table.queue tbody tr").await;
+    assert!(b.text().await.contains("case(s)"));
+    b.keep("cases-1280").await;
+    no_serious_axe(&b, "the case queue").await;
+    // Filters: high-severity only, then a title search that matches nothing.
+    b.goto("/cases?severity=high").await;
+    for sev in b.all("table.queue .sev").await {
+        assert_eq!(sev.text().await.unwrap(), "high");
+    }
+    b.goto("/cases?q=no-such-title-anywhere").await;
+    b.wait_text("No case matches.").await;
+
+    // Open the first case of the queue.
+    b.goto("/cases").await;
+    b.click("table.queue tbody tr a").await;
+    b.wait_text("Round 1").await;
+    let text = b.text().await;
+    assert!(text.contains("complete"), "{text}");
+    assert!(
+        text.contains("Collect evidence") && text.contains("Propose actions"),
+        "{text}"
+    );
+    let case_path = b.path().await;
+    b.keep("case-1280").await;
+    no_serious_axe(&b, "the case page").await;
+
+    // A citation opens the alert with the cited field highlighted.
+    let cite = b.find("#draft a.cite").await;
+    let href = cite.attr("href").await.unwrap().unwrap();
+    let pointer = percent_decode(href.split("at=").nth(1).unwrap().split('#').next().unwrap());
+    cite.click().await.unwrap();
+    let cited = b.find("#cited").await;
+    let last = pointer.rsplit('/').next().unwrap().to_owned();
+    let shown = cited.text().await.unwrap();
+    assert!(
+        shown.contains(&last) || pointer.ends_with(char::is_numeric),
+        "the cited line {shown:?} is {pointer}"
+    );
+    assert!(!b.all("pre.raw .line.cited").await.is_empty());
+    b.keep("alert-1280").await;
+    no_serious_axe(&b, "the evidence viewer").await;
+
+    // Reject the draft with a reason.
+    b.goto(&case_path).await;
+    b.fill(
+        "#draft form[action$='/reject'] input[name=reason]",
+        "The beaconing is the backup agent",
+    )
+    .await;
+    b.click("#draft form[action$='/reject'] button").await;
+    b.wait_text("The beaconing is the backup agent").await;
+    let state = b.find("#draft .state").await.text().await.unwrap();
+    assert_eq!(state, "rejected");
+
+    // Approve the draft of another case (a confirmation first).
+    b.goto("/cases").await;
+    let second = b.all("table.queue tbody tr a").await;
+    let mut approved_case = None;
+    for a in second {
+        let h = a.attr("href").await.unwrap().unwrap();
+        if h != case_path {
+            approved_case = Some(h);
+            break;
+        }
+    }
+    let approved_case = approved_case.expect("a second case");
+    b.goto(&approved_case).await;
+    let title = b.find("h1").await.text().await.unwrap();
+    b.click("#draft form[action$='/approve'] button").await;
+    b.confirm().await;
+    b.wait_text("decided by").await;
+    assert_eq!(b.find("#draft .state").await.text().await.unwrap(), "approved");
+    b.close().await;
+
+    // The executive: briefs only, no controls, forged writes refused.
+    let b = Browser::start(&demo.server.url(""), DESKTOP).await;
+    let (email, password) = demo.account("executive");
+    b.sign_in(email, password).await;
+    let home = b.text().await;
+    assert!(!home.contains("Second factor not verified"), "{home}");
+    let nav = b.find("nav.top").await.text().await.unwrap();
+    assert_eq!(nav.split_whitespace().collect::<Vec<_>>(), ["Briefs"], "{nav}");
+    b.click("nav.top a[href='/briefs']").await;
+    b.wait_text(&title).await;
+    b.keep("briefs-1280").await;
+    no_serious_axe(&b, "the briefs list").await;
+    b.click("ul.briefs a").await;
+    b.wait_text("Brief version").await;
+    // No control but Sign out; no link into evidence.
+    let forms = b.all("main form").await;
+    assert!(forms.is_empty(), "the brief has no controls");
+    assert!(b.all("main a.cite").await.is_empty());
+    no_serious_axe(&b, "a brief").await;
+    // A forged approval from this session (its own CSRF token) is refused.
+    let status = b
+        .client
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             const csrf = document.querySelector('input[name=csrf]').value;
+             fetch('/gates/00000000-0000-0000-0000-000000000000/approve', {method: 'POST',
+               headers: {'content-type': 'application/x-www-form-urlencoded'},
+               body: 'csrf=' + encodeURIComponent(csrf) + '&payload_hash=x'}).then(r => done(r.status));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, json!(403));
+    // The analyst's pages are not the executive's.
+    b.goto("/cases").await;
+    b.wait_text("Not allowed").await;
+    b.close().await;
+    demo.stop().await;
+}
+
+/// Every error path shows its message: a wrong password, a wrong TOTP
+/// code, a forbidden page, a stale approval; an expired session goes to
+/// the login page and back; the kill-switch banner is on every page while
+/// engaged.
+#[tokio::test]
+async fn errors_show_in_the_page_and_the_kill_switch_on_every_page() {
+    let demo = Demo::start().await;
+    let b = Browser::start(&demo.server.url(""), DESKTOP).await;
+    // A wrong password (401 under hx-boost): the message is shown.
+    b.goto("/login").await;
+    b.fill("input[name=email]", "analyst-edit@demo.vigil.test").await;
+    b.fill("input[name=password]", "not-the-password").await;
+    b.click("form[action='/login'] button").await;
+    b.wait_text("Wrong e-mail or password.").await;
+    assert_eq!(b.path().await, "/login");
+
+    // An expired session: to the login page, and back after signing in.
+    let (email, password) = demo.account("analyst_edit");
+    b.goto("/cases?state=all").await;
+    assert!(b.path().await.starts_with("/login?next="), "{}", b.path().await);
+    b.fill("input[name=email]", email).await;
+    b.fill("input[name=password]", password).await;
+    b.click("form[action='/login'] button").await;
+    b.wait_text("case(s)").await;
+    assert_eq!(b.path().await, "/cases?state=all");
+
+    // A stale approval (409): someone decided the gate meanwhile.
+    b.goto("/gates").await;
+    let form = b.find("section.gate form[action$='/approve']").await;
+    let action = form.attr("action").await.unwrap().unwrap();
+    let id = action
+        .trim_start_matches("/gates/")
+        .trim_end_matches("/approve")
+        .to_owned();
+    let token = demo.token("analyst_edit").await;
+    let g = demo.get(&token, &format!("/api/v1/gates/{id}")).await;
+    let r = http()
+        .post(demo.server.url(&format!("/api/v1/gates/{id}/approve")))
+        .bearer_auth(&token)
+        .json(&json!({"payload_hash": g["payload_hash"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
+    b.click(&format!("#gate-{id} form[action$='/approve'] button"))
+        .await;
+    b.confirm().await;
+    b.wait_text("Conflict").await;
+
+    // A forbidden page: the analyst has no integrations page.
+    b.goto("/integrations").await;
+    b.wait_text("Not allowed").await;
+
+    // The kill switch (engaged by the security engineer's token): a banner
+    // on every page.
+    let se = demo.token("security_engineer").await;
+    let r = http()
+        .put(demo.server.url("/api/v1/kill-switch"))
+        .bearer_auth(&se)
+        .json(&json!({"engaged": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    for page in ["/", "/cases", "/gates", "/briefs"] {
+        b.goto(page).await;
+        let banner = b.find("#kill-banner").await.text().await.unwrap();
+        assert!(banner.contains("Kill switch engaged"), "{page}: {banner}");
+    }
+    b.keep("kill-switch-1280").await;
+    b.close().await;
+
+    // A wrong TOTP code (422) shows in place, then enrolment completes.
+    let b = Browser::start(&demo.server.url(""), DESKTOP).await;
+    let (email, password) = demo.account("tenant_admin");
+    sign_in_with_mfa(&b, email, password).await;
+    b.close().await;
+    demo.stop().await;
+}
+
+/// Key pages at a phone's width: nothing wider than the screen, every
+/// control reachable; axe passes; screenshots kept.
+#[tokio::test]
+async fn key_pages_fit_a_phone() {
+    let demo = Demo::start().await;
+    let b = Browser::start(&demo.server.url(""), PHONE).await;
+    let (email, password) = demo.account("analyst_edit");
+    b.sign_in(email, password).await;
+    let inner = b.js("return window.innerWidth").await.as_u64().unwrap();
+    for (name, path) in [("home", "/"), ("cases", "/cases"), ("gates", "/gates")] {
+        b.goto(path).await;
+        b.find("main h1").await;
+        assert!(
+            b.page_width().await <= inner,
+            "{path} is {} px wide at {inner}",
+            b.page_width().await
+        );
+        b.keep(&format!("{name}-390")).await;
+        no_serious_axe(&b, path).await;
+    }
+    b.goto("/cases").await;
+    b.click("table.queue tbody tr a").await;
+    b.wait_text("Round 1").await;
+    assert!(
+        b.page_width().await <= inner,
+        "a case is {} px wide",
+        b.page_width().await
+    );
+    b.keep("case-390").await;
+    b.close().await;
+
+    // The tenant admin's integrations page (an MFA role).
+    let b = Browser::start(&demo.server.url(""), PHONE).await;
+    let (email, password) = demo.account("tenant_admin");
+    sign_in_with_mfa(&b, email, password).await;
+    b.goto("/integrations").await;
+    b.find("main h1").await;
+    assert!(
+        b.page_width().await <= inner,
+        "integrations is {} px wide",
+        b.page_width().await
+    );
+    b.keep("integrations-390").await;
+    no_serious_axe(&b, "/integrations").await;
+    b.close().await;
+    demo.stop().await;
+}

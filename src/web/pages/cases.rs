@@ -1,0 +1,784 @@
+//! The analyst's pages: the case queue (filters, sort, pages), the case
+//! (investigation progress, current draft claim by claim with its
+//! citations, gates, timeline, entities with the other cases that share
+//! them, alerts), the evidence viewer (an alert with the cited field
+//! highlighted), and the forms that decide drafts and start a round.
+
+use std::net::SocketAddr;
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::Form;
+use axum::extract::{ConnectInfo, Extension, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use serde_json::Value;
+use uuid::Uuid;
+use vigil_orchestrator::Error;
+use vigil_orchestrator::engine::cases::{self, Filter, Sort};
+use vigil_orchestrator::engine::gates;
+use vigil_orchestrator::engine::state::{CaseState, Severity};
+use vigil_orchestrator::pipeline::drafts::{self, Citation};
+use vigil_orchestrator::pipeline::{correlate, ingest, investigation, timeline};
+
+use crate::web::AppState;
+use crate::web::auth::{Principal, TenantCtx};
+use crate::web::error::{message, page_error};
+use crate::web::pages::gates::GateRow;
+use crate::web::pages::people::People;
+
+/// Cases per page of the queue.
+const PAGE: u64 = 50;
+
+fn when(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+fn csrf_of(p: &Principal) -> String {
+    match p {
+        Principal::Session { info, .. } => info.csrf.clone(),
+        _ => String::new(),
+    }
+}
+
+/// A citation as a link to the evidence viewer, the cited field highlighted.
+#[derive(Debug, Clone)]
+pub struct CiteLink {
+    pub href: String,
+    pub label: String,
+}
+
+pub fn cite_links(cites: &[Citation]) -> Vec<CiteLink> {
+    cites
+        .iter()
+        .map(|c| CiteLink {
+            href: format!(
+                "/alerts/{}?at={}#cited",
+                c.alert_id,
+                crate::web::urls::encode(&c.pointer)
+            ),
+            label: format!("{}{}", short(c.alert_id), c.pointer),
+        })
+        .collect()
+}
+
+fn short(id: Uuid) -> String {
+    id.simple().to_string()[24..].to_owned()
+}
+
+// --- the queue -------------------------------------------------------------
+
+#[derive(Debug, Default, Deserialize)]
+pub struct QueueQuery {
+    #[serde(default)]
+    state: String,
+    #[serde(default)]
+    severity: String,
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    age: String,
+    #[serde(default)]
+    sort: String,
+    #[serde(default)]
+    page: Option<u64>,
+}
+
+pub struct QueueRow {
+    id: Uuid,
+    title: String,
+    severity: &'static str,
+    state: &'static str,
+    alerts: u64,
+    created: String,
+    updated: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "cases.html")]
+pub struct QueuePage {
+    rows: Vec<QueueRow>,
+    total: u64,
+    page: u64,
+    pages: u64,
+    state: String,
+    severity: String,
+    q: String,
+    age: String,
+    sort: String,
+    error: Option<String>,
+    /// The query string of this view without its page (for page links).
+    base: String,
+}
+
+fn filter_of(q: &QueueQuery, now: chrono::DateTime<chrono::Utc>) -> Result<Filter, Error> {
+    let state = match q.state.as_str() {
+        "" => Some(CaseState::Open),
+        "all" => None,
+        s => Some(s.parse()?),
+    };
+    let severity: Option<Severity> = match q.severity.as_str() {
+        "" => None,
+        s => Some(s.parse()?),
+    };
+    let since = match q.age.as_str() {
+        "" => None,
+        "24h" => Some(now - chrono::Duration::hours(24)),
+        "7d" => Some(now - chrono::Duration::days(7)),
+        "30d" => Some(now - chrono::Duration::days(30)),
+        other => return Err(Error::Invalid(format!("unknown age {other:?} (24h, 7d, 30d)"))),
+    };
+    if q.q.chars().count() > 200 || q.q.chars().any(char::is_control) {
+        return Err(Error::Invalid(
+            "search text: at most 200 printable characters".into(),
+        ));
+    }
+    Ok(Filter {
+        state,
+        severity,
+        text: q.q.clone(),
+        since,
+        sort: q.sort.parse::<Sort>()?,
+    })
+}
+
+pub async fn queue(
+    State(s): State<AppState>,
+    Extension(ctx): Extension<TenantCtx>,
+    Query(q): Query<QueueQuery>,
+) -> Response {
+    let page = q.page.unwrap_or(1).clamp(1, 100_000);
+    let mut view = QueuePage {
+        rows: Vec::new(),
+        total: 0,
+        page,
+        pages: 1,
+        state: q.state.clone(),
+        severity: q.severity.clone(),
+        q: q.q.clone(),
+        age: q.age.clone(),
+        sort: q.sort.clone(),
+        error: None,
+        base: format!(
+            "state={}&severity={}&q={}&age={}&sort={}",
+            crate::web::urls::encode(&q.state),
+            crate::web::urls::encode(&q.severity),
+            crate::web::urls::encode(&q.q),
+            crate::web::urls::encode(&q.age),
+            crate::web::urls::encode(&q.sort)
+        ),
+    };
+    let f = match filter_of(&q, s.clock.now()) {
+        Ok(f) => f,
+        Err(e) => {
+            view.error = Some(crate::web::ApiError::from(e).message);
+            return (StatusCode::UNPROCESSABLE_ENTITY, view).into_response();
+        }
+    };
+    let result = async {
+        let tx = s.store.begin_tenant(ctx.tenant).await?;
+        let (items, total) = cases::search(&tx, &f, PAGE, (page - 1) * PAGE).await?;
+        let ids: Vec<Uuid> = items.iter().map(|c| c.id).collect();
+        let counts = correlate::alert_counts(&tx, &ids).await?;
+        tx.commit().await?;
+        Ok::<_, Error>((items, total, counts))
+    }
+    .await;
+    match result {
+        Ok((items, total, counts)) => {
+            view.total = total;
+            view.pages = total.div_ceil(PAGE).max(1);
+            view.rows = items
+                .into_iter()
+                .map(|c| QueueRow {
+                    alerts: counts.get(&c.id).copied().unwrap_or(0),
+                    id: c.id,
+                    title: c.title,
+                    severity: c.severity.as_str(),
+                    state: c.state.as_str(),
+                    created: when(c.created_at),
+                    updated: when(c.updated_at),
+                })
+                .collect();
+            view.into_response()
+        }
+        Err(e) => page_error(e),
+    }
+}
+
+// --- the case --------------------------------------------------------------
+
+pub struct StepLine {
+    kind: String,
+    state: &'static str,
+    attempts: i32,
+    note: String,
+}
+
+pub struct RoundLine {
+    round: i64,
+    state: &'static str,
+    steps: Vec<StepLine>,
+}
+
+pub struct Claim {
+    text: String,
+    cites: Vec<CiteLink>,
+}
+
+pub struct Section {
+    title: &'static str,
+    claims: Vec<Claim>,
+}
+
+pub struct Rec {
+    action: String,
+    total: String,
+    signals: Vec<(String, String, Vec<CiteLink>)>,
+}
+
+pub struct DraftView {
+    id: Uuid,
+    version: i32,
+    state: String,
+    drafter: String,
+    created: String,
+    sections: Vec<Section>,
+    recs: Vec<Rec>,
+    decided: String,
+    reason: String,
+}
+
+pub struct EntityLine {
+    kind: &'static str,
+    value: String,
+    role: String,
+    links: bool,
+    why: String,
+    others: Vec<(Uuid, String)>,
+}
+
+pub struct EventLine {
+    at: String,
+    placed_by: &'static str,
+    placed_label: &'static str,
+    format: String,
+    summary: String,
+    href: String,
+}
+
+pub struct AlertLine {
+    id: Uuid,
+    short: String,
+    at: String,
+    joined: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "case.html")]
+pub struct CasePage {
+    id: Uuid,
+    title: String,
+    severity: &'static str,
+    state: &'static str,
+    created: String,
+    updated: String,
+    rounds: Vec<RoundLine>,
+    draft: Option<DraftView>,
+    older: Vec<DraftView>,
+    gates: Vec<GateRow>,
+    events: Vec<EventLine>,
+    entities: Vec<EntityLine>,
+    alerts: Vec<AlertLine>,
+    csrf: String,
+    may_write: bool,
+    may_decide_draft: bool,
+    case_links: bool,
+}
+
+fn step_note(s: &vigil_orchestrator::engine::steps::StepView) -> String {
+    if let Some(e) = &s.last_error {
+        return e.clone();
+    }
+    let Some(o) = &s.output else { return String::new() };
+    if let Some(skip) = o.get("skipped").and_then(Value::as_str) {
+        return format!("skipped: {skip}");
+    }
+    match s.kind.as_str() {
+        investigation::COLLECT => format!(
+            "{} alert(s), {} indicator hit(s); {}",
+            o.get("alerts").unwrap_or(&Value::Null),
+            o.get("indicator_hits").unwrap_or(&Value::Null),
+            o.get("enrichment").and_then(Value::as_str).unwrap_or("")
+        ),
+        investigation::ASSESS => match o.get("recommendation").and_then(Value::as_str) {
+            Some(r) => format!(
+                "recommends {} (signals total {})",
+                r.replace('_', " "),
+                o.get("total")
+                    .and_then(Value::as_f64)
+                    .map(|t| format!("{t:.1}"))
+                    .unwrap_or_default()
+            ),
+            None => "no recommendation: the signals stay under every threshold".into(),
+        },
+        investigation::DRAFT => format!("draft version {}", o.get("version").unwrap_or(&Value::Null)),
+        investigation::PROPOSE => {
+            let n = |k: &str| o.get(k).and_then(Value::as_array).map_or(0, Vec::len);
+            format!(
+                "{} gate(s) proposed, {} not proposed",
+                n("proposed"),
+                n("not_proposed")
+            )
+        }
+        _ => String::new(),
+    }
+}
+
+fn draft_view(d: drafts::Draft, people: &People) -> DraftView {
+    let body: drafts::Body = serde_json::from_value(d.body).unwrap_or_default();
+    let section = |title: &'static str, v: &[drafts::Sentence]| Section {
+        title,
+        claims: v
+            .iter()
+            .map(|s| Claim {
+                text: s.text.clone(),
+                cites: cite_links(&s.cites),
+            })
+            .collect(),
+    };
+    DraftView {
+        id: d.id,
+        version: d.version,
+        state: d.state,
+        drafter: d.drafter,
+        created: when(d.created_at),
+        sections: vec![
+            section("Summary", &body.summary),
+            section("Scope", &body.scope),
+            section("Entities", &body.entities),
+            section("Timeline", &body.timeline),
+        ],
+        recs: body
+            .recommendations
+            .iter()
+            .map(|r| Rec {
+                action: r.action.replace('_', " "),
+                total: format!("{:.1}", r.total),
+                signals: r
+                    .signals
+                    .iter()
+                    .map(|s| (s.name.clone(), format!("{:.1}", s.weight), cite_links(&s.cites)))
+                    .collect(),
+            })
+            .collect(),
+        decided: match (d.decided_by, d.decided_at) {
+            (Some(by), Some(at)) => format!("{} at {}", people.name(&by), when(at)),
+            _ => String::new(),
+        },
+        reason: d.reason.unwrap_or_default(),
+    }
+}
+
+pub async fn case_page(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Extension(ctx): Extension<TenantCtx>,
+    Path(id): Path<String>,
+) -> Response {
+    let Ok(case_id) = Uuid::try_parse(&id) else {
+        return message(StatusCode::NOT_FOUND, "Not found", "No such case.");
+    };
+    let me = p.actor(Some(ctx.role), None).label;
+    let may = |o: &str, a: &str| s.authz.allows(ctx.role, o, a);
+    let result = async {
+        let tx = s.store.begin_tenant(ctx.tenant).await?;
+        let c = cases::get(&tx, case_id).await?;
+        let people = People::load(&tx).await?;
+        let progress = investigation::progress(&tx, case_id).await?;
+        let all_drafts = drafts::list(&tx, case_id, false).await?;
+        let (gs, _) = gates::list(&tx, None, Some(case_id), 200, 0).await?;
+        let mut gates = Vec::with_capacity(gs.len());
+        for g in gs {
+            gates.push(
+                crate::web::pages::gates::row(
+                    &s,
+                    &tx,
+                    &people,
+                    ctx.role,
+                    &me,
+                    g,
+                    &c.title,
+                    c.severity.as_str(),
+                )
+                .await?,
+            );
+        }
+        let rows = timeline::of_case(&tx, case_id).await?;
+        let explained = correlate::explain(&tx, case_id).await?;
+        let pairs: Vec<_> = explained
+            .entities
+            .iter()
+            .map(|e| (e.kind, e.value.clone()))
+            .collect();
+        let others = correlate::elsewhere(&tx, case_id, &pairs, 5).await?;
+        tx.commit().await?;
+        let rounds = progress
+            .rounds
+            .iter()
+            .map(|r| RoundLine {
+                round: r.round,
+                state: r.state,
+                steps: r
+                    .steps
+                    .iter()
+                    .map(|st| StepLine {
+                        kind: match st.kind.as_str() {
+                            investigation::COLLECT => "Collect evidence".into(),
+                            investigation::ASSESS => "Assess".into(),
+                            investigation::DRAFT => "Draft the brief".into(),
+                            investigation::PROPOSE => "Propose actions".into(),
+                            other => other.to_owned(),
+                        },
+                        state: st.state.as_str(),
+                        attempts: st.attempts,
+                        note: step_note(st),
+                    })
+                    .collect(),
+            })
+            .collect();
+        let mut drafts_iter = all_drafts.into_iter().map(|d| draft_view(d, &people));
+        let draft = drafts_iter.next();
+        let older = drafts_iter.collect();
+        let events = rows
+            .into_iter()
+            .map(|r| EventLine {
+                at: when(r.at),
+                placed_by: r.placed_by,
+                placed_label: if r.placed_by == "received" {
+                    "no event time: at receipt"
+                } else {
+                    "event time out of bounds: at receipt"
+                },
+                format: r.format,
+                summary: r.summary,
+                href: match &r.evidence.pointer {
+                    Some(ptr) => format!(
+                        "/alerts/{}?at={}#cited",
+                        r.evidence.alert_id,
+                        crate::web::urls::encode(ptr)
+                    ),
+                    None => format!("/alerts/{}", r.evidence.alert_id),
+                },
+            })
+            .collect();
+        let entities = explained
+            .entities
+            .into_iter()
+            .map(|e| EntityLine {
+                others: others
+                    .get(&(e.kind, e.value.clone()))
+                    .cloned()
+                    .unwrap_or_default(),
+                kind: e.kind.as_str(),
+                value: e.value,
+                role: e.role.as_str().replace('_', " "),
+                links: e.links,
+                why: e.why,
+            })
+            .collect();
+        let alerts = explained
+            .alerts
+            .into_iter()
+            .map(|a| AlertLine {
+                short: short(a.alert_id),
+                id: a.alert_id,
+                at: when(a.at),
+                joined: match &a.joined_by {
+                    None => "opened the case".into(),
+                    Some(j) => joined_text(j, &people),
+                },
+            })
+            .collect();
+        Ok::<_, Error>(CasePage {
+            id: c.id,
+            title: c.title,
+            severity: c.severity.as_str(),
+            state: c.state.as_str(),
+            created: when(c.created_at),
+            updated: when(c.updated_at),
+            rounds,
+            draft,
+            older,
+            gates,
+            events,
+            entities,
+            alerts,
+            csrf: csrf_of(&p),
+            may_write: may("case", "write"),
+            may_decide_draft: may("draft", "decide"),
+            case_links: true,
+        })
+    }
+    .await;
+    match result {
+        Ok(page) => page.into_response(),
+        Err(e) => page_error(e),
+    }
+}
+
+/// How an alert came into the case, in words.
+fn joined_text(j: &Value, people: &People) -> String {
+    if let Some(by) = j.get("by").and_then(Value::as_str) {
+        return match j.get("merged_from").and_then(Value::as_str) {
+            Some(from) => format!("merged in by {} from case {from}", people.name(by)),
+            None => format!("moved here by {}", people.name(by)),
+        };
+    }
+    match (
+        j.get("kind").and_then(Value::as_str),
+        j.get("value").and_then(Value::as_str),
+    ) {
+        (Some(k), Some(v)) => format!("joined by {k} {v}"),
+        _ => j.to_string(),
+    }
+}
+
+// --- the evidence viewer ---------------------------------------------------
+
+#[derive(Debug, Default, Deserialize)]
+pub struct AtQuery {
+    #[serde(default)]
+    at: String,
+}
+
+pub struct JsonLine {
+    indent: usize,
+    text: String,
+    cited: bool,
+    /// The first line of the cited value (the `#cited` anchor).
+    anchor: bool,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "alert.html")]
+pub struct AlertPage {
+    id: Uuid,
+    format: String,
+    received: String,
+    case_id: Option<Uuid>,
+    at: String,
+    found: bool,
+    lines: Vec<JsonLine>,
+}
+
+/// Pretty-prints `v` line by line, each line knowing the JSON pointer of
+/// the value it belongs to, so the cited value's lines can be marked.
+fn json_lines(v: &Value, cited: &str) -> Vec<JsonLine> {
+    fn esc(seg: &str) -> String {
+        seg.replace('~', "~0").replace('/', "~1")
+    }
+    fn walk(
+        v: &Value,
+        key: Option<String>,
+        ptr: &str,
+        depth: usize,
+        last: bool,
+        cited: &str,
+        out: &mut Vec<JsonLine>,
+    ) {
+        let inside = !cited.is_empty() && (ptr == cited || ptr.starts_with(&format!("{cited}/")));
+        let lead = key.map(|k| format!("{}: ", Value::String(k))).unwrap_or_default();
+        let comma = if last { "" } else { "," };
+        let push = |text: String, out: &mut Vec<JsonLine>, first: bool| {
+            out.push(JsonLine {
+                indent: depth,
+                text,
+                cited: inside,
+                anchor: inside && first && ptr == cited,
+            });
+        };
+        match v {
+            Value::Object(m) if !m.is_empty() => {
+                push(format!("{lead}{{"), out, true);
+                let n = m.len();
+                for (i, (k, child)) in m.iter().enumerate() {
+                    walk(
+                        child,
+                        Some(k.clone()),
+                        &format!("{ptr}/{}", esc(k)),
+                        depth + 1,
+                        i + 1 == n,
+                        cited,
+                        out,
+                    );
+                }
+                push(format!("}}{comma}"), out, false);
+            }
+            Value::Array(a) if !a.is_empty() => {
+                push(format!("{lead}["), out, true);
+                let n = a.len();
+                for (i, child) in a.iter().enumerate() {
+                    walk(
+                        child,
+                        None,
+                        &format!("{ptr}/{i}"),
+                        depth + 1,
+                        i + 1 == n,
+                        cited,
+                        out,
+                    );
+                }
+                push(format!("]{comma}"), out, false);
+            }
+            other => push(format!("{lead}{other}{comma}"), out, true),
+        }
+    }
+    let mut out = Vec::new();
+    walk(v, None, "", 0, true, cited, &mut out);
+    out
+}
+
+pub async fn alert_page(
+    State(s): State<AppState>,
+    Extension(ctx): Extension<TenantCtx>,
+    Path(id): Path<String>,
+    Query(q): Query<AtQuery>,
+) -> Response {
+    let Ok(alert_id) = Uuid::try_parse(&id) else {
+        return message(StatusCode::NOT_FOUND, "Not found", "No such alert.");
+    };
+    let result = async {
+        let tx = s.store.begin_tenant(ctx.tenant).await?;
+        let got = ingest::get(&tx, alert_id).await?;
+        tx.commit().await?;
+        Ok::<_, Error>(got)
+    }
+    .await;
+    let (a, case_id) = match result {
+        Ok(x) => x,
+        Err(e) => return page_error(e),
+    };
+    let doc: Value = serde_json::from_str(&a.raw).unwrap_or(Value::String(a.raw.clone()));
+    let at = if q.at.starts_with('/') {
+        q.at.clone()
+    } else {
+        String::new()
+    };
+    let found = !at.is_empty() && doc.pointer(&at).is_some();
+    AlertPage {
+        id: a.id,
+        format: a.format,
+        received: when(a.received_at),
+        case_id,
+        lines: json_lines(&doc, if found { &at } else { "" }),
+        at,
+        found,
+    }
+    .into_response()
+}
+
+// --- decisions -------------------------------------------------------------
+
+#[derive(Debug, Default, Deserialize)]
+pub struct DraftForm {
+    #[serde(default)]
+    reason: String,
+}
+
+async fn decide_draft(
+    s: AppState,
+    p: Principal,
+    ctx: TenantCtx,
+    ip: String,
+    id: String,
+    approve: bool,
+    f: DraftForm,
+) -> Response {
+    let Ok(id) = Uuid::try_parse(&id) else {
+        return message(StatusCode::NOT_FOUND, "Not found", "No such draft.");
+    };
+    let actor = p.actor(Some(ctx.role), Some(ip));
+    let result = async {
+        let tx = s.store.begin_tenant(ctx.tenant).await?;
+        let d = drafts::decide(&tx, s.clock.as_ref(), &actor, id, approve, Some(&f.reason)).await?;
+        tx.commit().await?;
+        Ok::<_, Error>(d.case_id)
+    }
+    .await;
+    match result {
+        Ok(case) => Redirect::to(&format!("/cases/{case}#draft")).into_response(),
+        Err(e) => page_error(e),
+    }
+}
+
+pub async fn approve_draft(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Extension(ctx): Extension<TenantCtx>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+    Form(f): Form<DraftForm>,
+) -> Response {
+    decide_draft(s, p, ctx, peer.ip().to_string(), id, true, f).await
+}
+
+pub async fn reject_draft(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Extension(ctx): Extension<TenantCtx>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+    Form(f): Form<DraftForm>,
+) -> Response {
+    decide_draft(s, p, ctx, peer.ip().to_string(), id, false, f).await
+}
+
+/// A person starts a new investigation round of the case now.
+pub async fn investigate(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Extension(ctx): Extension<TenantCtx>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+) -> Response {
+    let Ok(case_id) = Uuid::try_parse(&id) else {
+        return message(StatusCode::NOT_FOUND, "Not found", "No such case.");
+    };
+    let actor = p.actor(Some(ctx.role), Some(peer.ip().to_string()));
+    let result = async {
+        let tx = s.store.begin_tenant(ctx.tenant).await?;
+        investigation::rerun(&tx, s.clock.as_ref(), &actor, case_id).await?;
+        tx.commit().await
+    }
+    .await;
+    match result {
+        Ok(()) => Redirect::to(&format!("/cases/{case_id}#investigation")).into_response(),
+        Err(e) => page_error(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_cited_value_and_only_it_is_marked() {
+        let v = json!({"a": {"b": [1, {"c": "x"}]}, "d": "y/z", "e~/f": 2});
+        let lines = json_lines(&v, "/a/b/1");
+        let marked: Vec<_> = lines
+            .iter()
+            .filter(|l| l.cited)
+            .map(|l| l.text.trim().to_owned())
+            .collect();
+        assert_eq!(marked, vec!["{", "\"c\": \"x\"", "}"]);
+        assert_eq!(lines.iter().filter(|l| l.anchor).count(), 1);
+        // Escaped keys (RFC 6901) are found too.
+        let lines = json_lines(&v, "/e~0~1f");
+        assert_eq!(lines.iter().filter(|l| l.cited).count(), 1);
+        // Nothing cited: nothing marked.
+        assert!(json_lines(&v, "").iter().all(|l| !l.cited));
+    }
+}

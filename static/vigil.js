@@ -1,0 +1,81 @@
+// Vigil's page behaviour on top of htmx (no framework). Pages work without
+// it; with it, boosted navigation keeps focus and screen readers in step,
+// and the case queue and case page get keyboard shortcuts (press ?).
+(function () {
+  "use strict";
+
+  // After a swap: focus what a person must read first (an error or
+  // notice, else the page's heading) and announce the page.
+  document.addEventListener("htmx:afterSettle", function () {
+    var main = document.getElementById("main");
+    if (!main) return;
+    var first = main.querySelector("[role=alert], .error") || main.querySelector("h1");
+    if (first) {
+      if (!first.hasAttribute("tabindex")) first.setAttribute("tabindex", "-1");
+      first.focus({ preventScroll: false });
+    }
+    var status = document.getElementById("status");
+    if (status) status.textContent = document.title;
+  });
+
+  // Keyboard shortcuts. j/k move through a list's rows, o or Enter opens
+  // the selected one, a assigns it to me, / focuses the search box,
+  // g then a/c jump to Approvals/Cases, ? shows this help.
+  function rows() {
+    return Array.prototype.slice.call(document.querySelectorAll("[data-row]"));
+  }
+  function selected() {
+    return document.querySelector("[data-row].selected");
+  }
+  function select(el) {
+    var cur = selected();
+    if (cur) cur.classList.remove("selected");
+    if (el) {
+      el.classList.add("selected");
+      var link = el.querySelector("a");
+      if (link) link.focus();
+    }
+  }
+  function typing(e) {
+    var t = e.target;
+    return t && (t.tagName === "INPUT" || t.tagName === "TEXTAREA" || t.tagName === "SELECT" || t.isContentEditable);
+  }
+  var pendingG = false;
+  document.addEventListener("keydown", function (e) {
+    if (e.ctrlKey || e.metaKey || e.altKey || typing(e)) return;
+    var help = document.getElementById("shortcuts");
+    if (pendingG) {
+      pendingG = false;
+      if (e.key === "a") { location.href = "/gates"; return; }
+      if (e.key === "c") { location.href = "/cases"; return; }
+    }
+    var list = rows();
+    var cur = selected();
+    var i = cur ? list.indexOf(cur) : -1;
+    switch (e.key) {
+      case "?":
+        if (help) { help.hidden = !help.hidden; if (!help.hidden) help.focus(); }
+        e.preventDefault();
+        break;
+      case "Escape":
+        if (help) help.hidden = true;
+        break;
+      case "j":
+        if (list.length) { select(list[Math.min(i + 1, list.length - 1)]); e.preventDefault(); }
+        break;
+      case "k":
+        if (list.length) { select(list[Math.max(i - 1, 0)]); e.preventDefault(); }
+        break;
+      case "o":
+        if (cur) { var a = cur.querySelector("a"); if (a) a.click(); }
+        break;
+      case "/":
+        var q = document.querySelector("input[type=search]");
+        if (q) { q.focus(); e.preventDefault(); }
+        break;
+      case "g":
+        pendingG = true;
+        break;
+    }
+  });
+})();
