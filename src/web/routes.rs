@@ -82,6 +82,11 @@ pub fn routes() -> (Router<AppState>, RouteTable) {
             post(pages::cases::reject_draft),
         )
         .route(
+            "/dashboard",
+            &[(M::GET, Tenant("dashboard", "read"))],
+            get(pages::dashboard::dashboard),
+        )
+        .route(
             "/briefs",
             &[(M::GET, Tenant("brief", "read_approved"))],
             get(pages::briefs::list),

@@ -339,3 +339,87 @@ mod case_queue {
         super::case_queue(super::Backend::Postgres).await
     }
 }
+
+/// The executive dashboard's figures on both backends: a case decided 30
+/// minutes after it opened gives MTTA 30 min; a proposal approved counts
+/// as approved; only the executive (and roles with `dashboard read`) opens it.
+async fn dashboard(backend: Backend) {
+    use serde_json::json;
+    let app = app(backend).await;
+    let a = app.tenant("A").await;
+    let ann = app.session(Some(a), Role::AnalystEdit, false).await;
+    let (_, res) = app
+        .call(
+            &ann,
+            Method::POST,
+            "/api/v1/cases",
+            Some(json!({"title": "Ransom note", "severity": "high"})),
+        )
+        .await;
+    let case = serde_json::from_str::<serde_json::Value>(&res).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, res) = app
+        .call(
+            &ann,
+            Method::POST,
+            &format!("/api/v1/cases/{case}/gates"),
+            Some(json!({"kind": "escalate_critical", "payload": {"reason": "encryption"}})),
+        )
+        .await;
+    let g: serde_json::Value = serde_json::from_str(&res).unwrap();
+    app.clock.advance(chrono::Duration::minutes(30));
+    // (sessions idle out in 30 minutes: these people sign in now)
+    let bob = app.session(Some(a), Role::AnalystEdit, false).await;
+    let exec = app.session(Some(a), Role::Executive, false).await;
+    let ann = app.session(Some(a), Role::AnalystEdit, false).await;
+    let (s, res) = app
+        .call(
+            &bob,
+            Method::POST,
+            &format!("/api/v1/gates/{}/approve", g["id"].as_str().unwrap()),
+            Some(json!({"payload_hash": g["payload_hash"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{res}");
+    let get = |c: &Caller| {
+        let Caller::Session { cookie, .. } = c else {
+            unreachable!()
+        };
+        Request::builder()
+            .uri("/dashboard")
+            .header(header::COOKIE, format!("vigil_session={cookie}"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    let (s, html, _) = app.send(get(&exec)).await;
+    assert_eq!(s, StatusCode::OK, "{html}");
+    assert!(html.contains("<dd>30 min</dd>"), "MTTA: {html}");
+    assert!(html.contains("median over 1 case(s)"), "{html}");
+    assert!(
+        html.contains("<svg") && html.contains("<title>"),
+        "server-side SVG: {html}"
+    );
+    assert!(
+        !html.contains("<form method=\"post\" action=\"/gates"),
+        "no controls"
+    );
+    let (s, _, _) = app.send(get(&ann)).await;
+    assert_eq!(
+        s,
+        StatusCode::FORBIDDEN,
+        "the analyst has no dashboard permission"
+    );
+}
+
+mod dashboard {
+    #[tokio::test]
+    async fn sqlite() {
+        super::dashboard(super::Backend::Sqlite).await
+    }
+    #[tokio::test]
+    async fn postgres() {
+        super::dashboard(super::Backend::Postgres).await
+    }
+}

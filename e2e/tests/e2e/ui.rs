@@ -266,7 +266,32 @@ async fn an_analyst_works_a_case_and_an_executive_reads_the_brief() {
     let home = b.text().await;
     assert!(!home.contains("Second factor not verified"), "{home}");
     let nav = b.find("nav.top").await.text().await.unwrap();
-    assert_eq!(nav.split_whitespace().collect::<Vec<_>>(), ["Briefs"], "{nav}");
+    assert_eq!(
+        nav.split_whitespace().collect::<Vec<_>>(),
+        ["Dashboard", "Briefs"],
+        "{nav}"
+    );
+    // The dashboard: charts drawn on the server (SVG, no script needed),
+    // the formulas of MTTA and MTTR, the numbers as a table.
+    b.click("nav.top a[href='/dashboard']").await;
+    let text = b.wait_text("MTTA").await;
+    assert!(text.contains("Open cases") && text.contains("MTTR"), "{text}");
+    assert_eq!(b.all("svg.chart").await.len(), 2);
+    assert!(
+        !b.all("svg.chart rect").await.is_empty(),
+        "the demo's cases are drawn"
+    );
+    let html = b.client.source().await.unwrap();
+    assert!(
+        html.contains("the time from the case opening to the first decision"),
+        "formula shown"
+    );
+    assert!(
+        b.all("main form").await.is_empty(),
+        "no controls on the dashboard"
+    );
+    b.keep("dashboard-1280").await;
+    no_serious_axe(&b, "the dashboard").await;
     b.click("nav.top a[href='/briefs']").await;
     b.wait_text(&title).await;
     b.keep("briefs-1280").await;
@@ -408,6 +433,20 @@ async fn key_pages_fit_a_phone() {
         b.page_width().await
     );
     b.keep("case-390").await;
+    b.close().await;
+
+    // The executive's dashboard.
+    let b = Browser::start(&demo.server.url(""), PHONE).await;
+    let (email, password) = demo.account("executive");
+    b.sign_in(email, password).await;
+    b.goto("/dashboard").await;
+    b.find("svg.chart").await;
+    assert!(
+        b.page_width().await <= inner,
+        "the dashboard is {} px wide",
+        b.page_width().await
+    );
+    b.keep("dashboard-390").await;
     b.close().await;
 
     // The tenant admin's integrations page (an MFA role).

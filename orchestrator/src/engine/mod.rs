@@ -5,6 +5,7 @@
 pub mod cases;
 pub mod gates;
 pub mod kill;
+pub mod metrics;
 pub mod outbox;
 pub mod state;
 pub mod steps;

@@ -62,6 +62,9 @@ fn links(state: &AppState, role: Option<Role>, platform_admin: bool, path: &str)
         if may("gate", "read") {
             add("/gates", "Approvals");
         }
+        if may("dashboard", "read") {
+            add("/dashboard", "Dashboard");
+        }
         if may("brief", "read_approved") {
             add("/briefs", "Briefs");
         }
