@@ -82,6 +82,27 @@ pub fn routes() -> (Router<AppState>, RouteTable) {
             post(pages::cases::reject_draft),
         )
         .route(
+            "/kill-switch",
+            &[
+                (M::GET, Tenant("kill_switch", "engage")),
+                (M::POST, Tenant("kill_switch", "engage")),
+            ],
+            get(pages::controls::kill_page).post(pages::controls::set_kill),
+        )
+        .route(
+            "/tenants",
+            &[
+                (M::GET, Platform("tenant", "list")),
+                (M::POST, Platform("tenant", "create")),
+            ],
+            get(pages::controls::tenants).post(pages::controls::create_tenant),
+        )
+        .route(
+            "/platform/kill-switch",
+            &[(M::POST, Platform("platform_kill_switch", "set"))],
+            post(pages::controls::set_platform_kill),
+        )
+        .route(
             "/dashboard",
             &[(M::GET, Tenant("dashboard", "read"))],
             get(pages::dashboard::dashboard),

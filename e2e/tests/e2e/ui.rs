@@ -465,3 +465,93 @@ async fn key_pages_fit_a_phone() {
     b.close().await;
     demo.stop().await;
 }
+
+/// The admins' controls through the pages: the tenant admin (MFA session)
+/// turns a write scope on behind a confirmation that says what will
+/// happen, and off again; engages the kill switch (banner on every page)
+/// and releases it; the platform admin creates a tenant (a refused name
+/// shows next to the field) and sees only the platform's pages.
+#[tokio::test]
+async fn admins_use_their_controls() {
+    let demo = Demo::start().await;
+    let b = Browser::start(&demo.server.url(""), DESKTOP).await;
+    let (email, password) = demo.account("tenant_admin");
+    sign_in_with_mfa(&b, email, password).await;
+    let nav = b.find("nav.top").await.text().await.unwrap();
+    assert!(
+        nav.contains("Integrations") && nav.contains("Kill switch"),
+        "{nav}"
+    );
+    assert!(!nav.contains("Cases"), "the tenant admin reads no case: {nav}");
+
+    // A write scope on, behind a confirmation naming the calls; then off.
+    b.click("nav.top a[href='/integrations']").await;
+    let on = b.find("form[action$='/scopes/issue:create'] button").await;
+    assert_eq!(on.text().await.unwrap(), "Turn on");
+    on.click().await.unwrap();
+    let asked = b.client.get_alert_text().await.unwrap();
+    assert!(
+        asked.contains("issue:create") && asked.contains("POST"),
+        "{asked}"
+    );
+    b.confirm().await;
+    let off = b
+        .find("form[action$='/scopes/issue:create'] button.secondary")
+        .await;
+    assert_eq!(off.text().await.unwrap(), "Turn off");
+    b.keep("integrations-1280").await;
+    no_serious_axe(&b, "/integrations").await;
+    off.click().await.unwrap();
+    let again = b
+        .find("form[action$='/scopes/issue:create'] button:not(.secondary)")
+        .await;
+    assert_eq!(again.text().await.unwrap(), "Turn on");
+
+    // The kill switch: engaged (confirmed), a banner everywhere, released.
+    b.click("nav.top a[href='/kill-switch']").await;
+    b.click("form[action='/kill-switch'] button.danger").await;
+    b.confirm().await;
+    b.find("#kill-banner").await;
+    b.goto("/integrations").await;
+    assert!(
+        b.find("#kill-banner")
+            .await
+            .text()
+            .await
+            .unwrap()
+            .contains("Kill switch engaged")
+    );
+    b.goto("/kill-switch").await;
+    b.keep("kill-switch-engaged-1280").await;
+    no_serious_axe(&b, "/kill-switch").await;
+    b.click("form[action='/kill-switch'] button").await;
+    b.confirm().await;
+    b.find("form[action='/kill-switch'] button.danger").await;
+    assert!(b.all("#kill-banner").await.is_empty(), "the banner is gone");
+    let token = demo.token("analyst_read").await;
+    let k = demo.get(&token, "/api/v1/kill-switch").await;
+    assert_eq!(k["engaged"], false, "{k}");
+    b.close().await;
+
+    // The platform admin: tenants, nothing of a tenant's content.
+    let b = Browser::start(&demo.server.url(""), DESKTOP).await;
+    let (email, password) = demo.account("platform_admin");
+    sign_in_with_mfa(&b, email, password).await;
+    let nav = b.find("nav.top").await.text().await.unwrap();
+    assert_eq!(nav.split_whitespace().collect::<Vec<_>>(), ["Tenants"], "{nav}");
+    b.click("nav.top a[href='/tenants']").await;
+    b.wait_text("Demo SOC").await;
+    b.fill("form[action='/tenants'] input[name=name]", "   ").await;
+    b.click("form[action='/tenants'] button").await;
+    b.find("#tenant-error").await;
+    b.fill("form[action='/tenants'] input[name=name]", "Second SOC")
+        .await;
+    b.click("form[action='/tenants'] button").await;
+    b.wait_text("Second SOC").await;
+    b.keep("tenants-1280").await;
+    no_serious_axe(&b, "/tenants").await;
+    b.goto("/cases").await;
+    b.wait_text("Not allowed").await;
+    b.close().await;
+    demo.stop().await;
+}

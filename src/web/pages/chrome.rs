@@ -71,8 +71,13 @@ fn links(state: &AppState, role: Option<Role>, platform_admin: bool, path: &str)
         if may("integration", "read") {
             add("/integrations", "Integrations");
         }
+        if may("kill_switch", "engage") {
+            add("/kill-switch", "Kill switch");
+        }
     }
-    let _ = platform_admin; // the platform pages are not built yet (API only)
+    if platform_admin {
+        add("/tenants", "Tenants");
+    }
     out
 }
 

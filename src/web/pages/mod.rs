@@ -8,6 +8,7 @@ pub mod assets;
 pub mod briefs;
 pub mod cases;
 pub mod chrome;
+pub mod controls;
 pub mod dashboard;
 pub mod gates;
 pub mod home;
