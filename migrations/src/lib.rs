@@ -32,6 +32,8 @@ mod m20261122_000021_saml;
 mod m20261201_000022_sign_in_hardening;
 mod m20261201_000023_input_bounds;
 mod m20261202_000024_event_time;
+mod m20261202_000025_case_queue;
+mod m20261202_000026_draft_edits;
 pub mod pg;
 
 /// Name of the PostgreSQL role the server runs every request as: owns nothing,
@@ -103,6 +105,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000022_sign_in_hardening::Migration),
             Box::new(m20261201_000023_input_bounds::Migration),
             Box::new(m20261202_000024_event_time::Migration),
+            Box::new(m20261202_000025_case_queue::Migration),
+            Box::new(m20261202_000026_draft_edits::Migration),
         ]
     }
 }

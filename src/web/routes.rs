@@ -77,6 +77,11 @@ pub fn routes() -> (Router<AppState>, RouteTable) {
             post(pages::cases::approve_draft),
         )
         .route(
+            "/drafts/{id}/edit",
+            &[(M::POST, Tenant("draft", "decide"))],
+            post(pages::cases::edit_draft),
+        )
+        .route(
             "/drafts/{id}/reject",
             &[(M::POST, Tenant("draft", "decide"))],
             post(pages::cases::reject_draft),
@@ -332,6 +337,11 @@ pub fn routes() -> (Router<AppState>, RouteTable) {
             "/api/v1/drafts/{id}/approve",
             &[(M::POST, Tenant("draft", "decide"))],
             post(api::drafts::approve_draft),
+        )
+        .route(
+            "/api/v1/drafts/{id}/edit",
+            &[(M::POST, Tenant("draft", "decide"))],
+            post(api::drafts::edit_draft),
         )
         .route(
             "/api/v1/drafts/{id}/reject",

@@ -423,3 +423,95 @@ mod dashboard {
         super::dashboard(super::Backend::Postgres).await
     }
 }
+
+/// Edit-then-approve through the API on both backends: the edit becomes
+/// the next version, approved, with the diff and the version it came from;
+/// the original is `edited`; a second edit of it is a conflict; an edit
+/// that cites outside the case, carries control characters or changes
+/// nothing is refused whole (422) and leaves the draft as it was.
+async fn draft_edits(backend: Backend) {
+    use serde_json::{Value, json};
+    let app = app(backend).await;
+    let a = app.tenant("A").await;
+    let ann = app.session(Some(a), Role::AnalystEdit, false).await;
+    // An alert through the real pipeline opens a case; a draft cites it.
+    let (case, alert, draft_id) = {
+        use vigil_orchestrator::pipeline::{drafts, ingest};
+        let tx = app.state.store.begin_tenant(a).await.unwrap();
+        let hook = vigil_orchestrator::connect::integrations::create(
+            &tx,
+            app.clock.as_ref(),
+            &vigil_orchestrator::audit::Actor::cli(),
+            "webhook",
+            "feed",
+            json!({}),
+        )
+        .await
+        .unwrap();
+        let raw = r#"{"@timestamp": "2026-11-22T10:00:00Z", "ecs": {"version": "8.11.0"}, "event": {"id": "e-1", "kind": "alert"}, "host": {"name": "ws-1"}, "message": "Beaconing from ws-1"}"#;
+        let ids = ingest::store_checked(
+            &tx,
+            app.clock.as_ref(),
+            hook.id,
+            ingest::check("auto", &[raw]).unwrap(),
+        )
+        .await
+        .unwrap()
+        .alert_ids;
+        let (_, case) = ingest::get(&tx, ids[0]).await.unwrap();
+        let case = case.unwrap();
+        let b: drafts::Body = serde_json::from_value(json!({
+            "summary": [{"text": "One alert.", "cites": [{"alert_id": ids[0], "pointer": "/message"}]}],
+            "scope": [], "entities": [], "timeline": [], "recommendations": []}))
+        .unwrap();
+        let d = drafts::store(&tx, app.clock.as_ref(), case, &b, "test")
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        (case, ids[0], d.id)
+    };
+    let body = json!({"summary": [{"text": "One alert.", "cites": [{"alert_id": alert, "pointer": "/message"}]}],
+                      "scope": [], "entities": [], "timeline": [], "recommendations": []});
+    let edit_uri = format!("/api/v1/drafts/{draft_id}/edit");
+    let edit = |b: Value| app.call(&ann, Method::POST, &edit_uri, Some(json!({"body": b})));
+    let mut outside = body.clone();
+    outside["summary"][0]["cites"][0]["alert_id"] = json!(uuid::Uuid::now_v7());
+    let mut bell = body.clone();
+    bell["summary"][0]["text"] = json!("ring \u{7}");
+    for (bad, why) in [
+        (outside, "outside the case"),
+        (bell, "control character"),
+        (body.clone(), "no change"),
+    ] {
+        let (s, res) = edit(bad).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{why}: {res}");
+        assert!(res.contains("\"code\":\"invalid\""), "{res}");
+    }
+    let mut good = body.clone();
+    good["summary"][0]["text"] = json!("One alert, confirmed by the analyst.");
+    let (s, res) = edit(good).await;
+    assert_eq!(s, StatusCode::OK, "{res}");
+    let v: Value = serde_json::from_str(&res).unwrap();
+    assert_eq!(v["state"], "approved");
+    assert_eq!(v["version"], 2);
+    assert_eq!(v["edited_from"], draft_id.to_string());
+    assert_eq!(v["edit_diff"][0]["pointer"], "/summary", "{v}");
+    let (_, res) = app
+        .call(&ann, Method::GET, &format!("/api/v1/cases/{case}/drafts"), None)
+        .await;
+    let list: Value = serde_json::from_str(&res).unwrap();
+    assert_eq!(list["items"][1]["state"], "edited", "{list}");
+    let (s, _) = edit(body.clone()).await;
+    assert_eq!(s, StatusCode::CONFLICT, "an edited draft is decided");
+}
+
+mod draft_edits {
+    #[tokio::test]
+    async fn sqlite() {
+        super::draft_edits(super::Backend::Sqlite).await
+    }
+    #[tokio::test]
+    async fn postgres() {
+        super::draft_edits(super::Backend::Postgres).await
+    }
+}

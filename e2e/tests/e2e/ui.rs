@@ -257,6 +257,35 @@ async fn an_analyst_works_a_case_and_an_executive_reads_the_brief() {
     b.confirm().await;
     b.wait_text("decided by").await;
     assert_eq!(b.find("#draft .state").await.text().await.unwrap(), "approved");
+
+    // Edit-then-approve on a third case: the edit is the approved version,
+    // the diff kept and shown.
+    b.goto("/cases").await;
+    let mut third = None;
+    for a in b.all("table.queue tbody tr a").await {
+        let h = a.attr("href").await.unwrap().unwrap();
+        if h != case_path && h != approved_case {
+            third = Some(h);
+            break;
+        }
+    }
+    b.goto(&third.expect("a third case")).await;
+    b.click("#draft details.edit summary").await;
+    b.fill(
+        "#draft form.edit-form textarea[name='summary.0']",
+        "Beaconing from one workstation; the analyst confirmed it.",
+    )
+    .await;
+    b.click("#draft form.edit-form button").await;
+    b.confirm().await;
+    b.wait_text("What the person changed").await;
+    let text = b.text().await;
+    assert!(text.contains("the analyst confirmed it"), "{text}");
+    assert!(
+        text.contains("Version 2") && text.contains("edit of version 1"),
+        "{text}"
+    );
+    assert_eq!(b.find("#draft .state").await.text().await.unwrap(), "approved");
     b.close().await;
 
     // The executive: briefs only, no controls, forged writes refused.

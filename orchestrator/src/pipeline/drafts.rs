@@ -556,6 +556,10 @@ pub struct Draft {
     pub decided_by: Option<String>,
     pub decided_at: Option<chrono::DateTime<chrono::Utc>>,
     pub reason: Option<String>,
+    /// An edited version: the version it was edited from, and what the
+    /// person changed (a JSON diff of the bodies).
+    pub edited_from: Option<Uuid>,
+    pub edit_diff: Option<Value>,
 }
 
 impl From<draft::Model> for Draft {
@@ -571,6 +575,8 @@ impl From<draft::Model> for Draft {
             decided_by: m.decided_by,
             decided_at: m.decided_at,
             reason: m.reason,
+            edited_from: m.edited_from,
+            edit_diff: m.edit_diff,
         }
     }
 }
@@ -602,6 +608,8 @@ pub async fn store(
         decided_by: Set(None),
         decided_at: Set(None),
         reason: Set(None),
+        edited_from: Set(None),
+        edit_diff: Set(None),
     }
     .insert(&**tx)
     .await?;
@@ -678,6 +686,16 @@ pub async fn decide(
         .await?
         .ok_or(Error::NotFound("draft"))?;
     Ok(m.into())
+}
+
+/// One draft of the tenant.
+pub async fn get(tx: &TenantTx, id: Uuid) -> Result<Draft> {
+    Ok(draft::Entity::find_by_id(id)
+        .filter(draft::Column::TenantId.eq(tx.tenant().0))
+        .one(&**tx)
+        .await?
+        .ok_or(Error::NotFound("draft"))?
+        .into())
 }
 
 /// A case's drafts, newest first; `approved_only` for executives.
@@ -906,4 +924,93 @@ pub async fn approved_one(tx: &TenantTx, id: Uuid) -> Result<(Draft, String)> {
         .ok_or(Error::NotFound("brief"))?;
     let title = crate::engine::cases::get(tx, d.case_id).await?.title;
     Ok((Draft::from(d), title))
+}
+
+/// A person edits a draft and approves the edit at once: the draft becomes
+/// `edited` (never approvable again), and the edited body is stored as the
+/// case's next version, `approved`, pointing at the version it came from
+/// with the diff of the two bodies. The edit is validated like any draft
+/// (every claim cited, every citation inside the case). Audited.
+pub async fn edit_and_approve(
+    tx: &TenantTx,
+    clock: &dyn Clock,
+    actor: &Actor,
+    id: Uuid,
+    edited: &Body,
+) -> Result<Draft> {
+    let d = draft::Entity::find_by_id(id)
+        .filter(draft::Column::TenantId.eq(tx.tenant().0))
+        .one(&**tx)
+        .await?
+        .ok_or(Error::NotFound("draft"))?;
+    if d.state != "draft" {
+        return Err(Error::Conflict(format!("the draft is {}", d.state)));
+    }
+    for s in edited
+        .summary
+        .iter()
+        .chain(&edited.scope)
+        .chain(&edited.entities)
+        .chain(&edited.timeline)
+    {
+        let t = s.text.trim();
+        if t.is_empty() || t.chars().count() > 2000 || t.chars().any(|c| c.is_control() && c != '\n') {
+            return Err(Error::Invalid(
+                "each claim: 1 to 2000 characters, no control characters".into(),
+            ));
+        }
+    }
+    validate(tx, d.case_id, edited).await?;
+    let after = serde_json::to_value(edited).map_err(|e| Error::Invalid(e.to_string()))?;
+    let diff = crate::engine::json_diff(&d.body, &after);
+    if diff.is_empty() {
+        return Err(Error::Invalid(
+            "nothing was edited: approve the draft instead".into(),
+        ));
+    }
+    let now = clock.now();
+    draft::Entity::update_many()
+        .col_expr(draft::Column::State, Expr::value("edited"))
+        .col_expr(draft::Column::DecidedBy, Expr::value(actor.label.clone()))
+        .col_expr(draft::Column::DecidedAt, Expr::value(now))
+        .filter(draft::Column::Id.eq(id))
+        .filter(draft::Column::State.eq("draft"))
+        .exec(&**tx)
+        .await?;
+    let last = draft::Entity::find()
+        .filter(draft::Column::TenantId.eq(tx.tenant().0))
+        .filter(draft::Column::CaseId.eq(d.case_id))
+        .order_by_desc(draft::Column::Version)
+        .one(&**tx)
+        .await?
+        .map_or(d.version, |l| l.version);
+    let m = draft::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        tenant_id: Set(tx.tenant().0),
+        case_id: Set(d.case_id),
+        version: Set(last + 1),
+        body: Set(after),
+        state: Set("approved".into()),
+        drafter: Set(format!("edit of version {} by a person", d.version)),
+        created_at: Set(now),
+        decided_by: Set(Some(actor.label.clone())),
+        decided_at: Set(Some(now)),
+        reason: Set(None),
+        edited_from: Set(Some(d.id)),
+        edit_diff: Set(Some(Value::Array(diff.clone()))),
+    }
+    .insert(&**tx)
+    .await?;
+    audit::record(
+        tx,
+        clock,
+        actor,
+        Event {
+            action: "draft.edit_approve",
+            target: format!("draft:{}", m.id),
+            summary: json!({"case": d.case_id, "from": {"id": d.id, "version": d.version}, "version": m.version, "diff": diff}),
+        },
+    )
+    .await?;
+    Ok(m.into())
 }

@@ -140,3 +140,29 @@ pub async fn reject_draft(
 ) -> ApiResult {
     decide_draft(s, p, ctx, c.0.ip().to_string(), draft, false, b.reason).await
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DraftEdit {
+    body: vigil_orchestrator::pipeline::drafts::Body,
+}
+
+/// Edit-then-approve: the edited body becomes the case's next version,
+/// approved, with the diff kept; the draft it came from is `edited`.
+pub async fn edit_draft(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Extension(ctx): Extension<TenantCtx>,
+    c: ConnectInfo<SocketAddr>,
+    Path(draft): Path<String>,
+    Json(b): Json<DraftEdit>,
+) -> ApiResult {
+    let draft = id(&draft, "draft")?;
+    let tx = s.store.begin_tenant(ctx.tenant).await?;
+    let actor = p.actor(Some(ctx.role), Some(c.0.ip().to_string()));
+    let d =
+        vigil_orchestrator::pipeline::drafts::edit_and_approve(&tx, s.clock.as_ref(), &actor, draft, &b.body)
+            .await?;
+    tx.commit().await?;
+    Ok(Json(d).into_response())
+}

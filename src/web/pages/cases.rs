@@ -248,6 +248,28 @@ pub struct DraftView {
     recs: Vec<Rec>,
     decided: String,
     reason: String,
+    /// What a person changed (edited versions): where, before, after.
+    diff: Vec<(String, String, String)>,
+    /// One field per claim, for edit-then-approve: (name, text, label).
+    fields: Vec<(String, String, String)>,
+}
+
+/// A diff side as text: sentences by their text, anything else as JSON.
+fn diff_side(v: &Value) -> String {
+    match v {
+        Value::Null => "—".into(),
+        Value::Array(items) => items
+            .iter()
+            .map(|i| {
+                i.get("text")
+                    .and_then(Value::as_str)
+                    .map_or_else(|| i.to_string(), str::to_owned)
+            })
+            .collect::<Vec<_>>()
+            .join(" / "),
+        Value::String(t) => t.clone(),
+        other => other.to_string(),
+    }
 }
 
 pub struct EntityLine {
@@ -338,6 +360,41 @@ fn step_note(s: &vigil_orchestrator::engine::steps::StepView) -> String {
 
 fn draft_view(d: drafts::Draft, people: &People) -> DraftView {
     let body: drafts::Body = serde_json::from_value(d.body).unwrap_or_default();
+    let mut fields = Vec::new();
+    for (name, title, v) in [
+        ("summary", "Summary", &body.summary),
+        ("scope", "Scope", &body.scope),
+        ("entities", "Entities", &body.entities),
+        ("timeline", "Timeline", &body.timeline),
+    ] {
+        for (i, s) in v.iter().enumerate() {
+            fields.push((
+                format!("{name}.{i}"),
+                s.text.clone(),
+                format!("{title}, claim {}", i + 1),
+            ));
+        }
+    }
+    let diff = d
+        .edit_diff
+        .as_ref()
+        .and_then(Value::as_array)
+        .map(|rows| {
+            rows.iter()
+                .map(|r| {
+                    (
+                        r.get("pointer")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .trim_start_matches('/')
+                            .to_owned(),
+                        diff_side(r.get("before").unwrap_or(&Value::Null)),
+                        diff_side(r.get("after").unwrap_or(&Value::Null)),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     let section = |title: &'static str, v: &[drafts::Sentence]| Section {
         title,
         claims: v
@@ -378,6 +435,8 @@ fn draft_view(d: drafts::Draft, people: &People) -> DraftView {
             _ => String::new(),
         },
         reason: d.reason.unwrap_or_default(),
+        diff,
+        fields,
     }
 }
 
@@ -733,6 +792,61 @@ pub async fn reject_draft(
     Form(f): Form<DraftForm>,
 ) -> Response {
     decide_draft(s, p, ctx, peer.ip().to_string(), id, false, f).await
+}
+
+/// Edit-then-approve from the case page: one text field per claim
+/// (`summary.0`, `scope.1`, …); a claim keeps its citations, an emptied
+/// field drops the claim.
+pub async fn edit_draft(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Extension(ctx): Extension<TenantCtx>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+    Form(fields): Form<Vec<(String, String)>>,
+) -> Response {
+    let Ok(id) = Uuid::try_parse(&id) else {
+        return message(StatusCode::NOT_FOUND, "Not found", "No such draft.");
+    };
+    let actor = p.actor(Some(ctx.role), Some(peer.ip().to_string()));
+    let result = async {
+        let tx = s.store.begin_tenant(ctx.tenant).await?;
+        let d = drafts::get(&tx, id).await?;
+        let mut body: drafts::Body =
+            serde_json::from_value(d.body).map_err(|e| Error::Invalid(e.to_string()))?;
+        for (name, text) in &fields {
+            let Some((section, i)) = name.split_once('.') else {
+                continue;
+            };
+            let Ok(i) = i.parse::<usize>() else { continue };
+            let list = match section {
+                "summary" => &mut body.summary,
+                "scope" => &mut body.scope,
+                "entities" => &mut body.entities,
+                "timeline" => &mut body.timeline,
+                _ => continue,
+            };
+            if let Some(sentence) = list.get_mut(i) {
+                sentence.text = text.replace("\r\n", "\n").trim().to_owned();
+            }
+        }
+        for list in [
+            &mut body.summary,
+            &mut body.scope,
+            &mut body.entities,
+            &mut body.timeline,
+        ] {
+            list.retain(|s| !s.text.is_empty());
+        }
+        let edited = drafts::edit_and_approve(&tx, s.clock.as_ref(), &actor, id, &body).await?;
+        tx.commit().await?;
+        Ok::<_, Error>(edited.case_id)
+    }
+    .await;
+    match result {
+        Ok(case) => Redirect::to(&format!("/cases/{case}#draft")).into_response(),
+        Err(e) => page_error(e),
+    }
 }
 
 /// A person starts a new investigation round of the case now.

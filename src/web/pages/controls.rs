@@ -95,7 +95,8 @@ pub async fn set_kill(
         }
     };
     let (_, mfa) = csrf_of(&p);
-    if !engaged && !(mfa && s.authz.allows(ctx.role, "kill_switch", "release")) {
+    let may_release = mfa && s.authz.allows(ctx.role, "kill_switch", "release");
+    if !engaged && !may_release {
         return message(
             StatusCode::FORBIDDEN,
             "Not allowed",

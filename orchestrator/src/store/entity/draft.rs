@@ -15,6 +15,8 @@ pub struct Model {
     pub decided_by: Option<String>,
     pub decided_at: Option<DateTimeUtc>,
     pub reason: Option<String>,
+    pub edited_from: Option<Uuid>,
+    pub edit_diff: Option<Json>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
