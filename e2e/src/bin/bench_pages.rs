@@ -5,7 +5,7 @@
 //! router (`/static/vigil.css`) under the same load in the same run.
 //!
 //! Reproduce: `cargo run --release -p vigil-e2e --bin bench-pages`
-//! (`BENCH_CASES` overrides the 100,000).
+//! (`BENCH_CASES` overrides the 100,000, `BENCH_USERS` the 50 users).
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
@@ -29,7 +29,6 @@ use vigil_orchestrator::store::entity::case;
 use vigil_orchestrator::testkit::TestDb;
 use vigil_orchestrator::{Role, SystemClock, connect::integrations, identity, identity::auth};
 
-const USERS: usize = 50;
 const PER_USER: usize = 20;
 
 fn pct(v: &mut [Duration], p: f64) -> Duration {
@@ -37,10 +36,10 @@ fn pct(v: &mut [Duration], p: f64) -> Duration {
     v[((v.len() as f64 - 1.0) * p).round() as usize]
 }
 
-/// `USERS` concurrent users each GET `path` `PER_USER` times; latencies.
-async fn load(router: &axum::Router, cookie: &str, path: &str) -> Vec<Duration> {
+/// `users` concurrent users each GET `path` `PER_USER` times; latencies.
+async fn load(router: &axum::Router, cookie: &str, path: &str, users: usize) -> Vec<Duration> {
     let mut tasks = Vec::new();
-    for _ in 0..USERS {
+    for _ in 0..users {
         let (router, cookie, path) = (router.clone(), cookie.to_owned(), path.to_owned());
         tasks.push(tokio::spawn(async move {
             let mut out = Vec::with_capacity(PER_USER);
@@ -72,6 +71,7 @@ async fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100_000);
+    let users: usize = std::env::var("BENCH_USERS").ok().and_then(|v| v.parse().ok()).unwrap_or(50);
     let db = TestDb::postgres().await;
     let clock = SystemClock;
     let ptx = db.store.begin_platform().await.unwrap();
@@ -185,17 +185,17 @@ async fn main() {
     ];
     // Warm up every page once, then measure.
     for (_, p) in &pages {
-        load(&router, &cookie, p).await;
+        load(&router, &cookie, p, users).await;
     }
     println!(
-        "{n_cases} cases in the tenant; {USERS} concurrent users × {PER_USER} requests each; PostgreSQL, in process"
+        "{n_cases} cases in the tenant; {users} concurrent users × {PER_USER} requests each; PostgreSQL, in process"
     );
     println!();
     println!("| page | p50 | p99 | p50 / static p50 | p99 / static p99 | target p99 |");
     println!("|---|---|---|---|---|---|");
     let mut ceiling = (Duration::ZERO, Duration::ZERO);
     for (i, (name, p)) in pages.iter().enumerate() {
-        let mut v = load(&router, &cookie, p).await;
+        let mut v = load(&router, &cookie, p, users).await;
         let (p50, p99) = (pct(&mut v, 0.5), pct(&mut v, 0.99));
         if i == 0 {
             ceiling = (p50, p99);
