@@ -34,6 +34,7 @@ mod m20261201_000023_input_bounds;
 mod m20261202_000024_event_time;
 mod m20261202_000025_case_queue;
 mod m20261202_000026_draft_edits;
+mod m20261202_000027_sso_discovery;
 pub mod pg;
 
 /// Name of the PostgreSQL role the server runs every request as: owns nothing,
@@ -107,6 +108,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000024_event_time::Migration),
             Box::new(m20261202_000025_case_queue::Migration),
             Box::new(m20261202_000026_draft_edits::Migration),
+            Box::new(m20261202_000027_sso_discovery::Migration),
         ]
     }
 }

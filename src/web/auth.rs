@@ -215,8 +215,9 @@ fn form_urlencoded_field(body: &[u8], name: &str) -> Option<String> {
 }
 
 /// Routes where every attempt counts against the address's sign-in quota.
-const SIGN_IN_ROUTES: [(&str, &str); 5] = [
+const SIGN_IN_ROUTES: [(&str, &str); 6] = [
     ("POST", "/login"),
+    ("GET", "/login/sso"),
     ("POST", "/mfa"),
     ("GET", "/sso/{id}/login"),
     ("GET", "/sso/{id}/callback"),

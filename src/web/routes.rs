@@ -163,6 +163,11 @@ pub fn routes() -> (Router<AppState>, RouteTable) {
             &[(M::GET, Public), (M::POST, Public)],
             get(pages::session::login_form).post(pages::session::login_submit),
         )
+        .route(
+            "/login/sso",
+            &[(M::GET, Public)],
+            get(pages::session::sso_discovery),
+        )
         .route("/sso/{id}/login", &[(M::GET, Public)], get(pages::sso::login))
         .route(
             "/sso/{id}/callback",

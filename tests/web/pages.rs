@@ -515,3 +515,87 @@ mod draft_edits {
         super::draft_edits(super::Backend::Postgres).await
     }
 }
+
+/// Single sign-on from the login page on both backends: the address's
+/// domain finds its providers across tenants before sign-in (one: straight
+/// to it; several: a button each), a disabled provider is not offered, an
+/// unknown domain or a malformed address is a page that says so.
+async fn sso_discovery(backend: Backend) {
+    use serde_json::{Value, json};
+    let app = app(backend).await;
+    let a = app.tenant("A").await;
+    let b = app.tenant("B").await;
+    let admin_a = app.session(Some(a), Role::TenantAdmin, true).await;
+    let admin_b = app.session(Some(b), Role::TenantAdmin, true).await;
+    let create = |who: &Caller, name: &str, domain: &str| {
+        let body = json!({"name": name, "issuer": "https://idp.example", "client_id": "vigil",
+                          "role_map": {"soc": "analyst_edit"}, "domains": [domain]});
+        let who = who.clone();
+        let app = &app;
+        async move {
+            let (s, res) = app
+                .call(&who, Method::POST, "/api/v1/sso/providers", Some(body))
+                .await;
+            assert_eq!(s, StatusCode::CREATED, "{res}");
+            serde_json::from_str::<Value>(&res).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let okta = create(&admin_a, "Okta", "acme.example").await;
+    let _entra = create(&admin_a, "Entra", "acme.example").await;
+    let other = create(&admin_b, "Keycloak", "other.example").await;
+    let gone = create(&admin_b, "Old IdP", "gone.example").await;
+    let (s, res) = app
+        .call(
+            &admin_b,
+            Method::PUT,
+            &format!("/api/v1/sso/providers/{gone}"),
+            Some(json!({"enabled": false})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{res}");
+    let get = |q: &str| {
+        Request::builder()
+            .uri(format!("/login/sso?email={q}"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    let (s, _, h) = app.send(get("mallory%40Other.Example")).await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    assert_eq!(h[header::LOCATION], format!("/sso/{other}/login"));
+    let (s, html, _) = app.send(get("ann%40acme.example")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        html.contains(&format!("/sso/{okta}/login")) && html.contains("Sign in with Entra"),
+        "{html}"
+    );
+    assert!(!html.contains("Keycloak"), "only the domain's providers: {html}");
+    for q in [
+        "x%40gone.example",
+        "x%40nowhere.example",
+        "not-an-address",
+        "%00%40acme.example",
+        "",
+    ] {
+        let (s, html, _) = app.send(get(q)).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{q}: {html}");
+        assert!(
+            html.contains("password") || html.contains("e-mail"),
+            "{q}: {html}"
+        );
+        assert!(!html.contains("/sso/"), "{q}: nothing offered: {html}");
+    }
+}
+
+mod sso_discovery {
+    #[tokio::test]
+    async fn sqlite() {
+        super::sso_discovery(super::Backend::Sqlite).await
+    }
+    #[tokio::test]
+    async fn postgres() {
+        super::sso_discovery(super::Backend::Postgres).await
+    }
+}

@@ -368,6 +368,21 @@ async fn errors_show_in_the_page_and_the_kill_switch_on_every_page() {
     b.click("form[action='/login'] button").await;
     b.wait_text("Wrong e-mail or password.").await;
     assert_eq!(b.path().await, "/login");
+    no_serious_axe(&b, "the login page").await;
+    // Single sign-on: the demo tenant has no identity provider, and the
+    // page says so (the password form stays).
+    b.fill(
+        "form[action='/login/sso'] input[name=email]",
+        "ann@demo.vigil.test",
+    )
+    .await;
+    b.click("form[action='/login/sso'] button").await;
+    b.wait_text("No single sign-on is set up").await;
+    assert!(
+        !b.all("form[action='/login'] input[name=password]")
+            .await
+            .is_empty()
+    );
 
     // An expired session: to the login page, and back after signing in.
     let (email, password) = demo.account("analyst_edit");

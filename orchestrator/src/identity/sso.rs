@@ -568,6 +568,19 @@ pub async fn first_use_of_assertion(
     Ok(())
 }
 
+/// The enabled providers that own `email`'s domain (id, display name),
+/// before any tenant is known: what the login page offers. Nothing for an
+/// address that does not parse.
+pub async fn providers_for_email(store: &Store, email: &str) -> Result<Vec<(Uuid, String)>> {
+    let Ok(email) = Email::parse(email) else {
+        return Ok(Vec::new());
+    };
+    let Some((_, domain)) = email.as_str().rsplit_once('@') else {
+        return Ok(Vec::new());
+    };
+    Ok(store.sso_for_domain(domain).await?)
+}
+
 /// The tenant of a provider, before any tenant is known (a callback).
 pub async fn provider_tenant(store: &Store, provider: Uuid) -> Result<TenantId> {
     store

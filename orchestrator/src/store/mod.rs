@@ -291,6 +291,37 @@ impl Store {
         })
     }
 
+    /// The enabled identity providers owning e-mail `domain` (id, display
+    /// name), across tenants, before any tenant is known (the login page's
+    /// SSO buttons). PostgreSQL: through the SECURITY DEFINER function
+    /// `vigil_sso_providers_for_domain`, which returns nothing else.
+    pub(crate) async fn sso_for_domain(&self, domain: &str) -> Result<Vec<(uuid::Uuid, String)>, DbErr> {
+        let domain = domain.to_lowercase();
+        let stmt = match self.backend {
+            Backend::Postgres => Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT id, name FROM vigil_sso_providers_for_domain($1)",
+                [domain.into()],
+            ),
+            Backend::Sqlite => Statement::from_sql_and_values(
+                DbBackend::Sqlite,
+                "SELECT id, name FROM sso_providers p WHERE p.disabled_at IS NULL AND p.domains IS NOT NULL \
+                 AND EXISTS (SELECT 1 FROM json_each(p.domains) d WHERE d.value = ?) ORDER BY p.name, p.id LIMIT 20",
+                [domain.into()],
+            ),
+        };
+        let rows = self.db.query_all_raw(stmt).await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| {
+                Some((
+                    r.try_get::<uuid::Uuid>("", "id").ok()?,
+                    r.try_get::<String>("", "name").ok()?,
+                ))
+            })
+            .collect())
+    }
+
     /// The tenant owning row `id` of `table`, for the lookups made before
     /// a tenant is known (a webhook delivery, an SSO callback). PostgreSQL:
     /// through the table's SECURITY DEFINER function `pg_function` (RLS

@@ -23,6 +23,8 @@ use crate::web::error::{message, page_error};
 pub struct LoginPage {
     email: String,
     error: Option<String>,
+    /// Identity providers found for the address (single sign-on).
+    providers: Vec<(uuid::Uuid, String)>,
     /// Where to go after signing in (a local path, else empty).
     next: String,
 }
@@ -79,9 +81,55 @@ pub async fn login_form(
     LoginPage {
         email: String::new(),
         error: None,
+        providers: Vec::new(),
         next,
     }
     .into_response()
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct SsoQuery {
+    #[serde(default)]
+    email: String,
+}
+
+/// Single sign-on from the login page: the providers that own the
+/// address's domain. One: straight to it. Several: a button each. None:
+/// the login page says so (and the password form stays).
+pub async fn sso_discovery(
+    State(s): State<AppState>,
+    axum::extract::Query(q): axum::extract::Query<SsoQuery>,
+) -> Response {
+    let email = q.email.trim().to_owned();
+    let found = match identity::sso::providers_for_email(&s.store, &email).await {
+        Ok(f) => f,
+        Err(e) => return page_error(e),
+    };
+    match found.as_slice() {
+        [(id, _)] => Redirect::to(&format!("/sso/{id}/login")).into_response(),
+        [] => (
+            StatusCode::NOT_FOUND,
+            LoginPage {
+                error: Some(if email.contains('@') {
+                    "No single sign-on is set up for that address's domain: sign in with your password."
+                        .into()
+                } else {
+                    "Enter your work e-mail address to find its single sign-on.".into()
+                }),
+                email,
+                providers: Vec::new(),
+                next: String::new(),
+            },
+        )
+            .into_response(),
+        _ => LoginPage {
+            email,
+            error: None,
+            providers: found,
+            next: String::new(),
+        }
+        .into_response(),
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -103,6 +151,7 @@ pub async fn login_submit(
             LoginPage {
                 email: f.email.clone(),
                 error: Some(msg.to_owned()),
+                providers: Vec::new(),
                 next: next_of(&f.next),
             },
         )
