@@ -145,6 +145,19 @@ impl Browser {
         }
     }
 
+    /// Waits until the page's text no longer contains `needle`.
+    pub async fn wait_gone(&self, needle: &str) {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while self.text().await.contains(needle) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the page ({}) kept showing {needle:?}",
+                self.path().await
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// The visible text of the page's body.
     pub async fn text(&self) -> String {
         match self.client.find(Locator::Css("body")).await {

@@ -87,6 +87,19 @@ pub fn routes() -> (Router<AppState>, RouteTable) {
             post(pages::cases::reject_draft),
         )
         .route(
+            "/members",
+            &[
+                (M::GET, Tenant("member", "list")),
+                (M::POST, Tenant("member", "invite")),
+            ],
+            get(pages::members::list).post(pages::members::invite),
+        )
+        .route(
+            "/members/{user}/role",
+            &[(M::POST, TenantPerson("member", "change_role"))],
+            post(pages::members::set_role),
+        )
+        .route(
             "/kill-switch",
             &[
                 (M::GET, Tenant("kill_switch", "engage")),

@@ -551,6 +551,80 @@ async fn admins_use_their_controls() {
         .await;
     assert_eq!(again.text().await.unwrap(), "Turn on");
 
+    // Members: invite (the one-time link shown once), a bad address
+    // refused beside the field, a role changed, a member removed
+    // (confirmed), and the last tenant admin kept.
+    b.click("nav.top a[href='/members']").await;
+    b.fill("form[action='/members'] input[name=email]", "not an address")
+        .await;
+    b.js("document.querySelector(\"form[action='/members'] input[name=email]\").type = 'text'")
+        .await;
+    b.click("form[action='/members'] button").await;
+    b.find("#invite-error").await;
+    b.fill(
+        "form[action='/members'] input[name=email]",
+        "new.analyst@demo.vigil.test",
+    )
+    .await;
+    b.click("form[action='/members'] button").await;
+    let link = b.find("#invite-link").await.text().await.unwrap();
+    assert!(link.contains("/setup/password/"), "{link}");
+    no_serious_axe(&b, "/members").await;
+    b.keep("members-1280").await;
+    let row = |email: &'static str| format!("//tr[td[1][normalize-space()='{email}']]");
+    let new_row = b
+        .client
+        .find(fantoccini::Locator::XPath(&row("new.analyst@demo.vigil.test")))
+        .await
+        .unwrap();
+    new_row
+        .find(fantoccini::Locator::Css("select[name=role]"))
+        .await
+        .unwrap()
+        .select_by_value("analyst_edit")
+        .await
+        .unwrap();
+    new_row
+        .find(fantoccini::Locator::Css("button.secondary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    b.wait_text("analyst_edit").await;
+    let members = demo
+        .get(&demo.token("tenant_admin").await, "/api/v1/members")
+        .await;
+    let new = members["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["email"] == "new.analyst@demo.vigil.test")
+        .cloned()
+        .unwrap();
+    assert_eq!(new["role"], "analyst_edit", "{members}");
+    let remove = format!(
+        "form[action='/members/{}/role'] button.danger",
+        new["user_id"].as_str().unwrap()
+    );
+    b.click(&remove).await;
+    b.confirm().await;
+    b.wait_gone("new.analyst@demo.vigil.test").await;
+    let me = members["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["role"] == "tenant_admin")
+        .cloned()
+        .unwrap();
+    b.click(&format!(
+        "form[action='/members/{}/role'] button.danger",
+        me["user_id"].as_str().unwrap()
+    ))
+    .await;
+    b.confirm().await;
+    b.wait_text("this is the tenant's last tenant admin").await;
+
     // The kill switch: engaged (confirmed), a banner everywhere, released.
     b.click("nav.top a[href='/kill-switch']").await;
     b.click("form[action='/kill-switch'] button.danger").await;

@@ -150,6 +150,28 @@ pub(crate) async fn create_user(
     .map_err(|e| Error::from_insert(e, "user"))
 }
 
+/// Invites a member: grants `role` (as [`add_member`]) and issues the
+/// one-time link with which they set a password (valid
+/// [`PASSWORD_LINK_TTL`]); answers the member and the link's token.
+pub async fn invite_member(
+    tx: &TenantTx,
+    clock: &dyn Clock,
+    actor: &Actor,
+    email: &Email,
+    role: Role,
+) -> Result<(Member, String)> {
+    let m = add_member(tx, clock, actor, email, role).await?;
+    let token = issue_link(
+        &**tx,
+        clock,
+        LinkPurpose::SetPassword,
+        Some(m.user_id),
+        PASSWORD_LINK_TTL,
+    )
+    .await?;
+    Ok((m, token))
+}
+
 /// Grants `role` in the transaction's tenant to the user with `email`,
 /// creating the user (without a password) if needed. Audited.
 pub async fn add_member(

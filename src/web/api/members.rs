@@ -9,7 +9,7 @@ use axum::response::IntoResponse;
 use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
-use vigil_orchestrator::identity::{self, LinkPurpose, PASSWORD_LINK_TTL};
+use vigil_orchestrator::identity;
 use vigil_orchestrator::ids::Email;
 
 use crate::web::AppState;
@@ -67,20 +67,12 @@ pub async fn invite_member(
     let email = Email::parse(&body.email)?;
     let role = parse_role(&body.role)?;
     let tx = s.store.begin_tenant(ctx.tenant).await?;
-    let m = identity::add_member(
+    let (m, token) = identity::invite_member(
         &tx,
         s.clock.as_ref(),
         &p.actor(Some(ctx.role), ip(&c)),
         &email,
         role,
-    )
-    .await?;
-    let token = identity::issue_link(
-        &*tx,
-        s.clock.as_ref(),
-        LinkPurpose::SetPassword,
-        Some(m.user_id),
-        PASSWORD_LINK_TTL,
     )
     .await?;
     tx.commit().await?;

@@ -71,6 +71,9 @@ fn links(state: &AppState, role: Option<Role>, platform_admin: bool, path: &str)
         if may("integration", "read") {
             add("/integrations", "Integrations");
         }
+        if may("member", "list") {
+            add("/members", "Members");
+        }
         if may("kill_switch", "engage") {
             add("/kill-switch", "Kill switch");
         }

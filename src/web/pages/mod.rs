@@ -13,6 +13,7 @@ pub mod dashboard;
 pub mod gates;
 pub mod home;
 pub mod integrations;
+pub mod members;
 pub mod people;
 pub mod session;
 pub mod setup;
