@@ -648,11 +648,7 @@ pub async fn decide(
     approve: bool,
     reason: Option<&str>,
 ) -> Result<Draft> {
-    let d = draft::Entity::find_by_id(id)
-        .filter(draft::Column::TenantId.eq(tx.tenant().0))
-        .one(&**tx)
-        .await?
-        .ok_or(Error::NotFound("draft"))?;
+    let d = model(tx, id).await?;
     if d.state != "draft" {
         return Err(Error::Conflict(format!("the draft is {}", d.state)));
     }
@@ -690,12 +686,16 @@ pub async fn decide(
 
 /// One draft of the tenant.
 pub async fn get(tx: &TenantTx, id: Uuid) -> Result<Draft> {
-    Ok(draft::Entity::find_by_id(id)
+    Ok(model(tx, id).await?.into())
+}
+
+/// The draft row, if it belongs to the transaction's tenant (else NotFound).
+async fn model(tx: &TenantTx, id: Uuid) -> Result<draft::Model> {
+    draft::Entity::find_by_id(id)
         .filter(draft::Column::TenantId.eq(tx.tenant().0))
         .one(&**tx)
         .await?
-        .ok_or(Error::NotFound("draft"))?
-        .into())
+        .ok_or(Error::NotFound("draft"))
 }
 
 /// A case's drafts, newest first; `approved_only` for executives.
@@ -938,11 +938,7 @@ pub async fn edit_and_approve(
     id: Uuid,
     edited: &Body,
 ) -> Result<Draft> {
-    let d = draft::Entity::find_by_id(id)
-        .filter(draft::Column::TenantId.eq(tx.tenant().0))
-        .one(&**tx)
-        .await?
-        .ok_or(Error::NotFound("draft"))?;
+    let d = model(tx, id).await?;
     if d.state != "draft" {
         return Err(Error::Conflict(format!("the draft is {}", d.state)));
     }

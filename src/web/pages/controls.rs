@@ -76,6 +76,25 @@ pub struct EngageForm {
     engaged: String,
 }
 
+impl EngageForm {
+    /// `true` or `false`; anything else is `None` (see [`invalid_engaged`]).
+    fn engaged(&self) -> Option<bool> {
+        match self.engaged.as_str() {
+            "true" => Some(true),
+            "false" => Some(false),
+            _ => None,
+        }
+    }
+}
+
+fn invalid_engaged() -> Response {
+    message(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "Invalid input",
+        "engaged must be true or false",
+    )
+}
+
 pub async fn set_kill(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
@@ -83,16 +102,8 @@ pub async fn set_kill(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Form(f): Form<EngageForm>,
 ) -> Response {
-    let engaged = match f.engaged.as_str() {
-        "true" => true,
-        "false" => false,
-        _ => {
-            return message(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "Invalid input",
-                "engaged must be true or false",
-            );
-        }
+    let Some(engaged) = f.engaged() else {
+        return invalid_engaged();
     };
     let (_, mfa) = csrf_of(&p);
     let may_release = mfa && s.authz.allows(ctx.role, "kill_switch", "release");
@@ -204,16 +215,8 @@ pub async fn set_platform_kill(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Form(f): Form<EngageForm>,
 ) -> Response {
-    let engaged = match f.engaged.as_str() {
-        "true" => true,
-        "false" => false,
-        _ => {
-            return message(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "Invalid input",
-                "engaged must be true or false",
-            );
-        }
+    let Some(engaged) = f.engaged() else {
+        return invalid_engaged();
     };
     let actor = p.actor(Some(Role::PlatformAdmin), Some(peer.ip().to_string()));
     let result = async {
