@@ -353,6 +353,60 @@ impl Drop for PrivateCluster {
     }
 }
 
+/// The latency of a bare single-row INSERT, each its own committed
+/// transaction, offered open-loop at `rate` per second for `length` on the
+/// database at `url` (its own table, dropped after): the floor under any
+/// write path's latency on that database that day. Returns p50 and p99.
+pub async fn single_insert_latency(
+    url: &str,
+    rate: u64,
+    length: std::time::Duration,
+) -> (std::time::Duration, std::time::Duration) {
+    use sea_orm::ConnectionTrait;
+    let owner = sea_orm::Database::connect(url).await.expect("connect");
+    owner
+        .execute_unprepared("CREATE TABLE bench_single (id TEXT PRIMARY KEY, raw TEXT NOT NULL)")
+        .await
+        .expect("create");
+    let backend = owner.get_database_backend();
+    let sql = if backend == sea_orm::DbBackend::Postgres {
+        "INSERT INTO bench_single (id, raw) VALUES ($1, $2)"
+    } else {
+        "INSERT INTO bench_single (id, raw) VALUES (?, ?)"
+    };
+    let mut tick = tokio::time::interval(std::time::Duration::from_micros(1_000_000 / rate.max(1)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut pending = Vec::new();
+    for _ in 0..(rate as u128 * length.as_millis() / 1000) {
+        tick.tick().await;
+        let db = owner.clone();
+        pending.push(tokio::spawn(async move {
+            let t0 = std::time::Instant::now();
+            db.execute_raw(sea_orm::Statement::from_sql_and_values(
+                backend,
+                sql,
+                [uuid::Uuid::new_v4().to_string().into(), "{}".into()],
+            ))
+            .await
+            .expect("insert");
+            t0.elapsed()
+        }));
+    }
+    let mut lat = Vec::with_capacity(pending.len());
+    for p in pending {
+        lat.push(p.await.expect("join"));
+    }
+    lat.sort();
+    let at = |q: f64| lat[((lat.len() as f64 - 1.0) * q).round() as usize];
+    let out = (at(0.5), at(0.99));
+    owner
+        .execute_unprepared("DROP TABLE bench_single")
+        .await
+        .expect("drop");
+    owner.close().await.expect("close");
+    out
+}
+
 /// The batched-INSERT ceiling of the ingest benchmarks: `texts` INSERTed
 /// `per_tx` rows per transaction into a bare two-column table
 /// (`bench_ceiling`, created here) of the database at the owner URL `url`.

@@ -5,9 +5,18 @@
 //!   answered delivery is committed, deduplicated and correlated. Ceiling:
 //!   the same alert texts INSERTed 100 rows per transaction into a bare
 //!   two-column table of the same database, in the same run.
+//! * throughput at breadth (issue 14): the same 20,000 alerts' worth of
+//!   deliveries, but each of 100 Falcon identity detections naming 200
+//!   distinct hosts (a source and a target each, from an estate of 20,000
+//!   hosts), incidents of 5 detections sharing an account, 8 senders.
 //! * latency: single-alert deliveries sent open-loop at 500/s for 10 s,
 //!   three rounds; p50/p99 from send to the 202, of the median round (by
-//!   p99), every round printed.
+//!   p99), every round printed — beside the same-run latency of a bare
+//!   single-row INSERT commit at the same offered rate, on the same
+//!   database, so a slow day shows as such.
+//!
+//! Both workloads end in realistic case counts (printed): one per host of
+//! the narrow bench, one per incident of the wide one.
 //!
 //! Reproduce: `cargo run --release -p vigil-e2e --bin bench-ingest`
 //! (PostgreSQL from VIGIL_TEST_DATABASE_URL, else 127.0.0.1:5432).
@@ -32,6 +41,9 @@ use vigil_orchestrator::{Backend, Clock, Role, SystemClock, connect::integration
 const ALERTS: usize = 20_000;
 const PER_DELIVERY: usize = 100;
 const SENDERS: usize = 4;
+const WIDE_SENDERS: usize = 8;
+const WIDE_ESTATE: usize = 20_000;
+const WIDE_INCIDENT: usize = 5;
 const RATE: u64 = 500;
 const LATENCY_SECONDS: u64 = 10;
 const LATENCY_ROUNDS: usize = 3;
@@ -51,6 +63,31 @@ fn alert_text(n: usize, tag: &str) -> String {
     let mut a = sim::crowdstrike::alert(n, &ts, &format!("host-{}", n % 50), &format!("{:064x}", n % 200));
     a["composite_id"] = json!(format!("{tag}:{n}"));
     a.to_string()
+}
+
+/// A Falcon identity detection naming two hosts of a large estate; the
+/// detections of one incident share the account.
+fn wide_text(n: usize) -> String {
+    let ts = SystemClock
+        .now()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let user = format!("acct{:05}", n / WIDE_INCIDENT);
+    json!({
+        "composite_id": format!("w:ind:{n:08x}"),
+        "product": "idp",
+        "timestamp": ts,
+        "created_timestamp": ts,
+        "name": "IdentityDetection",
+        "description": "Lateral movement with stolen credentials",
+        "severity": 70,
+        "source_account_name": user,
+        "source_account_upn": format!("{user}@corp.example"),
+        "source_account_domain": "CORP.EXAMPLE",
+        "source_endpoint_host_name": format!("host{:05}", (2 * n) % WIDE_ESTATE),
+        "target_endpoint_host_name": format!("host{:05}", (2 * n + 1) % WIDE_ESTATE),
+        "target_domain_controller_host_name": "dc01.corp.example",
+    })
+    .to_string()
 }
 
 struct Target {
@@ -139,29 +176,7 @@ async fn run(db: TestDb, label: &str) {
 
     // Throughput.
     let texts: Vec<String> = (0..ALERTS).map(|n| alert_text(n, "t")).collect();
-    let bodies: Vec<String> = texts
-        .chunks(PER_DELIVERY)
-        .map(|c| format!("[{}]", c.join(",")))
-        .collect();
-    let queue = Arc::new(std::sync::Mutex::new(bodies));
-    let start = Instant::now();
-    let mut senders = Vec::new();
-    for _ in 0..SENDERS {
-        let (queue, target) = (queue.clone(), target.clone());
-        senders.push(tokio::spawn(async move {
-            loop {
-                let Some(body) = queue.lock().unwrap().pop() else {
-                    break;
-                };
-                assert!(target.deliver(body).await, "throughput round: a delivery failed");
-            }
-        }));
-    }
-    for s in senders {
-        s.await.unwrap();
-    }
-    let took = start.elapsed();
-    let rate = ALERTS as f64 / took.as_secs_f64();
+    let (took, rate) = throughput(&target, &texts, SENDERS).await;
 
     // Latency at a steady 500 alerts/s (one alert per delivery, open
     // loop), in LATENCY_ROUNDS rounds: the figure is the median round.
@@ -206,47 +221,125 @@ async fn run(db: TestDb, label: &str) {
         .iter()
         .map(|(a, b)| format!("{:.1}/{:.1}", ms(*a), ms(*b)))
         .collect();
+    let narrow_cases = open_cases(&db, t.id).await;
+
+    // Throughput at breadth, into a second tenant (its own estate).
+    let ptx = db.store.begin_platform().await.unwrap();
+    let wide_tenant = identity::create_tenant(&ptx, &SystemClock, &Actor::cli(), "bench-wide")
+        .await
+        .unwrap();
+    ptx.commit().await.unwrap();
+    let tx = db.store.begin_tenant(wide_tenant.id).await.unwrap();
+    let (wide_hook, wide_secret) =
+        integrations::create_with_secret(&tx, &SystemClock, &master, &eng, "webhook", "IdP", json!({}))
+            .await
+            .unwrap();
+    tx.commit().await.unwrap();
+    let wide_target = Arc::new(Target {
+        base: target.base.clone(),
+        hook: wide_hook.id.to_string(),
+        secret: wide_secret.unwrap(),
+        http: reqwest::Client::new(),
+    });
+    let wide: Vec<String> = (0..ALERTS).map(wide_text).collect();
+    let (wide_took, wide_rate) = throughput(&wide_target, &wide, WIDE_SENDERS).await;
+    let wide_cases = open_cases(&db, wide_tenant.id).await;
     server.abort();
 
-    // Ceiling: the same texts, 100 rows per transaction, same database.
+    // Ceiling: the same texts, 100 rows per transaction, same database;
+    // and a bare single-row INSERT commit at the latency round's rate.
     let ceil = vigil_e2e::batched_insert_ceiling(&db.url, &texts, PER_DELIVERY).await;
+    let (bare50, bare99) =
+        vigil_e2e::single_insert_latency(&db.url, RATE, Duration::from_secs(LATENCY_SECONDS)).await;
 
     // What was stored: every alert once, in cases.
-    let tx = db.store.begin_tenant(t.id).await.unwrap();
-    let stored: i64 = tx
-        .query_one_raw(sea_orm::Statement::from_string(
-            tx.get_database_backend(),
-            "SELECT count(*) AS n FROM alerts",
+    assert_eq!(
+        stored(&db, t.id).await,
+        ALERTS + LATENCY_ROUNDS * (RATE * LATENCY_SECONDS) as usize - failed
+    );
+    assert_eq!(stored(&db, wide_tenant.id).await, ALERTS);
+    println!(
+        "| {label} | {rate:.0} alerts/s ({ALERTS} in {:.2} s; {narrow_cases} cases) | {wide_rate:.0} alerts/s ({:.2} s; {wide_cases} cases of {} incidents) | {ceil:.0} rows/s | {:.3} / {:.3} | {:.2} ms / {:.2} ms (rounds, ms: {}; {failed} refused) | {:.2} ms / {:.2} ms |",
+        took.as_secs_f64(),
+        wide_took.as_secs_f64(),
+        ALERTS / WIDE_INCIDENT,
+        rate / ceil,
+        wide_rate / ceil,
+        ms(p50),
+        ms(p99),
+        all_rounds.join(", "),
+        ms(bare50),
+        ms(bare99),
+    );
+}
+
+/// Delivers `texts` in deliveries of PER_DELIVERY by `senders` concurrent
+/// senders; the time taken and alerts per second.
+async fn throughput(target: &Arc<Target>, texts: &[String], senders: usize) -> (Duration, f64) {
+    let bodies: Vec<String> = texts
+        .chunks(PER_DELIVERY)
+        .map(|c| format!("[{}]", c.join(",")))
+        .collect();
+    let queue = Arc::new(std::sync::Mutex::new(bodies));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..senders {
+        let (queue, target) = (queue.clone(), target.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let Some(body) = queue.lock().unwrap().pop() else {
+                    break;
+                };
+                assert!(target.deliver(body).await, "throughput round: a delivery failed");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let took = start.elapsed();
+    (took, texts.len() as f64 / took.as_secs_f64())
+}
+
+async fn stored(db: &TestDb, tenant: vigil_orchestrator::TenantId) -> usize {
+    let tx = db.store.begin_tenant(tenant).await.unwrap();
+    let backend = tx.get_database_backend();
+    let sql = if backend == sea_orm::DbBackend::Postgres {
+        "SELECT count(*) AS n FROM alerts WHERE tenant_id = $1"
+    } else {
+        "SELECT count(*) AS n FROM alerts WHERE tenant_id = ?"
+    };
+    let n: i64 = tx
+        .query_one_raw(sea_orm::Statement::from_sql_and_values(
+            backend,
+            sql,
+            [tenant.0.into()],
         ))
         .await
         .unwrap()
         .unwrap()
         .try_get("", "n")
         .unwrap();
+    tx.commit().await.unwrap();
+    n as usize
+}
+
+async fn open_cases(db: &TestDb, tenant: vigil_orchestrator::TenantId) -> u64 {
+    let tx = db.store.begin_tenant(tenant).await.unwrap();
     let (_, cases) = vigil_orchestrator::engine::cases::list(&tx, None, 1, 0)
         .await
         .unwrap();
     tx.commit().await.unwrap();
-    assert_eq!(
-        stored as usize,
-        ALERTS + LATENCY_ROUNDS * (RATE * LATENCY_SECONDS) as usize - failed
-    );
-    println!(
-        "| {label} | {rate:.0} alerts/s ({ALERTS} in {:.2} s) | {ceil:.0} rows/s | {:.3} | {:.2} ms / {:.2} ms (rounds, ms: {}) | {failed} refused under overload; {cases} open cases |",
-        took.as_secs_f64(),
-        rate / ceil,
-        ms(p50),
-        ms(p99),
-        all_rounds.join(", "),
-    );
+    cases
 }
 
 #[tokio::main]
 async fn main() {
     println!(
-        "| database | webhook ingest, {PER_DELIVERY} alerts per delivery, {SENDERS} senders | batched INSERT ceiling (same run) | ratio | latency at {RATE}/s, 1 alert per delivery: p50 / p99, median of {LATENCY_ROUNDS} rounds of {LATENCY_SECONDS} s | |"
+        "| database | webhook ingest, {PER_DELIVERY} alerts per delivery, {SENDERS} senders | at breadth: {} hosts per delivery, {WIDE_SENDERS} senders | batched INSERT ceiling (same run) | ratio (narrow / wide) | latency at {RATE}/s, 1 alert per delivery: p50 / p99, median of {LATENCY_ROUNDS} rounds of {LATENCY_SECONDS} s | bare single-row INSERT commit at {RATE}/s (same run): p50 / p99 |",
+        2 * PER_DELIVERY
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
     run(TestDb::new(Backend::Sqlite).await, "SQLite").await;
     run(TestDb::new(Backend::Postgres).await, "PostgreSQL").await;
 }

@@ -141,10 +141,12 @@ fn start() -> DateTime<Utc> {
 
 /// The incident corpus and the estate, live and as a backfill, with the
 /// defaults. The incident corpus holds the targets (precision and recall at
-/// least 0.95). The estate does not yet: its benign alerts land on the
-/// machines of incidents within hours and its truth keeps them apart, which
-/// a host-linking rule cannot; its floors here (precision 0.78, recall
-/// 0.88) guard what is reached (BENCHMARKS.md has the figures).
+/// least 0.95). The estate holds recall 0.95 but not the precision target:
+/// its benign alerts land on the machines of incidents within hours, and
+/// the same account appears in two of its labelled incidents within a day,
+/// which its truth keeps apart and an entity-linking rule cannot; the floor
+/// here (precision 0.78) guards what is reached (BENCHMARKS.md has the
+/// figures).
 #[tokio::test]
 async fn defaults_hold_on_both_corpora() {
     let incidents = corpus::generate(2026, 3, 40, start());
@@ -169,7 +171,7 @@ async fn defaults_hold_on_both_corpora() {
                 samples.len()
             );
             let (p_min, r_min) = if name == "estate" {
-                (0.78, 0.88)
+                (0.78, 0.95)
             } else {
                 (0.95, 0.95)
             };
@@ -266,5 +268,110 @@ async fn learned_noise_converges_across_delivery_orders() {
             partition(&reference).len()
         );
         assert!(a >= 0.99, "{delivery:?}: {a}");
+    }
+}
+
+/// Background is persistent, a campaign is a burst. A tenant of 60 hosts:
+/// each host raises a lone alert a day for three days, half of them naming
+/// the SaaS sign-in domain everybody uses; on the third day a phishing URL
+/// is clicked on 9 more machines (13% of the fleet, beyond the 10% at which
+/// background weighs nothing) within 90 minutes. The domain, seen day after
+/// day, links nothing; the URL, seen only in its burst, makes one case of
+/// the nine clicks — in event order, as a backfill and shuffled. The case's
+/// explanation says why, in words.
+#[tokio::test]
+async fn a_burst_links_and_background_does_not() {
+    let t0 = start();
+    let ocsf =
+        |n: usize, at: DateTime<Utc>, host: usize, title: &str, domain: Option<&str>, url: Option<&str>| {
+            let mut evidences = vec![];
+            if let Some(d) = domain {
+                evidences.push(json!({"dst_endpoint": {"domain": d}}));
+            }
+            if let Some(u) = url {
+                evidences.push(json!({"url": {"url_string": u}}));
+            }
+            json!({
+                "class_uid": 2004, "category_uid": 2, "activity_id": 1, "severity_id": 3,
+                "time": at.timestamp_millis(),
+                "metadata": {"version": "1.3.0", "product": {"name": "EDR", "vendor_name": "Example"}},
+                "finding_info": {"uid": format!("b-{n}"), "title": title},
+                "device": {"hostname": format!("pc{host:03}.corp.example")},
+                "evidences": evidences,
+            })
+            .to_string()
+        };
+    let mut samples = vec![];
+    let mut n = 0;
+    for day in 0..3 {
+        for h in 0..60 {
+            n += 1;
+            let at = t0 + Duration::days(day) + Duration::minutes((h * 23 % 1400) as i64);
+            let domain = (h % 2 == 0).then_some("login.saas.example");
+            samples.push(Sample {
+                tenant: 0,
+                incident: n,
+                at,
+                text: ocsf(n, at, h, "Suspicious sign-in", domain, None),
+            });
+        }
+    }
+    let wave = 1_000_000;
+    for k in 0..9 {
+        n += 1;
+        let at = t0 + Duration::days(2) + Duration::hours(20) + Duration::minutes(k * 10);
+        let host = 60 + k as usize;
+        samples.push(Sample {
+            tenant: 0,
+            incident: wave,
+            at,
+            text: ocsf(
+                n,
+                at,
+                host,
+                "User clicked a phishing link",
+                None,
+                Some("https://sso-check.example/l?s=42"),
+            ),
+        });
+    }
+    samples.sort_by_key(|s| s.at);
+    for delivery in [Delivery::Live, Delivery::Backfill(40), Delivery::Shuffled(20, 5)] {
+        let db = TestDb::sqlite().await;
+        let (predicted, tenants) = run_in(&db, &samples, delivery, None).await;
+        let (p, r, cases) = score(&samples, &predicted);
+        println!("burst vs background, {delivery:?}: {cases} cases, precision {p:.3}, recall {r:.3}");
+        assert_eq!((p, r), (1.0, 1.0), "{delivery:?}");
+        let wave_case = samples
+            .iter()
+            .zip(&predicted)
+            .find(|(s, _)| s.incident == wave)
+            .map(|(_, c)| *c)
+            .unwrap();
+        let tx = db.store.begin_tenant(tenants[0]).await.unwrap();
+        let e = correlate::explain(&tx, uuid::Uuid::from_u128(wave_case))
+            .await
+            .unwrap();
+        let url = e.entities.iter().find(|v| v.value.contains("sso-check")).unwrap();
+        assert!(url.links && url.why.contains("burst"), "{}", url.why);
+        let lone = samples
+            .iter()
+            .zip(&predicted)
+            .find(|(s, _)| s.text.contains("login.saas.example"))
+            .map(|(_, c)| *c)
+            .unwrap();
+        let e = correlate::explain(&tx, uuid::Uuid::from_u128(lone))
+            .await
+            .unwrap();
+        let saas = e
+            .entities
+            .iter()
+            .find(|v| v.value == "login.saas.example")
+            .unwrap();
+        assert!(
+            !saas.links && saas.why.contains("of this tenant's"),
+            "{}",
+            saas.why
+        );
     }
 }

@@ -184,9 +184,38 @@ impl Settings {
             return self.weight(o.kind, o.role);
         }
         self.weight(o.kind, o.role)
-            * self
-                .noise
-                .multiplier(o.kind, o.role, p.hosts(o.kind, &o.value), p.tenant_hosts)
+            * self.noise.multiplier(
+                o.kind,
+                o.role,
+                p.hosts(o.kind, &o.value),
+                p.tenant_hosts,
+                self.burst(o, p),
+            )
+    }
+
+    /// Whether every sighting of the entity falls within one linking
+    /// window of its kind: a campaign's burst, not background.
+    pub fn burst(&self, o: &Observable, p: &Prevalence) -> bool {
+        p.span(o.kind, &o.value) <= self.window_of(o.kind)
+    }
+
+    /// The entities of one alert that link it (each once). A device's own
+    /// address stands for the device: when the alert names the device, the
+    /// host links (within the host window) and the address adds nothing —
+    /// it would otherwise carry the host's link across a whole day's
+    /// lease. It links for alerts that name no device.
+    pub fn linking<'a>(&self, obs: &'a [Observable], p: &Prevalence) -> Vec<&'a Observable> {
+        let names_device = obs.iter().any(|o| o.kind == Kind::Host && o.role == Role::Device);
+        let mut l: Vec<&'a Observable> = Vec::new();
+        for o in obs {
+            if names_device && o.kind == Kind::Ip && o.role == Role::Device {
+                continue;
+            }
+            if self.links(o, p) && !l.iter().any(|x| x.kind == o.kind && x.value == o.value) {
+                l.push(o);
+            }
+        }
+        l
     }
 
     /// Whether this entity links alerts under these settings and prevalence.
@@ -660,17 +689,7 @@ pub async fn correlate_batch(
     unlink_noise(tx, clock, settings, alerts, &prevalence).await?;
     let linking: Vec<Vec<&Observable>> = alerts
         .iter()
-        .map(|a| {
-            let mut l: Vec<&Observable> = Vec::new();
-            for o in a.observables {
-                // An alert may carry an entity twice: once is enough.
-                if settings.links(o, &prevalence) && !l.iter().any(|x| x.kind == o.kind && x.value == o.value)
-                {
-                    l.push(o);
-                }
-            }
-            l
-        })
+        .map(|a| settings.linking(a.observables, &prevalence))
         .collect();
     let keys: Vec<Vec<(Kind, &str)>> = linking
         .iter()
@@ -962,8 +981,9 @@ async fn resplit(
     let keys: Vec<Vec<(Kind, &str)>> = contents
         .iter()
         .map(|(_, obs)| {
-            obs.iter()
-                .filter(|o| settings.links(o, &p))
+            settings
+                .linking(obs, &p)
+                .into_iter()
                 .map(|o| (o.kind, o.value.as_str()))
                 .collect()
         })
@@ -1046,8 +1066,8 @@ async fn rejoin(
         let at = placed_at(&contents[i].0);
         lo = Some(lo.map_or(at, |x| std::cmp::min(x, at)));
         hi = Some(hi.map_or(at, |x| std::cmp::max(x, at)));
-        for o in &contents[i].1 {
-            if settings.links(o, p) && !linking.iter().any(|x| x.kind == o.kind && x.value == o.value) {
+        for o in settings.linking(&contents[i].1, p) {
+            if !linking.iter().any(|x| x.kind == o.kind && x.value == o.value) {
                 linking.push(o);
             }
         }
@@ -1275,7 +1295,7 @@ async fn reindex(tx: &TenantTx, case_id: Uuid, settings: &Settings) -> Result<()
     let p = case_prevalence(tx, settings, &contents).await?;
     let mut index = IndexRows::default();
     for (a, obs) in &contents {
-        for o in obs.iter().filter(|o| settings.links(o, &p)) {
+        for o in settings.linking(obs, &p) {
             index.add(o, case_id, placed_at(a), a.id);
         }
     }
@@ -1330,6 +1350,14 @@ pub async fn explain(tx: &TenantTx, case_id: Uuid) -> Result<Explanation> {
     let p = case_prevalence(tx, &settings, &contents).await?;
     let joined: HashMap<Uuid, Option<Value>> = alerts_of(tx, case_id).await?.into_iter().collect();
     let mut seen: BTreeMap<(Kind, String, Role), usize> = BTreeMap::new();
+    // Entities that some alert carrying them links by (a device's own
+    // address in an alert that names the device does not).
+    let mut linked_somewhere: std::collections::BTreeSet<(Kind, String, Role)> = Default::default();
+    for (_, obs) in &contents {
+        for o in settings.linking(obs, &p) {
+            linked_somewhere.insert((o.kind, o.value.clone(), o.role));
+        }
+    }
     for (_, obs) in &contents {
         let mut once: Vec<(Kind, &str, Role)> = Vec::new();
         for o in obs {
@@ -1350,7 +1378,8 @@ pub async fn explain(tx: &TenantTx, case_id: Uuid) -> Result<Explanation> {
         let base = settings.weight(kind, role);
         let hosts = p.hosts(kind, &o.value);
         let w = settings.effective_weight(&o, &p);
-        let links = settings.links(&o, &p);
+        let shadowed = settings.links(&o, &p) && !linked_somewhere.contains(&(kind, o.value.clone(), role));
+        let links = settings.links(&o, &p) && !shadowed;
         let share = if p.tenant_hosts > 0 {
             format!(
                 "{:.0}%",
@@ -1368,10 +1397,23 @@ pub async fn explain(tx: &TenantTx, case_id: Uuid) -> Result<Explanation> {
                 role.as_str().replace('_', " "),
                 settings.min_weight
             )
+        } else if shadowed {
+            "does not link: the device's own address, and its alerts name the device (the host links)"
+                .to_owned()
         } else if !links {
             format!(
                 "does not link: seen with {hosts} of this tenant's {} hosts in the last {} days ({share}), so it weighs {w:.2}",
                 p.tenant_hosts, settings.noise.period_days
+            )
+        } else if hosts >= u64::from(settings.noise.min_hosts)
+            && settings.burst(&o, &p)
+            && hosts as f32 > settings.noise.rare_share * std::cmp::max(p.tenant_hosts, hosts) as f32
+        {
+            format!(
+                "links alerts within {} h: weighs {w:.2}; seen with {hosts} of {} hosts ({share}), all within {} h, so a burst (a campaign), not background",
+                settings.window_of(kind).num_hours(),
+                p.tenant_hosts,
+                std::cmp::max(p.span(kind, &o.value).num_hours(), 1),
             )
         } else {
             format!(

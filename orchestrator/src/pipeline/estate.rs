@@ -51,7 +51,8 @@ struct Ev {
     identity: bool,
 }
 
-const SAAS: &[&str] = &[
+/// The SaaS domains half an estate's traffic names (background).
+pub const SAAS: &[&str] = &[
     "login.microsoftonline.com",
     "outlook.office365.com",
     "update.microsoft.com",

@@ -9,6 +9,16 @@
 //! Kept per tenant in `entity_hosts`: (entity, host) with the last event
 //! time they were seen together. A delivery records its pairs before it is
 //! correlated, so a backfill learns its own noise.
+//!
+//! Background is persistent, a campaign is a burst: the SaaS domain, the
+//! scanner and the NAT address are seen day after day, while a phishing
+//! URL clicked on five machines is seen within an hour or two. An entity
+//! whose sightings (the last times it was seen with each of its hosts) all
+//! fall within one linking window keeps its weight up to a larger share of
+//! the tenant's hosts (`burst_share`, a quarter by default): beyond that it
+//! is background even in its first hours (the proxy of a tenant's first
+//! day). This also keeps an estate's first days honest, when the count of
+//! the tenant's hosts is still small and every share looks large.
 
 use std::collections::HashMap;
 
@@ -37,6 +47,14 @@ pub struct Noise {
     /// ... at or above this share it weighs nothing; in between its weight
     /// falls with the logarithm of the share.
     pub common_share: f32,
+    /// An entity seen only within one linking window (a campaign's burst)
+    /// keeps its full weight below this share.
+    #[serde(default = "default_burst_share")]
+    pub burst_share: f32,
+}
+
+fn default_burst_share() -> f32 {
+    0.25
 }
 
 impl Default for Noise {
@@ -46,6 +64,7 @@ impl Default for Noise {
             min_hosts: 4,
             rare_share: 0.02,
             common_share: 0.10,
+            burst_share: default_burst_share(),
         }
     }
 }
@@ -62,6 +81,9 @@ impl Noise {
         if !(self.rare_share > 0.0 && self.rare_share < self.common_share && self.common_share <= 1.0) {
             return bad("0 < rare_share < common_share <= 1");
         }
+        if !(self.burst_share >= self.common_share && self.burst_share <= 1.0) {
+            return bad("common_share <= burst_share <= 1");
+        }
         Ok(self)
     }
 
@@ -74,8 +96,9 @@ impl Noise {
     /// A device's own address (or an address of no stated side, as ECS's
     /// `related.ip`) seen with two machines in the period is a shared or
     /// reassigned address (NAT, proxy, DHCP), not the device's: it weighs
-    /// nothing.
-    pub fn multiplier(&self, kind: Kind, role: Role, hosts: u64, tenant_hosts: u64) -> f32 {
+    /// nothing. An entity seen only in a `burst` (all its sightings within
+    /// one linking window) keeps its weight.
+    pub fn multiplier(&self, kind: Kind, role: Role, hosts: u64, tenant_hosts: u64, burst: bool) -> f32 {
         if kind == Kind::Ip && matches!(role, Role::Device | Role::Other) && hosts >= 2 {
             return 0.0;
         }
@@ -83,7 +106,7 @@ impl Noise {
             return 1.0;
         }
         let share = hosts as f32 / std::cmp::max(tenant_hosts, hosts) as f32;
-        if share <= self.rare_share {
+        if share <= self.rare_share || (burst && share < self.burst_share) {
             1.0
         } else if share >= self.common_share {
             0.0
@@ -111,13 +134,59 @@ pub fn hosts_of(observables: &[Observable]) -> impl Iterator<Item = &str> {
 pub struct Prevalence {
     /// Distinct hosts of the tenant seen in the period.
     pub tenant_hosts: u64,
-    hosts: HashMap<(Kind, String), u64>,
+    /// Per entity: hosts, and the span from the earliest to the latest of
+    /// the last sightings with each of them.
+    hosts: HashMap<(Kind, String), (u64, Duration)>,
 }
 
 impl Prevalence {
     /// With how many hosts the entity was seen in the period.
     pub fn hosts(&self, kind: Kind, value: &str) -> u64 {
-        self.hosts.get(&(kind, value.to_owned())).copied().unwrap_or(0)
+        self.hosts.get(&(kind, value.to_owned())).map_or(0, |h| h.0)
+    }
+    /// Over how long the entity's sightings with its hosts spread.
+    pub fn span(&self, kind: Kind, value: &str) -> Duration {
+        self.hosts
+            .get(&(kind, value.to_owned()))
+            .map_or(Duration::zero(), |h| h.1)
+    }
+}
+
+/// Prevalence learned in memory from a set of alerts, as [`observe`] then
+/// [`read`] would find it in the database after recording them (each
+/// (entity, host) pair at its last sighting; hosts and span per entity,
+/// over every sighting): for grouping outside a transaction (the
+/// in-memory benchmark, what-if analyses of settings).
+pub fn learn(alerts: &[(DateTime<Utc>, &[Observable])], counted: impl Fn(&Observable) -> bool) -> Prevalence {
+    let mut last: HashMap<(Kind, &str, &str), DateTime<Utc>> = HashMap::new();
+    let mut tenant: std::collections::HashSet<&str> = Default::default();
+    for (at, obs) in alerts {
+        let hosts: Vec<&str> = hosts_of(obs).collect();
+        for h in &hosts {
+            tenant.insert(h);
+        }
+        for o in obs.iter().filter(|o| counted(o)) {
+            for h in &hosts {
+                let e = last.entry((o.kind, o.value.as_str(), h)).or_insert(*at);
+                *e = std::cmp::max(*e, *at);
+            }
+        }
+    }
+    // Per entity: hosts, earliest and latest last-sighting.
+    type Seen = (u64, DateTime<Utc>, DateTime<Utc>);
+    let mut agg: HashMap<(Kind, String), Seen> = HashMap::new();
+    for ((kind, value, _), at) in last {
+        let e = agg.entry((kind, value.to_owned())).or_insert((0, at, at));
+        e.0 += 1;
+        e.1 = std::cmp::min(e.1, at);
+        e.2 = std::cmp::max(e.2, at);
+    }
+    Prevalence {
+        tenant_hosts: tenant.len() as u64,
+        hosts: agg
+            .into_iter()
+            .map(|(k, (n, lo, hi))| (k, (n, hi - lo)))
+            .collect(),
     }
 }
 
@@ -221,6 +290,11 @@ pub async fn read(
         let q = Query::select()
             .columns([entity_host::Column::Kind, entity_host::Column::Value])
             .expr_as(Expr::col(entity_host::Column::Host).count(), Alias::new("n"))
+            .expr_as(
+                Expr::col(entity_host::Column::LastSeen).min(),
+                Alias::new("first"),
+            )
+            .expr_as(Expr::col(entity_host::Column::LastSeen).max(), Alias::new("last"))
             .from(entity_host::Entity)
             .and_where(Expr::col(entity_host::Column::TenantId).eq(tenant))
             .and_where(Expr::col(entity_host::Column::LastSeen).gte(since))
@@ -233,8 +307,12 @@ pub async fn read(
                 continue;
             };
             let n: i64 = r.try_get("", "n")?;
-            out.hosts
-                .insert((kind, r.try_get("", "value")?), u64::try_from(n).unwrap_or(0));
+            let first: DateTime<Utc> = r.try_get("", "first")?;
+            let last: DateTime<Utc> = r.try_get("", "last")?;
+            out.hosts.insert(
+                (kind, r.try_get("", "value")?),
+                (u64::try_from(n).unwrap_or(0), last - first),
+            );
         }
     }
     Ok(out)
@@ -247,7 +325,7 @@ mod tests {
     #[test]
     fn weight_falls_with_share() {
         let n = Noise::default();
-        let m = |h, t| n.multiplier(Kind::Domain, Role::Destination, h, t);
+        let m = |h, t| n.multiplier(Kind::Domain, Role::Destination, h, t, false);
         assert_eq!(m(1, 200), 1.0);
         assert_eq!(m(3, 10), 1.0, "fewer than min_hosts is never noise");
         assert_eq!(m(4, 200), 1.0, "2% keeps its weight");
@@ -257,14 +335,25 @@ mod tests {
         assert!(mid > 0.0 && mid < 1.0, "{mid}");
         assert!(m(6, 200) > mid && mid > m(12, 200));
         assert_eq!(m(5, 0), 1.0);
-        assert_eq!(n.multiplier(Kind::Ip, Role::Device, 1, 200), 1.0);
         assert_eq!(
-            n.multiplier(Kind::Ip, Role::Device, 2, 200),
+            n.multiplier(Kind::Domain, Role::Destination, 40, 200, true),
+            1.0,
+            "a burst is a campaign, not background"
+        );
+        assert_eq!(n.multiplier(Kind::Domain, Role::Destination, 40, 200, false), 0.0);
+        assert_eq!(
+            n.multiplier(Kind::Domain, Role::Destination, 100, 200, true),
             0.0,
-            "a device address two machines use"
+            "half the fleet in one burst is background (a tenant's first day)"
+        );
+        assert_eq!(n.multiplier(Kind::Ip, Role::Device, 1, 200, false), 1.0);
+        assert_eq!(
+            n.multiplier(Kind::Ip, Role::Device, 2, 200, true),
+            0.0,
+            "a device address two machines use, even at once"
         );
         assert_eq!(
-            n.multiplier(Kind::Host, Role::Device, 2, 200),
+            n.multiplier(Kind::Host, Role::Device, 2, 200, false),
             1.0,
             "a host with a peer is no noise"
         );
