@@ -1378,8 +1378,8 @@ pub async fn explain(tx: &TenantTx, case_id: Uuid) -> Result<Explanation> {
         let base = settings.weight(kind, role);
         let hosts = p.hosts(kind, &o.value);
         let w = settings.effective_weight(&o, &p);
-        let shadowed = settings.links(&o, &p) && !linked_somewhere.contains(&(kind, o.value.clone(), role));
-        let links = settings.links(&o, &p) && !shadowed;
+        let links = linked_somewhere.contains(&(kind, o.value.clone(), role));
+        let shadowed = !links && settings.links(&o, &p);
         let share = if p.tenant_hosts > 0 {
             format!(
                 "{:.0}%",

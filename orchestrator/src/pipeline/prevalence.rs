@@ -152,26 +152,34 @@ impl Prevalence {
     }
 }
 
+/// Each (entity, host) pair of the alerts — for the entities `counted`
+/// accepts — at its last sighting: what [`observe`] records and [`learn`]
+/// counts.
+fn last_sightings<'a>(
+    alerts: &[(DateTime<Utc>, &'a [Observable])],
+    counted: impl Fn(&Observable) -> bool,
+) -> HashMap<(Kind, &'a str, &'a str), DateTime<Utc>> {
+    let mut pairs: HashMap<(Kind, &'a str, &'a str), DateTime<Utc>> = HashMap::new();
+    for (at, obs) in alerts {
+        let hosts: Vec<&str> = hosts_of(obs).collect();
+        for o in obs.iter().filter(|o| counted(o)) {
+            for h in &hosts {
+                let e = pairs.entry((o.kind, o.value.as_str(), h)).or_insert(*at);
+                *e = std::cmp::max(*e, *at);
+            }
+        }
+    }
+    pairs
+}
+
 /// Prevalence learned in memory from a set of alerts, as [`observe`] then
 /// [`read`] would find it in the database after recording them (each
 /// (entity, host) pair at its last sighting; hosts and span per entity,
 /// over every sighting): for grouping outside a transaction (the
 /// in-memory benchmark, what-if analyses of settings).
 pub fn learn(alerts: &[(DateTime<Utc>, &[Observable])], counted: impl Fn(&Observable) -> bool) -> Prevalence {
-    let mut last: HashMap<(Kind, &str, &str), DateTime<Utc>> = HashMap::new();
-    let mut tenant: std::collections::HashSet<&str> = Default::default();
-    for (at, obs) in alerts {
-        let hosts: Vec<&str> = hosts_of(obs).collect();
-        for h in &hosts {
-            tenant.insert(h);
-        }
-        for o in obs.iter().filter(|o| counted(o)) {
-            for h in &hosts {
-                let e = last.entry((o.kind, o.value.as_str(), h)).or_insert(*at);
-                *e = std::cmp::max(*e, *at);
-            }
-        }
-    }
+    let tenant: std::collections::HashSet<&str> = alerts.iter().flat_map(|(_, obs)| hosts_of(obs)).collect();
+    let last = last_sightings(alerts, counted);
     // Per entity: hosts, earliest and latest last-sighting.
     type Seen = (u64, DateTime<Utc>, DateTime<Utc>);
     let mut agg: HashMap<(Kind, String), Seen> = HashMap::new();
@@ -199,24 +207,17 @@ pub async fn observe<'a>(
     alerts: &[(DateTime<Utc>, &'a [Observable])],
     counted: impl Fn(&Observable) -> bool,
 ) -> Result<Prevalence> {
-    let mut pairs: HashMap<(Kind, &'a str, &'a str), DateTime<Utc>> = HashMap::new();
     let mut entities: Vec<(Kind, &'a str)> = Vec::new();
-    let mut earliest: Option<DateTime<Utc>> = None;
-    let mut latest: Option<DateTime<Utc>> = None;
-    for (at, obs) in alerts {
-        earliest = Some(earliest.map_or(*at, |e| std::cmp::min(e, *at)));
-        latest = Some(latest.map_or(*at, |e| std::cmp::max(e, *at)));
-        let hosts: Vec<&str> = hosts_of(obs).collect();
+    for (_, obs) in alerts {
         for o in obs.iter().filter(|o| counted(o)) {
             if !entities.contains(&(o.kind, o.value.as_str())) {
                 entities.push((o.kind, o.value.as_str()));
             }
-            for h in &hosts {
-                let e = pairs.entry((o.kind, o.value.as_str(), h)).or_insert(*at);
-                *e = std::cmp::max(*e, *at);
-            }
         }
     }
+    let pairs = last_sightings(alerts, &counted);
+    let earliest = alerts.iter().map(|a| a.0).min();
+    let latest = alerts.iter().map(|a| a.0).max();
     let (Some(earliest), Some(latest)) = (earliest, latest) else {
         return Ok(Prevalence::default());
     };
