@@ -33,6 +33,7 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             Ok(())
         }
         Command::Admin(cmd) => admin(cfg, cmd).await,
+        Command::Audit(cmd) => crate::audit::run(cfg, cmd).await,
     }
 }
 
@@ -53,13 +54,14 @@ fn init_logging(cfg: &Config) -> Result<(), Error> {
 }
 
 /// What a command needs from the local store.
-struct Opened {
-    dir: DataDir,
-    store: Store,
-    master_key: MasterKey,
+pub(crate) struct Opened {
+    pub(crate) dir: DataDir,
+    pub(crate) store: Store,
+    pub(crate) master_key: MasterKey,
+    pub(crate) audit_key: vigil_orchestrator::audit::chain::SigningKey,
 }
 
-async fn open(cfg: &Config, exclusive: bool) -> Result<Opened, Error> {
+pub(crate) async fn open(cfg: &Config, exclusive: bool) -> Result<Opened, Error> {
     let mut dir = DataDir::prepare(&cfg.data_dir)?;
     let opts = match cfg.database_url() {
         Some(url) => {
@@ -79,6 +81,7 @@ async fn open(cfg: &Config, exclusive: bool) -> Result<Opened, Error> {
     if let Some(prev) = &cfg.previous_master_key_file {
         master_key = master_key.with_previous(dir.master_key(prev, true)?);
     }
+    let audit_key = dir.audit_key(&cfg.audit_key_path(), cfg.audit_key_file.is_some())?;
     let mut opts = opts;
     opts.max_connections = cfg.database_max_connections;
     let store = Store::open(&opts).await.map_err(|e| {
@@ -96,6 +99,7 @@ async fn open(cfg: &Config, exclusive: bool) -> Result<Opened, Error> {
         dir,
         store,
         master_key,
+        audit_key,
     })
 }
 
@@ -115,6 +119,7 @@ async fn serve(cfg: Config, demo: bool) -> Result<(), Error> {
         mut dir,
         store,
         master_key,
+        audit_key,
     } = open(&cfg, true).await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let public_url = cfg
@@ -181,7 +186,18 @@ async fn serve(cfg: Config, demo: bool) -> Result<(), Error> {
         state.master_key.clone(),
         state.clock.clone(),
     )?;
-    let worker = tokio::spawn(engine_worker(store.clone(), state.clock.clone(), writer, stop_rx));
+    let worker = tokio::spawn(engine_worker(
+        store.clone(),
+        state.clock.clone(),
+        writer,
+        stop_rx.clone(),
+    ));
+    let checkpointer = tokio::spawn(crate::audit::checkpointer(
+        store.clone(),
+        audit_key,
+        state.clock.clone(),
+        stop_rx,
+    ));
     let served = axum::serve(
         listener,
         web::router(state).into_make_service_with_connect_info::<SocketAddr>(),
@@ -191,6 +207,7 @@ async fn serve(cfg: Config, demo: bool) -> Result<(), Error> {
     .map_err(|e| Error::Io(format!("server error: {e}")));
     let _ = stop_tx.send(true);
     let _ = worker.await;
+    let _ = checkpointer.await;
     auth_cache_listener.abort();
     limits_flusher.abort();
     served?;
@@ -325,6 +342,7 @@ async fn admin(cfg: Config, cmd: AdminCommand) -> Result<(), Error> {
         mut dir,
         store,
         master_key,
+        ..
     } = open(&cfg, false).await?;
     dir.keep();
     let clock = SystemClock;

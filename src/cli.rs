@@ -55,6 +55,35 @@ pub enum Command {
     /// Operator commands on the local store
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// The audit chain: verify it, sign its heads, print the public key
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Verify audit chains (every chain of the store, one tenant's, the
+    /// platform's, or an export file); names the first broken sequence
+    /// number and why, and exits non-zero on any break
+    Verify {
+        /// Only this tenant's chain
+        #[arg(long, conflicts_with_all = ["platform", "file"])]
+        tenant: Option<String>,
+        /// Only the platform chain
+        #[arg(long, conflicts_with = "file")]
+        platform: bool,
+        /// A JSON Lines export (GET /api/v1/audit/export?format=jsonl) instead of the store
+        #[arg(long, value_name = "EXPORT.jsonl")]
+        file: Option<std::path::PathBuf>,
+        /// The checkpoint public key (hex, from `vigil audit key`); default:
+        /// the key of this installation's audit signing key file
+        #[arg(long, value_name = "PUBKEY")]
+        key: Option<String>,
+    },
+    /// Sign the head of every chain that moved since its last checkpoint, now
+    Checkpoint,
+    /// Print the checkpoint public key (hex) and its id, for auditors
+    Key,
 }
 
 #[derive(Debug, Subcommand)]

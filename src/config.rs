@@ -39,6 +39,9 @@ pub struct Config {
     /// The master key being replaced, kept for opening old wrappings while
     /// `vigil admin rewrap-keys` moves everything to the current key.
     pub previous_master_key_file: Option<PathBuf>,
+    /// Ed25519 key that signs audit checkpoints; absent: `audit-signing.key`
+    /// beside the master key, created on first run.
+    pub audit_key_file: Option<PathBuf>,
     /// Base URL used in links Vigil prints (bootstrap, password set).
     pub public_url: Option<String>,
     pub log_format: LogFormat,
@@ -62,6 +65,7 @@ impl Default for Config {
             database_max_connections: 10,
             master_key_file: None,
             previous_master_key_file: None,
+            audit_key_file: None,
             public_url: None,
             log_format: LogFormat::Text,
             log_level: "info".into(),
@@ -81,6 +85,7 @@ const ENV_KEYS: &[&str] = &[
     "database_max_connections",
     "master_key_file",
     "previous_master_key_file",
+    "audit_key_file",
     "public_url",
     "log_format",
     "log_level",
@@ -155,6 +160,16 @@ impl Config {
         self.master_key_file
             .clone()
             .unwrap_or_else(|| self.data_dir.join("master.key"))
+    }
+
+    pub fn audit_key_path(&self) -> PathBuf {
+        self.audit_key_file.clone().unwrap_or_else(|| {
+            let master = self.master_key_path();
+            master
+                .parent()
+                .map(|d| d.join("audit-signing.key"))
+                .unwrap_or_else(|| PathBuf::from("audit-signing.key"))
+        })
     }
 
     pub fn sqlite_path(&self) -> PathBuf {

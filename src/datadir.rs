@@ -1,5 +1,6 @@
 //! The data directory: created on first run (mode 0700), locked by the one
-//! `serve` that uses it with SQLite, home of the master key (mode 0600).
+//! `serve` that uses it with SQLite, home of the master key and the audit
+//! signing key (mode 0600).
 //!
 //! A start that fails leaves nothing behind: the directory, if this run
 //! created it, or else the files this run created in it, are removed when
@@ -10,6 +11,7 @@ use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use vigil_orchestrator::audit;
 use vigil_orchestrator::secrets::credentials::MasterKey;
 
 use crate::Error;
@@ -136,33 +138,56 @@ impl DataDir {
     /// Loads the master key from `path`, creating it (0600) if it is the
     /// default location and does not exist yet. `explicit` keys must exist.
     pub fn master_key(&mut self, path: &Path, explicit: bool) -> Result<MasterKey, Error> {
+        let text = self.key_file(path, explicit, "master key", || MasterKey::generate().to_hex())?;
+        MasterKey::from_hex(&text)
+            .map_err(|e| Error::DataDir(format!("master key file {}: {e}", path.display())))
+    }
+
+    /// Loads the audit checkpoint signing key (Ed25519) from `path`, creating
+    /// it (0600) like the master key. It is never stored in the database.
+    pub fn audit_key(&mut self, path: &Path, explicit: bool) -> Result<audit::chain::SigningKey, Error> {
+        let text = self.key_file(path, explicit, "audit signing key", || {
+            audit::chain::SigningKey::generate().to_hex()
+        })?;
+        audit::chain::SigningKey::from_hex(&text)
+            .map_err(|e| Error::DataDir(format!("audit signing key file {}: {e}", path.display())))
+    }
+
+    /// A secret key file's text: read if it exists (refused if group or
+    /// others may read it), else created with `generate()` (0600) unless
+    /// the path was named explicitly.
+    fn key_file(
+        &mut self,
+        path: &Path,
+        explicit: bool,
+        what: &str,
+        generate: impl FnOnce() -> String,
+    ) -> Result<String, Error> {
         match fs::metadata(path) {
             Ok(meta) => {
                 let mode = meta.permissions().mode() & 0o777;
                 if mode & 0o077 != 0 {
                     return Err(Error::DataDir(format!(
-                        "master key file {} has mode {mode:o}; it must not be readable by group or others (chmod 600 {})",
+                        "{what} file {} has mode {mode:o}; it must not be readable by group or others (chmod 600 {})",
                         path.display(),
                         path.display()
                     )));
                 }
-                let text = fs::read_to_string(path).map_err(|e| {
+                fs::read_to_string(path).map_err(|e| {
                     Error::DataDir(format!(
-                        "cannot read master key file {}: {}",
+                        "cannot read {what} file {}: {}",
                         path.display(),
                         io_reason(&e)
                     ))
-                })?;
-                MasterKey::from_hex(&text)
-                    .map_err(|e| Error::DataDir(format!("master key file {}: {e}", path.display())))
+                })
             }
             Err(_) if explicit => Err(Error::DataDir(format!(
-                "master key file {} does not exist",
+                "{what} file {} does not exist",
                 path.display()
             ))),
             Err(_) => {
                 self.will_create(path);
-                let key = MasterKey::generate();
+                let text = generate();
                 let mut f = OpenOptions::new()
                     .write(true)
                     .create_new(true)
@@ -170,21 +195,21 @@ impl DataDir {
                     .open(path)
                     .map_err(|e| {
                         Error::DataDir(format!(
-                            "cannot create master key file {}: {}",
+                            "cannot create {what} file {}: {}",
                             path.display(),
                             io_reason(&e)
                         ))
                     })?;
-                f.write_all(format!("{}\n", key.to_hex()).as_bytes())
+                f.write_all(format!("{text}\n").as_bytes())
                     .and_then(|_| f.sync_all())
                     .map_err(|e| {
                         Error::DataDir(format!(
-                            "cannot write master key file {}: {}",
+                            "cannot write {what} file {}: {}",
                             path.display(),
                             io_reason(&e)
                         ))
                     })?;
-                Ok(key)
+                Ok(text)
             }
         }
     }

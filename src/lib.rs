@@ -5,6 +5,7 @@
 //! `vigil_orchestrator`, and render.
 
 pub mod app;
+pub mod audit;
 pub mod authz;
 pub mod cli;
 pub mod config;
@@ -30,4 +31,7 @@ pub enum Error {
     Core(#[from] vigil_orchestrator::Error),
     #[error("{0}")]
     Io(String),
+    /// `vigil audit verify` found a break.
+    #[error("audit chain broken: {0}")]
+    AuditBroken(String),
 }

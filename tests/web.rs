@@ -804,6 +804,8 @@ macro_rules! on_both_backends {
     };
 }
 
+#[path = "web/audit.rs"]
+mod audit_suite;
 #[path = "web/engine.rs"]
 mod engine_suite;
 #[path = "web/hostile.rs"]

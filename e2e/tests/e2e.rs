@@ -605,6 +605,122 @@ async fn admin_commands_on_the_sqlite_store() {
     assert!(server.terminate().await.0.success());
 }
 
+/// `vigil audit`: the signing key is made on first use beside the master
+/// key; every chain head is signed; verify passes, then names a checkpoint
+/// signed by another key and an event edited in the database.
+#[tokio::test]
+async fn audit_cli_signs_verifies_and_names_a_break() {
+    use sea_orm::ConnectionTrait;
+    let cwd = tempfile::tempdir().unwrap();
+    let cli = |dir: &Path, args: &[&str]| {
+        let mut c = vigil(dir);
+        c.args(args);
+        run(c)
+    };
+    let t = cli(cwd.path(), &["admin", "create-tenant", "Acme SOC"]).await;
+    assert!(t.status.success(), "{t:?}");
+    let tenant = t.stdout.trim().to_owned();
+    for who in ["ann", "bob", "cy"] {
+        let email = format!("{who}@acme.example");
+        let u = cli(
+            cwd.path(),
+            &[
+                "admin",
+                "create-user",
+                "--tenant",
+                &tenant,
+                "--email",
+                &email,
+                "--role",
+                "analyst_edit",
+            ],
+        )
+        .await;
+        assert!(u.status.success(), "{u:?}");
+    }
+    let k = cli(cwd.path(), &["audit", "key"]).await;
+    assert!(k.status.success(), "{k:?}");
+    let public = k.stdout.trim().to_owned();
+    assert!(
+        public.len() == 64 && public.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{public}"
+    );
+    let key_file = cwd.path().join("vigil-data/audit-signing.key");
+    assert_eq!(mode(&key_file), 0o600);
+    assert!(
+        !std::fs::read_to_string(&key_file).unwrap().contains(&public),
+        "the file holds the private half"
+    );
+
+    let cp = cli(cwd.path(), &["audit", "checkpoint"]).await;
+    assert!(cp.status.success(), "{cp:?}");
+    assert_eq!(
+        cp.stdout.trim(),
+        "2 chain heads signed",
+        "the platform's and the tenant's"
+    );
+    let v = cli(cwd.path(), &["audit", "verify"]).await;
+    assert!(v.status.success(), "{v:?}");
+    assert!(v.stdout.contains("platform: ok"), "{}", v.stdout);
+    assert!(
+        v.stdout.contains(&format!(
+            "tenant:{tenant}: ok: 3 events (seq 1..3), 1 signed checkpoints"
+        )),
+        "{}",
+        v.stdout
+    );
+    let v = cli(
+        cwd.path(),
+        &["audit", "verify", "--tenant", &tenant, "--key", &public],
+    )
+    .await;
+    assert!(v.status.success(), "{v:?}");
+
+    // Another installation's key did not sign these checkpoints.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let other = cli(elsewhere.path(), &["audit", "key"])
+        .await
+        .stdout
+        .trim()
+        .to_owned();
+    let v = cli(
+        cwd.path(),
+        &["audit", "verify", "--tenant", &tenant, "--key", &other],
+    )
+    .await;
+    assert_one_line_error(&v, "checkpoint forged");
+    assert_one_line_error(
+        &cli(cwd.path(), &["audit", "verify", "--key", "abc"]).await,
+        "--key",
+    );
+
+    // Someone with the database file edits an event.
+    let db = sea_orm::Database::connect(format!(
+        "sqlite://{}?mode=rw",
+        cwd.path().join("vigil-data/vigil.sqlite3").display()
+    ))
+    .await
+    .unwrap();
+    db.execute_unprepared("DROP TRIGGER audit_events_no_update")
+        .await
+        .unwrap();
+    db.execute_unprepared(&format!(
+        "UPDATE audit_events SET actor = 'mallory' WHERE chain = 'tenant:{tenant}' AND seq = 2"
+    ))
+    .await
+    .unwrap();
+    db.close().await.unwrap();
+    let v = cli(cwd.path(), &["audit", "verify"]).await;
+    assert!(
+        v.stdout
+            .contains(&format!("tenant:{tenant}: BROKEN at seq 2: edited")),
+        "{}",
+        v.stdout
+    );
+    assert!(v.stdout.contains("platform: ok"), "{}", v.stdout);
+    assert_one_line_error(&v, "audit chain broken");
+}
+
 fn uuid_like(s: &str) -> bool {
     s.len() == 36 && s.chars().filter(|c| *c == '-').count() == 4
 }

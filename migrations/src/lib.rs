@@ -35,6 +35,7 @@ mod m20261202_000024_event_time;
 mod m20261202_000025_case_queue;
 mod m20261202_000026_draft_edits;
 mod m20261202_000027_sso_discovery;
+mod m20261203_000028_audit_chain;
 pub mod pg;
 
 /// Name of the PostgreSQL role the server runs every request as: owns nothing,
@@ -73,6 +74,8 @@ pub const TENANT_TABLES: &[&str] = &[
     "sso_identities",
     "sso_assertions",
     "entity_hosts",
+    "audit_heads",
+    "audit_checkpoints",
 ];
 
 #[derive(Debug)]
@@ -109,6 +112,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000025_case_queue::Migration),
             Box::new(m20261202_000026_draft_edits::Migration),
             Box::new(m20261202_000027_sso_discovery::Migration),
+            Box::new(m20261203_000028_audit_chain::Migration),
         ]
     }
 }

@@ -30,6 +30,9 @@ pub enum Error {
     Db(DbErr),
     #[error("cannot hash password: {0}")]
     Hash(String),
+    /// The audit chain or its signing key cannot be used as it is.
+    #[error("audit: {0}")]
+    Audit(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -15,6 +15,7 @@ pub mod secrets;
 
 // ... on the shared ground.
 pub mod audit;
+pub mod canonical;
 pub mod clock;
 pub mod error;
 pub mod ids;

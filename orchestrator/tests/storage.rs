@@ -189,6 +189,12 @@ use connect_suite::{
 #[path = "storage/pipeline.rs"]
 mod pipeline_suite;
 use pipeline_suite::alerts_sharing_entities_join_one_case;
+#[path = "storage/audit.rs"]
+mod audit_suite;
+use audit_suite::{
+    an_action_whose_audit_event_fails_does_not_happen, audit_chain_is_gapless_under_concurrent_writers,
+    audit_exports_verify_on_their_own, audit_tampering_is_named,
+};
 #[path = "storage/sso_rules.rs"]
 mod sso_rules;
 use sso_rules::sso_links_and_roles_follow_the_rules;
@@ -220,6 +226,10 @@ on_both_backends!(
     integrations_start_read_only_and_writes_are_opt_in,
     credentials_are_enveloped_rotated_and_revoked,
     alerts_sharing_entities_join_one_case,
+    audit_chain_is_gapless_under_concurrent_writers,
+    an_action_whose_audit_event_fails_does_not_happen,
+    audit_tampering_is_named,
+    audit_exports_verify_on_their_own,
 );
 
 /// Row level security, proven as the application role with the
@@ -524,6 +534,18 @@ mod rls {
                 .await
                 .unwrap();
             tx.commit().await.unwrap();
+            // The audit chain's head is signed (audit_checkpoints).
+            vigil_orchestrator::audit::chain::checkpoint(
+                &db.store,
+                vigil_orchestrator::audit::chain::Scope::Tenant(t),
+                &vigil_orchestrator::audit::chain::SigningKey::generate(),
+                &c,
+                vigil_orchestrator::audit::chain::Policy::default(),
+                true,
+            )
+            .await
+            .unwrap()
+            .unwrap();
         }
         // Under B's setting, raw unfiltered queries see only B's rows.
         let tx = db.store.begin_tenant(b).await.unwrap();

@@ -88,7 +88,7 @@ impl From<Error> for ApiError {
                 format!("kill switch engaged: {m}"),
             ),
             Error::Busy(m) => Self::new(StatusCode::SERVICE_UNAVAILABLE, "busy", m),
-            e @ (Error::Db(_) | Error::Hash(_)) => Self::internal("core", &e),
+            e @ (Error::Db(_) | Error::Hash(_) | Error::Audit(_)) => Self::internal("core", &e),
         }
     }
 }

@@ -125,8 +125,26 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Request log: method, route *template*, status, latency. Never the raw
-/// URI (paths and queries can carry one-time tokens) and never bodies.
+/// The request's id: the caller's `X-Request-Id` when it is a plain token
+/// (1–64 of `A-Za-z0-9._-`, as a proxy in front sets it), else a new one.
+fn request_id(req: &Request) -> String {
+    req.headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        })
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().simple().to_string())
+}
+
+/// Request log: request id, method, route *template*, status, latency.
+/// Never the raw URI (paths and queries can carry one-time tokens) and
+/// never bodies. The request id is also the response's `X-Request-Id` and
+/// is carried by every audit event the request records.
 async fn access_log(req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
@@ -134,9 +152,15 @@ async fn access_log(req: Request, next: Next) -> Response {
         .extensions()
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned());
-    let res = next.run(req).await;
+    let id = request_id(&req);
+    let mut res = vigil_orchestrator::audit::in_request(id.clone(), next.run(req)).await;
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        res.headers_mut()
+            .insert(HeaderName::from_static("x-request-id"), v);
+    }
     tracing::info!(
         target: "vigil::access",
+        request_id = %id,
         method = %method,
         route = route.as_deref().unwrap_or("<unmatched>"),
         status = res.status().as_u16(),

@@ -289,6 +289,11 @@ pub fn routes() -> (Router<AppState>, RouteTable) {
             &[(M::GET, Tenant("audit", "read"))],
             get(api::audit::list_audit),
         )
+        .route(
+            "/api/v1/audit/export",
+            &[(M::GET, Tenant("audit", "export"))],
+            get(api::audit::export_audit),
+        )
         // Engine
         .route(
             "/api/v1/cases",

@@ -204,6 +204,9 @@ async fn runs_itself(db: TestDb) {
     let tx = db.store.begin_tenant(t.id).await.unwrap();
     assert!(investigation::rerun(&tx, &c, &eng, case_id).await.unwrap());
     assert!(!investigation::rerun(&tx, &c, &eng, case_id).await.unwrap());
+    // Audit events take their place in the chain at commit.
+    tx.commit().await.unwrap();
+    let tx = db.store.begin_tenant(t.id).await.unwrap();
     let log = vigil_orchestrator::audit::list(&tx, 200, 0).await.unwrap().0;
     assert_eq!(
         log.iter().filter(|e| e.action == "investigation.rerun").count(),

@@ -184,6 +184,9 @@ async fn correlation_settings_apply(db: TestDb) {
         assert!(correlate::set_settings(&tx, &c, &eng, bad).await.is_err());
     }
     assert_eq!(correlate::settings(&tx).await.unwrap().window_hours, 1);
+    // Audit events take their place in the chain at commit.
+    tx.commit().await.unwrap();
+    let tx = db.store.begin_tenant(t.id).await.unwrap();
     let log = vigil_orchestrator::audit::list(&tx, 100, 0).await.unwrap().0;
     assert_eq!(
         log.iter().filter(|e| e.action == "correlation.configure").count(),
@@ -409,6 +412,8 @@ async fn people_merge_and_split_cases(db: TestDb) {
             .is_err(),
         "not in this case"
     );
+    tx.commit().await.unwrap();
+    let tx = db.store.begin_tenant(t.id).await.unwrap();
     let log = vigil_orchestrator::audit::list(&tx, 100, 0).await.unwrap().0;
     assert!(
         log.iter()

@@ -285,6 +285,7 @@ impl Store {
         self.set_local(&tx, "vigil.tenant_id", tenant.to_string()).await?;
         Ok(TenantTx {
             tx,
+            before_commit: Hooks::default(),
             tenant,
             wake: self.wake.clone(),
             announce: AtomicBool::new(false),
@@ -403,7 +404,10 @@ impl Store {
     pub async fn begin_platform(&self) -> Result<PlatformTx> {
         let tx = self.begin_raw().await?;
         self.set_local(&tx, "vigil.platform", "on".into()).await?;
-        Ok(PlatformTx { tx })
+        Ok(PlatformTx {
+            tx,
+            before_commit: Hooks::default(),
+        })
     }
 
     /// A transaction in which a person may read their own memberships across
@@ -411,15 +415,51 @@ impl Store {
     pub async fn begin_user(&self, user: UserId) -> Result<PlatformTx> {
         let tx = self.begin_raw().await?;
         self.set_local(&tx, "vigil.user_id", user.to_string()).await?;
-        Ok(PlatformTx { tx })
+        Ok(PlatformTx {
+            tx,
+            before_commit: Hooks::default(),
+        })
     }
 }
 
 /// A transaction bound to one tenant. Repository functions for tenant-owned
 /// tables take `&TenantTx` and filter by [`TenantTx::tenant`].
+/// Work a transaction does last, just before it commits, in the order it
+/// was added (the audit chain: taking its head's lock last means no writer
+/// ever waits for the chain while holding it, nor holds it while waiting for
+/// another row). Dropped with the transaction when it is rolled back.
+#[async_trait::async_trait]
+pub trait BeforeCommit: Send {
+    async fn run(self: Box<Self>, tx: &DatabaseTransaction) -> Result<()>;
+}
+
+#[derive(Default)]
+struct Hooks(std::sync::Mutex<Vec<Box<dyn BeforeCommit>>>);
+
+impl std::fmt::Debug for Hooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Hooks")
+    }
+}
+
+impl Hooks {
+    fn push(&self, hook: Box<dyn BeforeCommit>) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(hook);
+    }
+
+    async fn run(&self, tx: &DatabaseTransaction) -> Result<()> {
+        let hooks = std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()));
+        for h in hooks {
+            h.run(tx).await?;
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug)]
 pub struct TenantTx {
     tx: DatabaseTransaction,
+    before_commit: Hooks,
     tenant: TenantId,
     wake: Arc<tokio::sync::Notify>,
     announce: AtomicBool,
@@ -435,7 +475,13 @@ impl TenantTx {
         self.announce.store(true, Ordering::Relaxed);
     }
 
+    /// Runs `hook` just before this transaction commits (see [`BeforeCommit`]).
+    pub fn before_commit(&self, hook: Box<dyn BeforeCommit>) {
+        self.before_commit.push(hook);
+    }
+
     pub async fn commit(self) -> Result<()> {
+        self.before_commit.run(&self.tx).await?;
         self.tx.commit().await?;
         if self.announce.load(Ordering::Relaxed) {
             self.wake.notify_one();
@@ -459,10 +505,17 @@ impl Deref for TenantTx {
 #[derive(Debug)]
 pub struct PlatformTx {
     tx: DatabaseTransaction,
+    before_commit: Hooks,
 }
 
 impl PlatformTx {
+    /// Runs `hook` just before this transaction commits (see [`BeforeCommit`]).
+    pub fn before_commit(&self, hook: Box<dyn BeforeCommit>) {
+        self.before_commit.push(hook);
+    }
+
     pub async fn commit(self) -> Result<()> {
+        self.before_commit.run(&self.tx).await?;
         Ok(self.tx.commit().await?)
     }
 }

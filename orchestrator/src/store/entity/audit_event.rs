@@ -13,6 +13,12 @@ pub struct Model {
     pub target: String,
     pub summary: Json,
     pub source_ip: Option<String>,
+    /// `tenant:<id>` or `platform`; NULL for events from before the chain.
+    pub chain: Option<String>,
+    pub seq: Option<i64>,
+    pub prev_hash: Option<String>,
+    pub hash: Option<String>,
+    pub request_id: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -2,6 +2,7 @@
 
 pub mod alert;
 pub mod api_token;
+pub mod audit_checkpoint;
 pub mod audit_event;
 pub mod case;
 pub mod case_alert;

@@ -1,0 +1,879 @@
+//! The audit hash chain, its signed checkpoints, and verification.
+//!
+//! Each event's hash is SHA-256 over the canonical JSON array
+//! `[1, chain, seq, prev_hash, id, tenant_id, at, actor, actor_role, action,
+//! target, summary, source_ip, request_id]` (`at` in RFC 3339 with
+//! microseconds, UTC). The first event of a chain follows [`GENESIS`].
+//!
+//! A checkpoint signs `["vigil-audit-checkpoint/1", chain, seq, hash, at]`
+//! with an Ed25519 key kept in a file beside the master key, never in the
+//! database: someone who can write the database can rewrite every hash, but
+//! not sign, so cutting the tail or rewriting the whole chain is caught by
+//! the checkpoints. Verification walks a chain in sequence order (live,
+//! page by page, or from an export) and names the first broken sequence
+//! number and why.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, SecondsFormat, SubsecRound, Utc};
+use ed25519_dalek::Signer as _;
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, DbBackend,
+    EntityTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use super::Recorded;
+use crate::canonical::{canonical_json, hash_json};
+use crate::store::entity::{audit_checkpoint, audit_event, tenant};
+use crate::{Clock, Error, PlatformTx, Result, Store, TenantId, TenantTx};
+
+/// What the first event of a chain follows.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// The chain an event of `tenant` (None: a platform event) belongs to.
+pub fn chain_of(tenant: Option<TenantId>) -> String {
+    match tenant {
+        Some(t) => format!("tenant:{}", t.0.hyphenated()),
+        None => "platform".to_owned(),
+    }
+}
+
+fn at_text(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// The hash of event `e` at place `seq` of `chain`, following `prev`.
+pub fn event_hash(chain: &str, seq: i64, prev: &str, e: &Recorded) -> String {
+    hash_json(&json!([
+        1,
+        chain,
+        seq,
+        prev,
+        e.id.hyphenated().to_string(),
+        e.tenant_id.map(|t| t.hyphenated().to_string()),
+        at_text(e.at),
+        e.actor,
+        e.actor_role,
+        e.action,
+        e.target,
+        e.summary,
+        e.source_ip,
+        e.request_id,
+    ]))
+}
+
+/// Which chain: one tenant's, or the platform's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    Tenant(TenantId),
+    Platform,
+}
+
+impl Scope {
+    pub fn chain(self) -> String {
+        chain_of(self.tenant())
+    }
+
+    pub fn tenant(self) -> Option<TenantId> {
+        match self {
+            Scope::Tenant(t) => Some(t),
+            Scope::Platform => None,
+        }
+    }
+
+    /// A transaction that sees this chain (RLS on PostgreSQL).
+    pub async fn begin(self, store: &Store) -> Result<ScopeTx> {
+        Ok(match self {
+            Scope::Tenant(t) => ScopeTx::Tenant(store.begin_tenant(t).await?),
+            Scope::Platform => ScopeTx::Platform(store.begin_platform().await?),
+        })
+    }
+
+    /// A transaction that only reads this chain.
+    pub async fn begin_read(self, store: &Store) -> Result<ScopeTx> {
+        Ok(match self {
+            Scope::Tenant(t) => ScopeTx::Tenant(store.begin_tenant_read(t).await?),
+            Scope::Platform => ScopeTx::Platform(store.begin_platform().await?),
+        })
+    }
+}
+
+/// A tenant or platform transaction.
+#[derive(Debug)]
+pub enum ScopeTx {
+    Tenant(TenantTx),
+    Platform(PlatformTx),
+}
+
+impl std::ops::Deref for ScopeTx {
+    type Target = DatabaseTransaction;
+    fn deref(&self) -> &DatabaseTransaction {
+        match self {
+            ScopeTx::Tenant(t) => t,
+            ScopeTx::Platform(p) => p,
+        }
+    }
+}
+
+impl ScopeTx {
+    pub async fn commit(self) -> Result<()> {
+        match self {
+            ScopeTx::Tenant(t) => t.commit().await,
+            ScopeTx::Platform(p) => p.commit().await,
+        }
+    }
+}
+
+/// The checkpoint signing key (Ed25519), held in a file, never in the
+/// database.
+#[derive(Clone)]
+pub struct SigningKey(ed25519_dalek::SigningKey);
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SigningKey({})", self.public().key_id())
+    }
+}
+
+impl SigningKey {
+    pub fn generate() -> Self {
+        let mut seed = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut seed);
+        Self(ed25519_dalek::SigningKey::from_bytes(&seed))
+    }
+
+    /// 64 hex digits (the 32-byte seed).
+    pub fn from_hex(text: &str) -> std::result::Result<Self, String> {
+        let bytes = hex::decode(text.trim()).map_err(|_| "not hex".to_owned())?;
+        let seed: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| "an audit signing key is 32 bytes (64 hex digits)".to_owned())?;
+        Ok(Self(ed25519_dalek::SigningKey::from_bytes(&seed)))
+    }
+
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0.to_bytes())
+    }
+
+    pub fn public(&self) -> PublicKey {
+        PublicKey(self.0.verifying_key())
+    }
+
+    fn sign(&self, msg: &[u8]) -> String {
+        hex::encode(self.0.sign(msg).to_bytes())
+    }
+}
+
+/// The public half, for auditors (`vigil audit key`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct PublicKey(ed25519_dalek::VerifyingKey);
+
+impl std::fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PublicKey({})", self.to_hex())
+    }
+}
+
+impl PublicKey {
+    pub fn from_hex(text: &str) -> std::result::Result<Self, String> {
+        let bytes = hex::decode(text.trim()).map_err(|_| "a public key is 64 hex digits".to_owned())?;
+        let raw: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| "a public key is 32 bytes (64 hex digits)".to_owned())?;
+        ed25519_dalek::VerifyingKey::from_bytes(&raw)
+            .map(Self)
+            .map_err(|_| "not an Ed25519 public key".to_owned())
+    }
+
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0.to_bytes())
+    }
+
+    /// The first 8 bytes of SHA-256 of the key, in hex: what a checkpoint
+    /// names its key by.
+    pub fn key_id(&self) -> String {
+        hex::encode(&Sha256::digest(self.0.to_bytes())[..8])
+    }
+
+    fn verify(&self, msg: &[u8], signature_hex: &str) -> bool {
+        let Ok(bytes) = hex::decode(signature_hex) else {
+            return false;
+        };
+        let Ok(raw) = <[u8; 64]>::try_from(bytes.as_slice()) else {
+            return false;
+        };
+        self.0
+            .verify_strict(msg, &ed25519_dalek::Signature::from_bytes(&raw))
+            .is_ok()
+    }
+}
+
+/// A signed statement that `chain`'s event `seq` has hash `hash`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub chain: String,
+    pub tenant_id: Option<uuid::Uuid>,
+    pub seq: i64,
+    pub hash: String,
+    pub at: DateTime<Utc>,
+    pub key_id: String,
+    pub signature: String,
+}
+
+impl Checkpoint {
+    fn message(chain: &str, seq: i64, hash: &str, at: DateTime<Utc>) -> Vec<u8> {
+        canonical_json(&json!([
+            "vigil-audit-checkpoint/1",
+            chain,
+            seq,
+            hash,
+            at_text(at)
+        ]))
+        .into_bytes()
+    }
+
+    /// Whether `key` signed exactly this checkpoint.
+    pub fn signed_by(&self, key: &PublicKey) -> bool {
+        self.key_id == key.key_id()
+            && key.verify(
+                &Self::message(&self.chain, self.seq, &self.hash, self.at),
+                &self.signature,
+            )
+    }
+}
+
+impl From<audit_checkpoint::Model> for Checkpoint {
+    fn from(m: audit_checkpoint::Model) -> Self {
+        Self {
+            chain: m.chain,
+            tenant_id: m.tenant_id,
+            seq: m.seq,
+            hash: m.hash,
+            at: m.at,
+            key_id: m.key_id,
+            signature: m.signature,
+        }
+    }
+}
+
+/// When the head is signed: after `every` events, or `interval` after the
+/// last checkpoint if anything was written since.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    pub every: i64,
+    pub interval: Duration,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            every: 1_000,
+            interval: Duration::minutes(10),
+        }
+    }
+}
+
+impl Policy {
+    /// How long events may stay unsigned before verification calls the
+    /// checkpoint missing: two intervals (the checkpointer runs every
+    /// minute; a restart in between is allowed for).
+    pub fn max_unsigned(&self) -> Duration {
+        self.interval * 2
+    }
+}
+
+/// The chain's head: its last (seq, hash), if it has events.
+pub async fn head(conn: &impl ConnectionTrait, chain: &str) -> Result<Option<(i64, String)>> {
+    let backend = conn.get_database_backend();
+    let sql = match backend {
+        DbBackend::Postgres => "SELECT seq, hash FROM audit_heads WHERE chain = $1",
+        _ => "SELECT seq, hash FROM audit_heads WHERE chain = ?",
+    };
+    let row = conn
+        .query_one_raw(Statement::from_sql_and_values(
+            backend,
+            sql,
+            [chain.to_owned().into()],
+        ))
+        .await?;
+    Ok(match row {
+        Some(r) => Some((r.try_get("", "seq")?, r.try_get("", "hash")?)),
+        None => None,
+    })
+}
+
+/// The chain's checkpoints in sequence order.
+pub async fn checkpoints(conn: &impl ConnectionTrait, chain: &str) -> Result<Vec<Checkpoint>> {
+    Ok(audit_checkpoint::Entity::find()
+        .filter(audit_checkpoint::Column::Chain.eq(chain))
+        .order_by_asc(audit_checkpoint::Column::Seq)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(Checkpoint::from)
+        .collect())
+}
+
+/// Signs the chain's head if the policy says it is due (`force`: if it has
+/// moved at all). Another node signing the same head at once is harmless.
+pub async fn checkpoint(
+    store: &Store,
+    scope: Scope,
+    key: &SigningKey,
+    clock: &dyn Clock,
+    policy: Policy,
+    force: bool,
+) -> Result<Option<Checkpoint>> {
+    let chain = scope.chain();
+    let tx = scope.begin(store).await?;
+    let Some((seq, hash)) = head(&*tx, &chain).await? else {
+        return Ok(None);
+    };
+    let last = audit_checkpoint::Entity::find()
+        .filter(audit_checkpoint::Column::Chain.eq(&chain))
+        .order_by_desc(audit_checkpoint::Column::Seq)
+        .limit(1)
+        .one(&*tx)
+        .await?;
+    let now = clock.now().trunc_subsecs(6);
+    let due = match &last {
+        None => true,
+        Some(l) if l.seq >= seq => false,
+        Some(l) => force || seq - l.seq >= policy.every || now - l.at >= policy.interval,
+    };
+    if !due {
+        return Ok(None);
+    }
+    let signature = key.sign(&Checkpoint::message(&chain, seq, &hash, now));
+    let cp = Checkpoint {
+        chain: chain.clone(),
+        tenant_id: scope.tenant().map(|t| t.0),
+        seq,
+        hash,
+        at: now,
+        key_id: key.public().key_id(),
+        signature,
+    };
+    let inserted = audit_checkpoint::ActiveModel {
+        id: Set(uuid::Uuid::now_v7()),
+        chain: Set(cp.chain.clone()),
+        tenant_id: Set(cp.tenant_id),
+        seq: Set(cp.seq),
+        hash: Set(cp.hash.clone()),
+        at: Set(cp.at),
+        key_id: Set(cp.key_id.clone()),
+        signature: Set(cp.signature.clone()),
+    }
+    .insert(&*tx)
+    .await;
+    match inserted {
+        Ok(_) => {
+            tx.commit().await?;
+            Ok(Some(cp))
+        }
+        // Another node signed this head first.
+        Err(e) if matches!(e.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_))) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Every chain: the platform's and each tenant's.
+pub async fn scopes(store: &Store) -> Result<Vec<Scope>> {
+    let tx = store.begin_platform().await?;
+    let tenants = tenant::Entity::find()
+        .order_by_asc(tenant::Column::Id)
+        .all(&*tx)
+        .await?;
+    tx.commit().await?;
+    Ok(std::iter::once(Scope::Platform)
+        .chain(tenants.into_iter().map(|t| Scope::Tenant(TenantId(t.id))))
+        .collect())
+}
+
+/// One checkpointer round over every chain; the number signed.
+pub async fn checkpoint_all(
+    store: &Store,
+    key: &SigningKey,
+    clock: &dyn Clock,
+    policy: Policy,
+    force: bool,
+) -> Result<usize> {
+    let mut signed = 0;
+    for scope in scopes(store).await? {
+        if checkpoint(store, scope, key, clock, policy, force)
+            .await?
+            .is_some()
+        {
+            signed += 1;
+        }
+    }
+    Ok(signed)
+}
+
+/// Why a chain does not verify.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BreakKind {
+    /// An event's content no longer matches its hash, or its hash was
+    /// recomputed after an edit.
+    Edited,
+    /// Events are missing (a gap in the sequence, or a front pruned without
+    /// a signed checkpoint vouching for it).
+    Deleted,
+    /// An event carries another place in the chain than it was written at.
+    Reordered,
+    /// Events a signed checkpoint or the chain head vouches for are gone.
+    TailCut,
+    /// The chain does not match what a signed checkpoint says of it (the
+    /// chain was rewritten with recomputed hashes).
+    Rewritten,
+    /// A checkpoint's signature is not the trusted key's.
+    CheckpointForged,
+    /// Events older than the checkpoint interval allows are signed by no
+    /// checkpoint.
+    CheckpointMissing,
+    /// The export is not a well-formed export (a line that does not parse,
+    /// a missing header or end, counts that do not match).
+    Malformed,
+}
+
+impl BreakKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BreakKind::Edited => "edited",
+            BreakKind::Deleted => "deleted",
+            BreakKind::Reordered => "reordered",
+            BreakKind::TailCut => "tail cut",
+            BreakKind::Rewritten => "rewritten",
+            BreakKind::CheckpointForged => "checkpoint forged",
+            BreakKind::CheckpointMissing => "checkpoint missing",
+            BreakKind::Malformed => "malformed export",
+        }
+    }
+}
+
+/// The first break: where and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Broken {
+    pub seq: i64,
+    pub kind: BreakKind,
+    pub why: String,
+}
+
+impl std::fmt::Display for Broken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "seq {}: {}: {}", self.seq, self.kind.as_str(), self.why)
+    }
+}
+
+/// What verification found.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    pub chain: String,
+    /// Events checked.
+    pub events: u64,
+    pub first_seq: Option<i64>,
+    pub last_seq: Option<i64>,
+    /// Checkpoints whose signature was checked against the key.
+    pub checkpoints: u64,
+    /// Whether a key was given (without one, checkpoints are not checked).
+    pub key_checked: bool,
+    /// Events from before the chain existed (not verifiable).
+    pub unchained: u64,
+    /// The chain starts after a front pruned behind a signed checkpoint.
+    pub pruned_before: Option<i64>,
+    pub broken: Option<Broken>,
+}
+
+impl Report {
+    pub fn ok(&self) -> bool {
+        self.broken.is_none()
+    }
+}
+
+/// Where a verification walk may start and end.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Bounds {
+    /// A ranged export: the first event may follow one not in the export.
+    pub start_anywhere: bool,
+    /// A ranged export: later events and checkpoints are not in it.
+    pub end_anywhere: bool,
+}
+
+/// Walks one chain in sequence order; stops at the first break.
+#[derive(Debug)]
+pub struct Verifier {
+    chain: String,
+    key: Option<PublicKey>,
+    bounds: Bounds,
+    /// seq → Ok(hash) of a checkpoint signed by the key (or unchecked
+    /// without a key), Err(why) of one that is not.
+    checkpoints: BTreeMap<i64, std::result::Result<String, String>>,
+    report: Report,
+    prev: Option<(i64, String)>,
+    /// When the first event after the last checkpoint was written.
+    first_unsigned: Option<(i64, DateTime<Utc>)>,
+}
+
+impl Verifier {
+    pub fn new(chain: &str, key: Option<PublicKey>, checkpoints: &[Checkpoint], bounds: Bounds) -> Self {
+        let mut map = BTreeMap::new();
+        let mut checked = 0;
+        for cp in checkpoints.iter().filter(|c| c.chain == chain) {
+            let verdict = match &key {
+                Some(k) if cp.key_id != k.key_id() => Err(format!(
+                    "signed by key {} where the trusted key is {}",
+                    cp.key_id,
+                    k.key_id()
+                )),
+                Some(k) if !cp.signed_by(k) => Err("its signature does not verify".to_owned()),
+                _ => Ok(cp.hash.clone()),
+            };
+            if key.is_some() && verdict.is_ok() {
+                checked += 1;
+            }
+            // A forged checkpoint beside a genuine one at the same seq is
+            // still a forgery.
+            match map.get(&cp.seq) {
+                Some(Err(_)) => {}
+                _ => {
+                    map.insert(cp.seq, verdict);
+                }
+            }
+        }
+        Self {
+            chain: chain.to_owned(),
+            report: Report {
+                chain: chain.to_owned(),
+                events: 0,
+                first_seq: None,
+                last_seq: None,
+                checkpoints: checked,
+                key_checked: key.is_some(),
+                unchained: 0,
+                pruned_before: None,
+                broken: None,
+            },
+            key,
+            bounds,
+            checkpoints: map,
+            prev: None,
+            first_unsigned: None,
+        }
+    }
+
+    pub fn broken(&self) -> Option<&Broken> {
+        self.report.broken.as_ref()
+    }
+
+    /// Counts an event from before the chain.
+    pub fn unchained(&mut self) {
+        self.report.unchained += 1;
+    }
+
+    fn fail(&mut self, seq: i64, kind: BreakKind, why: String) {
+        if self.report.broken.is_none() {
+            self.report.broken = Some(Broken { seq, kind, why });
+        }
+    }
+
+    /// Marks the walk broken for a reason found outside the chain (an
+    /// export that does not parse).
+    pub fn malformed(&mut self, seq: i64, why: String) {
+        self.fail(seq, BreakKind::Malformed, why);
+    }
+
+    /// The next event in sequence order. Returns false once broken.
+    pub fn push(&mut self, e: &Recorded) -> bool {
+        if self.report.broken.is_some() {
+            return false;
+        }
+        let (Some(seq), Some(prev_hash), Some(hash)) = (e.seq, e.prev_hash.as_deref(), e.hash.as_deref())
+        else {
+            self.fail(
+                e.seq.unwrap_or(0),
+                BreakKind::Edited,
+                format!("event {} has lost its chain fields", e.id),
+            );
+            return false;
+        };
+        if e.chain.as_deref() != Some(self.chain.as_str()) {
+            self.fail(
+                seq,
+                BreakKind::Edited,
+                format!("it names chain {:?}, not {}", e.chain, self.chain),
+            );
+            return false;
+        }
+        match &self.prev {
+            None if seq == 1 => {
+                if prev_hash != GENESIS {
+                    self.fail(
+                        1,
+                        BreakKind::Edited,
+                        "the first event does not follow the genesis hash".into(),
+                    );
+                    return false;
+                }
+            }
+            None => match self.checkpoints.get(&(seq - 1)) {
+                Some(Ok(h)) if h == prev_hash => self.report.pruned_before = Some(seq),
+                _ if self.bounds.start_anywhere => {}
+                _ => {
+                    self.fail(
+                        1,
+                        BreakKind::Deleted,
+                        format!(
+                            "the chain starts at seq {seq}: events 1..{} are missing and no signed checkpoint vouches for seq {}",
+                            seq - 1,
+                            seq - 1
+                        ),
+                    );
+                    return false;
+                }
+            },
+            Some((p, _)) if seq > p + 1 => {
+                let missing = if seq == p + 2 {
+                    format!("event {} is missing", p + 1)
+                } else {
+                    format!("events {}..{} are missing", p + 1, seq - 1)
+                };
+                self.fail(p + 1, BreakKind::Deleted, missing);
+                return false;
+            }
+            Some((p, _)) if seq <= *p => {
+                self.fail(
+                    seq,
+                    BreakKind::Reordered,
+                    format!("seq {seq} comes after seq {p}"),
+                );
+                return false;
+            }
+            Some(_) => {}
+        }
+        let computed = event_hash(&self.chain, seq, prev_hash, e);
+        if computed != hash {
+            // Written at another place? (Its hash covers its seq.)
+            let elsewhere = (1.max(seq - 64)..=seq + 64)
+                .filter(|s| *s != seq)
+                .find(|s| event_hash(&self.chain, *s, prev_hash, e) == hash);
+            match elsewhere {
+                Some(s) => self.fail(
+                    seq,
+                    BreakKind::Reordered,
+                    format!("the event at seq {seq} ({}) was written as seq {s}", e.id),
+                ),
+                None => self.fail(
+                    seq,
+                    BreakKind::Edited,
+                    format!("its content no longer matches its hash (event {})", e.id),
+                ),
+            }
+            return false;
+        }
+        if let Some((p, ph)) = &self.prev
+            && ph != prev_hash
+        {
+            let p = *p;
+            self.fail(
+                p,
+                BreakKind::Edited,
+                format!("seq {seq} follows another hash than seq {p} has: seq {p} was changed and its hash recomputed"),
+            );
+            return false;
+        }
+        match self.checkpoints.get(&seq).cloned() {
+            Some(Err(why)) => {
+                self.fail(
+                    seq,
+                    BreakKind::CheckpointForged,
+                    format!("the checkpoint at seq {seq} is {why}"),
+                );
+                return false;
+            }
+            Some(Ok(h)) if h != hash => {
+                self.fail(
+                    seq,
+                    BreakKind::Rewritten,
+                    format!("the event at seq {seq} is not the one the signed checkpoint vouches for"),
+                );
+                return false;
+            }
+            Some(Ok(_)) => self.first_unsigned = None,
+            None => {
+                if self.first_unsigned.is_none() {
+                    self.first_unsigned = Some((seq, e.at));
+                }
+            }
+        }
+        self.report.events += 1;
+        self.report.first_seq.get_or_insert(seq);
+        self.report.last_seq = Some(seq);
+        self.prev = Some((seq, hash.to_owned()));
+        true
+    }
+
+    /// After the last event: the tail against the checkpoints and the
+    /// chain's head (`head`: the head as the database or the export's header
+    /// states it), and events left unsigned longer than `max_unsigned`
+    /// before `now`.
+    pub fn finish(
+        mut self,
+        head: Option<(i64, String)>,
+        now: DateTime<Utc>,
+        max_unsigned: Option<Duration>,
+    ) -> Report {
+        if self.report.broken.is_some() {
+            return self.report;
+        }
+        let last = self.prev.as_ref().map(|(s, _)| *s).unwrap_or(0);
+        // A forged checkpoint beyond the end is still a forgery.
+        if let Some((seq, why)) = self
+            .checkpoints
+            .range(last + 1..)
+            .find_map(|(s, v)| v.as_ref().err().map(|w| (*s, w.clone())))
+            .filter(|_| !self.bounds.end_anywhere)
+        {
+            self.fail(
+                seq,
+                BreakKind::CheckpointForged,
+                format!("the checkpoint at seq {seq} is {why}"),
+            );
+            return self.report;
+        }
+        if !self.bounds.end_anywhere {
+            if let Some((&signed, _)) = self.checkpoints.range(last + 1..).next_back() {
+                self.fail(
+                    last + 1,
+                    BreakKind::TailCut,
+                    format!("a signed checkpoint vouches for seq {signed}; the chain ends at seq {last}"),
+                );
+                return self.report;
+            }
+            if let Some((hseq, hhash)) = &head {
+                if *hseq > last {
+                    self.fail(
+                        last + 1,
+                        BreakKind::TailCut,
+                        format!("the chain head is at seq {hseq}; the chain ends at seq {last}"),
+                    );
+                    return self.report;
+                }
+                if let Some((_, lh)) = &self.prev
+                    && *hseq == last
+                    && lh != hhash
+                {
+                    self.fail(
+                        last,
+                        BreakKind::Edited,
+                        format!("the last event (seq {last}) is not the one the chain head names"),
+                    );
+                    return self.report;
+                }
+            }
+            if let (Some((seq, at)), Some(max), true) =
+                (self.first_unsigned, max_unsigned, self.key.is_some())
+                && now - at > max
+            {
+                self.fail(
+                    seq,
+                    BreakKind::CheckpointMissing,
+                    format!(
+                        "events from seq {seq} on (since {}) are signed by no checkpoint; checkpoints are due every {} minutes",
+                        at_text(at),
+                        (max / 2).num_minutes()
+                    ),
+                );
+            }
+        }
+        self.report
+    }
+}
+
+/// Events of a chain with seq > `after`, in order, at most `limit`.
+pub async fn events_after(
+    conn: &impl ConnectionTrait,
+    chain: &str,
+    after: i64,
+    limit: u64,
+) -> Result<Vec<Recorded>> {
+    Ok(audit_event::Entity::find()
+        .filter(audit_event::Column::Chain.eq(chain))
+        .filter(audit_event::Column::Seq.gt(after))
+        .order_by_asc(audit_event::Column::Seq)
+        .limit(limit)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(Recorded::from)
+        .collect())
+}
+
+/// Events of the scope from before the chain existed.
+pub async fn unchained_count(conn: &impl ConnectionTrait, scope: Scope) -> Result<u64> {
+    use sea_orm::PaginatorTrait;
+    let q = audit_event::Entity::find().filter(audit_event::Column::Seq.is_null());
+    let q = match scope.tenant() {
+        Some(t) => q.filter(audit_event::Column::TenantId.eq(t.0)),
+        None => q.filter(audit_event::Column::TenantId.is_null()),
+    };
+    Ok(q.count(conn).await?)
+}
+
+/// Page size of a live verification (each page its own short read).
+pub const PAGE: u64 = 5_000;
+
+/// Verifies a live chain page by page. `progress(done, total)` is called
+/// after each page.
+pub async fn verify(
+    store: &Store,
+    scope: Scope,
+    key: Option<PublicKey>,
+    clock: &dyn Clock,
+    policy: Policy,
+    progress: &mut (dyn FnMut(u64, u64) + Send),
+) -> Result<Report> {
+    let chain = scope.chain();
+    let tx = scope.begin_read(store).await?;
+    let head = head(&*tx, &chain).await?;
+    let cps = checkpoints(&*tx, &chain).await?;
+    let unchained = unchained_count(&*tx, scope).await?;
+    tx.commit().await?;
+    let total = head.as_ref().map(|(s, _)| *s as u64).unwrap_or(0);
+    let mut v = Verifier::new(&chain, key, &cps, Bounds::default());
+    for _ in 0..unchained {
+        v.unchained();
+    }
+    let mut after = 0;
+    let mut done = 0;
+    loop {
+        let tx = scope.begin_read(store).await?;
+        let page = events_after(&*tx, &chain, after, PAGE).await?;
+        tx.commit().await?;
+        let Some(last) = page.last().and_then(|e| e.seq) else {
+            break;
+        };
+        after = last;
+        done += page.len() as u64;
+        let mut more = true;
+        for e in &page {
+            if !v.push(e) {
+                more = false;
+                break;
+            }
+        }
+        progress(done, total.max(done));
+        if !more {
+            break;
+        }
+    }
+    Ok(v.finish(head, clock.now(), Some(policy.max_unsigned())))
+}
+
+/// Checks that a key file's text is a key (for start-up errors).
+pub fn parse_key(text: &str) -> Result<SigningKey> {
+    SigningKey::from_hex(text).map_err(Error::Audit)
+}
