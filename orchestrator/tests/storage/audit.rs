@@ -400,6 +400,14 @@ pub(super) async fn audit_tampering_is_named(db: TestDb) {
             .clone()
             .unwrap_or_else(|| panic!("{name}: not detected: {r:?}"));
         assert_eq!((b.seq, b.kind), (seq, kind), "{name}: {b}");
+        // And on an export made from the tampered database.
+        let lines = export_lines(&db, &c, t, None).await;
+        let r = verify_lines(&lines, &key);
+        let b = r
+            .broken
+            .clone()
+            .unwrap_or_else(|| panic!("{name}, exported: not detected: {r:?}"));
+        assert_eq!((b.seq, b.kind), (seq, kind), "{name}, exported: {b}");
     }
 }
 
