@@ -162,7 +162,8 @@ async fn serve(cfg: Config, demo: bool) -> Result<(), Error> {
     .with_limits(web::limits::Quotas {
         sign_in_per_minute: cfg.rate_sign_in_per_minute,
         failures_per_minute: cfg.rate_failures_per_minute,
-    });
+    })
+    .with_audit_key(audit_key.public());
     let auth_cache_listener = state.spawn_auth_cache_listener();
     // Rate-limit refusals: one audit row per (kind, address) a minute.
     let limits_flusher = {

@@ -36,6 +36,7 @@ mod m20261202_000025_case_queue;
 mod m20261202_000026_draft_edits;
 mod m20261202_000027_sso_discovery;
 mod m20261203_000028_audit_chain;
+mod m20261203_000029_api_requests;
 pub mod pg;
 
 /// Name of the PostgreSQL role the server runs every request as: owns nothing,
@@ -76,6 +77,7 @@ pub const TENANT_TABLES: &[&str] = &[
     "entity_hosts",
     "audit_heads",
     "audit_checkpoints",
+    "api_requests",
 ];
 
 #[derive(Debug)]
@@ -113,6 +115,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000026_draft_edits::Migration),
             Box::new(m20261202_000027_sso_discovery::Migration),
             Box::new(m20261203_000028_audit_chain::Migration),
+            Box::new(m20261203_000029_api_requests::Migration),
         ]
     }
 }

@@ -193,7 +193,7 @@ use pipeline_suite::alerts_sharing_entities_join_one_case;
 mod audit_suite;
 use audit_suite::{
     an_action_whose_audit_event_fails_does_not_happen, audit_chain_is_gapless_under_concurrent_writers,
-    audit_exports_verify_on_their_own, audit_tampering_is_named,
+    audit_exports_verify_on_their_own, audit_tampering_is_named, the_request_log_keeps_thirty_days,
 };
 #[path = "storage/sso_rules.rs"]
 mod sso_rules;
@@ -230,6 +230,7 @@ on_both_backends!(
     an_action_whose_audit_event_fails_does_not_happen,
     audit_tampering_is_named,
     audit_exports_verify_on_their_own,
+    the_request_log_keeps_thirty_days,
 );
 
 /// Row level security, proven as the application role with the
@@ -533,6 +534,23 @@ mod rls {
             vigil_orchestrator::identity::sso::first_use_of_assertion(&tx, &c, p.id, "assertion-1", None)
                 .await
                 .unwrap();
+            tx.commit().await.unwrap();
+            // A logged API request (api_requests).
+            let tx = db.store.begin_tenant(t).await.unwrap();
+            vigil_orchestrator::audit::requests::record(
+                &tx,
+                &[vigil_orchestrator::audit::requests::Request {
+                    at: c.now(),
+                    method: "GET".into(),
+                    route: "/api/v1/cases".into(),
+                    status: 200,
+                    ms: 1.5,
+                    actor: "token:x".into(),
+                    request_id: "r".into(),
+                }],
+            )
+            .await
+            .unwrap();
             tx.commit().await.unwrap();
             // The audit chain's head is signed (audit_checkpoints).
             vigil_orchestrator::audit::chain::checkpoint(

@@ -335,15 +335,35 @@ async fn admit(
         }
     }
 
+    // The tenant the caller acts in (for the request log), refused or not.
+    let acting_in = match &principal {
+        Principal::Token(t) => Some(t.tenant),
+        Principal::Session { info, .. } => info.active_tenant,
+        Principal::Anonymous => None,
+    };
+    let attribution = acting_in.map(|tenant| super::requests::Attribution {
+        tenant,
+        actor: principal.actor(None, None).label,
+    });
     let ctx = match decide(state, &principal, access).await {
         Ok(ctx) => ctx,
-        Err((status, code, message)) => return refuse_at(req.method(), req.uri(), status, code, &message),
+        Err((status, code, message)) => {
+            let mut res = refuse_at(req.method(), req.uri(), status, code, &message);
+            if let Some(a) = attribution {
+                res.extensions_mut().insert(a);
+            }
+            return res;
+        }
     };
     if let Some(ctx) = ctx {
         req.extensions_mut().insert(ctx);
     }
     req.extensions_mut().insert(principal);
-    next.run(req).await
+    let mut res = next.run(req).await;
+    if let Some(a) = attribution {
+        res.extensions_mut().insert(a);
+    }
+    res
 }
 
 /// A refusal: status, error code, message.

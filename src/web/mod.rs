@@ -7,6 +7,7 @@ pub mod auth;
 pub mod error;
 pub mod limits;
 mod pages;
+pub mod requests;
 mod routes;
 mod urls;
 
@@ -48,6 +49,11 @@ pub struct Inner {
     pub oidc: Arc<vigil_integrations::oidc::RelyingParty>,
     /// Per-address rate limits of sign-in and of failed credentials.
     pub limits: Arc<limits::RateLimits>,
+    /// The audit checkpoint public key (the audit page verifies with it);
+    /// None: checkpoints are not checked there.
+    pub audit_key: Option<vigil_orchestrator::audit::chain::PublicKey>,
+    /// The API request log's writer.
+    pub requests: Arc<requests::RequestLog>,
 }
 
 impl AppState {
@@ -61,6 +67,7 @@ impl AppState {
     ) -> Self {
         let ingest =
             vigil_orchestrator::pipeline::ingest_queue::IngestQueue::new(store.clone(), clock.clone());
+        let requests = requests::RequestLog::spawn(store.clone(), clock.clone());
         Self(Arc::new(Inner {
             ingest,
             oidc: Arc::default(),
@@ -72,7 +79,17 @@ impl AppState {
             authz,
             auth_cache: Arc::default(),
             limits: Arc::new(limits::RateLimits::new(limits::Quotas::default())),
+            audit_key: None,
+            requests,
         }))
+    }
+
+    /// The audit checkpoint public key. Only before the state is shared.
+    pub fn with_audit_key(mut self, key: vigil_orchestrator::audit::chain::PublicKey) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.0) {
+            inner.audit_key = Some(key);
+        }
+        self
     }
 
     /// Other rate-limit quotas (configuration; tests). Only before the
@@ -121,7 +138,7 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(error::whole_body))
         .layer(middleware::from_fn(error::uniform_errors))
         .layer(middleware::from_fn(security_headers))
-        .layer(middleware::from_fn(access_log))
+        .layer(middleware::from_fn_with_state(state.clone(), access_log))
         .with_state(state)
 }
 
@@ -145,7 +162,7 @@ fn request_id(req: &Request) -> String {
 /// Never the raw URI (paths and queries can carry one-time tokens) and
 /// never bodies. The request id is also the response's `X-Request-Id` and
 /// is carried by every audit event the request records.
-async fn access_log(req: Request, next: Next) -> Response {
+async fn access_log(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
     let route = req
@@ -158,13 +175,28 @@ async fn access_log(req: Request, next: Next) -> Response {
         res.headers_mut()
             .insert(HeaderName::from_static("x-request-id"), v);
     }
+    let ms = started.elapsed().as_secs_f64() * 1e3;
+    if let Some(a) = res.extensions().get::<requests::Attribution>() {
+        state.requests.push(
+            a.tenant,
+            vigil_orchestrator::audit::requests::Request {
+                at: state.clock.now(),
+                method: method.to_string(),
+                route: route.clone().unwrap_or_else(|| "<unmatched>".into()),
+                status: res.status().as_u16(),
+                ms,
+                actor: a.actor.clone(),
+                request_id: id.clone(),
+            },
+        );
+    }
     tracing::info!(
         target: "vigil::access",
         request_id = %id,
         method = %method,
         route = route.as_deref().unwrap_or("<unmatched>"),
         status = res.status().as_u16(),
-        ms = started.elapsed().as_secs_f64() * 1e3,
+        ms,
         "request"
     );
     res

@@ -100,6 +100,16 @@ pub fn routes() -> (Router<AppState>, RouteTable) {
             post(pages::members::set_role),
         )
         .route(
+            "/audit",
+            &[(M::GET, Tenant("audit", "read"))],
+            get(pages::audit::list),
+        )
+        .route(
+            "/audit/verify",
+            &[(M::POST, Tenant("audit", "read"))],
+            post(pages::audit::verify),
+        )
+        .route(
             "/kill-switch",
             &[
                 (M::GET, Tenant("kill_switch", "engage")),
@@ -288,6 +298,11 @@ pub fn routes() -> (Router<AppState>, RouteTable) {
             "/api/v1/audit",
             &[(M::GET, Tenant("audit", "read"))],
             get(api::audit::list_audit),
+        )
+        .route(
+            "/api/v1/requests",
+            &[(M::GET, Tenant("audit", "read"))],
+            get(api::audit::list_requests),
         )
         .route(
             "/api/v1/audit/export",

@@ -156,6 +156,49 @@ async fn audit_export_over_http(backend: Backend) {
     let (_, body, _) = app.send(get("/api/v1/audit/export", bt)).await;
     assert!(!body.contains("Case 1"), "{body}");
     assert!(body.contains(&format!("tenant:{}", b.0)));
+
+    // The API request log: A's requests, route templates only, the
+    // request ids the responses named; written in batches, so wait for it.
+    let mut log = Value::Null;
+    for _ in 0..100 {
+        let (s, body) = app
+            .call(&admin, Method::GET, "/api/v1/requests?limit=200", None)
+            .await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        log = serde_json::from_str(&body).unwrap();
+        let items = log["items"].as_array().unwrap();
+        if items
+            .iter()
+            .any(|r| r["route"] == "/api/v1/audit/export" && r["status"] == 422)
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let items = log["items"].as_array().unwrap();
+    let traced = items
+        .iter()
+        .find(|r| r["request_id"] == "req-from-proxy.42")
+        .unwrap_or_else(|| panic!("{log}"));
+    assert_eq!(traced["method"], "POST");
+    assert_eq!(traced["route"], "/api/v1/cases");
+    assert_eq!(traced["status"], 201);
+    assert!(traced["actor"].as_str().unwrap().starts_with("token:"));
+    assert!(traced["ms"].as_f64().unwrap() >= 0.0);
+    assert!(
+        items.iter().all(|r| !r["route"].as_str().unwrap().contains('?')),
+        "no query strings: {log}"
+    );
+    assert!(
+        items.iter().any(|r| r["status"] == 403),
+        "refusals are logged too: {log}"
+    );
+    let (_, theirs) = app
+        .call(&other, Method::GET, "/api/v1/requests?limit=200", None)
+        .await;
+    assert!(!theirs.contains("req-from-proxy.42"), "{theirs}");
+    let (s, _) = app.call(&analyst, Method::GET, "/api/v1/requests", None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
 }
 
 mod audit_http {

@@ -649,6 +649,22 @@ async fn admins_use_their_controls() {
     let token = demo.token("analyst_read").await;
     let k = demo.get(&token, "/api/v1/kill-switch").await;
     assert_eq!(k["engaged"], false, "{k}");
+
+    // The audit log: what was just done, with its place in the chain and
+    // its request; the chain verified against the installation's key.
+    b.click("nav.top a[href='/audit']").await;
+    let log = b.find("#audit-events").await.text().await.unwrap();
+    for action in ["kill_switch.engage", "kill_switch.release", "membership.revoke"] {
+        assert!(log.contains(action), "{action}: {log}");
+    }
+    b.click("form[action='/audit/verify'] button").await;
+    let verdict = b.find("#verify-result").await.text().await.unwrap();
+    assert!(verdict.starts_with("The chain verifies"), "{verdict}");
+    assert!(!verdict.contains("no key"), "{verdict}");
+    b.find("form[action='/api/v1/audit/export'] select[name=format]")
+        .await;
+    b.keep("audit-1280").await;
+    no_serious_axe(&b, "/audit").await;
     b.close().await;
 
     // The platform admin: tenants, nothing of a tenant's content.

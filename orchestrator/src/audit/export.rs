@@ -256,7 +256,7 @@ impl Exporter {
             events: 0,
             checkpoints: 0,
             unchained: 0,
-            page: 1_000,
+            page: chain::PAGE,
         })
     }
 

@@ -9,6 +9,7 @@
 
 pub mod chain;
 pub mod export;
+pub mod requests;
 
 use chrono::SubsecRound;
 use sea_orm::{

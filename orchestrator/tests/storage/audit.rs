@@ -498,3 +498,44 @@ pub(super) async fn audit_exports_verify_on_their_own(db: TestDb) {
     let summary: serde_json::Value = serde_json::from_str(&ev[7]).unwrap();
     assert_eq!(summary["note"], "é \"quoted\", with, commas");
 }
+
+pub(super) async fn the_request_log_keeps_thirty_days(db: TestDb) {
+    use vigil_orchestrator::audit::requests::{self, Request};
+    let c = clock();
+    let (a, b) = (tenant(&db, &c, "A").await, tenant(&db, &c, "B").await);
+    let row = |days_ago: i64, id: &str| Request {
+        at: c.now() - Duration::days(days_ago),
+        method: "GET".into(),
+        route: "/api/v1/cases/{id}".into(),
+        status: 200,
+        ms: 2.0,
+        actor: "token:t".into(),
+        request_id: id.into(),
+    };
+    for t in [a, b] {
+        let tx = db.store.begin_tenant(t).await.unwrap();
+        requests::record(&tx, &[row(31, "old"), row(29, "recent"), row(0, "now")])
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+    let tx = db.store.begin_tenant(a).await.unwrap();
+    assert_eq!(
+        requests::prune(&tx, c.now() - requests::retention())
+            .await
+            .unwrap(),
+        1
+    );
+    let (rows, total) = requests::list(&tx, 10, 0).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(total, 2);
+    assert_eq!(
+        rows.iter().map(|r| r.request_id.as_str()).collect::<Vec<_>>(),
+        ["now", "recent"],
+        "newest first"
+    );
+    // B's log is B's: untouched by A's pruning.
+    let tx = db.store.begin_tenant(b).await.unwrap();
+    assert_eq!(requests::list(&tx, 10, 0).await.unwrap().1, 3);
+    tx.commit().await.unwrap();
+}

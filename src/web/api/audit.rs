@@ -30,6 +30,19 @@ pub async fn list_audit(
     Ok(Json(json!({"total": total, "items": items})).into_response())
 }
 
+/// `GET /api/v1/requests`: the tenant's API request log, newest first.
+pub async fn list_requests(
+    State(s): State<AppState>,
+    Extension(ctx): Extension<TenantCtx>,
+    Query(page): Query<Page>,
+) -> ApiResult {
+    let (limit, offset) = page.checked()?;
+    let tx = s.store.begin_tenant(ctx.tenant).await?;
+    let (items, total) = audit::requests::list(&tx, limit, offset).await?;
+    tx.commit().await?;
+    Ok(Json(json!({"total": total, "items": items})).into_response())
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExportQuery {

@@ -74,6 +74,9 @@ fn links(state: &AppState, role: Option<Role>, platform_admin: bool, path: &str)
         if may("member", "list") {
             add("/members", "Members");
         }
+        if may("audit", "read") {
+            add("/audit", "Audit log");
+        }
         if may("kill_switch", "engage") {
             add("/kill-switch", "Kill switch");
         }

@@ -5,6 +5,7 @@
 //! surrounds every page (navigation, kill-switch banner) is [`chrome`].
 
 pub mod assets;
+pub mod audit;
 pub mod briefs;
 pub mod cases;
 pub mod chrome;

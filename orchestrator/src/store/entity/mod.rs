@@ -1,6 +1,7 @@
 //! sea-orm entities, one per table. Tenant-owned tables carry `tenant_id`.
 
 pub mod alert;
+pub mod api_request;
 pub mod api_token;
 pub mod audit_checkpoint;
 pub mod audit_event;
