@@ -239,6 +239,8 @@ async fn engine_worker(
     // dead-lettered, visibly).
     let registry = vigil_orchestrator::pipeline::investigation::registry(steps::Registry::default());
     let mut listener = listen(&store).await;
+    // Retention runs at start and then hourly.
+    let mut retention_due = std::time::Instant::now();
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -297,6 +299,16 @@ async fn engine_worker(
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "poll round failed"),
+        }
+        if std::time::Instant::now() >= retention_due {
+            retention_due = std::time::Instant::now() + std::time::Duration::from_secs(3_600);
+            match vigil_orchestrator::pipeline::retention::run_all(&store, clock.as_ref()).await {
+                Ok(d) if d != vigil_orchestrator::pipeline::retention::Deleted::default() => {
+                    info!(?d, "retention run")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "retention run failed"),
+            }
         }
         match gates::escalate_overdue(&store, clock.as_ref()).await {
             Ok(0) => {}

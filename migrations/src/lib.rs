@@ -37,6 +37,7 @@ mod m20261202_000026_draft_edits;
 mod m20261202_000027_sso_discovery;
 mod m20261203_000028_audit_chain;
 mod m20261203_000029_api_requests;
+mod m20261203_000030_retention;
 pub mod pg;
 
 /// Name of the PostgreSQL role the server runs every request as: owns nothing,
@@ -116,6 +117,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000027_sso_discovery::Migration),
             Box::new(m20261203_000028_audit_chain::Migration),
             Box::new(m20261203_000029_api_requests::Migration),
+            Box::new(m20261203_000030_retention::Migration),
         ]
     }
 }

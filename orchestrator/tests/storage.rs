@@ -193,7 +193,9 @@ use pipeline_suite::alerts_sharing_entities_join_one_case;
 mod audit_suite;
 use audit_suite::{
     an_action_whose_audit_event_fails_does_not_happen, audit_chain_is_gapless_under_concurrent_writers,
-    audit_exports_verify_on_their_own, audit_tampering_is_named, the_request_log_keeps_thirty_days,
+    audit_exports_verify_on_their_own, audit_tampering_is_named,
+    purge_erases_a_case_an_entity_and_old_telemetry,
+    retention_deletes_what_expired_and_the_chain_still_verifies, the_request_log_keeps_thirty_days,
 };
 #[path = "storage/sso_rules.rs"]
 mod sso_rules;
@@ -231,6 +233,8 @@ on_both_backends!(
     audit_tampering_is_named,
     audit_exports_verify_on_their_own,
     the_request_log_keeps_thirty_days,
+    retention_deletes_what_expired_and_the_chain_still_verifies,
+    purge_erases_a_case_an_entity_and_old_telemetry,
 );
 
 /// Row level security, proven as the application role with the

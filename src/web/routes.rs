@@ -105,6 +105,16 @@ pub fn routes() -> (Router<AppState>, RouteTable) {
             get(pages::audit::list),
         )
         .route(
+            "/audit/purge",
+            &[(M::POST, TenantPerson("tenant_data", "purge"))],
+            post(pages::audit::purge),
+        )
+        .route(
+            "/audit/retention",
+            &[(M::POST, TenantPerson("retention", "configure"))],
+            post(pages::audit::set_retention),
+        )
+        .route(
             "/audit/verify",
             &[(M::POST, Tenant("audit", "read"))],
             post(pages::audit::verify),
@@ -484,6 +494,19 @@ pub fn routes() -> (Router<AppState>, RouteTable) {
                 (M::PUT, Tenant("gate_policy", "configure")),
             ],
             get(api::settings::get_quorum).put(api::settings::set_quorum),
+        )
+        .route(
+            "/api/v1/purge",
+            &[(M::POST, TenantPerson("tenant_data", "purge"))],
+            post(api::settings::purge),
+        )
+        .route(
+            "/api/v1/settings/retention",
+            &[
+                (M::GET, Tenant("retention", "configure")),
+                (M::PUT, TenantPerson("retention", "configure")),
+            ],
+            get(api::settings::get_retention).put(api::settings::set_retention),
         )
         .route(
             "/api/v1/settings/correlation",

@@ -663,6 +663,37 @@ async fn admins_use_their_controls() {
     assert!(!verdict.contains("no key"), "{verdict}");
     b.find("form[action='/api/v1/audit/export'] select[name=format]")
         .await;
+    // Retention: a window out of bounds refused beside the form (the
+    // browser's own min taken off, as a script could), then saved.
+    let field = "form[action='/audit/retention'] input[name=telemetry_days]";
+    b.js(&format!(
+        "const f = document.querySelector(\"{field}\"); f.removeAttribute('min'); f.value = '3'"
+    ))
+    .await;
+    b.click("form[action='/audit/retention'] button").await;
+    let refused = b.find("#retention-result").await.text().await.unwrap();
+    assert!(refused.contains("between 7 and 365"), "{refused}");
+    b.fill(field, "60").await;
+    b.click("form[action='/audit/retention'] button").await;
+    b.wait_text("Saved. The next retention run").await;
+    let r = demo
+        .get(&demo.token("tenant_admin").await, "/api/v1/settings/retention")
+        .await;
+    assert_eq!(r["windows"]["telemetry_days"], 60, "{r}");
+    // An erasure request: everything mentioning the user m.rossi, confirmed.
+    b.js("document.querySelector(\"form[action='/audit/purge'] select[name=kind]\").value = 'user'")
+        .await;
+    b.fill("form[action='/audit/purge'] input[name=value]", "M.Rossi")
+        .await;
+    b.click("form[action='/audit/purge'] button").await;
+    b.confirm().await;
+    let erased = b.find("#purge-result").await.text().await.unwrap();
+    assert!(
+        erased.starts_with("Erased: ") && !erased.starts_with("Erased: 0 alerts"),
+        "{erased}"
+    );
+    let log = b.find("#audit-events").await.text().await.unwrap();
+    assert!(log.contains("data.purge") && !log.contains("m.rossi"), "{log}");
     b.keep("audit-1280").await;
     no_serious_axe(&b, "/audit").await;
     b.close().await;

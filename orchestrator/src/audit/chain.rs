@@ -439,6 +439,56 @@ pub async fn checkpoint(
     }
 }
 
+/// Prunes the chain's front written before `cutoff`, up to its last signed
+/// checkpoint there (so verification still starts from a signed hash), in
+/// batches of `batch`; how many events were deleted. The database refuses
+/// anything younger than 90 days or not behind a checkpoint.
+pub async fn prune_front(
+    conn: &impl ConnectionTrait,
+    chain: &str,
+    cutoff: DateTime<Utc>,
+    batch: u64,
+) -> Result<u64> {
+    let backend = conn.get_database_backend();
+    let (p1, p2) = match backend {
+        DbBackend::Postgres => ("$1", "$2"),
+        _ => ("?", "?"),
+    };
+    let row = conn
+        .query_one_raw(Statement::from_sql_and_values(
+            backend,
+            format!(
+                "SELECT MAX(c.seq) AS upto FROM audit_checkpoints c                  JOIN audit_events e ON e.chain = c.chain AND e.seq = c.seq                  WHERE c.chain = {p1} AND e.at < {p2}"
+            ),
+            [chain.to_owned().into(), cutoff.into()],
+        ))
+        .await?;
+    let Some(upto) = row.and_then(|r| r.try_get::<Option<i64>>("", "upto").ok().flatten()) else {
+        return Ok(0);
+    };
+    let mut deleted = 0;
+    loop {
+        let ids: Vec<uuid::Uuid> = audit_event::Entity::find()
+            .filter(audit_event::Column::Chain.eq(chain))
+            .filter(audit_event::Column::Seq.lte(upto))
+            .order_by_asc(audit_event::Column::Seq)
+            .limit(batch)
+            .select_only()
+            .column(audit_event::Column::Id)
+            .into_tuple()
+            .all(conn)
+            .await?;
+        if ids.is_empty() {
+            return Ok(deleted);
+        }
+        deleted += audit_event::Entity::delete_many()
+            .filter(audit_event::Column::Id.is_in(ids))
+            .exec(conn)
+            .await?
+            .rows_affected;
+    }
+}
+
 /// Every chain: the platform's and each tenant's.
 pub async fn scopes(store: &Store) -> Result<Vec<Scope>> {
     let tx = store.begin_platform().await?;

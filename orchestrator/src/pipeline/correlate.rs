@@ -294,6 +294,7 @@ pub async fn set_settings(
         kill_switch_engaged_by: Set(None),
         gate_quorum: Set(None),
         correlation: Set(Some(value)),
+        retention: sea_orm::ActiveValue::NotSet,
     })
     .on_conflict(
         OnConflict::column(tenant_control::Column::TenantId)

@@ -19,4 +19,6 @@ pub mod investigation;
 pub mod iocs;
 pub mod observables;
 pub mod prevalence;
+pub mod purge;
+pub mod retention;
 pub mod timeline;

@@ -539,3 +539,391 @@ pub(super) async fn the_request_log_keeps_thirty_days(db: TestDb) {
     assert_eq!(requests::list(&tx, 10, 0).await.unwrap().1, 3);
     tx.commit().await.unwrap();
 }
+
+pub(super) async fn retention_deletes_what_expired_and_the_chain_still_verifies(db: TestDb) {
+    use vigil_orchestrator::engine::cases;
+    use vigil_orchestrator::pipeline::retention;
+    use vigil_orchestrator::pipeline::{correlate, drafts, ingest};
+    use vigil_orchestrator::secrets::credentials::MasterKey;
+    // Long ago (the database itself refuses to prune audit events younger
+    // than 90 days by its own clock).
+    let c = ManualClock::new(chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2025, 5, 1, 12, 0, 0).unwrap());
+    let a = tenant(&db, &c, "A").await;
+    let key = SigningKey::generate();
+    let master = MasterKey::generate();
+    let tx = db.store.begin_tenant(a).await.unwrap();
+    let (hook, secret) = vigil_orchestrator::connect::integrations::create_with_secret(
+        &tx,
+        &c,
+        &master,
+        &person("user:eng", Role::SecurityEngineer),
+        "webhook",
+        "edr",
+        json!({}),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let secret = secret.unwrap();
+    let send = |host: &'static str, uid: &'static str| {
+        let body = json!({"class_uid": 2004, "finding_info": {"uid": uid, "title": "Beaconing"}, "device": {"hostname": host}})
+            .to_string();
+        let ts = c.now().timestamp().to_string();
+        let sig = ingest::sign(secret.as_bytes(), &ts, body.as_bytes());
+        let (store, master, c) = (db.store.clone(), &master, &c);
+        async move {
+            let d = ingest::Delivery {
+                integration: hook.id,
+                timestamp: Some(&ts),
+                signature: Some(&sig),
+                body: body.as_bytes(),
+                source_ip: None,
+            };
+            ingest::receive(&store, c, master, d).await.unwrap().alert_ids[0]
+        }
+    };
+    let case_of = |alert: uuid::Uuid| {
+        let store = db.store.clone();
+        async move {
+            let tx = store.begin_tenant(a).await.unwrap();
+            for k in cases::list(&tx, None, 100, 0).await.unwrap().0 {
+                if correlate::alerts_of(&tx, k.id)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .any(|(x, _)| *x == alert)
+                {
+                    return k.id;
+                }
+            }
+            panic!("alert {alert} in no case");
+        }
+    };
+    let kept = send("ws-1", "x").await; // in a case that stays open
+    let expired = send("ws-2", "y").await; // in a case that is closed
+    let (kx, ky) = (case_of(kept).await, case_of(expired).await);
+    assert_ne!(kx, ky);
+    let tx = db.store.begin_tenant(a).await.unwrap();
+    let narrative = drafts::generate(&tx, &c, kx).await.unwrap();
+    let brief = drafts::generate(&tx, &c, ky).await.unwrap();
+    drafts::decide(
+        &tx,
+        &c,
+        &person("user:ann", Role::AnalystEdit),
+        brief.id,
+        true,
+        None,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let owner = sea_orm::Database::connect(db.url.clone()).await.unwrap();
+    {
+        use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+        use vigil_orchestrator::store::entity::case;
+        // (Closing goes through a gate; here only its outcome matters.)
+        case::Entity::update_many()
+            .col_expr(case::Column::State, sea_orm::sea_query::Expr::value("closed"))
+            .filter(case::Column::Id.eq(ky))
+            .exec(&owner)
+            .await
+            .unwrap();
+    }
+    let signed = checkpoint(&db, &c, a, &key).await.seq;
+
+    // 400 days later: something recent, then the run.
+    c.advance(Duration::days(400));
+    let recent = send("ws-3", "z").await;
+    write(&db, &c, a, 2, "recent").await;
+    let d = retention::run(&db.store, &c, a).await.unwrap();
+    assert_eq!((d.alerts, d.narratives, d.briefs), (1, 1, 1), "{d:?}");
+    assert!(
+        d.observables >= 1 && d.case_links == 1 && d.sightings >= 1,
+        "{d:?}"
+    );
+    assert_eq!(
+        d.audit_events as i64, signed,
+        "the front up to the checkpoint: {d:?}"
+    );
+    {
+        use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+        use vigil_orchestrator::store::entity::{alert, draft, observable};
+        let alerts = |ids: Vec<uuid::Uuid>| {
+            alert::Entity::find()
+                .filter(alert::Column::Id.is_in(ids))
+                .count(&owner)
+        };
+        assert_eq!(alerts(vec![expired]).await.unwrap(), 0);
+        assert_eq!(alerts(vec![kept, recent]).await.unwrap(), 2);
+        let obs = observable::Entity::find()
+            .filter(observable::Column::AlertId.eq(expired))
+            .count(&owner)
+            .await
+            .unwrap();
+        assert_eq!(obs, 0);
+        let left = draft::Entity::find()
+            .filter(draft::Column::Id.is_in([narrative.id, brief.id]))
+            .count(&owner)
+            .await
+            .unwrap();
+        assert_eq!(left, 0);
+    }
+    // The pruned chain verifies, from the checkpoint on; the run is in it.
+    let r = verify(&db, &c, a, &key).await;
+    assert!(r.ok(), "{r:?}");
+    assert_eq!(r.pruned_before, Some(signed + 1));
+    let tx = db.store.begin_tenant(a).await.unwrap();
+    let (log, _) = audit::list(&tx, 10, 0).await.unwrap();
+    tx.commit().await.unwrap();
+    let run = log.iter().find(|e| e.action == "retention.run").unwrap();
+    assert_eq!(run.summary["deleted"]["alerts"], 1, "{:?}", run.summary);
+    // And on an export.
+    let lines = export_lines(&db, &c, a, None).await;
+    assert!(verify_lines(&lines, &key).ok());
+    // A second run finds nothing more.
+    let again = retention::run(&db.store, &c, a).await.unwrap();
+    assert_eq!(again, retention::Deleted::default());
+    // The database refuses to delete a recent event, or one behind no
+    // checkpoint, even for the serving role.
+    let tx = db.store.begin_tenant(a).await.unwrap();
+    assert!(
+        tx.execute_unprepared("DELETE FROM audit_events WHERE chain LIKE 'tenant:%'")
+            .await
+            .is_err()
+    );
+    drop(tx);
+    // Windows within bounds, audited.
+    let tx = db.store.begin_tenant(a).await.unwrap();
+    let admin = person("user:adm", Role::TenantAdmin);
+    let short = retention::Windows {
+        telemetry_days: 3,
+        ..retention::Windows::default()
+    };
+    let e = retention::set_windows(&tx, &c, &admin, short).await.unwrap_err();
+    assert!(
+        e.to_string().contains("telemetry_days must be between 7 and 365"),
+        "{e}"
+    );
+    let ok = retention::Windows {
+        telemetry_days: 60,
+        ..retention::Windows::default()
+    };
+    retention::set_windows(&tx, &c, &admin, ok).await.unwrap();
+    tx.commit().await.unwrap();
+    let tx = db.store.begin_tenant(a).await.unwrap();
+    assert_eq!(retention::windows(&tx).await.unwrap().telemetry_days, 60);
+    tx.commit().await.unwrap();
+}
+
+pub(super) async fn purge_erases_a_case_an_entity_and_old_telemetry(db: TestDb) {
+    use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+    use vigil_orchestrator::engine::{cases, gates, state::GateKind};
+    use vigil_orchestrator::pipeline::observables::Kind;
+    use vigil_orchestrator::pipeline::purge::{self, Target};
+    use vigil_orchestrator::pipeline::{correlate, drafts, ingest};
+    use vigil_orchestrator::secrets::credentials::MasterKey;
+    use vigil_orchestrator::store::entity::{alert, case, case_alert, draft, entity_host, gate, observable};
+    let c = clock();
+    let (a, b) = (tenant(&db, &c, "A").await, tenant(&db, &c, "B").await);
+    let master = MasterKey::generate();
+    let mut hooks = Vec::new();
+    for t in [a, b] {
+        let tx = db.store.begin_tenant(t).await.unwrap();
+        let (hook, secret) = vigil_orchestrator::connect::integrations::create_with_secret(
+            &tx,
+            &c,
+            &master,
+            &person("user:eng", Role::SecurityEngineer),
+            "webhook",
+            "edr",
+            json!({}),
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        hooks.push((hook.id, secret.unwrap()));
+    }
+    let send = |to: usize, body: serde_json::Value| {
+        let (hook, secret) = hooks[to].clone();
+        let body = body.to_string();
+        let ts = c.now().timestamp().to_string();
+        let sig = ingest::sign(secret.as_bytes(), &ts, body.as_bytes());
+        let (store, master, c) = (db.store.clone(), &master, &c);
+        async move {
+            let d = ingest::Delivery {
+                integration: hook,
+                timestamp: Some(&ts),
+                signature: Some(&sig),
+                body: body.as_bytes(),
+                source_ip: None,
+            };
+            ingest::receive(&store, c, master, d).await.unwrap().alert_ids[0]
+        }
+    };
+    let ocsf = |uid: &str, host: &str, email: &str| {
+        json!({"class_uid": 2004, "finding_info": {"uid": uid, "title": "Phish"}, "device": {"hostname": host},
+               "actor": {"user": {"email_addr": email}}})
+    };
+    let old = send(0, ocsf("o", "ws-7", "old@corp.example")).await;
+    c.advance(Duration::days(10));
+    let a1 = send(0, ocsf("a1", "ws-1", "ann@corp.example")).await;
+    let a2 = send(0, ocsf("a2", "ws-1", "carl@corp.example")).await;
+    let a3 = send(0, ocsf("a3", "ws-9", "ann@corp.example")).await;
+    let b1 = send(1, ocsf("b1", "ws-1", "ann@corp.example")).await;
+    let case_of = |t: TenantId, x: uuid::Uuid| {
+        let store = db.store.clone();
+        async move {
+            let tx = store.begin_tenant(t).await.unwrap();
+            for k in cases::list(&tx, None, 100, 0).await.unwrap().0 {
+                if correlate::alerts_of(&tx, k.id)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .any(|(y, _)| *y == x)
+                {
+                    return k.id;
+                }
+            }
+            panic!("no case for {x}");
+        }
+    };
+    let k1 = case_of(a, a1).await;
+    assert_eq!(case_of(a, a2).await, k1);
+    let tx = db.store.begin_tenant(a).await.unwrap();
+    drafts::generate(&tx, &c, k1).await.unwrap();
+    gates::request(
+        &tx,
+        &c,
+        &person("user:ann", Role::AnalystEdit),
+        k1,
+        GateKind::EscalateCritical,
+        json!({"reason": "phish wave"}),
+        gates::ESCALATE_AFTER,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let owner = sea_orm::Database::connect(db.url.clone()).await.unwrap();
+    let alerts_left = |ids: Vec<uuid::Uuid>| {
+        alert::Entity::find()
+            .filter(alert::Column::Id.is_in(ids))
+            .count(&owner)
+    };
+    let admin = person("user:adm", Role::TenantAdmin);
+
+    // Everything mentioning ann@corp.example: a1 and a3, not a2, not B's.
+    let tx = db.store.begin_tenant(a).await.unwrap();
+    let d = purge::purge(
+        &tx,
+        &c,
+        &admin,
+        Target::Entity {
+            kind: Kind::Email,
+            value: "ANN@corp.example".into(),
+        },
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(d.alerts, 2, "{d:?}");
+    assert_eq!(alerts_left(vec![a1, a3]).await.unwrap(), 0);
+    assert_eq!(alerts_left(vec![a2, b1, old]).await.unwrap(), 3);
+    let mentions = observable::Entity::find()
+        .filter(observable::Column::Value.eq("ann@corp.example"))
+        .count(&owner)
+        .await
+        .unwrap();
+    assert_eq!(mentions, 1, "only B's alert still names her");
+    let sightings = entity_host::Entity::find()
+        .filter(entity_host::Column::Value.eq("ann@corp.example"))
+        .filter(entity_host::Column::TenantId.eq(a.0))
+        .count(&owner)
+        .await
+        .unwrap();
+    assert_eq!(sightings, 0);
+    // The audit log names the entity by its hash only.
+    let tx = db.store.begin_tenant(a).await.unwrap();
+    let (log, _) = audit::list(&tx, 5, 0).await.unwrap();
+    tx.commit().await.unwrap();
+    let ev = log.iter().find(|e| e.action == "data.purge").unwrap();
+    assert!(!ev.summary.to_string().contains("ann@"), "{}", ev.summary);
+    assert_eq!(ev.summary["deleted"]["alerts"], 2);
+
+    // One case with everything derived from it.
+    let tx = db.store.begin_tenant(a).await.unwrap();
+    let d = purge::purge(&tx, &c, &admin, Target::Case(k1)).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!((d.cases, d.gates, d.drafts), (1, 1, 1), "{d:?}");
+    assert_eq!(alerts_left(vec![a2]).await.unwrap(), 0);
+    for (what, n) in [
+        (
+            "case",
+            case::Entity::find()
+                .filter(case::Column::Id.eq(k1))
+                .count(&owner)
+                .await
+                .unwrap(),
+        ),
+        (
+            "links",
+            case_alert::Entity::find()
+                .filter(case_alert::Column::CaseId.eq(k1))
+                .count(&owner)
+                .await
+                .unwrap(),
+        ),
+        (
+            "gates",
+            gate::Entity::find()
+                .filter(gate::Column::CaseId.eq(k1))
+                .count(&owner)
+                .await
+                .unwrap(),
+        ),
+        (
+            "drafts",
+            draft::Entity::find()
+                .filter(draft::Column::CaseId.eq(k1))
+                .count(&owner)
+                .await
+                .unwrap(),
+        ),
+    ] {
+        assert_eq!(n, 0, "{what} of the purged case");
+    }
+    // Another tenant's case is not found, and nothing of it goes.
+    let kb = case_of(b, b1).await;
+    let tx = db.store.begin_tenant(a).await.unwrap();
+    let e = purge::purge(&tx, &c, &admin, Target::Case(kb)).await.unwrap_err();
+    assert!(matches!(e, Error::NotFound(_)), "{e}");
+    drop(tx);
+
+    // All telemetry before a date.
+    let tx = db.store.begin_tenant(a).await.unwrap();
+    let d = purge::purge(
+        &tx,
+        &c,
+        &admin,
+        Target::TelemetryBefore(c.now() - Duration::days(5)),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(d.alerts, 1, "{d:?}");
+    assert_eq!(alerts_left(vec![old]).await.unwrap(), 0);
+    assert_eq!(alerts_left(vec![b1]).await.unwrap(), 1, "B keeps everything");
+    // A value that is no such entity is refused.
+    let tx = db.store.begin_tenant(a).await.unwrap();
+    let e = purge::purge(
+        &tx,
+        &c,
+        &admin,
+        Target::Entity {
+            kind: Kind::Ip,
+            value: "not-an-ip".into(),
+        },
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(e, Error::Invalid(_)), "{e}");
+}

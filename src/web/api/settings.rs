@@ -189,3 +189,83 @@ pub async fn put_session_settings(
     s.auth_cache.invalidate();
     Ok(Json(session_settings_json(&limits)).into_response())
 }
+
+/// The tenant's retention windows (days), with their bounds.
+pub async fn get_retention(State(s): State<AppState>, Extension(ctx): Extension<TenantCtx>) -> ApiResult {
+    use vigil_orchestrator::pipeline::retention;
+    let tx = s.store.begin_tenant(ctx.tenant).await?;
+    let w = retention::windows(&tx).await?;
+    tx.commit().await?;
+    let bounds: serde_json::Map<String, Value> = retention::BOUNDS
+        .iter()
+        .map(|(k, lo, hi)| ((*k).to_owned(), json!({"min": lo, "max": hi})))
+        .collect();
+    Ok(Json(json!({"windows": w, "bounds": bounds})).into_response())
+}
+
+pub async fn set_retention(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Extension(ctx): Extension<TenantCtx>,
+    c: ConnectInfo<SocketAddr>,
+    Json(b): Json<vigil_orchestrator::pipeline::retention::Windows>,
+) -> ApiResult {
+    let tx = s.store.begin_tenant(ctx.tenant).await?;
+    let w = vigil_orchestrator::pipeline::retention::set_windows(
+        &tx,
+        s.clock.as_ref(),
+        &p.actor(Some(ctx.role), ip(&c)),
+        b,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(json!({"windows": w})).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PurgeRequest {
+    /// One case with everything derived from it.
+    case_id: Option<uuid::Uuid>,
+    /// All telemetry received before this time (RFC 3339).
+    telemetry_before: Option<chrono::DateTime<chrono::Utc>>,
+    /// Everything mentioning one entity: `{kind, value}`.
+    entity: Option<PurgeEntity>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PurgeEntity {
+    kind: String,
+    value: String,
+}
+
+/// `POST /api/v1/purge`: exactly one of `case_id`, `telemetry_before`,
+/// `entity`; answers what was deleted.
+pub async fn purge(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Extension(ctx): Extension<TenantCtx>,
+    c: ConnectInfo<SocketAddr>,
+    Json(b): Json<PurgeRequest>,
+) -> ApiResult {
+    use vigil_orchestrator::pipeline::purge::{self, Target};
+    let target = match (b.case_id, b.telemetry_before, b.entity) {
+        (Some(id), None, None) => Target::Case(id),
+        (None, Some(t), None) => Target::TelemetryBefore(t),
+        (None, None, Some(e)) => Target::Entity {
+            kind: e.kind.parse()?,
+            value: e.value,
+        },
+        _ => {
+            return Err(vigil_orchestrator::Error::Invalid(
+                "give exactly one of case_id, telemetry_before, entity".into(),
+            )
+            .into());
+        }
+    };
+    let tx = s.store.begin_tenant(ctx.tenant).await?;
+    let out = purge::purge(&tx, s.clock.as_ref(), &p.actor(Some(ctx.role), ip(&c)), target).await?;
+    tx.commit().await?;
+    Ok(Json(json!({"deleted": out})).into_response())
+}

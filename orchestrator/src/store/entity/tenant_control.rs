@@ -9,6 +9,8 @@ pub struct Model {
     pub kill_switch_engaged_by: Option<String>,
     pub gate_quorum: Option<Json>,
     pub correlation: Option<Json>,
+    /// Retention windows (None: the defaults).
+    pub retention: Option<Json>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
