@@ -360,6 +360,19 @@ async fn admin(cfg: Config, cmd: AdminCommand) -> Result<(), Error> {
     dir.keep();
     let clock = SystemClock;
     let actor = Actor::cli();
+    if let AdminCommand::ExportTenant { tenant, out } = &cmd {
+        let exported = async {
+            let tenant: TenantId = tenant.parse()?;
+            crate::export::export_tenant(&store, &clock, &actor, tenant, out).await
+        }
+        .await;
+        store.close().await?;
+        let m = exported?;
+        let tables = m["tables"].as_array().cloned().unwrap_or_default();
+        let rows: u64 = tables.iter().filter_map(|x| x["rows"].as_u64()).sum();
+        println!("{}: {rows} rows of {} tables", out.display(), tables.len());
+        return Ok(());
+    }
     let result = async {
         match cmd {
             AdminCommand::CreateTenant { name } => {
@@ -391,6 +404,7 @@ async fn admin(cfg: Config, cmd: AdminCommand) -> Result<(), Error> {
                     .to_owned();
                 println!("{base}/setup/password/{token}");
             }
+            AdminCommand::ExportTenant { .. } => {}
             AdminCommand::RewrapKeys => {
                 // Every tenant's data key and every TOTP secret, moved under
                 // the current master key (each tenant in its own

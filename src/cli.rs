@@ -107,6 +107,15 @@ pub enum AdminCommand {
     /// `previous_master_key_file`): re-wrap every tenant data key and TOTP
     /// secret under the new key, online
     RewrapKeys,
+    /// Every row a tenant owns as one tar archive: a JSON Lines file per
+    /// table and manifest.json with row counts and SHA-256 per file
+    ExportTenant {
+        #[arg(long)]
+        tenant: String,
+        /// The archive to write (must not exist)
+        #[arg(long, value_name = "FILE.tar")]
+        out: std::path::PathBuf,
+    },
     /// Issue an API token for a service account; prints the token once
     CreateToken {
         #[arg(long)]

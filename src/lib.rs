@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod datadir;
 pub mod demo;
+pub mod export;
 pub mod web;
 
 /// Start-up and CLI errors. Each displays as one line naming the problem.
