@@ -302,6 +302,11 @@ async fn engine_worker(
         }
         if std::time::Instant::now() >= retention_due {
             retention_due = std::time::Instant::now() + std::time::Duration::from_secs(3_600);
+            match vigil_orchestrator::identity::deletion::run_due(&store, clock.as_ref()).await {
+                Ok(done) if !done.is_empty() => info!(?done, "tenants deleted"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "tenant deletion round failed"),
+            }
             match vigil_orchestrator::pipeline::retention::run_all(&store, clock.as_ref()).await {
                 Ok(d) if d != vigil_orchestrator::pipeline::retention::Deleted::default() => {
                     info!(?d, "retention run")

@@ -38,6 +38,7 @@ mod m20261202_000027_sso_discovery;
 mod m20261203_000028_audit_chain;
 mod m20261203_000029_api_requests;
 mod m20261203_000030_retention;
+mod m20261203_000031_tenant_deletion;
 pub mod pg;
 
 /// Name of the PostgreSQL role the server runs every request as: owns nothing,
@@ -118,6 +119,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000028_audit_chain::Migration),
             Box::new(m20261203_000029_api_requests::Migration),
             Box::new(m20261203_000030_retention::Migration),
+            Box::new(m20261203_000031_tenant_deletion::Migration),
         ]
     }
 }

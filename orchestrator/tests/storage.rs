@@ -195,7 +195,8 @@ use audit_suite::{
     an_action_whose_audit_event_fails_does_not_happen, audit_chain_is_gapless_under_concurrent_writers,
     audit_exports_verify_on_their_own, audit_tampering_is_named,
     purge_erases_a_case_an_entity_and_old_telemetry,
-    retention_deletes_what_expired_and_the_chain_still_verifies, the_request_log_keeps_thirty_days,
+    retention_deletes_what_expired_and_the_chain_still_verifies, tenant_deletion_leaves_no_row_behind,
+    the_request_log_keeps_thirty_days,
 };
 #[path = "storage/sso_rules.rs"]
 mod sso_rules;
@@ -235,6 +236,7 @@ on_both_backends!(
     the_request_log_keeps_thirty_days,
     retention_deletes_what_expired_and_the_chain_still_verifies,
     purge_erases_a_case_an_entity_and_old_telemetry,
+    tenant_deletion_leaves_no_row_behind,
 );
 
 /// Row level security, proven as the application role with the

@@ -245,6 +245,14 @@ pub fn routes() -> (Router<AppState>, RouteTable) {
             ],
             get(api::tenants::list_tenants).post(api::tenants::create_tenant),
         )
+        .route(
+            "/api/v1/tenants/{id}/deletion",
+            &[
+                (M::POST, Platform("tenant", "delete")),
+                (M::DELETE, Platform("tenant", "delete")),
+            ],
+            post(api::tenants::schedule_deletion).delete(api::tenants::cancel_deletion),
+        )
         // Tenant
         .route(
             "/api/v1/settings/sessions",

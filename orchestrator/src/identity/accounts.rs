@@ -61,6 +61,7 @@ pub async fn create_tenant(tx: &PlatformTx, clock: &dyn Clock, actor: &Actor, na
         created_at: Set(clock.now()),
         session_idle_secs: Set(None),
         session_absolute_secs: Set(None),
+        deletion_due_at: Set(None),
     }
     .insert(&**tx)
     .await

@@ -10,6 +10,7 @@
 pub mod accounts;
 pub mod auth;
 pub mod authcache;
+pub mod deletion;
 pub mod principal;
 pub mod sso;
 

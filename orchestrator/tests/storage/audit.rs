@@ -540,22 +540,24 @@ pub(super) async fn the_request_log_keeps_thirty_days(db: TestDb) {
     tx.commit().await.unwrap();
 }
 
-pub(super) async fn retention_deletes_what_expired_and_the_chain_still_verifies(db: TestDb) {
-    use vigil_orchestrator::engine::cases;
-    use vigil_orchestrator::pipeline::retention;
-    use vigil_orchestrator::pipeline::{correlate, drafts, ingest};
-    use vigil_orchestrator::secrets::credentials::MasterKey;
-    // Long ago (the database itself refuses to prune audit events younger
-    // than 90 days by its own clock).
-    let c = ManualClock::new(chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2025, 5, 1, 12, 0, 0).unwrap());
-    let a = tenant(&db, &c, "A").await;
-    let key = SigningKey::generate();
-    let master = MasterKey::generate();
-    let tx = db.store.begin_tenant(a).await.unwrap();
+/// A tenant's signed-webhook integration, and a way to deliver one alert
+/// through the real ingest path (its id back).
+struct Hook {
+    id: uuid::Uuid,
+    secret: String,
+}
+
+async fn webhook(
+    db: &TestDb,
+    c: &ManualClock,
+    master: &vigil_orchestrator::secrets::credentials::MasterKey,
+    t: TenantId,
+) -> Hook {
+    let tx = db.store.begin_tenant(t).await.unwrap();
     let (hook, secret) = vigil_orchestrator::connect::integrations::create_with_secret(
         &tx,
-        &c,
-        &master,
+        c,
+        master,
         &person("user:eng", Role::SecurityEngineer),
         "webhook",
         "edr",
@@ -564,23 +566,53 @@ pub(super) async fn retention_deletes_what_expired_and_the_chain_still_verifies(
     .await
     .unwrap();
     tx.commit().await.unwrap();
-    let secret = secret.unwrap();
+    Hook {
+        id: hook.id,
+        secret: secret.unwrap(),
+    }
+}
+
+async fn deliver(
+    db: &TestDb,
+    c: &ManualClock,
+    master: &vigil_orchestrator::secrets::credentials::MasterKey,
+    hook: &Hook,
+    body: serde_json::Value,
+) -> uuid::Uuid {
+    use vigil_orchestrator::pipeline::ingest;
+    let body = body.to_string();
+    let ts = c.now().timestamp().to_string();
+    let sig = ingest::sign(hook.secret.as_bytes(), &ts, body.as_bytes());
+    let d = ingest::Delivery {
+        integration: hook.id,
+        timestamp: Some(&ts),
+        signature: Some(&sig),
+        body: body.as_bytes(),
+        source_ip: None,
+    };
+    ingest::receive(&db.store, c, master, d).await.unwrap().alert_ids[0]
+}
+
+pub(super) async fn retention_deletes_what_expired_and_the_chain_still_verifies(db: TestDb) {
+    use vigil_orchestrator::engine::cases;
+    use vigil_orchestrator::pipeline::retention;
+    use vigil_orchestrator::pipeline::{correlate, drafts};
+    use vigil_orchestrator::secrets::credentials::MasterKey;
+    // Long ago (the database itself refuses to prune audit events younger
+    // than 90 days by its own clock).
+    let c = ManualClock::new(chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2025, 5, 1, 12, 0, 0).unwrap());
+    let a = tenant(&db, &c, "A").await;
+    let key = SigningKey::generate();
+    let master = MasterKey::generate();
+    let hook = webhook(&db, &c, &master, a).await;
     let send = |host: &'static str, uid: &'static str| {
-        let body = json!({"class_uid": 2004, "finding_info": {"uid": uid, "title": "Beaconing"}, "device": {"hostname": host}})
-            .to_string();
-        let ts = c.now().timestamp().to_string();
-        let sig = ingest::sign(secret.as_bytes(), &ts, body.as_bytes());
-        let (store, master, c) = (db.store.clone(), &master, &c);
-        async move {
-            let d = ingest::Delivery {
-                integration: hook.id,
-                timestamp: Some(&ts),
-                signature: Some(&sig),
-                body: body.as_bytes(),
-                source_ip: None,
-            };
-            ingest::receive(&store, c, master, d).await.unwrap().alert_ids[0]
-        }
+        deliver(
+            &db,
+            &c,
+            &master,
+            &hook,
+            json!({"class_uid": 2004, "finding_info": {"uid": uid, "title": "Beaconing"}, "device": {"hostname": host}}),
+        )
     };
     let case_of = |alert: uuid::Uuid| {
         let store = db.store.clone();
@@ -720,46 +752,17 @@ pub(super) async fn purge_erases_a_case_an_entity_and_old_telemetry(db: TestDb) 
     use vigil_orchestrator::engine::{cases, gates, state::GateKind};
     use vigil_orchestrator::pipeline::observables::Kind;
     use vigil_orchestrator::pipeline::purge::{self, Target};
-    use vigil_orchestrator::pipeline::{correlate, drafts, ingest};
+    use vigil_orchestrator::pipeline::{correlate, drafts};
     use vigil_orchestrator::secrets::credentials::MasterKey;
     use vigil_orchestrator::store::entity::{alert, case, case_alert, draft, entity_host, gate, observable};
     let c = clock();
     let (a, b) = (tenant(&db, &c, "A").await, tenant(&db, &c, "B").await);
     let master = MasterKey::generate();
-    let mut hooks = Vec::new();
-    for t in [a, b] {
-        let tx = db.store.begin_tenant(t).await.unwrap();
-        let (hook, secret) = vigil_orchestrator::connect::integrations::create_with_secret(
-            &tx,
-            &c,
-            &master,
-            &person("user:eng", Role::SecurityEngineer),
-            "webhook",
-            "edr",
-            json!({}),
-        )
-        .await
-        .unwrap();
-        tx.commit().await.unwrap();
-        hooks.push((hook.id, secret.unwrap()));
-    }
-    let send = |to: usize, body: serde_json::Value| {
-        let (hook, secret) = hooks[to].clone();
-        let body = body.to_string();
-        let ts = c.now().timestamp().to_string();
-        let sig = ingest::sign(secret.as_bytes(), &ts, body.as_bytes());
-        let (store, master, c) = (db.store.clone(), &master, &c);
-        async move {
-            let d = ingest::Delivery {
-                integration: hook,
-                timestamp: Some(&ts),
-                signature: Some(&sig),
-                body: body.as_bytes(),
-                source_ip: None,
-            };
-            ingest::receive(&store, c, master, d).await.unwrap().alert_ids[0]
-        }
-    };
+    let hooks = [
+        webhook(&db, &c, &master, a).await,
+        webhook(&db, &c, &master, b).await,
+    ];
+    let send = |to: usize, body: serde_json::Value| deliver(&db, &c, &master, &hooks[to], body);
     let ocsf = |uid: &str, host: &str, email: &str| {
         json!({"class_uid": 2004, "finding_info": {"uid": uid, "title": "Phish"}, "device": {"hostname": host},
                "actor": {"user": {"email_addr": email}}})
@@ -926,4 +929,182 @@ pub(super) async fn purge_erases_a_case_an_entity_and_old_telemetry(db: TestDb) 
     .await
     .unwrap_err();
     assert!(matches!(e, Error::Invalid(_)), "{e}");
+}
+
+pub(super) async fn tenant_deletion_leaves_no_row_behind(db: TestDb) {
+    use vigil_orchestrator::identity::deletion;
+    use vigil_orchestrator::pipeline::{drafts, retention};
+    use vigil_orchestrator::secrets::credentials::MasterKey;
+    // The grace period runs out by the database's clock too.
+    let c = ManualClock::new(chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2025, 3, 1, 9, 0, 0).unwrap());
+    let (a, b) = (tenant(&db, &c, "Leaving").await, tenant(&db, &c, "Staying").await);
+    let key = SigningKey::generate();
+    let master = MasterKey::generate();
+    for t in [a, b] {
+        let tx = db.store.begin_tenant(t).await.unwrap();
+        identity::add_member(
+            &tx,
+            &c,
+            &Actor::cli(),
+            &email(&format!("m@{}.example", t.0.simple())),
+            Role::AnalystEdit,
+        )
+        .await
+        .unwrap();
+        identity::issue_api_token(&tx, &c, &Actor::cli(), "siem", Role::AnalystRead)
+            .await
+            .unwrap();
+        retention::set_windows(&tx, &c, &Actor::cli(), retention::Windows::default())
+            .await
+            .unwrap();
+        vigil_orchestrator::audit::requests::record(
+            &tx,
+            &[vigil_orchestrator::audit::requests::Request {
+                at: c.now(),
+                method: "GET".into(),
+                route: "/api/v1/cases".into(),
+                status: 200,
+                ms: 1.0,
+                actor: "token:x".into(),
+                request_id: "r".into(),
+            }],
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        let hook = webhook(&db, &c, &master, t).await;
+        deliver(
+            &db,
+            &c,
+            &master,
+            &hook,
+            json!({"class_uid": 2004, "finding_info": {"uid": "x", "title": "Beacon"}, "device": {"hostname": "ws-1"}}),
+        )
+        .await;
+        let tx = db.store.begin_tenant(t).await.unwrap();
+        let case = vigil_orchestrator::engine::cases::list(&tx, None, 1, 0)
+            .await
+            .unwrap()
+            .0[0]
+            .id;
+        drafts::generate(&tx, &c, case).await.unwrap();
+        vigil_orchestrator::engine::gates::request(
+            &tx,
+            &c,
+            &person("user:ann", Role::AnalystEdit),
+            case,
+            vigil_orchestrator::engine::state::GateKind::EscalateCritical,
+            json!({"reason": "r"}),
+            vigil_orchestrator::engine::gates::ESCALATE_AFTER,
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        checkpoint(&db, &c, t, &key).await;
+    }
+    let owner = sea_orm::Database::connect(db.url.clone()).await.unwrap();
+    let rows_of = |t: TenantId, table: &str| {
+        let sql = format!("SELECT COUNT(*) AS n FROM {table} WHERE tenant_id = '{}'", t.0);
+        let table = table.to_owned();
+        let owner = &owner;
+        async move {
+            // (SQLite keeps uuids as blobs: compare through the store's own binding.)
+            let backend = owner.get_database_backend();
+            if backend == sea_orm::DbBackend::Sqlite {
+                let row = owner
+                    .query_one_raw(sea_orm::Statement::from_sql_and_values(
+                        backend,
+                        format!("SELECT COUNT(*) AS n FROM {table} WHERE tenant_id = ?"),
+                        [t.0.into()],
+                    ))
+                    .await
+                    .unwrap()
+                    .unwrap();
+                row.try_get::<i64>("", "n").unwrap()
+            } else {
+                count(owner, &sql).await
+            }
+        }
+    };
+    let mut order: Vec<&str> = deletion::ORDER.to_vec();
+    order.sort();
+    let mut tables: Vec<&str> = vigil_migrations::TENANT_TABLES.to_vec();
+    tables.sort();
+    assert_eq!(order, tables, "deletion knows every tenant table");
+    let mut before = 0;
+    for t in vigil_migrations::TENANT_TABLES {
+        before += rows_of(a, t).await;
+    }
+    assert!(before > 20, "{before} rows to delete");
+
+    // Scheduled, cancelled, scheduled again; nothing goes before it is due.
+    let admin = person("user:root", Role::PlatformAdmin);
+    let tx = db.store.begin_platform().await.unwrap();
+    assert!(
+        deletion::schedule(&tx, &c, &admin, a, Duration::hours(1))
+            .await
+            .is_err(),
+        "a grace of 1 day at least"
+    );
+    deletion::schedule(&tx, &c, &admin, a, Duration::days(2))
+        .await
+        .unwrap();
+    assert!(matches!(
+        deletion::schedule(&tx, &c, &admin, a, Duration::days(2)).await,
+        Err(Error::Conflict(_))
+    ));
+    deletion::cancel(&tx, &c, &admin, a).await.unwrap();
+    deletion::schedule(&tx, &c, &admin, a, Duration::days(2))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    c.advance(Duration::days(1));
+    assert!(
+        deletion::run_due(&db.store, &c).await.unwrap().is_empty(),
+        "not yet due"
+    );
+    assert_eq!(rows_of(a, "memberships").await, 1);
+    c.advance(Duration::days(2));
+    let done = deletion::run_due(&db.store, &c).await.unwrap();
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].0, a);
+    assert_eq!(done[0].1 as i64, before, "every row counted");
+    for t in vigil_migrations::TENANT_TABLES {
+        assert_eq!(rows_of(a, t).await, 0, "{t}: a row of the deleted tenant is left");
+        assert!(
+            rows_of(b, t).await > 0
+                || [
+                    "sso_providers",
+                    "sso_logins",
+                    "sso_identities",
+                    "sso_assertions",
+                    "iocs",
+                    "notifications",
+                    "outbox",
+                    "gate_approvals",
+                    "integration_scopes",
+                    "integration_status"
+                ]
+                .contains(t),
+            "{t}: the other tenant lost rows"
+        );
+    }
+    assert!(
+        identity::get_tenant(db.store.conn(), a).await.is_err(),
+        "the tenant itself is gone"
+    );
+    // The platform chain records it, and still verifies.
+    let p = chain::verify(
+        &db.store,
+        Scope::Platform,
+        None,
+        &c,
+        Policy::default(),
+        &mut |_, _| {},
+    )
+    .await
+    .unwrap();
+    assert!(p.ok(), "{p:?}");
+    // The other tenant's chain is whole.
+    assert!(verify(&db, &c, b, &key).await.ok());
 }

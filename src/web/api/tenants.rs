@@ -51,3 +51,53 @@ pub async fn create_tenant(
     )
         .into_response())
 }
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Deletion {
+    /// The grace period during which it can be cancelled (1–90, default 7).
+    grace_days: Option<i64>,
+}
+
+/// `POST /api/v1/tenants/{id}/deletion`: schedules the tenant's deletion.
+pub async fn schedule_deletion(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    c: ConnectInfo<SocketAddr>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    body: Option<Json<Deletion>>,
+) -> ApiResult {
+    let id: vigil_orchestrator::TenantId = id.parse()?;
+    let grace = body.and_then(|Json(b)| b.grace_days).unwrap_or(7);
+    let tx = s.store.begin_platform().await?;
+    let due = identity::deletion::schedule(
+        &tx,
+        s.clock.as_ref(),
+        &p.actor(Some(Role::PlatformAdmin), ip(&c)),
+        id,
+        chrono::Duration::days(grace),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"tenant": id, "due_at": due}))).into_response())
+}
+
+/// `DELETE /api/v1/tenants/{id}/deletion`: cancels it (in the grace period).
+pub async fn cancel_deletion(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    c: ConnectInfo<SocketAddr>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> ApiResult {
+    let id: vigil_orchestrator::TenantId = id.parse()?;
+    let tx = s.store.begin_platform().await?;
+    identity::deletion::cancel(
+        &tx,
+        s.clock.as_ref(),
+        &p.actor(Some(Role::PlatformAdmin), ip(&c)),
+        id,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((StatusCode::OK, Json(json!({"tenant": id, "due_at": null}))).into_response())
+}

@@ -12,6 +12,8 @@ pub struct Model {
     pub session_idle_secs: Option<i32>,
     /// Session absolute lifetime in seconds (None: the default).
     pub session_absolute_secs: Option<i32>,
+    /// Set while the tenant is scheduled for deletion: when it is due.
+    pub deletion_due_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
