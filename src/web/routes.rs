@@ -136,6 +136,11 @@ pub fn routes() -> (Router<AppState>, RouteTable) {
             get(pages::controls::tenants).post(pages::controls::create_tenant),
         )
         .route(
+            "/tenants/{id}/deletion",
+            &[(M::POST, Platform("tenant", "delete"))],
+            post(pages::controls::tenant_deletion),
+        )
+        .route(
             "/platform/kill-switch",
             &[(M::POST, Platform("platform_kill_switch", "set"))],
             post(pages::controls::set_platform_kill),

@@ -713,7 +713,16 @@ async fn admins_use_their_controls() {
         .await;
     b.click("form[action='/tenants'] button").await;
     b.wait_text("Second SOC").await;
+    // Its deletion scheduled (confirmed), shown with its due time, cancelled.
+    b.click("button[aria-label='Delete Second SOC']").await;
+    b.confirm().await;
+    b.find(".deletion-due").await;
     b.keep("tenants-1280").await;
+    no_serious_axe(&b, "/tenants").await;
+    b.click("button[aria-label='Cancel deletion of Second SOC']")
+        .await;
+    b.wait_gone("Cancel deletion").await;
+    assert!(b.all(".deletion-due").await.is_empty());
     no_serious_axe(&b, "/tenants").await;
     b.goto("/cases").await;
     b.wait_text("Not allowed").await;

@@ -27,6 +27,8 @@ pub struct Tenant {
     pub id: TenantId,
     pub name: String,
     pub status: String,
+    /// While a deletion is scheduled: when it is due.
+    pub deletion_due_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl From<tenant::Model> for Tenant {
@@ -35,6 +37,7 @@ impl From<tenant::Model> for Tenant {
             id: TenantId(m.id),
             name: m.name,
             status: m.status,
+            deletion_due_at: m.deletion_due_at,
         }
     }
 }

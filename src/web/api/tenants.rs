@@ -19,7 +19,9 @@ pub async fn list_tenants(State(s): State<AppState>) -> ApiResult {
     let items = identity::list_tenants(s.store.conn()).await?;
     let items: Vec<_> = items
         .iter()
-        .map(|t| json!({"id": t.id, "name": t.name, "status": t.status}))
+        .map(
+            |t| json!({"id": t.id, "name": t.name, "status": t.status, "deletion_due_at": t.deletion_due_at}),
+        )
         .collect();
     Ok(Json(json!({"total": items.len(), "items": items})).into_response())
 }

@@ -131,6 +131,8 @@ pub struct TenantRow {
     id: String,
     name: String,
     status: String,
+    /// When its scheduled deletion is due (empty: none).
+    due: String,
 }
 
 #[derive(Template, WebTemplate)]
@@ -156,6 +158,10 @@ async fn tenants_page(
             id: t.id.0.to_string(),
             name: t.name,
             status: t.status,
+            due: t
+                .deletion_due_at
+                .map(|d| d.format("%Y-%m-%d %H:%M UTC").to_string())
+                .unwrap_or_default(),
         })
         .collect();
     let e = kill::platform(s.store.conn()).await?;
@@ -222,6 +228,42 @@ pub async fn set_platform_kill(
     let result = async {
         let tx = s.store.begin_platform().await?;
         kill::set_platform(&tx, s.clock.as_ref(), &actor, engaged).await?;
+        tx.commit().await
+    }
+    .await;
+    match result {
+        Ok(()) => Redirect::to("/tenants").into_response(),
+        Err(e) => page_error(e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DeletionForm {
+    /// `schedule` (7 days' grace) or `cancel`.
+    action: String,
+}
+
+/// Schedules (7 days' grace) or cancels a tenant's deletion; confirmed in
+/// the browser.
+pub async fn tenant_deletion(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    Form(f): Form<DeletionForm>,
+) -> Response {
+    let actor = p.actor(Some(Role::PlatformAdmin), Some(peer.ip().to_string()));
+    let result = async {
+        let id: vigil_orchestrator::TenantId = id.parse()?;
+        let tx = s.store.begin_platform().await?;
+        match f.action.as_str() {
+            "schedule" => {
+                identity::deletion::schedule(&tx, s.clock.as_ref(), &actor, id, chrono::Duration::days(7))
+                    .await?;
+            }
+            "cancel" => identity::deletion::cancel(&tx, s.clock.as_ref(), &actor, id).await?,
+            _ => return Err(Error::Invalid("action must be schedule or cancel".into())),
+        }
         tx.commit().await
     }
     .await;
