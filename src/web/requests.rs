@@ -25,6 +25,10 @@ pub struct Attribution {
 pub struct RequestLog {
     queue: tokio::sync::mpsc::Sender<(TenantId, Request)>,
     dropped: AtomicU64,
+    /// Rows queued so far, and (from the writer) rows handled so far —
+    /// stored, or given up on after a failed batch.
+    queued: AtomicU64,
+    handled: tokio::sync::watch::Receiver<u64>,
 }
 
 const QUEUE: usize = 10_000;
@@ -33,15 +37,28 @@ impl RequestLog {
     /// Starts the writer (it stops when the last sender is dropped).
     pub fn spawn(store: Store, clock: Arc<dyn Clock>) -> Arc<Self> {
         let (tx, rx) = tokio::sync::mpsc::channel(QUEUE);
-        tokio::spawn(writer(store, clock, rx));
+        let (handled_tx, handled) = tokio::sync::watch::channel(0);
+        tokio::spawn(writer(store, clock, rx, handled_tx));
         Arc::new(Self {
             queue: tx,
             dropped: AtomicU64::new(0),
+            queued: AtomicU64::new(0),
+            handled,
         })
     }
 
+    /// Waits until every row queued before the call has been handled
+    /// (tests: the log is read after the requests it records).
+    pub async fn settled(&self) {
+        let target = self.queued.load(Ordering::SeqCst);
+        let mut handled = self.handled.clone();
+        let _ = handled.wait_for(|n| *n >= target).await;
+    }
+
     pub fn push(&self, tenant: TenantId, r: Request) {
-        if self.queue.try_send((tenant, r)).is_err() {
+        if self.queue.try_send((tenant, r)).is_ok() {
+            self.queued.fetch_add(1, Ordering::SeqCst);
+        } else {
             let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             if n.is_power_of_two() {
                 tracing::warn!(dropped = n, "request log queue full; requests not logged");
@@ -54,6 +71,7 @@ async fn writer(
     store: Store,
     clock: Arc<dyn Clock>,
     mut rx: tokio::sync::mpsc::Receiver<(TenantId, Request)>,
+    handled: tokio::sync::watch::Sender<u64>,
 ) {
     let mut prune = tokio::time::interval(Duration::from_secs(3_600));
     prune.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -73,6 +91,7 @@ async fn writer(
                         m = rx.recv_many(&mut batch, 1_000) => if m == 0 { break },
                     }
                 }
+                let n_rows = batch.len() as u64;
                 let mut by_tenant: HashMap<TenantId, Vec<Request>> = HashMap::new();
                 for (t, r) in batch.drain(..) {
                     by_tenant.entry(t).or_default().push(r);
@@ -82,6 +101,7 @@ async fn writer(
                         tracing::warn!(error = %e, tenant = %t, rows = rows.len(), "cannot store the request log");
                     }
                 }
+                handled.send_modify(|n| *n += n_rows);
             }
             _ = prune.tick() => {
                 let before = clock.now() - requests::retention();

@@ -158,23 +158,16 @@ async fn audit_export_over_http(backend: Backend) {
     assert!(body.contains(&format!("tenant:{}", b.0)));
 
     // The API request log: A's requests, route templates only, the
-    // request ids the responses named; written in batches, so wait for it.
-    let mut log = Value::Null;
-    for _ in 0..100 {
-        let (s, body) = app
-            .call(&admin, Method::GET, "/api/v1/requests?limit=200", None)
-            .await;
-        assert_eq!(s, StatusCode::OK, "{body}");
-        log = serde_json::from_str(&body).unwrap();
-        let items = log["items"].as_array().unwrap();
-        if items
-            .iter()
-            .any(|r| r["route"] == "/api/v1/audit/export" && r["status"] == 422)
-        {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    // request ids the responses named; written in batches, so wait until
+    // the writer has handled every request made so far.
+    tokio::time::timeout(std::time::Duration::from_secs(30), app.state.requests.settled())
+        .await
+        .expect("the request log's writer handles its queue");
+    let (s, body) = app
+        .call(&admin, Method::GET, "/api/v1/requests?limit=200", None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let log: Value = serde_json::from_str(&body).unwrap();
     let items = log["items"].as_array().unwrap();
     let traced = items
         .iter()
