@@ -237,7 +237,8 @@ async fn engine_worker(
     ));
     // The investigation's steps (a step of an unknown kind is
     // dead-lettered, visibly).
-    let registry = vigil_orchestrator::pipeline::investigation::registry(steps::Registry::default());
+    let registry =
+        vigil_orchestrator::pipeline::investigation::registry(steps::Registry::default(), writer.clone());
     let mut listener = listen(&store).await;
     // Retention runs at start and then hourly.
     let mut retention_due = std::time::Instant::now();

@@ -201,6 +201,14 @@ fn snippet(body: &[u8]) -> String {
     s
 }
 
+/// One read for evidence: what was asked (one line) and the vendor's
+/// answer, verbatim.
+#[derive(Debug, Clone)]
+pub struct Lookup {
+    pub request: String,
+    pub body: String,
+}
+
 /// A required string field of an integration's config.
 pub fn config_str(config: &serde_json::Value, key: &str) -> Result<String> {
     config

@@ -11,7 +11,7 @@ use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 
-use crate::client::{ClientError, Guard, Http, Result, url};
+use crate::client::{ClientError, Guard, Http, Lookup, Result, url};
 
 /// A token is refreshed this long before the vendor's expiry.
 const REFRESH_MARGIN: Duration = Duration::from_secs(60);
@@ -170,6 +170,53 @@ impl Falcon {
             alerts: found.resources,
             cursor,
             more,
+        })
+    }
+
+    /// The device record of a host, for evidence (`hosts:read`): the ids
+    /// whose `hostname` is `host` (FQL), then their entities. Returns the
+    /// request as one line and the entities response verbatim (an unknown
+    /// host: the query's own answer, with no resources).
+    pub async fn device_details(&self, host: &str) -> Result<Lookup> {
+        self.guard.require("hosts:read").await?;
+        if host.is_empty()
+            || host.len() > 255
+            || host.chars().any(|c| c.is_control() || c == '\'' || c == '\\')
+        {
+            return Err(ClientError::Garbage(format!("not a host name for FQL: {host:?}")));
+        }
+        let filter = format!("hostname:'{host}'");
+        let ids: Box<RawValue> = self
+            .call(|tok| {
+                self.req(Method::GET, "/devices/queries/devices/v1", tok)
+                    .query(&[("filter", filter.as_str()), ("limit", "10")])
+            })
+            .await?;
+        let parsed: Resources<String> = serde_json::from_str(ids.get())
+            .map_err(|e| ClientError::Garbage(format!("device query: {e}")))?;
+        let mut request = format!("GET /devices/queries/devices/v1?filter={filter}");
+        if parsed.resources.is_empty() {
+            return Ok(Lookup {
+                request,
+                body: ids.get().to_owned(),
+            });
+        }
+        let q: Vec<(&str, &str)> = parsed.resources.iter().map(|id| ("ids", id.as_str())).collect();
+        let found: Box<RawValue> = self
+            .call(|tok| {
+                self.req(Method::GET, "/devices/entities/devices/v2", tok)
+                    .query(&q)
+            })
+            .await?;
+        serde_json::from_str::<Resources<Value>>(found.get())
+            .map_err(|e| ClientError::Garbage(format!("device entities: {e}")))?;
+        request.push_str(&format!(
+            "; GET /devices/entities/devices/v2?ids={}",
+            parsed.resources.join("&ids=")
+        ));
+        Ok(Lookup {
+            request,
+            body: found.get().to_owned(),
         })
     }
 

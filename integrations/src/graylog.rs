@@ -1,4 +1,4 @@
-//! Graylog client: events search (read only). Access-token auth (the token
+//! Graylog client: events search and message search (read only). Access-token auth (the token
 //! as the user name, the literal `token` as password) or user + password;
 //! `X-Requested-By` on every call, as Graylog's API requires.
 
@@ -106,5 +106,75 @@ impl Graylog {
             cursor,
             more,
         })
+    }
+
+    /// Messages naming `term` in [`from`, `to`] (`messages:search`), for
+    /// evidence: the universal absolute search, newest first, at most
+    /// `limit`. The term is searched as one quoted phrase (Lucene-escaped).
+    pub async fn search_messages(
+        &self,
+        term: &str,
+        from: &str,
+        to: &str,
+        limit: usize,
+    ) -> Result<crate::client::Lookup> {
+        self.guard.require("messages:search").await?;
+        let query = phrase(term);
+        let limit_s = limit.clamp(1, 1000).to_string();
+        let q = [
+            ("query", query.as_str()),
+            ("from", from),
+            ("to", to),
+            ("limit", limit_s.as_str()),
+            ("sort", "timestamp:desc"),
+        ];
+        let (_, body) = self
+            .http
+            .send(
+                self.http
+                    .request(Method::GET, &url(&self.base, "/api/search/universal/absolute"))
+                    .basic_auth(&self.user, Some(&self.password))
+                    .header("X-Requested-By", "vigil")
+                    .header("Accept", "application/json")
+                    .query(&q),
+            )
+            .await?;
+        #[derive(Deserialize)]
+        struct Messages {
+            #[allow(dead_code)]
+            messages: Vec<Value>,
+        }
+        crate::client::parse::<Messages>(&body)?;
+        let text = String::from_utf8(body).map_err(|_| ClientError::Garbage("not UTF-8".into()))?;
+        Ok(crate::client::Lookup {
+            request: format!(
+                "GET /api/search/universal/absolute?query={query}&from={from}&to={to}&limit={limit_s}"
+            ),
+            body: text,
+        })
+    }
+}
+
+/// `term` as one Lucene phrase: quotes and backslashes escaped.
+pub fn phrase(term: &str) -> String {
+    let mut out = String::with_capacity(term.len() + 2);
+    out.push('"');
+    for c in term.chars().filter(|c| !c.is_control()) {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_term_is_one_phrase() {
+        assert_eq!(super::phrase("ws-042"), "\"ws-042\"");
+        assert_eq!(super::phrase("a\"b OR c\\"), "\"a\\\"b OR c\\\\\"");
+        assert_eq!(super::phrase("x\ny"), "\"xy\"");
     }
 }

@@ -145,7 +145,10 @@ const CROWDSTRIKE: &[Scope] = &[
     ),
     read(
         "hosts:read",
-        &["GET /devices/entities/devices/v2"],
+        &[
+            "GET /devices/queries/devices/v1",
+            "GET /devices/entities/devices/v2",
+        ],
         "look up host details for evidence",
     ),
     write(
@@ -154,7 +157,14 @@ const CROWDSTRIKE: &[Scope] = &[
         "contain a host (gated)",
     ),
 ];
-const GRAYLOG: &[Scope] = &[read("events:search", &["POST /api/events/search"], "pull events")];
+const GRAYLOG: &[Scope] = &[
+    read("events:search", &["POST /api/events/search"], "pull events"),
+    read(
+        "messages:search",
+        &["GET /api/search/universal/absolute"],
+        "search messages naming a case's hosts, users and addresses for evidence",
+    ),
+];
 const JIRA: &[Scope] = &[
     read(
         "issue:read",

@@ -39,6 +39,7 @@ mod m20261203_000028_audit_chain;
 mod m20261203_000029_api_requests;
 mod m20261203_000030_retention;
 mod m20261203_000031_tenant_deletion;
+mod m20261207_000032_evidence;
 pub mod pg;
 
 /// Name of the PostgreSQL role the server runs every request as: owns nothing,
@@ -50,6 +51,7 @@ pub const APP_ROLE: &str = "vigil_app";
 pub const SCHEMA_FINGERPRINT: &str = env!("VIGIL_SCHEMA_FINGERPRINT");
 
 /// Tables that carry a `tenant_id` and are protected by RLS on PostgreSQL.
+/// Append only: a migration reads a prefix of this list as it stood then.
 pub const TENANT_TABLES: &[&str] = &[
     "memberships",
     "api_tokens",
@@ -80,6 +82,7 @@ pub const TENANT_TABLES: &[&str] = &[
     "audit_heads",
     "audit_checkpoints",
     "api_requests",
+    "evidence",
 ];
 
 #[derive(Debug)]
@@ -120,6 +123,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000029_api_requests::Migration),
             Box::new(m20261203_000030_retention::Migration),
             Box::new(m20261203_000031_tenant_deletion::Migration),
+            Box::new(m20261207_000032_evidence::Migration),
         ]
     }
 }

@@ -106,6 +106,34 @@ fn decider<'a>(
     }
 }
 
+/// An evidence item of `case` (as the investigation's collect step stores one).
+async fn seed_evidence(
+    tx: &vigil_orchestrator::store::TenantTx,
+    case: uuid::Uuid,
+    at: chrono::DateTime<chrono::Utc>,
+    response: &str,
+) {
+    use sea_orm::{ActiveValue::Set, EntityTrait};
+    use vigil_orchestrator::store::entity::evidence;
+    evidence::Entity::insert(evidence::ActiveModel {
+        id: Set(uuid::Uuid::now_v7()),
+        tenant_id: Set(tx.tenant().0),
+        case_id: Set(case),
+        round: Set(1),
+        integration_id: Set(uuid::Uuid::now_v7()),
+        source: Set("graylog.messages".into()),
+        subject: Set("host:ws-1".into()),
+        request: Set("GET /api/search/universal/absolute?query=\"ws-1\"".into()),
+        status: Set("collected".into()),
+        response: Set(Some(response.into())),
+        error: Set(None),
+        collected_at: Set(at),
+    })
+    .exec(&**tx)
+    .await
+    .unwrap();
+}
+
 fn person(label: &str, role: Role) -> Actor {
     Actor {
         label: label.into(),
@@ -557,6 +585,8 @@ mod rls {
             )
             .await
             .unwrap();
+            // An evidence item of a case (evidence).
+            seed_evidence(&tx, uuid::Uuid::now_v7(), c.now(), r#"{"messages": []}"#).await;
             tx.commit().await.unwrap();
             // The audit chain's head is signed (audit_checkpoints).
             vigil_orchestrator::audit::chain::checkpoint(

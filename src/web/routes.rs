@@ -72,6 +72,11 @@ pub fn routes() -> (Router<AppState>, RouteTable) {
             get(pages::cases::alert_page),
         )
         .route(
+            "/evidence/{id}",
+            &[(M::GET, Tenant("case", "read"))],
+            get(pages::cases::evidence_page),
+        )
+        .route(
             "/drafts/{id}/approve",
             &[(M::POST, Tenant("draft", "decide"))],
             post(pages::cases::approve_draft),
@@ -466,6 +471,11 @@ pub fn routes() -> (Router<AppState>, RouteTable) {
             "/api/v1/alerts/{id}",
             &[(M::GET, Tenant("case", "read"))],
             get(api::ingest::get),
+        )
+        .route(
+            "/api/v1/evidence/{id}",
+            &[(M::GET, Tenant("case", "read"))],
+            get(api::evidence::get),
         )
         .route(
             "/api/v1/integrations",

@@ -230,6 +230,18 @@ mod integrations_page {
     }
 }
 
+/// A page requested by a signed-in person (their session cookie).
+fn page_get(c: &Caller, uri: &str) -> Request<Body> {
+    let Caller::Session { cookie, .. } = c else {
+        unreachable!("pages are for sessions")
+    };
+    Request::builder()
+        .uri(uri)
+        .header(header::COOKIE, format!("vigil_session={cookie}"))
+        .body(Body::empty())
+        .unwrap()
+}
+
 /// The case queue's filters on both backends: severity, state, title words
 /// (case-insensitive; LIKE wildcards are literal), sort by severity; bad
 /// filters are a 422 page, never a 500; another tenant's case is a 404.
@@ -268,16 +280,7 @@ async fn case_queue(backend: Backend) {
         .as_str()
         .unwrap()
         .to_owned();
-    let get = |c: &Caller, uri: &str| {
-        let Caller::Session { cookie, .. } = c else {
-            unreachable!()
-        };
-        Request::builder()
-            .uri(uri)
-            .header(header::COOKIE, format!("vigil_session={cookie}"))
-            .body(Body::empty())
-            .unwrap()
-    };
+    let get = page_get;
     let rows = |html: &str| html.matches("<tr data-row>").count();
     let (s, html, _) = app.send(get(&ann, "/cases")).await;
     assert_eq!(s, StatusCode::OK);
@@ -597,5 +600,128 @@ mod sso_discovery {
     #[tokio::test]
     async fn postgres() {
         super::sso_discovery(super::Backend::Postgres).await
+    }
+}
+
+/// Evidence items: the API returns one item of the tenant's (another
+/// tenant's is a 404, the executive is refused), the viewer highlights the
+/// cited field of the vendor's answer, a not-collected item says why, and
+/// the case page lists both.
+async fn evidence_items(backend: Backend) {
+    use sea_orm::{ActiveValue::Set, EntityTrait};
+    use serde_json::json;
+    use vigil_orchestrator::store::entity::evidence;
+    let app = app(backend).await;
+    let a = app.tenant("A").await;
+    let b = app.tenant("B").await;
+    let ann = app.session(Some(a), Role::AnalystEdit, false).await;
+    let bea = app.session(Some(b), Role::AnalystEdit, false).await;
+    let exec = app.session(Some(a), Role::Executive, false).await;
+    let (_, res) = app
+        .call(
+            &ann,
+            Method::POST,
+            "/api/v1/cases",
+            Some(json!({"title": "Beaconing"})),
+        )
+        .await;
+    let case: uuid::Uuid = serde_json::from_str::<serde_json::Value>(&res).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let answer = r#"{"meta": {}, "resources": [{"device_id": "dev-1", "hostname": "ws-042", "status": "normal"}], "errors": []}"#;
+    let (got, missing) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+    let tx = app.state.store.begin_tenant(a).await.unwrap();
+    for (id, subject, response, error) in [
+        (got, "host:ws-042", Some(answer.to_owned()), None),
+        (
+            missing,
+            "user:m.rossi",
+            None,
+            Some("the vendor failed (HTTP 503)".to_owned()),
+        ),
+    ] {
+        evidence::Entity::insert(evidence::ActiveModel {
+            id: Set(id),
+            tenant_id: Set(a.0),
+            case_id: Set(case),
+            round: Set(1),
+            integration_id: Set(uuid::Uuid::now_v7()),
+            source: Set("crowdstrike.device".into()),
+            subject: Set(subject.into()),
+            request: Set("GET /devices/queries/devices/v1?filter=hostname:'ws-042'".into()),
+            status: Set(if response.is_some() {
+                "collected"
+            } else {
+                "not_collected"
+            }
+            .into()),
+            response: Set(response),
+            error: Set(error),
+            collected_at: Set(vigil_orchestrator::Clock::now(app.clock.as_ref())),
+        })
+        .exec(&*tx)
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+
+    let (s, res) = app
+        .call(&ann, Method::GET, &format!("/api/v1/evidence/{got}"), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{res}");
+    let v: serde_json::Value = serde_json::from_str(&res).unwrap();
+    assert_eq!(v["response"]["resources"][0]["device_id"], "dev-1");
+    assert_eq!(
+        (v["case_id"].as_str(), v["status"].as_str()),
+        (Some(case.to_string().as_str()), Some("collected"))
+    );
+    let (s, res) = app
+        .call(&bea, Method::GET, &format!("/api/v1/evidence/{got}"), None)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "another tenant's item: {res}");
+    assert!(res.contains(r#""code""#), "the error shape: {res}");
+    let (s, _) = app
+        .call(&exec, Method::GET, &format!("/api/v1/evidence/{got}"), None)
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "no raw telemetry for executives");
+    let (s, _) = app
+        .call(&ann, Method::GET, "/api/v1/evidence/not-an-id", None)
+        .await;
+    assert!(s == StatusCode::NOT_FOUND || s == StatusCode::BAD_REQUEST, "{s}");
+    let (_, res) = app
+        .call(&ann, Method::GET, &format!("/api/v1/cases/{case}"), None)
+        .await;
+    let v: serde_json::Value = serde_json::from_str(&res).unwrap();
+    assert_eq!(v["evidence"].as_array().map(Vec::len), Some(2), "{res}");
+
+    let page = page_get;
+    let (s, html, _) = app
+        .send(page(&ann, &format!("/evidence/{got}?at=/resources/0/status")))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{html}");
+    assert!(html.contains(r#"class="line cited" id="cited""#), "{html}");
+    assert!(html.contains("a removed integration"), "{html}");
+    let (_, html, _) = app.send(page(&ann, &format!("/evidence/{missing}"))).await;
+    assert!(html.contains("the vendor failed (HTTP 503)"), "{html}");
+    let (s, _, _) = app.send(page(&bea, &format!("/evidence/{got}"))).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (_, html, _) = app.send(page(&ann, &format!("/cases/{case}"))).await;
+    assert!(html.contains(&format!("/evidence/{got}")), "{html}");
+    assert!(
+        html.contains("not collected: the vendor failed (HTTP 503)"),
+        "{html}"
+    );
+}
+
+mod evidence_page {
+    #[tokio::test]
+    async fn sqlite() {
+        super::evidence_items(super::Backend::Sqlite).await
+    }
+    #[tokio::test]
+    async fn postgres() {
+        super::evidence_items(super::Backend::Postgres).await
     }
 }

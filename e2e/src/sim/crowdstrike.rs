@@ -1,7 +1,8 @@
 //! CrowdStrike Falcon: OAuth2 client credentials (`POST /oauth2/token`,
 //! form-encoded, 201 with `expires_in`), Alerts API v2 (query ids with FQL
 //! `updated_timestamp:>='…'`, sort, offset/limit; fetch entities by
-//! composite id) and the device action `contain`. Tokens can be expired and
+//! composite id), hosts (query device ids with FQL `hostname:'…'`, device
+//! entities v2 by `ids`) and the device action `contain`. Tokens can be expired and
 //! the client secret revoked from the test.
 
 use std::collections::HashSet;
@@ -26,6 +27,8 @@ pub struct Falcon {
     /// Alerts, kept sorted by `updated_timestamp`.
     pub alerts: Mutex<Vec<Value>>,
     pub contained: Mutex<Vec<String>>,
+    /// Device records (`device_id`, `hostname`, `status`, …).
+    pub devices: Mutex<Vec<Value>>,
 }
 
 impl Falcon {
@@ -56,6 +59,88 @@ impl Falcon {
             )),
         }
     }
+}
+
+/// A device record as `GET /devices/entities/devices/v2` returns it (the
+/// documented fields Vigil reads, and a few it does not).
+pub fn device(id: &str, host: &str, status: &str) -> Value {
+    json!({
+        "device_id": id,
+        "cid": "0123456789abcdef0123456789abcdef",
+        "agent_version": "7.16.18605.0",
+        "hostname": host,
+        "local_ip": "10.1.2.42",
+        "external_ip": "203.0.113.7",
+        "mac_address": "00-50-56-aa-bb-cc",
+        "platform_name": "Windows",
+        "os_version": "Windows 11",
+        "product_type_desc": "Workstation",
+        "first_seen": "2026-01-12T08:00:00Z",
+        "last_seen": "2026-11-22T09:20:00Z",
+        "status": status,
+        "groups": [],
+        "tags": ["FalconGroupingTags/Finance"]
+    })
+}
+
+async fn device_ids(State(s): State<S>, h: HeaderMap, Query(q): Query<Vec<(String, String)>>) -> Response {
+    if let Err(r) = s.auth(&h) {
+        return r;
+    }
+    let filter = q.iter().find(|(k, _)| k == "filter").map(|(_, v)| v.clone());
+    let Some(host) = filter
+        .as_deref()
+        .and_then(|f| f.strip_prefix("hostname:'"))
+        .and_then(|r| r.strip_suffix('\''))
+    else {
+        return err(StatusCode::BAD_REQUEST, "invalid filter");
+    };
+    let ids: Vec<Value> = s
+        .devices
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|d| {
+            d["hostname"]
+                .as_str()
+                .is_some_and(|n| n.eq_ignore_ascii_case(host))
+        })
+        .map(|d| d["device_id"].clone())
+        .collect();
+    axum::Json(json!({
+        "meta": {"query_time": 0.004, "pagination": {"offset": 0, "limit": 10, "total": ids.len()}, "powered_by": "device-api", "trace_id": "sim"},
+        "resources": ids,
+        "errors": []
+    }))
+    .into_response()
+}
+
+async fn device_entities(
+    State(s): State<S>,
+    h: HeaderMap,
+    Query(q): Query<Vec<(String, String)>>,
+) -> Response {
+    if let Err(r) = s.auth(&h) {
+        return r;
+    }
+    let ids: Vec<&str> = q
+        .iter()
+        .filter(|(k, _)| k == "ids")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    if ids.is_empty() {
+        return err(StatusCode::BAD_REQUEST, "ids is required");
+    }
+    let found: Vec<Value> = s
+        .devices
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|d| d["device_id"].as_str().is_some_and(|i| ids.contains(&i)))
+        .cloned()
+        .collect();
+    axum::Json(json!({"meta": {"query_time": 0.002, "powered_by": "device-api", "trace_id": "sim"}, "resources": found, "errors": []}))
+        .into_response()
 }
 
 fn err(s: StatusCode, msg: &str) -> Response {
@@ -220,6 +305,8 @@ pub async fn start(client_id: &str, secret: &str) -> (Running, Arc<Falcon>) {
         .route("/alerts/queries/alerts/v2", get(query))
         .route("/alerts/entities/alerts/v2", post(entities))
         .route("/devices/entities/devices-actions/v2", post(action))
+        .route("/devices/queries/devices/v1", get(device_ids))
+        .route("/devices/entities/devices/v2", get(device_entities))
         .with_state(s.clone());
     (serve(app).await, s)
 }

@@ -1,6 +1,7 @@
 //! Graylog events search (`POST /api/events/search`): absolute time range,
-//! sorted by timestamp, paged. Basic auth (access token as user name,
-//! `token` as password); `X-Requested-By` required, as Graylog does.
+//! sorted by timestamp, paged; message search (`GET
+//! /api/search/universal/absolute`: a Lucene phrase, from/to, limit). Basic
+//! auth (access token as user name, `token` as password); `X-Requested-By` required, as Graylog does.
 
 use std::sync::{Arc, Mutex};
 
@@ -18,6 +19,79 @@ pub struct Graylog {
     pub token: String,
     /// `{event, index_name, index_type}` rows.
     pub events: Mutex<Vec<Value>>,
+    /// Stored messages (`{message: {_id, timestamp, source, message, …}, index}`).
+    pub messages: Mutex<Vec<Value>>,
+}
+
+/// A stored message as the universal search returns it.
+pub fn message(n: usize, ts: &str, source: &str, text: &str) -> Value {
+    json!({
+        "message": {
+            "_id": format!("{n:08x}-0000-11ef-9a1b-0242ac120002"),
+            "timestamp": ts,
+            "source": source,
+            "message": text,
+            "gl2_source_input": "5f0c0c0c0c0c0c0c0c0c0c0d",
+            "streams": ["000000000000000000000001"]
+        },
+        "index": "graylog_0",
+        "highlight_ranges": {},
+        "decoration_stats": null
+    })
+}
+
+async fn universal(
+    State(s): State<Arc<Graylog>>,
+    h: HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<Vec<(String, String)>>,
+) -> Response {
+    match basic(&h) {
+        Some((u, p)) if u == s.token && p == "token" => {}
+        _ => return err(StatusCode::UNAUTHORIZED, "Unauthorized"),
+    }
+    let get = |k: &str| q.iter().find(|(a, _)| a == k).map(|(_, v)| v.clone());
+    let (Some(query), Some(from), Some(to)) = (get("query"), get("from"), get("to")) else {
+        return err(StatusCode::BAD_REQUEST, "query, from and to are required");
+    };
+    // One quoted phrase, as Vigil sends it.
+    let Some(term) = query.strip_prefix('"').and_then(|r| r.strip_suffix('"')) else {
+        return err(StatusCode::BAD_REQUEST, "unsupported query");
+    };
+    let term = term.replace("\\\"", "\"").replace("\\\\", "\\");
+    let limit: usize = get("limit").and_then(|l| l.parse().ok()).unwrap_or(150);
+    let norm = |t: &str| t.replace('T', " ").trim_end_matches('Z').to_owned();
+    let (from, to) = (norm(&from), norm(&to));
+    let mut found: Vec<Value> = s
+        .messages
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|m| {
+            let t = norm(m["message"]["timestamp"].as_str().unwrap_or(""));
+            t >= from && t <= to && m["message"].to_string().contains(&term)
+        })
+        .cloned()
+        .collect();
+    found.sort_by(|a, b| {
+        b["message"]["timestamp"]
+            .as_str()
+            .cmp(&a["message"]["timestamp"].as_str())
+    });
+    let total = found.len();
+    found.truncate(limit);
+    axum::Json(json!({
+        "query": query,
+        "built_query": "{}",
+        "used_indices": [{"index_name": "graylog_0", "begin": null, "end": null, "calculated_at": null, "took_ms": 0}],
+        "messages": found,
+        "fields": ["source", "message", "timestamp"],
+        "time": 3,
+        "total_results": total,
+        "from": get("from"),
+        "to": get("to"),
+        "decoration_stats": null
+    }))
+    .into_response()
 }
 
 pub fn event(n: usize, ts: &str, host: &str, ip: &str) -> Value {
@@ -100,6 +174,7 @@ pub async fn start(token: &str) -> (Running, Arc<Graylog>) {
     });
     let app = Router::new()
         .route("/api/events/search", post(search))
+        .route("/api/search/universal/absolute", axum::routing::get(universal))
         .with_state(s.clone());
     (serve(app).await, s)
 }

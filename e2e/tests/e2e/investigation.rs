@@ -4,13 +4,21 @@
 //! a new round (and draft version) for later alerts, nothing under the
 //! kill switch. On both backends, with the worker `vigil serve` runs.
 
+use std::sync::Arc;
+
 use chrono::{Duration, TimeZone, Utc};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::json;
+use vigil_e2e::sim::{self, Fault};
 use vigil_orchestrator::audit::Actor;
+use vigil_orchestrator::connect::connectors::Connectors;
+use vigil_orchestrator::engine::outbox;
 use vigil_orchestrator::engine::state::GateKind;
 use vigil_orchestrator::engine::{gates, kill, steps};
+use vigil_orchestrator::pipeline::evidence;
 use vigil_orchestrator::pipeline::{drafts, ingest, investigation};
+use vigil_orchestrator::secrets::credentials::MasterKey;
+use vigil_orchestrator::secrets::vault;
 use vigil_orchestrator::store::entity::step;
 use vigil_orchestrator::testkit::TestDb;
 use vigil_orchestrator::{ManualClock, Role, connect::integrations, identity};
@@ -30,7 +38,14 @@ fn alert(n: usize, title: &str, tactic: &str, minute: i64) -> String {
 }
 
 async fn drain(db: &TestDb, clock: &ManualClock) -> usize {
-    let registry = investigation::registry(steps::Registry::default());
+    // No integration to read evidence from: the connectors are never called.
+    let conn = Connectors::new(
+        db.store.clone(),
+        Arc::new(MasterKey::generate()),
+        Arc::new(vigil_orchestrator::SystemClock),
+    )
+    .unwrap();
+    let registry = investigation::registry(steps::Registry::default(), conn);
     let mut w = steps::Worker::new("test-investigation");
     w.db_clock = false;
     let mut ran = 0;
@@ -230,4 +245,493 @@ async fn investigation_runs_itself_sqlite() {
 #[tokio::test]
 async fn investigation_runs_itself_postgres() {
     runs_itself(TestDb::postgres().await).await;
+}
+
+/// Runs due steps until none is left; every step that ran, by kind, and
+/// how many were retried.
+async fn run_all(db: &TestDb, clock: &ManualClock, conn: &Connectors) -> (usize, usize) {
+    let registry = investigation::registry(steps::Registry::default(), conn.clone());
+    let mut w = steps::Worker::new("test-evidence");
+    w.db_clock = false;
+    let (mut ran, mut retried) = (0, 0);
+    for _ in 0..50 {
+        let r = steps::run_once(&db.store, clock, &registry, &w).await.unwrap();
+        if r.claimed() == 0 {
+            break;
+        }
+        assert_eq!(r.dead, 0, "{r:?}");
+        ran += r.succeeded;
+        retried += r.retried;
+    }
+    (ran, retried)
+}
+
+struct Estate {
+    tenant: vigil_orchestrator::TenantId,
+    hook: uuid::Uuid,
+    falcon: uuid::Uuid,
+    graylog: uuid::Uuid,
+    jira: uuid::Uuid,
+}
+
+/// A tenant with a webhook, CrowdStrike and Graylog (read scopes, as every
+/// integration starts) and Jira, each with a credential for its simulator.
+async fn estate(db: &TestDb, c: &ManualClock, master: &MasterKey, cs: &str, gl: &str, jira: &str) -> Estate {
+    let tx = db.store.begin_platform().await.unwrap();
+    let t = identity::create_tenant(&tx, c, &Actor::cli(), "Evidence")
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let eng = Actor {
+        label: "user:eng".into(),
+        role: Some(Role::SecurityEngineer),
+        source_ip: None,
+    };
+    let tx = db.store.begin_tenant(t.id).await.unwrap();
+    let hook = integrations::create(&tx, c, &eng, "webhook", "edr", json!({}))
+        .await
+        .unwrap();
+    let falcon = integrations::create(
+        &tx,
+        c,
+        &eng,
+        "crowdstrike",
+        "Falcon",
+        json!({"base_url": cs, "client_id": "cid"}),
+    )
+    .await
+    .unwrap();
+    vault::set(&tx, c, master, &eng, falcon.id, b"secret")
+        .await
+        .unwrap();
+    let graylog = integrations::create(&tx, c, &eng, "graylog", "Graylog", json!({"base_url": gl}))
+        .await
+        .unwrap();
+    vault::set(&tx, c, master, &eng, graylog.id, b"gl-token")
+        .await
+        .unwrap();
+    let j = integrations::create(
+        &tx,
+        c,
+        &eng,
+        "jira",
+        "Jira",
+        json!({"base_url": jira, "email": "soc@acme.example", "project_key": "SOC"}),
+    )
+    .await
+    .unwrap();
+    vault::set(&tx, c, master, &eng, j.id, b"tok").await.unwrap();
+    let admin = Actor {
+        label: "user:adm".into(),
+        role: Some(Role::TenantAdmin),
+        source_ip: None,
+    };
+    integrations::set_scope(&tx, c, &admin, j.id, "issue:create", true)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    Estate {
+        tenant: t.id,
+        hook: hook.id,
+        falcon: falcon.id,
+        graylog: graylog.id,
+        jira: j.id,
+    }
+}
+
+async fn deliver(db: &TestDb, c: &ManualClock, e: &Estate, texts: Vec<String>) {
+    let tx = db.store.begin_tenant(e.tenant).await.unwrap();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let checked = ingest::check("auto", &refs).unwrap();
+    ingest::store_checked(&tx, c, e.hook, checked).await.unwrap();
+    tx.commit().await.unwrap();
+}
+
+/// The story, with no request but the ingest: alerts in → evidence from the
+/// CrowdStrike and Graylog simulators (a Graylog 503 retried by the engine)
+/// → a cited draft whose entities and timeline cite the evidence → proposed
+/// escalation, ticket and containment → a second person approves the ticket
+/// → the Jira simulator receives exactly one issue.
+async fn investigated_with_evidence(db: TestDb) {
+    let c = Arc::new(ManualClock::new(
+        Utc.with_ymd_and_hms(2026, 11, 22, 9, 30, 0).unwrap(),
+    ));
+    let master = Arc::new(MasterKey::generate());
+    let (cs_run, falcon) = sim::crowdstrike::start("cid", "secret").await;
+    let (gl_run, graylog) = sim::graylog::start("gl-token").await;
+    let (jira_run, jira) = sim::jira::start("soc@acme.example", "tok").await;
+    falcon
+        .devices
+        .lock()
+        .unwrap()
+        .push(sim::crowdstrike::device("dev-042", "ws-042", "normal"));
+    graylog.messages.lock().unwrap().extend([
+        sim::graylog::message(
+            1,
+            "2026-11-22 08:58:00.000",
+            "dc-01",
+            "Kerberos TGT requested for m.rossi from ws-042",
+        ),
+        sim::graylog::message(
+            2,
+            "2026-11-22 09:03:00.000",
+            "ws-042",
+            "Sysmon: lsass.exe accessed by rundll32.exe",
+        ),
+        // Outside the case's window: not found.
+        sim::graylog::message(3, "2026-11-20 10:00:00.000", "ws-042", "patch run"),
+    ]);
+    let e = estate(&db, &c, &master, &cs_run.base(), &gl_run.base(), &jira_run.base()).await;
+    let conn = Connectors::new(db.store.clone(), master.clone(), c.clone()).unwrap();
+    deliver(
+        &db,
+        &c,
+        &e,
+        vec![
+            alert(1, "Suspicious PowerShell", "Execution", 0),
+            alert(2, "Credential dumping from LSASS", "Credential Access", 5),
+            alert(3, "Lateral movement over SMB", "Lateral Movement", 8),
+            alert(4, "Lateral movement over SMB", "Lateral Movement", 9),
+            alert(5, "Lateral movement over SMB", "Lateral Movement", 10),
+        ],
+    )
+    .await;
+    // Graylog fails once: the collect step is retried with backoff, and the
+    // retry asks only for what is missing.
+    gl_run
+        .control
+        .push_on("GET /api/search/universal/absolute", Fault::Status(503, None));
+    c.advance(investigation::DEBOUNCE + Duration::seconds(1));
+    let (ran, retried) = run_all(&db, &c, &conn).await;
+    assert_eq!((ran, retried), (0, 1), "the collect step waits for its retry");
+    let searches = gl_run.control.count("GET /api/search/universal/absolute");
+    assert_eq!(searches, 3, "host, user and address of the case");
+    c.advance(Duration::seconds(5));
+    let (ran, _) = run_all(&db, &c, &conn).await;
+    assert_eq!(ran, 4, "collect, assess, draft, propose");
+    assert_eq!(
+        gl_run.control.count("GET /api/search/universal/absolute"),
+        searches + 1,
+        "only the failed search again"
+    );
+
+    let tx = db.store.begin_tenant(e.tenant).await.unwrap();
+    let case_id = vigil_orchestrator::engine::cases::list(&tx, None, 10, 0)
+        .await
+        .unwrap()
+        .0[0]
+        .id;
+    let items = evidence::of_case(&tx, case_id).await.unwrap();
+    let mut seen: Vec<(String, String, String)> = items
+        .iter()
+        .map(|i| (i.source.clone(), i.subject.clone(), i.status.clone()))
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        vec![
+            (
+                "crowdstrike.device".into(),
+                "host:ws-042".into(),
+                "collected".into()
+            ),
+            (
+                "graylog.messages".into(),
+                "host:ws-042".into(),
+                "collected".into()
+            ),
+            (
+                "graylog.messages".into(),
+                "ip:10.1.2.42".into(),
+                "collected".into()
+            ),
+            (
+                "graylog.messages".into(),
+                "user:m.rossi".into(),
+                "collected".into()
+            ),
+        ]
+    );
+    let device = items.iter().find(|i| i.source == "crowdstrike.device").unwrap();
+    assert_eq!(device.integration_id, e.falcon);
+    assert_eq!(
+        device.response.as_ref().unwrap()["resources"][0]["device_id"],
+        "dev-042"
+    );
+    assert!(
+        device
+            .request
+            .contains("/devices/entities/devices/v2?ids=dev-042"),
+        "{}",
+        device.request
+    );
+    let host_search = items
+        .iter()
+        .find(|i| i.subject == "host:ws-042" && i.integration_id == e.graylog)
+        .unwrap();
+    assert_eq!(
+        host_search.response.as_ref().unwrap()["total_results"],
+        2,
+        "the two messages in the window"
+    );
+
+    // The draft cites the evidence; the validator accepts those citations.
+    let d = drafts::list(&tx, case_id, false).await.unwrap().remove(0);
+    assert_eq!(d.drafter, "deterministic (round 1)");
+    let body: drafts::Body = serde_json::from_value(d.body.clone()).unwrap();
+    drafts::validate(&tx, case_id, &body).await.unwrap();
+    let cited: Vec<&drafts::Sentence> = body
+        .entities
+        .iter()
+        .chain(&body.timeline)
+        .filter(|s| s.cites.iter().any(|c| c.evidence_id.is_some()))
+        .collect();
+    let texts: Vec<&str> = cited.iter().map(|s| s.text.as_str()).collect();
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains("CrowdStrike knows host ws-042") && t.contains("containment status: normal")),
+        "{texts:?}"
+    );
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains("Graylog holds 2 message(s) naming host ws-042")),
+        "{texts:?}"
+    );
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains("lsass.exe accessed by rundll32.exe")),
+        "{texts:?}"
+    );
+    assert!(
+        !texts.iter().any(|t| t.contains("patch run")),
+        "outside the window"
+    );
+    let actions: Vec<&str> = body.recommendations.iter().map(|r| r.action.as_str()).collect();
+    assert_eq!(actions, ["escalate_critical", "contain_host"]);
+
+    // A citation of evidence outside the case (or of nothing) is refused.
+    let mut forged = body.clone();
+    forged.entities[0].cites = vec![drafts::Citation::evidence(uuid::Uuid::now_v7(), "/resources")];
+    let err = drafts::validate(&tx, case_id, &forged)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("outside this case"), "{err}");
+    forged.entities[0].cites = vec![drafts::Citation::evidence(device.id, "/resources/7")];
+    let err = drafts::validate(&tx, case_id, &forged)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("points nowhere"), "{err}");
+
+    // Vigil proposed escalation, the ticket and the containment of the device.
+    let (proposed, _) = gates::list(&tx, None, Some(case_id), 50, 0).await.unwrap();
+    let mut kinds: Vec<GateKind> = proposed.iter().map(|g| g.kind).collect();
+    kinds.sort_by_key(|k| k.as_str());
+    assert_eq!(
+        kinds,
+        [
+            GateKind::ContainHost,
+            GateKind::EscalateCritical,
+            GateKind::TicketWrite
+        ]
+    );
+    let contain = proposed.iter().find(|g| g.kind == GateKind::ContainHost).unwrap();
+    assert_eq!(contain.payload["device_id"], "dev-042");
+    assert_eq!(contain.payload["integration_id"], json!(e.falcon));
+    assert_eq!(contain.requested_by, "system:investigation");
+    let ticket = proposed
+        .iter()
+        .find(|g| g.kind == GateKind::TicketWrite)
+        .unwrap()
+        .clone();
+    assert_eq!(ticket.payload["integration_id"], json!(e.jira));
+    tx.commit().await.unwrap();
+
+    // A person approves the ticket; the outbox sends it, exactly once.
+    let tx = db.store.begin_tenant(e.tenant).await.unwrap();
+    let ann = Actor {
+        label: "user:ann".into(),
+        role: Some(Role::AnalystEdit),
+        source_ip: None,
+    };
+    gates::approve(
+        &tx,
+        c.as_ref(),
+        &gates::Decider {
+            actor: &ann,
+            may_decide: &|_| true,
+        },
+        ticket.id,
+        &ticket.payload_hash,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let r = outbox::run_due(&db.store, c.as_ref(), &conn, 10).await.unwrap();
+    assert_eq!(r.executed, 1, "{r:?}");
+    outbox::run_due(&db.store, c.as_ref(), &conn, 10).await.unwrap();
+    assert_eq!(jira.issues().len(), 1);
+    assert_eq!(
+        falcon.contained.lock().unwrap().len(),
+        0,
+        "containment waits for its own gate"
+    );
+    let tx = db.store.begin_tenant(e.tenant).await.unwrap();
+    let p = investigation::progress(&tx, case_id).await.unwrap();
+    assert_eq!((p.rounds[0].round, p.rounds[0].state), (1, "complete"));
+    tx.commit().await.unwrap();
+}
+
+#[tokio::test]
+async fn investigated_with_evidence_sqlite() {
+    investigated_with_evidence(TestDb::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn investigated_with_evidence_postgres() {
+    investigated_with_evidence(TestDb::postgres().await).await;
+}
+
+/// Enrichment that fails: a source that keeps failing is recorded as not
+/// collected after the last try, garbage and a 10 MB answer at once, an
+/// integration without a credential says so; the round still ends with a
+/// validated draft.
+async fn enrichment_failing(db: TestDb) {
+    let c = Arc::new(ManualClock::new(
+        Utc.with_ymd_and_hms(2026, 11, 22, 9, 30, 0).unwrap(),
+    ));
+    let master = Arc::new(MasterKey::generate());
+    let (cs_run, _falcon) = sim::crowdstrike::start("cid", "secret").await;
+    let (gl_run, _graylog) = sim::graylog::start("gl-token").await;
+    let e = estate(
+        &db,
+        &c,
+        &master,
+        &cs_run.base(),
+        &gl_run.base(),
+        "http://127.0.0.1:9",
+    )
+    .await;
+    // A second Graylog without a credential.
+    let tx = db.store.begin_tenant(e.tenant).await.unwrap();
+    let eng = Actor {
+        label: "user:eng".into(),
+        role: Some(Role::SecurityEngineer),
+        source_ip: None,
+    };
+    integrations::create(
+        &tx,
+        c.as_ref(),
+        &eng,
+        "graylog",
+        "Graylog 2",
+        json!({"base_url": gl_run.base()}),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    // CrowdStrike is down for every try; Graylog answers garbage, 10 MB, then a 503 forever.
+    for _ in 0..evidence::TRIES * 2 {
+        cs_run
+            .control
+            .push_on("POST /oauth2/token", Fault::Status(503, None));
+    }
+    gl_run
+        .control
+        .push_on("GET /api/search/universal/absolute", Fault::Garbage);
+    gl_run
+        .control
+        .push_on("GET /api/search/universal/absolute", Fault::Huge);
+    for _ in 0..evidence::TRIES * 2 {
+        gl_run
+            .control
+            .push_on("GET /api/search/universal/absolute", Fault::Status(503, None));
+    }
+    let conn = Connectors::new(db.store.clone(), master.clone(), c.clone()).unwrap();
+    deliver(
+        &db,
+        &c,
+        &e,
+        vec![alert(1, "Credential dumping from LSASS", "Credential Access", 0)],
+    )
+    .await;
+    c.advance(investigation::DEBOUNCE + Duration::seconds(1));
+    let mut ran = 0;
+    for _ in 0..evidence::TRIES {
+        ran += run_all(&db, &c, &conn).await.0;
+        c.advance(Duration::minutes(1));
+    }
+    assert_eq!(ran, 4, "the round ends after the last try");
+    let tx = db.store.begin_tenant(e.tenant).await.unwrap();
+    let case_id = vigil_orchestrator::engine::cases::list(&tx, None, 10, 0)
+        .await
+        .unwrap()
+        .0[0]
+        .id;
+    let items = evidence::of_case(&tx, case_id).await.unwrap();
+    let why = |subject: &str, integration: uuid::Uuid| {
+        items
+            .iter()
+            .find(|i| i.subject == subject && i.integration_id == integration)
+            .map(|i| (i.status.clone(), i.error.clone().unwrap_or_default()))
+            .unwrap()
+    };
+    let (st, err) = why("host:ws-042", e.falcon);
+    assert_eq!(st, "not_collected");
+    assert!(err.contains("vendor failed (HTTP 503)"), "{err}");
+    let errors: Vec<String> = items
+        .iter()
+        .filter(|i| i.integration_id == e.graylog)
+        .map(|i| {
+            assert_eq!(i.status, "not_collected", "{i:?}");
+            assert!(i.response.is_none());
+            i.error.clone().unwrap()
+        })
+        .collect();
+    assert_eq!(errors.len(), 3, "{errors:?}");
+    assert!(
+        errors.iter().any(|e| e.contains("not what its API documents")),
+        "{errors:?}"
+    );
+    assert!(errors.iter().any(|e| e.contains("larger than")), "{errors:?}");
+    assert!(errors.iter().any(|e| e.contains("HTTP 503")), "{errors:?}");
+    assert!(
+        items
+            .iter()
+            .any(|i| i.error.as_deref() == Some("the integration has no credential: set one")),
+        "{items:?}"
+    );
+    let d = drafts::list(&tx, case_id, false).await.unwrap().remove(0);
+    let body: drafts::Body = serde_json::from_value(d.body.clone()).unwrap();
+    drafts::validate(&tx, case_id, &body).await.unwrap();
+    assert!(
+        !body
+            .entities
+            .iter()
+            .any(|s| s.cites.iter().any(|c| c.evidence_id.is_some())),
+        "nothing collected, nothing cited"
+    );
+    let p = investigation::progress(&tx, case_id).await.unwrap();
+    assert_eq!(p.rounds[0].state, "complete");
+    let collect = p.rounds[0]
+        .steps
+        .iter()
+        .find(|s| s.kind == investigation::COLLECT)
+        .unwrap();
+    assert_eq!(collect.attempts, evidence::TRIES);
+    tx.commit().await.unwrap();
+}
+
+#[tokio::test]
+async fn enrichment_failing_sqlite() {
+    enrichment_failing(TestDb::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn enrichment_failing_postgres() {
+    enrichment_failing(TestDb::postgres().await).await;
 }

@@ -584,10 +584,7 @@ async fn drafts_cite_their_evidence(db: TestDb) {
     drafts::validate(&tx, case, &body).await.unwrap();
 
     // Hostile drafts, each refused.
-    let good = Citation {
-        alert_id: ids[0],
-        pointer: "/device/hostname".into(),
-    };
+    let good = Citation::alert(ids[0], "/device/hostname");
     let sentence = |cites: Vec<Citation>| Sentence {
         text: "x".into(),
         cites,
@@ -598,23 +595,29 @@ async fn drafts_cite_their_evidence(db: TestDb) {
             ..Body::default()
         },
         Body {
+            summary: vec![sentence(vec![Citation::alert(other, "/device/hostname")])],
+            ..Body::default()
+        },
+        Body {
+            summary: vec![sentence(vec![Citation::alert(ids[0], "/nowhere")])],
+            ..Body::default()
+        },
+        Body {
+            summary: vec![sentence(vec![Citation::alert(uuid::Uuid::new_v4(), "/")])],
+            ..Body::default()
+        },
+        // A citation naming both an alert and an evidence item, or neither.
+        Body {
             summary: vec![sentence(vec![Citation {
-                alert_id: other,
-                pointer: "/device/hostname".into(),
+                evidence_id: Some(uuid::Uuid::new_v4()),
+                ..good.clone()
             }])],
             ..Body::default()
         },
         Body {
             summary: vec![sentence(vec![Citation {
-                alert_id: ids[0],
-                pointer: "/nowhere".into(),
-            }])],
-            ..Body::default()
-        },
-        Body {
-            summary: vec![sentence(vec![Citation {
-                alert_id: uuid::Uuid::new_v4(),
-                pointer: "/".into(),
+                alert_id: None,
+                ..good.clone()
             }])],
             ..Body::default()
         },

@@ -17,9 +17,10 @@ use crate::store::entity::tenant;
 use crate::{Clock, Error, PlatformTx, Result, Store, TenantId};
 
 /// Every tenant table, children before parents.
-pub const ORDER: [&str; 29] = [
+pub const ORDER: [&str; 30] = [
     "tenant_keys",
     "credentials",
+    "evidence",
     "observables",
     "case_alerts",
     "case_entities",

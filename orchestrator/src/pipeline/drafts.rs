@@ -26,8 +26,32 @@ use crate::{Clock, Error, Result};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Citation {
-    pub alert_id: Uuid,
+    /// The cited alert of the case …
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert_id: Option<Uuid>,
+    /// … or the cited evidence item of the case (exactly one of the two).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub evidence_id: Option<Uuid>,
+    /// JSON pointer into the cited document.
     pub pointer: String,
+}
+
+impl Citation {
+    pub fn alert(id: Uuid, pointer: impl Into<String>) -> Self {
+        Citation {
+            alert_id: Some(id),
+            evidence_id: None,
+            pointer: pointer.into(),
+        }
+    }
+
+    pub fn evidence(id: Uuid, pointer: impl Into<String>) -> Self {
+        Citation {
+            alert_id: None,
+            evidence_id: Some(id),
+            pointer: pointer.into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -66,8 +90,15 @@ pub struct Body {
 
 const ACTIONS: &[&str] = &["escalate_critical", "open_ticket", "close_benign", "contain_host"];
 
-/// The case's alerts, parsed (what citations may point into).
-async fn evidence(tx: &TenantTx, case_id: Uuid) -> Result<BTreeMap<Uuid, (Value, String)>> {
+/// What citations of a case may point into: its alerts, parsed, and its
+/// collected evidence items.
+struct Cited {
+    alerts: BTreeMap<Uuid, (Value, String)>,
+    evidence: BTreeMap<Uuid, Value>,
+}
+
+/// The case's alerts and evidence items, parsed.
+async fn evidence(tx: &TenantTx, case_id: Uuid) -> Result<Cited> {
     crate::engine::cases::get(tx, case_id).await?;
     let ids: Vec<Uuid> = case_alert::Entity::find()
         .filter(case_alert::Column::TenantId.eq(tx.tenant().0))
@@ -77,7 +108,7 @@ async fn evidence(tx: &TenantTx, case_id: Uuid) -> Result<BTreeMap<Uuid, (Value,
         .into_iter()
         .map(|l| l.alert_id)
         .collect();
-    let mut out = BTreeMap::new();
+    let mut alerts = BTreeMap::new();
     for a in alert::Entity::find()
         .filter(alert::Column::TenantId.eq(tx.tenant().0))
         .filter(alert::Column::Id.is_in(ids))
@@ -85,23 +116,41 @@ async fn evidence(tx: &TenantTx, case_id: Uuid) -> Result<BTreeMap<Uuid, (Value,
         .await?
     {
         let v: Value = serde_json::from_str(&a.raw).map_err(|e| Error::Invalid(e.to_string()))?;
-        out.insert(a.id, (v, a.format));
+        alerts.insert(a.id, (v, a.format));
     }
-    Ok(out)
+    let evidence = crate::pipeline::evidence::documents(tx, case_id).await?;
+    Ok(Cited { alerts, evidence })
 }
 
-fn check_cites(cites: &[Citation], ev: &BTreeMap<Uuid, (Value, String)>, at: &str) -> Result<()> {
+fn check_cites(cites: &[Citation], ev: &Cited, at: &str) -> Result<()> {
     if cites.is_empty() {
         return Err(Error::Invalid(format!("{at}: no citation")));
     }
     for c in cites {
-        let (doc, _) = ev
-            .get(&c.alert_id)
-            .ok_or_else(|| Error::Invalid(format!("{at}: cites alert {} outside this case", c.alert_id)))?;
+        let (doc, what) = match (c.alert_id, c.evidence_id) {
+            (Some(a), None) => (
+                ev.alerts
+                    .get(&a)
+                    .map(|(d, _)| d)
+                    .ok_or_else(|| Error::Invalid(format!("{at}: cites alert {a} outside this case")))?,
+                format!("alert {a}"),
+            ),
+            (None, Some(e)) => (
+                ev.evidence
+                    .get(&e)
+                    .ok_or_else(|| Error::Invalid(format!("{at}: cites evidence {e} outside this case")))?,
+                format!("evidence {e}"),
+            ),
+            _ => {
+                return Err(Error::Invalid(format!(
+                    "{at}: a citation names exactly one of alert_id and evidence_id"
+                )));
+            }
+        };
         if !c.pointer.starts_with('/') || doc.pointer(&c.pointer).is_none() {
             return Err(Error::Invalid(format!(
-                "{at}: citation {} of alert {} points nowhere",
-                c.pointer, c.alert_id
+                "{at}: citation {} of {what} points nowhere",
+                c.pointer
             )));
         }
     }
@@ -174,15 +223,9 @@ pub async fn draft_of(tx: &TenantTx, case_id: Uuid) -> Result<Body> {
                     .find(|o| o.alert_id == alert)
                     .map(|o| o.pointer.clone())
             })
-            .map(|pointer| Citation {
-                alert_id: alert,
-                pointer,
-            })
+            .map(|pointer| Citation::alert(alert, pointer))
     };
-    let cite = |o: &observable::Model| Citation {
-        alert_id: o.alert_id,
-        pointer: o.pointer.clone(),
-    };
+    let cite = |o: &observable::Model| Citation::alert(o.alert_id, o.pointer.clone());
     let mut body = Body::default();
     let anchored: Vec<Citation> = ids.iter().filter_map(|a| anchor(*a)).collect();
     if let (Some(first), Some(last)) = (rows.first(), rows.last()) {
@@ -244,23 +287,26 @@ pub async fn draft_of(tx: &TenantTx, case_id: Uuid) -> Result<Body> {
             cites: list.iter().take(3).map(|o| cite(o)).collect(),
         });
     }
+    // What the tenant's tools say of the case's entities (evidence items
+    // collected through read scopes; the newest round's item per lookup).
+    let enrichment = enrichment(tx, case_id).await?;
+    body.entities.extend(enrichment.entities);
     for r in rows.iter().filter(|r| r.evidence.pointer.is_some()).take(5) {
         body.timeline.push(Sentence {
             text: format!("{}: {}", r.at.format("%Y-%m-%d %H:%M:%S UTC"), r.summary),
-            cites: vec![Citation {
-                alert_id: r.evidence.alert_id,
-                pointer: r.evidence.pointer.clone().unwrap_or_default(),
-            }],
+            cites: vec![Citation::alert(
+                r.evidence.alert_id,
+                r.evidence.pointer.clone().unwrap_or_default(),
+            )],
         });
     }
     // Recommendations from signals.
     // One signal per listed indicator, citing up to three sightings.
     let mut hits: BTreeMap<(String, String), Vec<Citation>> = BTreeMap::new();
     for s in iocs::signals(tx, case_id).await? {
-        hits.entry((s.kind, s.value)).or_default().push(Citation {
-            alert_id: s.alert_id,
-            pointer: s.pointer,
-        });
+        hits.entry((s.kind, s.value))
+            .or_default()
+            .push(Citation::alert(s.alert_id, s.pointer));
     }
     let mut signals = Vec::new();
     for ((kind, value), cites) in hits.into_iter().take(5) {
@@ -292,6 +338,7 @@ pub async fn draft_of(tx: &TenantTx, case_id: Uuid) -> Result<Body> {
         });
     }
     signals.extend(detection_signals(&rows_alerts(tx, &ids).await?));
+    body.timeline.extend(enrichment.timeline);
     let total: f64 = signals.iter().map(|s| s.weight).sum();
     if total >= TICKET_AT {
         let action = if total >= ESCALATE_AT {
@@ -299,13 +346,143 @@ pub async fn draft_of(tx: &TenantTx, case_id: Uuid) -> Result<Body> {
         } else {
             "open_ticket"
         };
-        body.recommendations.push(Recommendation {
-            action: action.into(),
-            signals,
-            total,
-        });
+        // A host the EDR reports online and not contained, in a case worth
+        // escalating: propose its containment (a gated write).
+        if total >= ESCALATE_AT && !enrichment.uncontained.is_empty() {
+            let mut s = signals.clone();
+            s.extend(enrichment.uncontained.iter().cloned());
+            let t: f64 = s.iter().map(|x| x.weight).sum();
+            body.recommendations.push(Recommendation {
+                action: "contain_host".into(),
+                signals: s,
+                total: t,
+            });
+        }
+        body.recommendations.insert(
+            0,
+            Recommendation {
+                action: action.into(),
+                signals,
+                total,
+            },
+        );
     }
     Ok(body)
+}
+
+/// What the evidence items add to a draft.
+#[derive(Default)]
+struct Enrichment {
+    entities: Vec<Sentence>,
+    timeline: Vec<Sentence>,
+    /// One signal per host CrowdStrike reports as not contained, citing its
+    /// status (the propose step reads the device from the cited item).
+    uncontained: Vec<Signal>,
+}
+
+/// How many of a Graylog search's messages become timeline sentences.
+const ENRICHMENT_EVENTS: usize = 5;
+
+async fn enrichment(tx: &TenantTx, case_id: Uuid) -> Result<Enrichment> {
+    use crate::pipeline::evidence::{self, CROWDSTRIKE_DEVICE, GRAYLOG_MESSAGES};
+    let mut newest: BTreeMap<(Uuid, String), evidence::Item> = BTreeMap::new();
+    for i in evidence::of_case(tx, case_id).await? {
+        if i.response.is_none() {
+            continue;
+        }
+        let k = (i.integration_id, i.subject.clone());
+        if newest.get(&k).is_none_or(|o| o.round < i.round) {
+            newest.insert(k, i);
+        }
+    }
+    let mut out = Enrichment::default();
+    let mut events: Vec<(String, Sentence)> = Vec::new();
+    for i in newest.values() {
+        let Some(doc) = i.response.as_ref() else { continue };
+        let what = i.subject.replacen(':', " ", 1);
+        match i.source.as_str() {
+            CROWDSTRIKE_DEVICE => match doc.pointer("/resources/0") {
+                Some(d) if d.is_object() => {
+                    let f = |k: &str| d.get(k).and_then(Value::as_str).filter(|v| !v.is_empty());
+                    let mut cites = vec![Citation::evidence(i.id, "/resources/0")];
+                    let mut text = format!("CrowdStrike knows {what}");
+                    if let Some(p) = f("platform_name") {
+                        text.push_str(&format!(" as a {p}"));
+                        if let Some(v) = f("os_version") {
+                            text.push_str(&format!(" ({v})"));
+                        }
+                        text.push_str(" device");
+                    }
+                    if let Some(seen) = f("last_seen") {
+                        text.push_str(&format!(", last seen {seen}"));
+                        cites.push(Citation::evidence(i.id, "/resources/0/last_seen"));
+                    }
+                    if let Some(st) = f("status") {
+                        text.push_str(&format!("; containment status: {st}"));
+                        cites.push(Citation::evidence(i.id, "/resources/0/status"));
+                        if st == "normal" && f("device_id").is_some() {
+                            out.uncontained.push(Signal {
+                                name: format!("CrowdStrike reports {what} online and not contained"),
+                                weight: 0.1,
+                                cites: vec![Citation::evidence(i.id, "/resources/0/status")],
+                            });
+                        }
+                    }
+                    text.push('.');
+                    out.entities.push(Sentence { text, cites });
+                }
+                _ if doc.pointer("/resources").is_some() => out.entities.push(Sentence {
+                    text: format!("CrowdStrike has no device record of {what}."),
+                    cites: vec![Citation::evidence(i.id, "/resources")],
+                }),
+                _ => {}
+            },
+            GRAYLOG_MESSAGES => {
+                let Some(list) = doc.pointer("/messages").and_then(Value::as_array) else {
+                    continue;
+                };
+                let total = doc
+                    .pointer("/total_results")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(list.len() as u64);
+                let cite = if doc.pointer("/total_results").is_some() {
+                    "/total_results"
+                } else {
+                    "/messages"
+                };
+                out.entities.push(Sentence {
+                    text: format!("Graylog holds {total} message(s) naming {what} around the case's window."),
+                    cites: vec![Citation::evidence(i.id, cite)],
+                });
+                for (n, m) in list.iter().enumerate().take(ENRICHMENT_EVENTS) {
+                    let at = m.pointer("/message/timestamp").and_then(Value::as_str);
+                    let text = m.pointer("/message/message").and_then(Value::as_str);
+                    if let (Some(at), Some(text)) = (at, text) {
+                        let src = m
+                            .pointer("/message/source")
+                            .and_then(Value::as_str)
+                            .unwrap_or("?");
+                        let line = crate::text::title(&format!("{at}: {src}: {text}"), 300, "message");
+                        events.push((
+                            at.to_owned(),
+                            Sentence {
+                                text: format!("{line} (Graylog)"),
+                                cites: vec![Citation::evidence(
+                                    i.id,
+                                    format!("/messages/{n}/message/message"),
+                                )],
+                            },
+                        ));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    events.sort_by(|a, b| a.0.cmp(&b.0));
+    events.dedup_by(|a, b| a.1.text == b.1.text);
+    out.timeline = events.into_iter().map(|(_, s)| s).take(10).collect();
+    Ok(out)
 }
 
 /// A recommendation's total from which Vigil proposes to escalate the case
@@ -494,16 +671,10 @@ pub fn detection_signals(alerts: &[(Uuid, String, Value)]) -> Vec<Signal> {
             && level >= 3
         {
             critical |= level >= 4;
-            high.push(Citation {
-                alert_id: *id,
-                pointer: p.to_owned(),
-            });
+            high.push(Citation::alert(*id, p.to_owned()));
         }
         for (t, p) in tactics(format, v) {
-            tactic_cites.entry(t).or_default().push(Citation {
-                alert_id: *id,
-                pointer: p,
-            });
+            tactic_cites.entry(t).or_default().push(Citation::alert(*id, p));
         }
     }
     if !high.is_empty() {
@@ -788,7 +959,8 @@ fn sanitize_value(v: &Value, patterns: &[vigil_integrations::llm::RedactPattern]
 const INSTRUCTIONS: &str = "You draft security investigation briefs. Answer with one JSON object \
 of the shape of `baseline` (summary, scope, entities, timeline: arrays of {text, cites}; \
 recommendations: array of {action, signals: [{name, weight, cites}], total}). Every sentence \
-must cite evidence as {alert_id, pointer} taken from the context; cite nothing else. \
+must cite evidence as {alert_id, pointer} or {evidence_id, pointer} taken from the context; \
+cite nothing else. \
 `total` is the sum of the signal weights. Actions: escalate_critical, open_ticket, \
 close_benign, contain_host.";
 
@@ -803,6 +975,23 @@ pub async fn generate_with_model(
     case_id: Uuid,
     llm_integration: Uuid,
 ) -> Result<Draft> {
+    generate_with_model_for(connectors, clock, tenant, case_id, llm_integration, "").await
+}
+
+/// How long the model may think before the deterministic draft is used
+/// (inside the investigation step's lease).
+pub const MODEL_DEADLINE: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// [`generate_with_model`], the drafter's name ending in `suffix` (the
+/// investigation's round), whatever the model or the fallback is called.
+pub async fn generate_with_model_for(
+    connectors: &crate::connect::connectors::Connectors,
+    clock: &dyn Clock,
+    tenant: crate::TenantId,
+    case_id: Uuid,
+    llm_integration: Uuid,
+    suffix: &str,
+) -> Result<Draft> {
     use vigil_integrations::Kind;
     let store = connectors.store();
     // 1. The context, read and sanitized (no transaction held while the model thinks).
@@ -816,7 +1005,7 @@ pub async fn generate_with_model(
     });
     // 2. The model, sent the context sanitized with the built-in rules and
     //    the tenant's patterns.
-    let answer: std::result::Result<(String, Body), String> = async {
+    let answer = async {
         let (config, kind, key) = connectors
             .open(tenant, llm_integration)
             .await
@@ -845,12 +1034,14 @@ pub async fn generate_with_model(
             .trim();
         let body: Body = serde_json::from_str(json_text).map_err(|e| format!("not a draft: {e}"))?;
         Ok((client.name(), body))
-    }
-    .await;
+    };
+    let answer: std::result::Result<(String, Body), String> = tokio::time::timeout(MODEL_DEADLINE, answer)
+        .await
+        .unwrap_or_else(|_| Err(format!("no answer within {}s", MODEL_DEADLINE.as_secs())));
     // 3. Validated, or the deterministic draft with the reason.
     let tx = store.begin_tenant(tenant).await?;
     let stored = match answer {
-        Ok((name, body)) => match store_draft(&tx, clock, case_id, &body, &name).await {
+        Ok((name, body)) => match store_draft(&tx, clock, case_id, &body, &name, suffix).await {
             Ok(d) => d,
             Err(Error::Invalid(why)) => {
                 store_draft(
@@ -859,6 +1050,7 @@ pub async fn generate_with_model(
                     case_id,
                     &baseline,
                     &format!("deterministic (model output refused: {why})"),
+                    suffix,
                 )
                 .await?
             }
@@ -871,6 +1063,7 @@ pub async fn generate_with_model(
                 case_id,
                 &baseline,
                 &format!("deterministic (model unavailable: {why})"),
+                suffix,
             )
             .await?
         }
@@ -885,8 +1078,16 @@ async fn store_draft(
     case_id: Uuid,
     body: &Body,
     drafter: &str,
+    suffix: &str,
 ) -> Result<Draft> {
-    let drafter: String = drafter.chars().take(300).collect();
+    let mut drafter: String = drafter
+        .chars()
+        .take(300 - suffix.chars().count().min(100))
+        .collect();
+    if !suffix.is_empty() {
+        drafter.push(' ');
+        drafter.extend(suffix.chars().take(100));
+    }
     store(tx, clock, case_id, body, &drafter).await
 }
 

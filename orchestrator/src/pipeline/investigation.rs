@@ -2,17 +2,23 @@
 //! rounds. Defined here, in one place: its steps, their order and what each
 //! takes and gives.
 //!
-//! 1. `investigation.collect` — the evidence: the case's alerts and the
-//!    tenant's indicator-list hits (enrichment through the integrations'
-//!    read scopes is not collected yet);
+//! 1. `investigation.collect` — the evidence: the case's alerts, the
+//!    tenant's indicator-list hits, and enrichment through the integrations'
+//!    read scopes (CrowdStrike device records, Graylog message searches:
+//!    [`evidence`]), stored verbatim as evidence items; a failing source is
+//!    retried by the engine, then recorded as not collected;
 //! 2. `investigation.assess` — signals with weights and citations (the
 //!    drafter's: indicator hits, spread, source severity, ATT&CK tactics
 //!    named or implied by detection names);
 //! 3. `investigation.draft` — the brief, a new version (older unapproved
-//!    versions are marked superseded);
+//!    versions are marked superseded), by the tenant's model when one is
+//!    configured (validated; on failure the deterministic draft says why),
+//!    else by the deterministic drafter; enrichment facts and events are in
+//!    it, citing their evidence items;
 //! 4. `investigation.propose` — for the draft's recommendation above its
 //!    threshold, Vigil itself requests the gate (escalate to Critical; a
-//!    ticket on the tenant's first ticket integration), as the system actor,
+//!    ticket on the tenant's first ticket integration; containment of a host
+//!    CrowdStrike reports online and not contained), as the system actor,
 //!    with the draft version and signals attached; each kind once per case
 //!    (a waiting gate is not asked twice, an approved one is done, a
 //!    dismissed one is feedback). Then the workflow waits on people.
@@ -32,10 +38,11 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::audit::Actor;
+use crate::connect::connectors::Connectors;
 use crate::engine::state::{CaseState, GateKind, Severity, StepState};
 use crate::engine::steps::{NewStep, Registry, StepContext, StepDone, StepFailure, StepHandler};
 use crate::engine::{cases, gates, steps};
-use crate::pipeline::{drafts, iocs, timeline};
+use crate::pipeline::{drafts, evidence, iocs, timeline};
 use crate::store::TenantTx;
 use crate::store::entity::{draft, gate, integration, step};
 use crate::{Clock, Error, Result};
@@ -162,7 +169,9 @@ fn skipped() -> StepDone {
 }
 
 #[derive(Debug)]
-struct Collect;
+struct Collect {
+    connectors: Arc<Connectors>,
+}
 
 #[async_trait::async_trait]
 impl StepHandler for Collect {
@@ -173,11 +182,32 @@ impl StepHandler for Collect {
         let alerts = timeline::of_case(&tx, case_id).await.map_err(fail)?;
         let hits = iocs::signals(&tx, case_id).await.map_err(fail)?;
         tx.commit().await.map_err(fail)?;
+        // Enrichment through the integrations' read scopes: what failed
+        // transiently is tried again by the engine (with backoff), then
+        // recorded as not collected; the round goes on either way.
+        let got = evidence::collect(
+            &self.connectors,
+            ctx.clock,
+            ctx.tenant,
+            case_id,
+            round(ctx),
+            ctx.attempt >= evidence::TRIES,
+        )
+        .await
+        .map_err(fail)?;
+        if !got.retry.is_empty() {
+            return Err(StepFailure {
+                transient: true,
+                message: format!("evidence not collected yet, will retry: {}", got.retry.join("; ")),
+            });
+        }
         Ok(StepDone {
             output: json!({
                 "alerts": alerts.len(),
                 "indicator_hits": hits.len(),
-                "enrichment": "not collected: enrichment through integrations' read scopes is not built yet",
+                "evidence": got.collected,
+                "not_collected": got.not_collected,
+                "enrichment": got.nothing,
             }),
             next: vec![next(ASSESS, ctx, json!({}))],
         })
@@ -208,7 +238,9 @@ impl StepHandler for Assess {
 }
 
 #[derive(Debug)]
-struct Draft;
+struct Draft {
+    connectors: Arc<Connectors>,
+}
 
 #[async_trait::async_trait]
 impl StepHandler for Draft {
@@ -216,39 +248,67 @@ impl StepHandler for Draft {
         let Some((tx, case_id)) = begin(ctx).await? else {
             return Ok(skipped());
         };
+        let suffix = format!("(round {})", round(ctx));
         // A retry after a committed draft reuses it (idempotent per round).
         let mine = draft::Entity::find()
             .filter(draft::Column::TenantId.eq(ctx.tenant.0))
             .filter(draft::Column::CaseId.eq(case_id))
-            .filter(draft::Column::Drafter.eq(format!("deterministic (round {})", round(ctx))))
+            .filter(draft::Column::Drafter.ends_with(&suffix))
             .one(&*tx)
             .await
             .map_err(|e| fail(e.into()))?;
-        let d = match mine {
-            Some(d) => drafts::Draft::from(d),
-            None => {
-                let body = drafts::draft_of(&tx, case_id).await.map_err(fail)?;
-                let d = drafts::store(
-                    &tx,
+        let model = model_integration(&tx).await.map_err(fail)?;
+        let d = match (mine, model) {
+            (Some(d), _) => {
+                tx.commit().await.map_err(fail)?;
+                drafts::Draft::from(d)
+            }
+            (None, Some(llm)) => {
+                // The tenant's model (no transaction held while it thinks);
+                // on any failure the deterministic draft, which says why.
+                tx.commit().await.map_err(fail)?;
+                drafts::generate_with_model_for(
+                    &self.connectors,
                     ctx.clock,
+                    ctx.tenant,
                     case_id,
-                    &body,
-                    &format!("deterministic (round {})", round(ctx)),
+                    llm,
+                    &suffix,
                 )
                 .await
-                .map_err(fail)?;
-                drafts::supersede_older(&tx, case_id, d.version)
+                .map_err(fail)?
+            }
+            (None, None) => {
+                let body = drafts::draft_of(&tx, case_id).await.map_err(fail)?;
+                let d = drafts::store(&tx, ctx.clock, case_id, &body, &format!("deterministic {suffix}"))
                     .await
                     .map_err(fail)?;
+                tx.commit().await.map_err(fail)?;
                 d
             }
         };
+        let tx = ctx.store.begin_tenant(ctx.tenant).await.map_err(fail)?;
+        drafts::supersede_older(&tx, case_id, d.version)
+            .await
+            .map_err(fail)?;
         tx.commit().await.map_err(fail)?;
         Ok(StepDone {
-            output: json!({"draft": d.id, "version": d.version}),
+            output: json!({"draft": d.id, "version": d.version, "drafter": d.drafter}),
             next: vec![next(PROPOSE, ctx, json!({"draft": d.id}))],
         })
     }
+}
+
+/// The tenant's model integration (the first one), if any.
+async fn model_integration(tx: &TenantTx) -> Result<Option<Uuid>> {
+    use sea_orm::QueryOrder;
+    Ok(integration::Entity::find()
+        .filter(integration::Column::TenantId.eq(tx.tenant().0))
+        .filter(integration::Column::Kind.eq("llm"))
+        .order_by_asc(integration::Column::CreatedAt)
+        .one(&**tx)
+        .await?
+        .map(|i| i.id))
 }
 
 #[derive(Debug)]
@@ -319,6 +379,14 @@ impl StepHandler for Propose {
                     None => skipped.push(json!({"kind": "ticket_write", "why": "the tenant has no Jira or ServiceNow integration"})),
                 }
             }
+            if rec.action == "contain_host" {
+                match containment(&tx, rec).await.map_err(fail)? {
+                    Some(target) => wants.push((GateKind::ContainHost, with(&attached, target))),
+                    None => skipped.push(
+                        json!({"kind": "contain_host", "why": "no device record of the host to contain"}),
+                    ),
+                }
+            }
             for (kind, payload) in wants {
                 if let Some(state) = earlier(&tx, case_id, kind).await.map_err(fail)? {
                     let why = format!("a gate of this kind is on the case already ({state})");
@@ -381,6 +449,33 @@ async fn earlier(tx: &TenantTx, case_id: Uuid, kind: GateKind) -> Result<Option<
         .one(&**tx)
         .await?
         .map(|g| g.state))
+}
+
+/// The host to contain, from the CrowdStrike device record a signal of the
+/// recommendation cites: `{integration_id, device_id, host}`.
+async fn containment(tx: &TenantTx, rec: &drafts::Recommendation) -> Result<Option<Value>> {
+    for c in rec.signals.iter().flat_map(|s| &s.cites) {
+        let Some(id) = c.evidence_id else { continue };
+        let item = evidence::get(tx, id).await?;
+        if item.source != evidence::CROWDSTRIKE_DEVICE {
+            continue;
+        }
+        let device = item.response.as_ref().and_then(|d| d.pointer("/resources/0"));
+        let field = |k: &str| {
+            device
+                .and_then(|d| d.get(k))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
+        if let Some(device_id) = field("device_id") {
+            return Ok(Some(json!({
+                "integration_id": item.integration_id,
+                "device_id": device_id,
+                "host": field("hostname").unwrap_or_else(|| item.subject.trim_start_matches("host:").to_owned()),
+            })));
+        }
+    }
+    Ok(None)
 }
 
 /// The tenant's ticket integration (the first Jira or ServiceNow one).
@@ -453,10 +548,17 @@ pub async fn progress(tx: &TenantTx, case_id: Uuid) -> Result<Progress> {
     Ok(Progress { rounds, draft })
 }
 
-/// The investigation's step handlers, for the engine's worker.
-pub fn registry(base: Registry) -> Registry {
-    base.with(COLLECT, Arc::new(Collect))
-        .with(ASSESS, Arc::new(Assess))
-        .with(DRAFT, Arc::new(Draft))
-        .with(PROPOSE, Arc::new(Propose))
+/// The investigation's step handlers, for the engine's worker: evidence
+/// and model calls go through `connectors` (read scopes only).
+pub fn registry(base: Registry, connectors: Connectors) -> Registry {
+    let connectors = Arc::new(connectors);
+    base.with(
+        COLLECT,
+        Arc::new(Collect {
+            connectors: connectors.clone(),
+        }),
+    )
+    .with(ASSESS, Arc::new(Assess))
+    .with(DRAFT, Arc::new(Draft { connectors }))
+    .with(PROPOSE, Arc::new(Propose))
 }

@@ -21,8 +21,8 @@ use uuid::Uuid;
 use crate::audit::{self, Actor, Event};
 use crate::pipeline::observables::{self, Kind};
 use crate::store::entity::{
-    alert, case, case_alert, case_entity, draft, entity_host, gate, gate_approval, ioc, observable, outbox,
-    step,
+    alert, case, case_alert, case_entity, draft, entity_host, evidence, gate, gate_approval, ioc, observable,
+    outbox, step,
 };
 use crate::{Clock, Error, Result, TenantTx};
 
@@ -47,6 +47,7 @@ pub struct Purged {
     pub gates: u64,
     pub steps: u64,
     pub iocs: u64,
+    pub evidence: u64,
 }
 
 /// Alerts (by id) deleted with their observables and case links.
@@ -133,6 +134,12 @@ async fn drop_case(tx: &TenantTx, case_id: Uuid, out: &mut Purged) -> Result<()>
         .exec(&**tx)
         .await?
         .rows_affected;
+    out.evidence += evidence::Entity::delete_many()
+        .filter(evidence::Column::TenantId.eq(t))
+        .filter(evidence::Column::CaseId.eq(case_id))
+        .exec(&**tx)
+        .await?
+        .rows_affected;
     out.drafts += draft::Entity::delete_many()
         .filter(draft::Column::TenantId.eq(t))
         .filter(draft::Column::CaseId.eq(case_id))
@@ -185,6 +192,12 @@ pub async fn purge(tx: &TenantTx, clock: &dyn Clock, actor: &Actor, target: Targ
                 .exec(&**tx)
                 .await?
                 .rows_affected;
+            out.evidence += evidence::Entity::delete_many()
+                .filter(evidence::Column::TenantId.eq(t))
+                .filter(evidence::Column::CollectedAt.lt(*before))
+                .exec(&**tx)
+                .await?
+                .rows_affected;
             json!({"telemetry_before": before})
         }
         Target::Entity { kind, value } => {
@@ -233,6 +246,19 @@ pub async fn purge(tx: &TenantTx, clock: &dyn Clock, actor: &Actor, target: Targ
                 .exec(&**tx)
                 .await?
                 .rows_affected;
+            // Evidence about the entity, or whose vendor answer names it.
+            out.evidence += evidence::Entity::delete_many()
+                .filter(evidence::Column::TenantId.eq(t))
+                .filter(
+                    sea_orm::Condition::any()
+                        .add(evidence::Column::Subject.eq(format!("{}:{v}", kind.as_str())))
+                        .add(evidence::Column::Response.like(
+                            sea_orm::sea_query::LikeExpr::new(format!("%{}%", like_escape(&v))).escape('\\'),
+                        )),
+                )
+                .exec(&**tx)
+                .await?
+                .rows_affected;
             json!({"entity": {"kind": kind.as_str(), "value_sha256": hex::encode(Sha256::digest(v.as_bytes()))}})
         }
     };
@@ -248,4 +274,16 @@ pub async fn purge(tx: &TenantTx, clock: &dyn Clock, actor: &Actor, target: Targ
     )
     .await?;
     Ok(out)
+}
+
+/// `s` with LIKE's wildcards and the escape character escaped.
+fn like_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }

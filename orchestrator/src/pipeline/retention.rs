@@ -2,7 +2,8 @@
 //! hard-deletes what expired — rows, not flags — in bounded batches, and
 //! records itself in the audit log with its counts:
 //!
-//! * raw telemetry (alerts, their observables and case links, entity
+//! * raw telemetry (alerts, their observables and case links, evidence
+//!   items collected through integrations, entity
 //!   sightings): `telemetry_days` after receipt (default 30), except the
 //!   alerts of a case still open (an investigation keeps its evidence);
 //! * narratives (drafts never approved): `narratives_days` (default 90);
@@ -18,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::audit::{self, Actor, Event};
-use crate::store::entity::{alert, case, case_alert, draft, entity_host, tenant_control};
+use crate::store::entity::{alert, case, case_alert, draft, entity_host, evidence, tenant_control};
 use crate::{Clock, Error, Result, Store, TenantId, TenantTx};
 
 /// A tenant's windows, in days.
@@ -118,6 +119,7 @@ pub struct Deleted {
     pub observables: u64,
     pub case_links: u64,
     pub sightings: u64,
+    pub evidence: u64,
     pub narratives: u64,
     pub briefs: u64,
     pub audit_events: u64,
@@ -223,6 +225,19 @@ async fn telemetry(tx: &TenantTx, cutoff: DateTime<Utc>, out: &mut Deleted) -> R
         .exec(&**tx)
         .await?
         .rows_affected;
+    // Evidence items are raw telemetry too (kept while their case is open).
+    let open_cases = Query::select()
+        .column(case::Column::Id)
+        .from(case::Entity)
+        .and_where(Expr::col((case::Entity, case::Column::State)).ne("closed"))
+        .to_owned();
+    out.evidence = evidence::Entity::delete_many()
+        .filter(evidence::Column::TenantId.eq(t))
+        .filter(evidence::Column::CollectedAt.lt(cutoff))
+        .filter(evidence::Column::CaseId.not_in_subquery(open_cases))
+        .exec(&**tx)
+        .await?
+        .rows_affected;
     Ok(())
 }
 
@@ -237,6 +252,7 @@ pub async fn run_all(store: &Store, clock: &dyn Clock) -> Result<Deleted> {
                 total.observables += d.observables;
                 total.case_links += d.case_links;
                 total.sightings += d.sightings;
+                total.evidence += d.evidence;
                 total.narratives += d.narratives;
                 total.briefs += d.briefs;
                 total.audit_events += d.audit_events;

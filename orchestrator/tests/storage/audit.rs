@@ -794,6 +794,21 @@ pub(super) async fn purge_erases_a_case_an_entity_and_old_telemetry(db: TestDb) 
     assert_eq!(case_of(a, a2).await, k1);
     let tx = db.store.begin_tenant(a).await.unwrap();
     drafts::generate(&tx, &c, k1).await.unwrap();
+    // Evidence of the case: a Graylog answer naming her, and one that does not.
+    seed_evidence(
+        &tx,
+        k1,
+        c.now(),
+        r#"{"messages": [{"message": {"message": "login ann@corp.example"}}]}"#,
+    )
+    .await;
+    seed_evidence(
+        &tx,
+        k1,
+        c.now(),
+        r#"{"messages": [{"message": {"message": "login annXcorp.example"}}]}"#,
+    )
+    .await;
     gates::request(
         &tx,
         &c,
@@ -829,6 +844,7 @@ pub(super) async fn purge_erases_a_case_an_entity_and_old_telemetry(db: TestDb) 
     .unwrap();
     tx.commit().await.unwrap();
     assert_eq!(d.alerts, 2, "{d:?}");
+    assert_eq!(d.evidence, 1, "the answer naming her, not the other: {d:?}");
     assert_eq!(alerts_left(vec![a1, a3]).await.unwrap(), 0);
     assert_eq!(alerts_left(vec![a2, b1, old]).await.unwrap(), 3);
     let mentions = observable::Entity::find()
@@ -856,7 +872,7 @@ pub(super) async fn purge_erases_a_case_an_entity_and_old_telemetry(db: TestDb) 
     let tx = db.store.begin_tenant(a).await.unwrap();
     let d = purge::purge(&tx, &c, &admin, Target::Case(k1)).await.unwrap();
     tx.commit().await.unwrap();
-    assert_eq!((d.cases, d.gates, d.drafts), (1, 1, 1), "{d:?}");
+    assert_eq!((d.cases, d.gates, d.drafts, d.evidence), (1, 1, 1, 1), "{d:?}");
     assert_eq!(alerts_left(vec![a2]).await.unwrap(), 0);
     for (what, n) in [
         (
@@ -988,6 +1004,7 @@ pub(super) async fn tenant_deletion_leaves_no_row_behind(db: TestDb) {
             .0[0]
             .id;
         drafts::generate(&tx, &c, case).await.unwrap();
+        seed_evidence(&tx, case, c.now(), r#"{"messages": []}"#).await;
         vigil_orchestrator::engine::gates::request(
             &tx,
             &c,

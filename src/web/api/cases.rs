@@ -80,8 +80,18 @@ pub async fn get_case(
         .into_iter()
         .map(|(alert, joined_by)| json!({"alert_id": alert, "joined_by": joined_by}))
         .collect();
+    // Evidence items without their bodies (GET /api/v1/evidence/{id} has them).
+    let evidence: Vec<Value> = vigil_orchestrator::pipeline::evidence::of_case(&tx, case_id)
+        .await?
+        .into_iter()
+        .map(|e| {
+            json!({"id": e.id, "round": e.round, "integration_id": e.integration_id, "source": e.source,
+                   "subject": e.subject, "status": e.status, "error": e.error, "collected_at": e.collected_at})
+        })
+        .collect();
     tx.commit().await?;
     let mut v = serde_json::to_value(case).map_err(|e| ApiError::internal("case", &e))?;
+    v["evidence"] = Value::Array(evidence);
     v["gates"] = serde_json::to_value(g).map_err(|e| ApiError::internal("case", &e))?;
     v["steps"] = serde_json::to_value(st).map_err(|e| ApiError::internal("case", &e))?;
     v["alerts"] = Value::Array(alerts);

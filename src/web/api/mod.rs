@@ -7,6 +7,7 @@
 pub mod audit;
 pub mod cases;
 pub mod drafts;
+pub mod evidence;
 pub mod gates;
 pub mod health;
 pub mod ingest;

@@ -52,13 +52,16 @@ pub struct CiteLink {
 pub fn cite_links(cites: &[Citation]) -> Vec<CiteLink> {
     cites
         .iter()
-        .map(|c| CiteLink {
-            href: format!(
-                "/alerts/{}?at={}#cited",
-                c.alert_id,
-                crate::web::urls::encode(&c.pointer)
-            ),
-            label: format!("{}{}", short(c.alert_id), c.pointer),
+        .filter_map(|c| {
+            let (path, id, tag) = match (c.alert_id, c.evidence_id) {
+                (Some(a), _) => ("alerts", a, ""),
+                (None, Some(e)) => ("evidence", e, "evidence "),
+                (None, None) => return None,
+            };
+            Some(CiteLink {
+                href: format!("/{path}/{id}?at={}#cited", crate::web::urls::encode(&c.pointer)),
+                label: format!("{tag}{}{}", short(id), c.pointer),
+            })
         })
         .collect()
 }
@@ -297,6 +300,18 @@ pub struct AlertLine {
     joined: String,
 }
 
+/// An evidence item of the case, one line: its round, source, subject and
+/// whether it was collected (else why not).
+#[derive(Debug, Clone)]
+pub struct EvidenceLine {
+    id: Uuid,
+    round: i64,
+    source: String,
+    subject: String,
+    at: String,
+    error: Option<String>,
+}
+
 #[derive(Template, WebTemplate)]
 #[template(path = "case.html")]
 pub struct CasePage {
@@ -313,6 +328,7 @@ pub struct CasePage {
     events: Vec<EventLine>,
     entities: Vec<EntityLine>,
     alerts: Vec<AlertLine>,
+    evidence: Vec<EvidenceLine>,
     csrf: String,
     may_write: bool,
     may_decide_draft: bool,
@@ -328,12 +344,26 @@ fn step_note(s: &vigil_orchestrator::engine::steps::StepView) -> String {
         return format!("skipped: {skip}");
     }
     match s.kind.as_str() {
-        investigation::COLLECT => format!(
-            "{} alert(s), {} indicator hit(s); {}",
-            o.get("alerts").unwrap_or(&Value::Null),
-            o.get("indicator_hits").unwrap_or(&Value::Null),
-            o.get("enrichment").and_then(Value::as_str).unwrap_or("")
-        ),
+        investigation::COLLECT => {
+            let mut n = format!(
+                "{} alert(s), {} indicator hit(s), {} evidence item(s)",
+                o.get("alerts").unwrap_or(&Value::Null),
+                o.get("indicator_hits").unwrap_or(&Value::Null),
+                o.get("evidence").and_then(Value::as_u64).unwrap_or(0),
+            );
+            if let Some(nc) = o
+                .get("not_collected")
+                .and_then(Value::as_array)
+                .filter(|a| !a.is_empty())
+            {
+                let why: Vec<&str> = nc.iter().filter_map(Value::as_str).collect();
+                n.push_str(&format!("; not collected: {}", why.join("; ")));
+            }
+            if let Some(why) = o.get("enrichment").and_then(Value::as_str) {
+                n.push_str(&format!("; {why}"));
+            }
+            n
+        }
         investigation::ASSESS => match o.get("recommendation").and_then(Value::as_str) {
             Some(r) => format!(
                 "recommends {} (signals total {})",
@@ -482,6 +512,19 @@ pub async fn case_page(
             .map(|e| (e.kind, e.value.clone()))
             .collect();
         let others = correlate::elsewhere(&tx, case_id, &pairs, 5).await?;
+        let evidence = vigil_orchestrator::pipeline::evidence::of_case(&tx, case_id)
+            .await?
+            .into_iter()
+            .rev()
+            .map(|e| EvidenceLine {
+                id: e.id,
+                round: e.round,
+                source: e.source,
+                subject: e.subject,
+                at: when(e.collected_at),
+                error: e.error,
+            })
+            .collect();
         tx.commit().await?;
         let rounds = progress
             .rounds
@@ -574,6 +617,7 @@ pub async fn case_page(
             events,
             entities,
             alerts,
+            evidence,
             csrf: csrf_of(&p),
             may_write: may("case", "write"),
             may_decide_draft: may("draft", "decide"),
@@ -732,6 +776,65 @@ pub async fn alert_page(
         received: when(a.received_at),
         case_id,
         lines: json_lines(&doc, if found { &at } else { "" }),
+        at,
+        found,
+    }
+    .into_response()
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "evidence.html")]
+pub struct EvidencePage {
+    item: vigil_orchestrator::pipeline::evidence::Item,
+    integration: String,
+    collected: String,
+    at: String,
+    found: bool,
+    lines: Vec<JsonLine>,
+}
+
+/// An evidence item: what was asked of which integration, and its answer,
+/// the cited field highlighted (or why it was not collected).
+pub async fn evidence_page(
+    State(s): State<AppState>,
+    Extension(ctx): Extension<TenantCtx>,
+    Path(id): Path<String>,
+    Query(q): Query<AtQuery>,
+) -> Response {
+    let Ok(id) = Uuid::try_parse(&id) else {
+        return message(StatusCode::NOT_FOUND, "Not found", "No such evidence item.");
+    };
+    let result = async {
+        let tx = s.store.begin_tenant(ctx.tenant).await?;
+        let item = vigil_orchestrator::pipeline::evidence::get(&tx, id).await?;
+        let integration = vigil_orchestrator::connect::integrations::get(&tx, item.integration_id)
+            .await
+            .map(|i| format!("{} ({})", i.name, i.kind))
+            .unwrap_or_else(|_| "a removed integration".into());
+        tx.commit().await?;
+        Ok::<_, Error>((item, integration))
+    }
+    .await;
+    let (item, integration) = match result {
+        Ok(x) => x,
+        Err(e) => return page_error(e),
+    };
+    let at = if q.at.starts_with('/') {
+        q.at.clone()
+    } else {
+        String::new()
+    };
+    let doc = item.response.clone().unwrap_or(Value::Null);
+    let found = !at.is_empty() && doc.pointer(&at).is_some();
+    EvidencePage {
+        collected: when(item.collected_at),
+        lines: if item.response.is_some() {
+            json_lines(&doc, if found { &at } else { "" })
+        } else {
+            Vec::new()
+        },
+        item,
+        integration,
         at,
         found,
     }

@@ -11,6 +11,7 @@ pub mod case_entity;
 pub mod credential;
 pub mod draft;
 pub mod entity_host;
+pub mod evidence;
 pub mod gate;
 pub mod gate_approval;
 pub mod integration;

@@ -1,0 +1,397 @@
+//! Evidence the investigation collects through a tenant's integrations'
+//! **read** scopes, beyond the alerts themselves: CrowdStrike's device record
+//! of each host of the case (`hosts:read`), and Graylog's messages naming
+//! each host, user and address of the case within the case's window
+//! (`messages:search`). Each vendor response is stored verbatim as an
+//! evidence item of the case (its integration, the request, the time), so a
+//! draft can cite it by JSON pointer like an alert; a lookup that fails is
+//! retried by the engine (the step fails transiently and runs again with
+//! backoff, fetching only what is still missing), and on the last try is
+//! recorded as "not collected" with the reason — the round goes on.
+//!
+//! Bounds: at most [`MAX_SUBJECTS`] subjects per integration, every call
+//! within the client's timeout and all of them within [`DEADLINE`] (inside
+//! the step's lease), a response over [`MAX_ITEM`] bytes is not kept.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use serde::Serialize;
+use serde_json::Value;
+use uuid::Uuid;
+use vigil_integrations::Kind as IntegrationKind;
+use vigil_integrations::client::{ClientError, Lookup};
+
+use crate::connect::connectors::Connectors;
+use crate::store::TenantTx;
+use crate::store::entity::{alert, case_alert, evidence, integration, observable};
+use crate::{Clock, Error, Result, TenantId};
+
+/// Subjects looked up per integration and round.
+pub const MAX_SUBJECTS: usize = 10;
+/// A response larger than this is not kept (recorded as not collected).
+pub const MAX_ITEM: usize = 1024 * 1024;
+/// All lookups of one collection finish within this (the step's lease is 30 s).
+pub const DEADLINE: StdDuration = StdDuration::from_secs(20);
+/// Each vendor call's own bound within the deadline.
+pub const CALL_TIMEOUT: StdDuration = StdDuration::from_secs(10);
+/// Tries of the collect step before a failing lookup is recorded as not collected.
+pub const TRIES: i32 = 3;
+/// How far around the case's first and last sighting Graylog is searched.
+pub const WINDOW_MARGIN: Duration = Duration::hours(1);
+/// Messages per Graylog search.
+pub const MESSAGES: usize = 50;
+
+pub const CROWDSTRIKE_DEVICE: &str = "crowdstrike.device";
+pub const GRAYLOG_MESSAGES: &str = "graylog.messages";
+
+/// One evidence item as people and the API see it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Item {
+    pub id: Uuid,
+    pub case_id: Uuid,
+    pub round: i64,
+    pub integration_id: Uuid,
+    /// `crowdstrike.device` or `graylog.messages`.
+    pub source: String,
+    /// What was looked up, as `kind:value` (e.g. `host:ws-042`).
+    pub subject: String,
+    /// The vendor calls made, on one line.
+    pub request: String,
+    /// `collected` or `not_collected`.
+    pub status: String,
+    /// The vendor's answer (verbatim JSON) when collected.
+    pub response: Option<Value>,
+    /// Why it was not collected.
+    pub error: Option<String>,
+    pub collected_at: DateTime<Utc>,
+}
+
+impl From<evidence::Model> for Item {
+    fn from(m: evidence::Model) -> Self {
+        Item {
+            id: m.id,
+            case_id: m.case_id,
+            round: m.round,
+            integration_id: m.integration_id,
+            source: m.source,
+            subject: m.subject,
+            request: m.request,
+            status: m.status,
+            response: m.response.as_deref().and_then(|t| serde_json::from_str(t).ok()),
+            error: m.error,
+            collected_at: m.collected_at,
+        }
+    }
+}
+
+/// One evidence item of the tenant.
+pub async fn get(tx: &TenantTx, id: Uuid) -> Result<Item> {
+    evidence::Entity::find_by_id(id)
+        .filter(evidence::Column::TenantId.eq(tx.tenant().0))
+        .one(&**tx)
+        .await?
+        .map(Item::from)
+        .ok_or(Error::NotFound("evidence"))
+}
+
+/// The case's evidence items, oldest first.
+pub async fn of_case(tx: &TenantTx, case_id: Uuid) -> Result<Vec<Item>> {
+    Ok(evidence::Entity::find()
+        .filter(evidence::Column::TenantId.eq(tx.tenant().0))
+        .filter(evidence::Column::CaseId.eq(case_id))
+        .order_by_asc(evidence::Column::CollectedAt)
+        .order_by_asc(evidence::Column::Subject)
+        .all(&**tx)
+        .await?
+        .into_iter()
+        .map(Item::from)
+        .collect())
+}
+
+/// The case's collected items parsed, by id (what citations may point into).
+pub async fn documents(tx: &TenantTx, case_id: Uuid) -> Result<BTreeMap<Uuid, Value>> {
+    Ok(of_case(tx, case_id)
+        .await?
+        .into_iter()
+        .filter_map(|i| i.response.map(|r| (i.id, r)))
+        .collect())
+}
+
+/// What one collection did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Collected {
+    /// Items stored now or by an earlier try of this round.
+    pub collected: usize,
+    /// `subject: why` of each lookup recorded as not collected.
+    pub not_collected: Vec<String>,
+    /// Lookups that failed and are worth another try (nothing recorded yet).
+    pub retry: Vec<String>,
+    /// Why there was nothing to look up, if so.
+    pub nothing: Option<String>,
+}
+
+struct Planned {
+    integration: Uuid,
+    kind: IntegrationKind,
+    source: &'static str,
+    subject: String,
+}
+
+/// The subjects of the case's alerts by kind (hosts, users, addresses, in
+/// whatever role), most seen first, and the case's window of event time.
+async fn subjects(
+    tx: &TenantTx,
+    case_id: Uuid,
+) -> Result<(
+    BTreeMap<String, Vec<String>>,
+    Option<(DateTime<Utc>, DateTime<Utc>)>,
+)> {
+    use sea_orm::QuerySelect;
+    let t = tx.tenant().0;
+    let ids: Vec<Uuid> = case_alert::Entity::find()
+        .filter(case_alert::Column::TenantId.eq(t))
+        .filter(case_alert::Column::CaseId.eq(case_id))
+        .select_only()
+        .column(case_alert::Column::AlertId)
+        .into_tuple()
+        .all(&**tx)
+        .await?;
+    let mut window: Option<(DateTime<Utc>, DateTime<Utc>)> = None;
+    let mut seen: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for chunk in ids.chunks(500) {
+        let times: Vec<(DateTime<Utc>, Option<DateTime<Utc>>)> = alert::Entity::find()
+            .filter(alert::Column::TenantId.eq(t))
+            .filter(alert::Column::Id.is_in(chunk.to_vec()))
+            .select_only()
+            .column(alert::Column::ReceivedAt)
+            .column(alert::Column::EventAt)
+            .into_tuple()
+            .all(&**tx)
+            .await?;
+        for (received, event) in times {
+            let at = event.unwrap_or(received);
+            window = Some(match window {
+                None => (at, at),
+                Some((a, b)) => (a.min(at), b.max(at)),
+            });
+        }
+        let obs: Vec<(String, String)> = observable::Entity::find()
+            .filter(observable::Column::TenantId.eq(t))
+            .filter(observable::Column::AlertId.is_in(chunk.to_vec()))
+            .filter(observable::Column::Kind.is_in(["host", "user", "ip"]))
+            .select_only()
+            .column(observable::Column::Kind)
+            .column(observable::Column::Value)
+            .into_tuple()
+            .all(&**tx)
+            .await?;
+        for k in obs {
+            *seen.entry(k).or_default() += 1;
+        }
+    }
+    let mut by_kind: BTreeMap<String, Vec<(usize, String)>> = BTreeMap::new();
+    for ((k, v), n) in seen {
+        by_kind.entry(k).or_default().push((n, v));
+    }
+    let out = by_kind
+        .into_iter()
+        .map(|(k, mut vs)| {
+            vs.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+            (k, vs.into_iter().map(|(_, v)| v).collect())
+        })
+        .collect();
+    Ok((out, window))
+}
+
+fn plan(integrations: &[integration::Model], subjects: &BTreeMap<String, Vec<String>>) -> Vec<Planned> {
+    let mut out = Vec::new();
+    let of = |k: &str| subjects.get(k).cloned().unwrap_or_default();
+    for i in integrations {
+        let Ok(kind) = i.kind.parse::<IntegrationKind>() else {
+            continue;
+        };
+        let (source, list): (&'static str, Vec<String>) = match kind {
+            IntegrationKind::Crowdstrike => (
+                CROWDSTRIKE_DEVICE,
+                of("host").into_iter().map(|h| format!("host:{h}")).collect(),
+            ),
+            IntegrationKind::Graylog => {
+                let mut l: Vec<String> = Vec::new();
+                for k in ["host", "user", "ip"] {
+                    l.extend(of(k).into_iter().map(|v| format!("{k}:{v}")));
+                }
+                (GRAYLOG_MESSAGES, l)
+            }
+            _ => continue,
+        };
+        for subject in list.into_iter().take(MAX_SUBJECTS) {
+            out.push(Planned {
+                integration: i.id,
+                kind,
+                source,
+                subject,
+            });
+        }
+    }
+    out
+}
+
+fn stamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+async fn lookup(
+    connectors: &Connectors,
+    tenant: TenantId,
+    p: &Planned,
+    window: (DateTime<Utc>, DateTime<Utc>),
+) -> std::result::Result<Lookup, (bool, String)> {
+    let (config, kind, secret) = connectors
+        .open(tenant, p.integration)
+        .await
+        .map_err(|e| match e {
+            Error::NotFound("credential") => (false, "the integration has no credential: set one".to_owned()),
+            Error::Db(_) => (true, e.to_string()),
+            e => (false, e.to_string()),
+        })?;
+    if kind != p.kind {
+        return Err((false, format!("the integration is {kind}, not {}", p.kind)));
+    }
+    let guard = connectors.guard(tenant, kind, p.integration);
+    let http = connectors.http().clone();
+    let value = p.subject.split_once(':').map(|(_, v)| v).unwrap_or_default();
+    let client_err = |e: ClientError| (e.transient(), e.to_string());
+    let got = match kind {
+        IntegrationKind::Crowdstrike => {
+            let c = vigil_integrations::crowdstrike::Falcon::new(&config, &secret, http, guard)
+                .map_err(client_err)?;
+            c.device_details(value).await
+        }
+        IntegrationKind::Graylog => {
+            let c = vigil_integrations::graylog::Graylog::new(&config, &secret, http, guard)
+                .map_err(client_err)?;
+            c.search_messages(
+                value,
+                &stamp(window.0 - WINDOW_MARGIN),
+                &stamp(window.1 + WINDOW_MARGIN),
+                MESSAGES,
+            )
+            .await
+        }
+        _ => return Err((false, format!("{kind} is not an evidence source"))),
+    };
+    let got = got.map_err(client_err)?;
+    if got.body.len() > MAX_ITEM {
+        return Err((false, format!("the response is larger than {MAX_ITEM} bytes")));
+    }
+    Ok(got)
+}
+
+/// Collects what round `round` of the case still lacks. With `last` (the
+/// step's last try) a failing lookup is recorded as not collected; before
+/// that, transient failures are left for the next try ([`Collected::retry`]).
+pub async fn collect(
+    connectors: &Connectors,
+    clock: &dyn Clock,
+    tenant: TenantId,
+    case_id: Uuid,
+    round: i64,
+    last: bool,
+) -> Result<Collected> {
+    let store = connectors.store();
+    // 1. What to look up (no transaction is held while vendors answer).
+    let tx = store.begin_tenant(tenant).await?;
+    let integrations = integration::Entity::find()
+        .filter(integration::Column::TenantId.eq(tenant.0))
+        .filter(integration::Column::Kind.is_in(["crowdstrike", "graylog"]))
+        .order_by_asc(integration::Column::CreatedAt)
+        .all(&*tx)
+        .await?;
+    let (subjects, window) = subjects(&tx, case_id).await?;
+    let have: HashSet<(Uuid, String)> = evidence::Entity::find()
+        .filter(evidence::Column::TenantId.eq(tenant.0))
+        .filter(evidence::Column::CaseId.eq(case_id))
+        .filter(evidence::Column::Round.eq(round))
+        .all(&*tx)
+        .await?
+        .into_iter()
+        .map(|e| (e.integration_id, e.subject))
+        .collect();
+    tx.commit().await?;
+    let mut out = Collected::default();
+    if integrations.is_empty() {
+        out.nothing =
+            Some("the tenant has no CrowdStrike or Graylog integration to read evidence from".into());
+        return Ok(out);
+    }
+    let Some(window) = window else {
+        out.nothing = Some("the case names no host, user or address to look up".into());
+        return Ok(out);
+    };
+    let planned: Vec<Planned> = plan(&integrations, &subjects);
+    out.collected = have.len();
+    // 2. The lookups, one after another, all within the deadline.
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    let mut results = Vec::new();
+    for p in planned
+        .iter()
+        .filter(|p| !have.contains(&(p.integration, p.subject.clone())))
+    {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let r =
+            match tokio::time::timeout(left.min(CALL_TIMEOUT), lookup(connectors, tenant, p, window)).await {
+                Ok(r) => r,
+                Err(_) => Err((
+                    true,
+                    format!("no answer within {}s", left.min(CALL_TIMEOUT).as_secs()),
+                )),
+            };
+        results.push((p, r));
+    }
+    // 3. What came back, stored; failures retried or recorded.
+    let tx = store.begin_tenant(tenant).await?;
+    let now = clock.now();
+    for (p, r) in results {
+        let (status, request, response, error) = match r {
+            // Valid JSON holds no raw control character but whitespace: verbatim.
+            Ok(l) => ("collected", l.request, Some(l.body), None),
+            Err((transient, why)) if transient && !last => {
+                out.retry.push(format!("{}: {why}", p.subject));
+                continue;
+            }
+            Err((_, why)) => {
+                out.not_collected.push(format!("{}: {why}", p.subject));
+                (
+                    "not_collected",
+                    format!("{} of {}", p.source, p.subject),
+                    None,
+                    Some(why),
+                )
+            }
+        };
+        if status == "collected" {
+            out.collected += 1;
+        }
+        evidence::Entity::insert(evidence::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            tenant_id: Set(tenant.0),
+            case_id: Set(case_id),
+            round: Set(round),
+            integration_id: Set(p.integration),
+            source: Set(p.source.to_owned()),
+            subject: Set(crate::text::storable(&p.subject).into_owned()),
+            request: Set(crate::text::storable(&request).into_owned()),
+            status: Set(status.to_owned()),
+            response: Set(response),
+            error: Set(error.map(|e| crate::text::storable(&e).into_owned())),
+            collected_at: Set(now),
+        })
+        .exec(&*tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(out)
+}
