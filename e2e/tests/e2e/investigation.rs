@@ -339,11 +339,16 @@ async fn estate(db: &TestDb, c: &ManualClock, master: &MasterKey, cs: &str, gl: 
     }
 }
 
-async fn deliver(db: &TestDb, c: &ManualClock, e: &Estate, texts: Vec<String>) {
-    let tx = db.store.begin_tenant(e.tenant).await.unwrap();
+async fn deliver(
+    db: &TestDb,
+    c: &ManualClock,
+    (tenant, hook): (vigil_orchestrator::TenantId, uuid::Uuid),
+    texts: Vec<String>,
+) {
+    let tx = db.store.begin_tenant(tenant).await.unwrap();
     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let checked = ingest::check("auto", &refs).unwrap();
-    ingest::store_checked(&tx, c, e.hook, checked).await.unwrap();
+    ingest::store_checked(&tx, c, hook, checked).await.unwrap();
     tx.commit().await.unwrap();
 }
 
@@ -386,7 +391,7 @@ async fn investigated_with_evidence(db: TestDb) {
     deliver(
         &db,
         &c,
-        &e,
+        (e.tenant, e.hook),
         vec![
             alert(1, "Suspicious PowerShell", "Execution", 0),
             alert(2, "Credential dumping from LSASS", "Credential Access", 5),
@@ -655,7 +660,7 @@ async fn enrichment_failing(db: TestDb) {
     deliver(
         &db,
         &c,
-        &e,
+        (e.tenant, e.hook),
         vec![alert(1, "Credential dumping from LSASS", "Credential Access", 0)],
     )
     .await;
@@ -734,4 +739,125 @@ async fn enrichment_failing_sqlite() {
 #[tokio::test]
 async fn enrichment_failing_postgres() {
     enrichment_failing(TestDb::postgres().await).await;
+}
+
+/// The round's draft by the tenant's model: a model that times out, then
+/// one that answers uncited text, leaves the deterministic draft saying
+/// why; a valid answer citing the case's alert is the round's draft. Each
+/// round's drafter ends in its round, whatever drafted it.
+async fn model_drafts_the_round(db: TestDb) {
+    let c = Arc::new(ManualClock::new(
+        Utc.with_ymd_and_hms(2026, 11, 22, 9, 30, 0).unwrap(),
+    ));
+    let master = Arc::new(MasterKey::generate());
+    let (run, model) = sim::llm::start("sk-test").await;
+    let tx = db.store.begin_platform().await.unwrap();
+    let t = identity::create_tenant(&tx, c.as_ref(), &Actor::cli(), "Model")
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let adm = Actor {
+        label: "user:adm".into(),
+        role: Some(Role::TenantAdmin),
+        source_ip: None,
+    };
+    let tx = db.store.begin_tenant(t.id).await.unwrap();
+    let hook = integrations::create(&tx, c.as_ref(), &adm, "webhook", "edr", json!({}))
+        .await
+        .unwrap();
+    let llm = integrations::create(
+        &tx,
+        c.as_ref(),
+        &adm,
+        "llm",
+        "Model",
+        json!({"base_url": run.base(), "api": "openai", "model": "m-1"}),
+    )
+    .await
+    .unwrap();
+    vault::set(&tx, c.as_ref(), master.as_ref(), &adm, llm.id, b"sk-test")
+        .await
+        .unwrap();
+    integrations::set_scope(&tx, c.as_ref(), &adm, llm.id, "context:send", true)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let e = (t.id, hook.id);
+    // A short client timeout, so "the model does not answer" is quick.
+    let conn = Connectors::with_timeout(
+        db.store.clone(),
+        master.clone(),
+        c.clone(),
+        std::time::Duration::from_millis(500),
+    )
+    .unwrap();
+    let round = |n: usize, minute: i64| {
+        let (db, c, conn) = (&db, c.clone(), &conn);
+        async move {
+            deliver(
+                db,
+                &c,
+                e,
+                vec![alert(
+                    n,
+                    "Credential dumping from LSASS",
+                    "Credential Access",
+                    minute,
+                )],
+            )
+            .await;
+            c.advance(investigation::DEBOUNCE + Duration::seconds(1));
+            assert_eq!(run_all(db, &c, conn).await.0, 4);
+            let tx = db.store.begin_tenant(e.0).await.unwrap();
+            let case = vigil_orchestrator::engine::cases::list(&tx, None, 10, 0)
+                .await
+                .unwrap()
+                .0[0]
+                .id;
+            let d = drafts::list(&tx, case, false).await.unwrap().remove(0);
+            let body: drafts::Body = serde_json::from_value(d.body.clone()).unwrap();
+            drafts::validate(&tx, case, &body).await.unwrap();
+            let alerts = vigil_orchestrator::pipeline::correlate::alerts_of(&tx, case)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            (d, alerts[0].0)
+        }
+    };
+    run.control.push(Fault::Slow(std::time::Duration::from_secs(2)));
+    let (d, alert_id) = round(1, 0).await;
+    assert!(
+        d.drafter.starts_with("deterministic (model unavailable") && d.drafter.ends_with("(round 1)"),
+        "{}",
+        d.drafter
+    );
+    *model.answer.lock().unwrap() =
+        json!({"summary": [{"text": "It was APT29.", "cites": []}], "scope": [], "entities": [], "timeline": [], "recommendations": []})
+            .to_string();
+    let (d, _) = round(2, 5).await;
+    assert!(
+        d.drafter.starts_with("deterministic (model output refused") && d.drafter.ends_with("(round 2)"),
+        "{}",
+        d.drafter
+    );
+    assert!(!d.body.to_string().contains("APT29"));
+    *model.answer.lock().unwrap() = json!({
+        "summary": [{"text": "Credential dumping on ws-042.", "cites": [{"alert_id": alert_id, "pointer": "/device/hostname"}]}],
+        "scope": [], "entities": [], "timeline": [], "recommendations": []
+    })
+    .to_string();
+    let (d, _) = round(3, 10).await;
+    assert_eq!(d.drafter, "openai:m-1 (round 3)");
+    assert_eq!(d.body["summary"][0]["text"], "Credential dumping on ws-042.");
+    assert_eq!(d.version, 3);
+}
+
+#[tokio::test]
+async fn model_drafts_the_round_sqlite() {
+    model_drafts_the_round(TestDb::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn model_drafts_the_round_postgres() {
+    model_drafts_the_round(TestDb::postgres().await).await;
 }
