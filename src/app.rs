@@ -129,8 +129,11 @@ async fn serve(cfg: Config, demo: bool) -> Result<(), Error> {
         .trim_end_matches('/')
         .to_owned();
 
+    // The demo's loopback CrowdStrike and Graylog live as long as the server.
+    let mut _estate = None;
     if demo {
         let seeded = demo::seed(&store, clock.as_ref(), &master_key).await?;
+        _estate = Some(demo::estate(&store, clock.as_ref(), &master_key, seeded.tenant.id).await?);
         print!("{}", seeded.render(&public_url));
     }
     if identity::bootstrap_needed(store.conn()).await? {

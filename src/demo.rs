@@ -293,3 +293,121 @@ async fn seed_corpus(
 /// The corpus slice `vigil demo` loads (fixed, so the demo is the same everywhere).
 pub const DEMO_CORPUS_SEED: u64 = 2026;
 pub const DEMO_CORPUS_INCIDENTS: usize = 25;
+
+/// The demo's estate: a CrowdStrike and a Graylog on loopback (the
+/// simulators the tests use, written from the vendors' published APIs),
+/// knowing the hosts, users and addresses of the demo's alerts, wired to
+/// the demo tenant as read-only integrations, so its investigations collect
+/// evidence through the same clients a real tenant's would. Started by
+/// `vigil demo` only; dropped (stopped) with the server.
+#[derive(Debug)]
+pub struct Estate {
+    _falcon: crate::sim::Running,
+    _graylog: crate::sim::Running,
+}
+
+pub const DEMO_FALCON: &str = "CrowdStrike (demo simulator)";
+pub const DEMO_GRAYLOG: &str = "Graylog (demo simulator)";
+const FALCON_CLIENT: &str = "demo-client";
+const FALCON_SECRET: &str = "demo-falcon-secret";
+const GRAYLOG_TOKEN: &str = "demo-graylog-token";
+
+pub async fn estate(
+    store: &Store,
+    clock: &dyn Clock,
+    master: &MasterKey,
+    tenant: vigil_orchestrator::TenantId,
+) -> Result<Estate, Error> {
+    use std::collections::BTreeSet;
+    use vigil_orchestrator::connect::integrations;
+    use vigil_orchestrator::pipeline::ingest;
+    use vigil_orchestrator::pipeline::observables::Kind;
+    let (falcon_run, falcon) = crate::sim::crowdstrike::start(FALCON_CLIENT, FALCON_SECRET).await;
+    let (graylog_run, graylog) = crate::sim::graylog::start(GRAYLOG_TOKEN).await;
+    // What the tools know: each host of the demo's alerts as a device, and a
+    // log line naming its host, user and address a few minutes before each alert.
+    let tx = store.begin_tenant(tenant).await?;
+    let mut hosts = BTreeSet::new();
+    let mut messages = Vec::new();
+    for (n, a) in ingest::list(&tx, 2_000, 0).await?.iter().enumerate() {
+        let obs = ingest::observables_of(&tx, a.id).await?;
+        let first = |k: Kind| obs.iter().find(|o| o.kind == k).map(|o| o.value.clone());
+        let (host, user, ip) = (first(Kind::Host), first(Kind::User), first(Kind::Ip));
+        if let Some(h) = &host {
+            hosts.insert(h.clone());
+        }
+        if host.is_none() && user.is_none() && ip.is_none() {
+            continue;
+        }
+        let at = a.event_at.unwrap_or(a.received_at) - chrono::Duration::minutes(3);
+        let text = format!(
+            "An account was successfully logged on (4624): user {} on {} from {}",
+            user.as_deref().unwrap_or("-"),
+            host.as_deref().unwrap_or("-"),
+            ip.as_deref().unwrap_or("-")
+        );
+        messages.push(crate::sim::graylog::message(
+            n,
+            &at.format("%Y-%m-%d %H:%M:%S%.3f").to_string(),
+            host.as_deref().unwrap_or("dc-01"),
+            &text,
+        ));
+    }
+    *graylog
+        .messages
+        .lock()
+        .map_err(|_| Error::Io("demo estate".into()))? = messages;
+    let devices = hosts
+        .iter()
+        .enumerate()
+        // One host in seven is already network-contained.
+        .map(|(i, h)| {
+            crate::sim::crowdstrike::device(
+                &format!("demo-dev-{i:03}"),
+                h,
+                if i % 7 == 3 { "contained" } else { "normal" },
+            )
+        })
+        .collect();
+    *falcon
+        .devices
+        .lock()
+        .map_err(|_| Error::Io("demo estate".into()))? = devices;
+    // The integrations, pointing at this run's ports.
+    let actor = Actor {
+        label: "system:demo".into(),
+        role: None,
+        source_ip: None,
+    };
+    let existing = integrations::list(&tx).await?.0;
+    for (kind, name, config, secret) in [
+        (
+            "crowdstrike",
+            DEMO_FALCON,
+            serde_json::json!({"base_url": falcon_run.base(), "client_id": FALCON_CLIENT}),
+            FALCON_SECRET,
+        ),
+        (
+            "graylog",
+            DEMO_GRAYLOG,
+            serde_json::json!({"base_url": graylog_run.base()}),
+            GRAYLOG_TOKEN,
+        ),
+    ] {
+        match existing.iter().find(|i| i.name == name) {
+            Some(i) => {
+                integrations::set_config(&tx, clock, &actor, i.id, config).await?;
+            }
+            None => {
+                let i = integrations::create(&tx, clock, &actor, kind, name, config).await?;
+                vigil_orchestrator::secrets::vault::set(&tx, clock, master, &actor, i.id, secret.as_bytes())
+                    .await?;
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(Estate {
+        _falcon: falcon_run,
+        _graylog: graylog_run,
+    })
+}

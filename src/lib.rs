@@ -12,6 +12,7 @@ pub mod config;
 pub mod datadir;
 pub mod demo;
 pub mod export;
+pub mod sim;
 pub mod web;
 
 /// Start-up and CLI errors. Each displays as one line naming the problem.

@@ -4,7 +4,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 pub mod browser;
-pub mod sim;
+pub use vigil::sim;
 
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};

@@ -439,6 +439,16 @@ async fn demo_seeds_a_tenant_and_one_account_per_role() {
     for k in vigil_orchestrator::pipeline::investigation::STEPS {
         assert!(kinds.contains(k), "{k} ran: {done}");
     }
+    // Its collect steps read evidence from the demo's loopback CrowdStrike
+    // and Graylog through their read scopes.
+    let collected: u64 = done["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["kind"] == "investigation.collect")
+        .filter_map(|s| s["output"]["evidence"].as_u64())
+        .sum();
+    assert!(collected > 0, "evidence collected: {done}");
     // A citation opens its alert: raw, placement, observables, case.
     let first = alerts["items"][0]["id"].as_str().unwrap().to_owned();
     let one: serde_json::Value = http()
@@ -487,6 +497,44 @@ async fn demo_seeds_a_tenant_and_one_account_per_role() {
         .unwrap()
         .to_owned();
     assert_ne!(again, first_passwords[3]);
+    // The estate's integrations follow the simulators to this run's ports:
+    // the same two, not new ones.
+    let mut cmd = vigil(cwd.path());
+    cmd.args([
+        "admin",
+        "create-token",
+        "--tenant",
+        &tenant_id,
+        "--role",
+        "security_engineer",
+    ]);
+    let eng = run(cmd).await.stdout.trim().to_owned();
+    let list: serde_json::Value = http()
+        .get(server.url("/api/v1/integrations"))
+        .bearer_auth(&eng)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for name in [vigil::demo::DEMO_FALCON, vigil::demo::DEMO_GRAYLOG] {
+        let mine: Vec<&serde_json::Value> = list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["name"] == name)
+            .collect();
+        assert_eq!(mine.len(), 1, "{name}: {list}");
+        // Its address is this run's simulator (it answers: 401 without a credential).
+        let base = mine[0]["config"]["base_url"].as_str().unwrap();
+        let r = http()
+            .get(format!("{base}/devices/queries/devices/v1"))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_client_error(), "{name} at {base}: {}", r.status());
+    }
     assert!(server.terminate().await.0.success());
 }
 

@@ -227,6 +227,25 @@ async fn an_analyst_works_a_case_and_an_executive_reads_the_brief() {
     b.keep("alert-1280").await;
     no_serious_axe(&b, "the evidence viewer").await;
 
+    // A citation of what an integration said (the demo's loopback
+    // CrowdStrike and Graylog, read by the investigation's collect step)
+    // opens that evidence item, the cited field highlighted.
+    b.goto(&case_path).await;
+    let text = b.text().await;
+    assert!(text.contains("Evidence from integrations"), "{text}");
+    let cite = b.find("#draft a.cite[href^='/evidence/']").await;
+    cite.click().await.unwrap();
+    b.find("#cited").await;
+    let text = b.text().await;
+    assert!(
+        text.contains("Evidence:")
+            && (text.contains("CrowdStrike (demo simulator)") || text.contains("Graylog (demo simulator)")),
+        "{text}"
+    );
+    assert!(!b.all("pre.raw .line.cited").await.is_empty());
+    b.keep("evidence-1280").await;
+    no_serious_axe(&b, "an evidence item").await;
+
     // Reject the draft with a reason.
     b.goto(&case_path).await;
     b.fill(

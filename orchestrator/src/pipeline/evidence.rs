@@ -311,12 +311,14 @@ pub async fn collect(
         .all(&*tx)
         .await?;
     let (subjects, window) = subjects(&tx, case_id).await?;
-    let have: HashSet<(Uuid, String)> = evidence::Entity::find()
+    let earlier = evidence::Entity::find()
         .filter(evidence::Column::TenantId.eq(tenant.0))
         .filter(evidence::Column::CaseId.eq(case_id))
         .filter(evidence::Column::Round.eq(round))
         .all(&*tx)
-        .await?
+        .await?;
+    let collected_before = earlier.iter().filter(|e| e.status == "collected").count();
+    let have: HashSet<(Uuid, String)> = earlier
         .into_iter()
         .map(|e| (e.integration_id, e.subject))
         .collect();
@@ -332,7 +334,7 @@ pub async fn collect(
         return Ok(out);
     };
     let planned: Vec<Planned> = plan(&integrations, &subjects);
-    out.collected = have.len();
+    out.collected = collected_before;
     // 2. The lookups, one after another, all within the deadline.
     let deadline = tokio::time::Instant::now() + DEADLINE;
     let mut results = Vec::new();

@@ -3,7 +3,8 @@
 //! their error responses (401, 403, 429 with `Retry-After`, 5xx, slow or
 //! garbage answers, oversized bodies). Tests and benchmarks run the real
 //! clients against them; they count what was written, so a duplicate write
-//! is visible.
+//! is visible. `vigil demo` (only) starts CrowdStrike and Graylog ones as its
+//! estate, so its investigations collect evidence; `vigil serve` never does.
 
 #![allow(
     clippy::expect_used,
