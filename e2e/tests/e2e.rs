@@ -350,16 +350,12 @@ async fn demo_seeds_a_tenant_and_one_account_per_role() {
         .next()
         .unwrap()
         .to_owned();
-    let mut cmd = vigil(cwd.path());
-    cmd.args([
-        "admin",
-        "create-token",
-        "--tenant",
-        &tenant_id,
-        "--role",
-        "analyst_read",
-    ]);
-    let token = run(cmd).await.stdout.trim().to_owned();
+    let token_for = |role: &'static str| {
+        let mut cmd = vigil(cwd.path());
+        cmd.args(["admin", "create-token", "--tenant", &tenant_id, "--role", role]);
+        async move { run(cmd).await.stdout.trim().to_owned() }
+    };
+    let token = token_for("analyst_read").await;
     let inbox: serde_json::Value = http()
         .get(server.url("/api/v1/gates?status=pending"))
         .bearer_auth(&token)
@@ -499,16 +495,7 @@ async fn demo_seeds_a_tenant_and_one_account_per_role() {
     assert_ne!(again, first_passwords[3]);
     // The estate's integrations follow the simulators to this run's ports:
     // the same two, not new ones.
-    let mut cmd = vigil(cwd.path());
-    cmd.args([
-        "admin",
-        "create-token",
-        "--tenant",
-        &tenant_id,
-        "--role",
-        "security_engineer",
-    ]);
-    let eng = run(cmd).await.stdout.trim().to_owned();
+    let eng = token_for("security_engineer").await;
     let list: serde_json::Value = http()
         .get(server.url("/api/v1/integrations"))
         .bearer_auth(&eng)
