@@ -633,13 +633,28 @@ async fn evidence_items(backend: Backend) {
     let answer = r#"{"meta": {}, "resources": [{"device_id": "dev-1", "hostname": "ws-042", "status": "normal"}], "errors": []}"#;
     let (got, missing) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
     let tx = app.state.store.begin_tenant(a).await.unwrap();
-    for (id, subject, response, error) in [
-        (got, "host:ws-042", Some(answer.to_owned()), None),
+    let logged = r#"{"messages": [{"message": {"_id": "m1", "timestamp": "2026-11-22 08:58:00.000", "source": "dc-01", "message": "TGT for m.rossi"}}], "total_results": 1}"#;
+    for (id, source, subject, response, error) in [
+        (
+            got,
+            "crowdstrike.device",
+            "host:ws-042",
+            Some(answer.to_owned()),
+            None,
+        ),
         (
             missing,
+            "crowdstrike.device",
             "user:m.rossi",
             None,
             Some("the vendor failed (HTTP 503)".to_owned()),
+        ),
+        (
+            uuid::Uuid::now_v7(),
+            "graylog.messages",
+            "user:m.rossi",
+            Some(logged.to_owned()),
+            None,
         ),
     ] {
         evidence::Entity::insert(evidence::ActiveModel {
@@ -648,7 +663,7 @@ async fn evidence_items(backend: Backend) {
             case_id: Set(case),
             round: Set(1),
             integration_id: Set(uuid::Uuid::now_v7()),
-            source: Set("crowdstrike.device".into()),
+            source: Set(source.into()),
             subject: Set(subject.into()),
             request: Set("GET /devices/queries/devices/v1?filter=hostname:'ws-042'".into()),
             status: Set(if response.is_some() {
@@ -694,7 +709,17 @@ async fn evidence_items(backend: Backend) {
         .call(&ann, Method::GET, &format!("/api/v1/cases/{case}"), None)
         .await;
     let v: serde_json::Value = serde_json::from_str(&res).unwrap();
-    assert_eq!(v["evidence"].as_array().map(Vec::len), Some(2), "{res}");
+    assert_eq!(v["evidence"].as_array().map(Vec::len), Some(3), "{res}");
+    // The timeline API carries the logged event, pointing at its item.
+    let (_, res) = app
+        .call(&ann, Method::GET, &format!("/api/v1/cases/{case}/timeline"), None)
+        .await;
+    let v: serde_json::Value = serde_json::from_str(&res).unwrap();
+    assert_eq!(v["enrichment"][0]["summary"], "TGT for m.rossi", "{res}");
+    assert_eq!(
+        v["enrichment"][0]["pointer"], "/messages/0/message/message",
+        "{res}"
+    );
 
     let page = page_get;
     let (s, html, _) = app

@@ -123,7 +123,11 @@ async fn runs_itself(db: TestDb) {
     assert_eq!(rounds().await.len(), 1, "a burst is one round");
     assert_eq!(drain(&db, &c).await, 0, "debounced: not due yet");
     c.advance(investigation::DEBOUNCE + Duration::seconds(1));
-    assert_eq!(drain(&db, &c).await, 4, "collect, assess, draft, propose");
+    assert_eq!(
+        drain(&db, &c).await,
+        investigation::STEPS.len(),
+        "collect, sequence, assess, draft, propose"
+    );
 
     let tx = db.store.begin_tenant(t.id).await.unwrap();
     let ds = drafts::list(&tx, case_id, false).await.unwrap();
@@ -163,7 +167,7 @@ async fn runs_itself(db: TestDb) {
     )])
     .await;
     c.advance(investigation::DEBOUNCE + Duration::seconds(1));
-    assert_eq!(drain(&db, &c).await, 4);
+    assert_eq!(drain(&db, &c).await, investigation::STEPS.len());
     let tx = db.store.begin_tenant(t.id).await.unwrap();
     let ds = drafts::list(&tx, case_id, false).await.unwrap();
     let states: Vec<(i32, &str)> = ds.iter().map(|d| (d.version, d.state.as_str())).collect();
@@ -194,7 +198,7 @@ async fn runs_itself(db: TestDb) {
     let tx = db.store.begin_tenant(t.id).await.unwrap();
     kill::set_tenant(&tx, &c, &eng, false).await.unwrap();
     tx.commit().await.unwrap();
-    assert_eq!(drain(&db, &c).await, 4);
+    assert_eq!(drain(&db, &c).await, investigation::STEPS.len());
     assert_eq!(rounds().await.len(), 3);
 
     // A person dismisses the proposal (feedback): later rounds do not ask again.
@@ -229,7 +233,7 @@ async fn runs_itself(db: TestDb) {
     );
     tx.commit().await.unwrap();
     c.advance(investigation::DEBOUNCE + Duration::seconds(1));
-    assert_eq!(drain(&db, &c).await, 4);
+    assert_eq!(drain(&db, &c).await, investigation::STEPS.len());
     assert_eq!(rounds().await.len(), 4);
     let tx = db.store.begin_tenant(t.id).await.unwrap();
     let all = gates::list(&tx, None, None, 50, 0).await.unwrap().0;
@@ -413,7 +417,11 @@ async fn investigated_with_evidence(db: TestDb) {
     assert_eq!(searches, 3, "host, user and address of the case");
     c.advance(Duration::seconds(5));
     let (ran, _) = run_all(&db, &c, &conn).await;
-    assert_eq!(ran, 4, "collect, assess, draft, propose");
+    assert_eq!(
+        ran,
+        investigation::STEPS.len(),
+        "collect, sequence, assess, draft, propose"
+    );
     assert_eq!(
         gl_run.control.count("GET /api/search/universal/absolute"),
         searches + 1,
@@ -513,6 +521,30 @@ async fn investigated_with_evidence(db: TestDb) {
     assert!(
         !texts.iter().any(|t| t.contains("patch run")),
         "outside the window"
+    );
+    // The sequenced timeline: the alerts and the two messages in the window,
+    // in event-time order, the message found by both the host and the user
+    // search once.
+    let t = investigation::sequenced(&tx, case_id).await.unwrap();
+    let at: Vec<_> = t.iter().map(investigation::Entry::at).collect();
+    assert!(at.windows(2).all(|w| w[0] <= w[1]), "{at:?}");
+    let logged: Vec<&str> = t
+        .iter()
+        .filter_map(|e| match e {
+            investigation::Entry::Enrichment(e) => Some(e.summary.as_str()),
+            investigation::Entry::Alert(_) => None,
+        })
+        .collect();
+    assert_eq!(
+        logged,
+        [
+            "Kerberos TGT requested for m.rossi from ws-042",
+            "Sysmon: lsass.exe accessed by rundll32.exe"
+        ]
+    );
+    assert!(
+        matches!(&t[0], investigation::Entry::Enrichment(e) if e.source == "dc-01"),
+        "08:58, before the first alert: {t:?}"
     );
     let actions: Vec<&str> = body.recommendations.iter().map(|r| r.action.as_str()).collect();
     assert_eq!(actions, ["escalate_critical", "contain_host"]);
@@ -670,7 +702,11 @@ async fn enrichment_failing(db: TestDb) {
         ran += run_all(&db, &c, &conn).await.0;
         c.advance(Duration::minutes(1));
     }
-    assert_eq!(ran, 4, "the round ends after the last try");
+    assert_eq!(
+        ran,
+        investigation::STEPS.len(),
+        "the round ends after the last try"
+    );
     let tx = db.store.begin_tenant(e.tenant).await.unwrap();
     let case_id = vigil_orchestrator::engine::cases::list(&tx, None, 10, 0)
         .await
@@ -807,7 +843,7 @@ async fn model_drafts_the_round(db: TestDb) {
             )
             .await;
             c.advance(investigation::DEBOUNCE + Duration::seconds(1));
-            assert_eq!(run_all(db, &c, conn).await.0, 4);
+            assert_eq!(run_all(db, &c, conn).await.0, investigation::STEPS.len());
             let tx = db.store.begin_tenant(e.0).await.unwrap();
             let case = vigil_orchestrator::engine::cases::list(&tx, None, 10, 0)
                 .await

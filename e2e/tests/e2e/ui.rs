@@ -233,6 +233,11 @@ async fn an_analyst_works_a_case_and_an_executive_reads_the_brief() {
     b.goto(&case_path).await;
     let text = b.text().await;
     assert!(text.contains("Evidence from integrations"), "{text}");
+    assert!(text.contains("Sequence the timeline"), "{text}");
+    assert!(
+        !b.all("#timeline a[href^='/evidence/']").await.is_empty(),
+        "the timeline holds the logged events: {text}"
+    );
     let cite = b.find("#draft a.cite[href^='/evidence/']").await;
     cite.click().await.unwrap();
     b.find("#cited").await;

@@ -380,25 +380,17 @@ struct Enrichment {
     uncontained: Vec<Signal>,
 }
 
-/// How many of a Graylog search's messages become timeline sentences.
-const ENRICHMENT_EVENTS: usize = 5;
+/// How many enrichment events become timeline sentences.
+const ENRICHMENT_EVENTS: usize = 10;
 
 async fn enrichment(tx: &TenantTx, case_id: Uuid) -> Result<Enrichment> {
     use crate::pipeline::evidence::{self, CROWDSTRIKE_DEVICE, GRAYLOG_MESSAGES};
-    let mut newest: BTreeMap<(Uuid, String), evidence::Item> = BTreeMap::new();
-    for i in evidence::of_case(tx, case_id).await? {
-        if i.response.is_none() {
-            continue;
-        }
-        let k = (i.integration_id, i.subject.clone());
-        if newest.get(&k).is_none_or(|o| o.round < i.round) {
-            newest.insert(k, i);
-        }
-    }
+    let newest = evidence::newest(tx, case_id).await?;
     let mut out = Enrichment::default();
-    let mut events: Vec<(String, Sentence)> = Vec::new();
-    for i in newest.values() {
-        let Some(doc) = i.response.as_ref() else { continue };
+    for i in &newest {
+        let Some(doc) = i.response.as_ref() else {
+            continue;
+        };
         let what = i.subject.replacen(':', " ", 1);
         match i.source.as_str() {
             CROWDSTRIKE_DEVICE => match doc.pointer("/resources/0") {
@@ -441,47 +433,36 @@ async fn enrichment(tx: &TenantTx, case_id: Uuid) -> Result<Enrichment> {
                 let Some(list) = doc.pointer("/messages").and_then(Value::as_array) else {
                     continue;
                 };
-                let total = doc
-                    .pointer("/total_results")
-                    .and_then(Value::as_u64)
-                    .unwrap_or(list.len() as u64);
-                let cite = if doc.pointer("/total_results").is_some() {
-                    "/total_results"
-                } else {
-                    "/messages"
+                let (total, cite) = match doc.pointer("/total_results").and_then(Value::as_u64) {
+                    Some(n) => (n, "/total_results"),
+                    None => (list.len() as u64, "/messages"),
                 };
                 out.entities.push(Sentence {
                     text: format!("Graylog holds {total} message(s) naming {what} around the case's window."),
                     cites: vec![Citation::evidence(i.id, cite)],
                 });
-                for (n, m) in list.iter().enumerate().take(ENRICHMENT_EVENTS) {
-                    let at = m.pointer("/message/timestamp").and_then(Value::as_str);
-                    let text = m.pointer("/message/message").and_then(Value::as_str);
-                    if let (Some(at), Some(text)) = (at, text) {
-                        let src = m
-                            .pointer("/message/source")
-                            .and_then(Value::as_str)
-                            .unwrap_or("?");
-                        let line = crate::text::title(&format!("{at}: {src}: {text}"), 300, "message");
-                        events.push((
-                            at.to_owned(),
-                            Sentence {
-                                text: format!("{line} (Graylog)"),
-                                cites: vec![Citation::evidence(
-                                    i.id,
-                                    format!("/messages/{n}/message/message"),
-                                )],
-                            },
-                        ));
-                    }
-                }
             }
             _ => {}
         }
     }
-    events.sort_by(|a, b| a.0.cmp(&b.0));
-    events.dedup_by(|a, b| a.1.text == b.1.text);
-    out.timeline = events.into_iter().map(|(_, s)| s).take(10).collect();
+    // What the logs say happened, in order (the sequenced enrichment events).
+    out.timeline = evidence::events(&newest)
+        .into_iter()
+        .take(ENRICHMENT_EVENTS)
+        .map(|e| Sentence {
+            text: crate::text::title(
+                &format!(
+                    "{}: {}: {} (Graylog)",
+                    e.at.format("%Y-%m-%d %H:%M:%S UTC"),
+                    e.source,
+                    e.summary
+                ),
+                400,
+                "message",
+            ),
+            cites: vec![Citation::evidence(e.evidence_id, e.pointer)],
+        })
+        .collect();
     Ok(out)
 }
 

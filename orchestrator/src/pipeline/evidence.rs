@@ -120,6 +120,78 @@ pub async fn documents(tx: &TenantTx, case_id: Uuid) -> Result<BTreeMap<Uuid, Va
         .collect())
 }
 
+/// The case's collected items, the newest round's per (integration,
+/// subject): what the tools say of the case now.
+pub async fn newest(tx: &TenantTx, case_id: Uuid) -> Result<Vec<Item>> {
+    let mut by: BTreeMap<(Uuid, String), Item> = BTreeMap::new();
+    for i in of_case(tx, case_id).await? {
+        if i.response.is_none() {
+            continue;
+        }
+        let k = (i.integration_id, i.subject.clone());
+        if by.get(&k).is_none_or(|o| o.round < i.round) {
+            by.insert(k, i);
+        }
+    }
+    Ok(by.into_values().collect())
+}
+
+/// One event an evidence item tells of (a message Graylog holds), at the
+/// time the message carries, pointing at it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Event {
+    pub at: DateTime<Utc>,
+    /// Where the event was logged (the message's `source`).
+    pub source: String,
+    pub summary: String,
+    pub evidence_id: Uuid,
+    /// JSON pointer of the message's text in the item.
+    pub pointer: String,
+}
+
+/// The enrichment events of the case: the messages of the newest Graylog
+/// searches, each once (the same message found by several subjects is one
+/// event), oldest first. A message without a readable time is left out.
+pub fn events(items: &[Item]) -> Vec<Event> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for i in items.iter().filter(|i| i.source == GRAYLOG_MESSAGES) {
+        let Some(list) = i
+            .response
+            .as_ref()
+            .and_then(|d| d.pointer("/messages"))
+            .and_then(Value::as_array)
+        else {
+            continue;
+        };
+        for (n, m) in list.iter().enumerate() {
+            let field = |k: &str| m.pointer(&format!("/message/{k}"));
+            let (Some(at), Some(text)) = (
+                field("timestamp").and_then(crate::pipeline::timeline::parse_time),
+                field("message").and_then(Value::as_str),
+            ) else {
+                continue;
+            };
+            let key = field("_id")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .unwrap_or_else(|| format!("{at}|{text}"));
+            if !seen.insert(key) {
+                continue;
+            }
+            out.push(Event {
+                at,
+                source: field("source").and_then(Value::as_str).unwrap_or("?").to_owned(),
+                summary: crate::text::title(text, 300, "message"),
+                evidence_id: i.id,
+                pointer: format!("/messages/{n}/message/message"),
+            });
+        }
+    }
+    out.sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.summary.cmp(&b.summary)));
+    out
+}
+
 /// What one collection did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Collected {

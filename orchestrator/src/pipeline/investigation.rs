@@ -7,15 +7,18 @@
 //!    read scopes (CrowdStrike device records, Graylog message searches:
 //!    [`evidence`]), stored verbatim as evidence items; a failing source is
 //!    retried by the engine, then recorded as not collected;
-//! 2. `investigation.assess` — signals with weights and citations (the
+//! 2. `investigation.sequence` — the case's timeline with the events the
+//!    evidence tells of (Graylog's messages) in event-time order
+//!    ([`sequenced`]; the case page and the timeline API show the same);
+//! 3. `investigation.assess` — signals with weights and citations (the
 //!    drafter's: indicator hits, spread, source severity, ATT&CK tactics
 //!    named or implied by detection names);
-//! 3. `investigation.draft` — the brief, a new version (older unapproved
+//! 4. `investigation.draft` — the brief, a new version (older unapproved
 //!    versions are marked superseded), by the tenant's model when one is
 //!    configured (validated; on failure the deterministic draft says why),
 //!    else by the deterministic drafter; enrichment facts and events are in
 //!    it, citing their evidence items;
-//! 4. `investigation.propose` — for the draft's recommendation above its
+//! 5. `investigation.propose` — for the draft's recommendation above its
 //!    threshold, Vigil itself requests the gate (escalate to Critical; a
 //!    ticket on the tenant's first ticket integration; containment of a host
 //!    CrowdStrike reports online and not contained), as the system actor,
@@ -48,11 +51,12 @@ use crate::store::entity::{draft, gate, integration, step};
 use crate::{Clock, Error, Result};
 
 pub const COLLECT: &str = "investigation.collect";
+pub const SEQUENCE: &str = "investigation.sequence";
 pub const ASSESS: &str = "investigation.assess";
 pub const DRAFT: &str = "investigation.draft";
 pub const PROPOSE: &str = "investigation.propose";
 /// The workflow, in order.
-pub const STEPS: [&str; 4] = [COLLECT, ASSESS, DRAFT, PROPOSE];
+pub const STEPS: [&str; 5] = [COLLECT, SEQUENCE, ASSESS, DRAFT, PROPOSE];
 /// How long a new round waits for more alerts before it starts.
 pub const DEBOUNCE: Duration = Duration::seconds(2);
 
@@ -209,9 +213,69 @@ impl StepHandler for Collect {
                 "not_collected": got.not_collected,
                 "enrichment": got.nothing,
             }),
+            next: vec![next(SEQUENCE, ctx, json!({}))],
+        })
+    }
+}
+
+#[derive(Debug)]
+struct Sequence;
+
+#[async_trait::async_trait]
+impl StepHandler for Sequence {
+    async fn run(&self, ctx: &StepContext<'_>) -> std::result::Result<StepDone, StepFailure> {
+        let Some((tx, case_id)) = begin(ctx).await? else {
+            return Ok(skipped());
+        };
+        let t = sequenced(&tx, case_id).await.map_err(fail)?;
+        tx.commit().await.map_err(fail)?;
+        let (alerts, enrichment) = (
+            t.iter().filter(|e| matches!(e, Entry::Alert(_))).count(),
+            t.iter().filter(|e| matches!(e, Entry::Enrichment(_))).count(),
+        );
+        Ok(StepDone {
+            output: json!({
+                "events": t.len(),
+                "alerts": alerts,
+                "enrichment_events": enrichment,
+                "from": t.first().map(Entry::at),
+                "to": t.last().map(Entry::at),
+            }),
             next: vec![next(ASSESS, ctx, json!({}))],
         })
     }
+}
+
+/// One event of a case's sequenced timeline: an alert, or an event an
+/// evidence item tells of.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(tag = "from", rename_all = "snake_case")]
+pub enum Entry {
+    Alert(timeline::Row),
+    Enrichment(evidence::Event),
+}
+
+impl Entry {
+    pub fn at(&self) -> chrono::DateTime<chrono::Utc> {
+        match self {
+            Entry::Alert(r) => r.at,
+            Entry::Enrichment(e) => e.at,
+        }
+    }
+}
+
+/// The case's timeline with what the tenant's tools logged around it, in
+/// event-time order (an alert before an enrichment event at the same time).
+pub async fn sequenced(tx: &TenantTx, case_id: Uuid) -> Result<Vec<Entry>> {
+    let mut out: Vec<Entry> = timeline::of_case(tx, case_id)
+        .await?
+        .into_iter()
+        .map(Entry::Alert)
+        .collect();
+    let items = evidence::newest(tx, case_id).await?;
+    out.extend(evidence::events(&items).into_iter().map(Entry::Enrichment));
+    out.sort_by_key(Entry::at); // stable: alerts first on a tie
+    Ok(out)
 }
 
 #[derive(Debug)]
@@ -558,6 +622,7 @@ pub fn registry(base: Registry, connectors: Connectors) -> Registry {
             connectors: connectors.clone(),
         }),
     )
+    .with(SEQUENCE, Arc::new(Sequence))
     .with(ASSESS, Arc::new(Assess))
     .with(DRAFT, Arc::new(Draft { connectors }))
     .with(PROPOSE, Arc::new(Propose))

@@ -50,7 +50,9 @@ fn time_fields(format: &str) -> &'static [&'static str] {
     }
 }
 
-fn parse_time(v: &Value) -> Option<DateTime<Utc>> {
+/// A time as sources write it: epoch milliseconds, RFC 3339, or Graylog's
+/// `2026-11-22 10:00:00.000` (UTC).
+pub fn parse_time(v: &Value) -> Option<DateTime<Utc>> {
     match v {
         // OCSF timestamps are milliseconds since the epoch.
         Value::Number(n) => n.as_i64().and_then(|ms| Utc.timestamp_millis_opt(ms).single()),

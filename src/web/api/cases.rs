@@ -100,7 +100,9 @@ pub async fn get_case(
 }
 
 /// The case's timeline: its alerts in event-time order, each with the
-/// pointer to the field that placed it.
+/// pointer to the field that placed it (`events`), and the events its
+/// evidence items tell of (`enrichment`: Graylog messages, each with its
+/// evidence item and pointer), in event-time order.
 pub async fn case_timeline(
     State(s): State<AppState>,
     Extension(ctx): Extension<TenantCtx>,
@@ -109,8 +111,10 @@ pub async fn case_timeline(
     let case_id = id(&case_id, "case")?;
     let tx = s.store.begin_tenant(ctx.tenant).await?;
     let rows = vigil_orchestrator::pipeline::timeline::of_case(&tx, case_id).await?;
+    let items = vigil_orchestrator::pipeline::evidence::newest(&tx, case_id).await?;
     tx.commit().await?;
-    Ok(Json(json!({"case": case_id, "events": rows})).into_response())
+    let enrichment = vigil_orchestrator::pipeline::evidence::events(&items);
+    Ok(Json(json!({"case": case_id, "events": rows, "enrichment": enrichment})).into_response())
 }
 
 #[derive(Debug, Deserialize)]

@@ -20,7 +20,7 @@ use vigil_orchestrator::engine::cases::{self, Filter, Sort};
 use vigil_orchestrator::engine::gates;
 use vigil_orchestrator::engine::state::{CaseState, Severity};
 use vigil_orchestrator::pipeline::drafts::{self, Citation};
-use vigil_orchestrator::pipeline::{correlate, ingest, investigation, timeline};
+use vigil_orchestrator::pipeline::{correlate, ingest, investigation};
 
 use crate::web::AppState;
 use crate::web::auth::{Principal, TenantCtx};
@@ -364,6 +364,12 @@ fn step_note(s: &vigil_orchestrator::engine::steps::StepView) -> String {
             }
             n
         }
+        investigation::SEQUENCE => format!(
+            "{} event(s): {} alert(s), {} from the evidence",
+            o.get("events").and_then(Value::as_u64).unwrap_or(0),
+            o.get("alerts").and_then(Value::as_u64).unwrap_or(0),
+            o.get("enrichment_events").and_then(Value::as_u64).unwrap_or(0),
+        ),
         investigation::ASSESS => match o.get("recommendation").and_then(Value::as_str) {
             Some(r) => format!(
                 "recommends {} (signals total {})",
@@ -504,7 +510,7 @@ pub async fn case_page(
                 .await?,
             );
         }
-        let rows = timeline::of_case(&tx, case_id).await?;
+        let rows = investigation::sequenced(&tx, case_id).await?;
         let explained = correlate::explain(&tx, case_id).await?;
         let pairs: Vec<_> = explained
             .entities
@@ -538,6 +544,7 @@ pub async fn case_page(
                     .map(|st| StepLine {
                         kind: match st.kind.as_str() {
                             investigation::COLLECT => "Collect evidence".into(),
+                            investigation::SEQUENCE => "Sequence the timeline".into(),
                             investigation::ASSESS => "Assess".into(),
                             investigation::DRAFT => "Draft the brief".into(),
                             investigation::PROPOSE => "Propose actions".into(),
@@ -555,23 +562,37 @@ pub async fn case_page(
         let older = drafts_iter.collect();
         let events = rows
             .into_iter()
-            .map(|r| EventLine {
-                at: when(r.at),
-                placed_by: r.placed_by,
-                placed_label: if r.placed_by == "received" {
-                    "no event time: at receipt"
-                } else {
-                    "event time out of bounds: at receipt"
+            .map(|entry| match entry {
+                investigation::Entry::Alert(r) => EventLine {
+                    at: when(r.at),
+                    placed_by: r.placed_by,
+                    placed_label: if r.placed_by == "received" {
+                        "no event time: at receipt"
+                    } else {
+                        "event time out of bounds: at receipt"
+                    },
+                    format: r.format,
+                    summary: r.summary,
+                    href: match &r.evidence.pointer {
+                        Some(ptr) => format!(
+                            "/alerts/{}?at={}#cited",
+                            r.evidence.alert_id,
+                            crate::web::urls::encode(ptr)
+                        ),
+                        None => format!("/alerts/{}", r.evidence.alert_id),
+                    },
                 },
-                format: r.format,
-                summary: r.summary,
-                href: match &r.evidence.pointer {
-                    Some(ptr) => format!(
-                        "/alerts/{}?at={}#cited",
-                        r.evidence.alert_id,
-                        crate::web::urls::encode(ptr)
+                investigation::Entry::Enrichment(e) => EventLine {
+                    at: when(e.at),
+                    placed_by: "event",
+                    placed_label: "",
+                    format: format!("Graylog: {}", e.source),
+                    summary: e.summary,
+                    href: format!(
+                        "/evidence/{}?at={}#cited",
+                        e.evidence_id,
+                        crate::web::urls::encode(&e.pointer)
                     ),
-                    None => format!("/alerts/{}", r.evidence.alert_id),
                 },
             })
             .collect();
