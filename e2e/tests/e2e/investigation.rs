@@ -897,3 +897,120 @@ async fn model_drafts_the_round_sqlite() {
 async fn model_drafts_the_round_postgres() {
     model_drafts_the_round(TestDb::postgres().await).await;
 }
+
+/// A case merged away before its round runs: the round ends quietly
+/// (skipped, nothing dead, no draft for the merged case) and the survivor
+/// is investigated with what it now holds; a split investigates both
+/// halves, each draft citing only its own alerts.
+async fn merged_or_split_while_investigated(db: TestDb) {
+    let c = Arc::new(ManualClock::new(
+        Utc.with_ymd_and_hms(2026, 11, 22, 9, 30, 0).unwrap(),
+    ));
+    let master = Arc::new(MasterKey::generate());
+    let tx = db.store.begin_platform().await.unwrap();
+    let t = identity::create_tenant(&tx, c.as_ref(), &Actor::cli(), "Merge")
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let ann = Actor {
+        label: "user:ann".into(),
+        role: Some(Role::AnalystEdit),
+        source_ip: None,
+    };
+    let tx = db.store.begin_tenant(t.id).await.unwrap();
+    let hook = integrations::create(&tx, c.as_ref(), &ann, "webhook", "edr", json!({}))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let conn = Connectors::new(db.store.clone(), master.clone(), c.clone()).unwrap();
+    let on = |n: usize, host: &str, minute: i64| {
+        let mut v: serde_json::Value =
+            serde_json::from_str(&alert(n, "Credential dumping", "Credential Access", minute)).unwrap();
+        v["device"] = json!({"hostname": host});
+        v["actor"] = json!({"user": {"name": format!("u-{host}")}});
+        v.to_string()
+    };
+    deliver(&db, &c, (t.id, hook.id), vec![on(1, "ws-a", 0), on(2, "ws-b", 1)]).await;
+    let tx = db.store.begin_tenant(t.id).await.unwrap();
+    let (list, _) = vigil_orchestrator::engine::cases::list(&tx, None, 10, 0)
+        .await
+        .unwrap();
+    assert_eq!(list.len(), 2, "two hosts, two cases");
+    let (a, b) = (list[0].id, list[1].id);
+    // Merged before the rounds run.
+    vigil_orchestrator::pipeline::correlate::merge(&tx, c.as_ref(), &ann, a, b)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    c.advance(investigation::DEBOUNCE + Duration::seconds(1));
+    run_all(&db, &c, &conn).await;
+    let tx = db.store.begin_tenant(t.id).await.unwrap();
+    let pa = investigation::progress(&tx, a).await.unwrap();
+    assert_eq!(pa.rounds[0].state, "complete", "{:?}", pa.rounds);
+    assert!(
+        pa.rounds[0].steps[0]
+            .output
+            .as_ref()
+            .unwrap()
+            .get("skipped")
+            .is_some()
+    );
+    assert!(
+        drafts::list(&tx, a, false).await.unwrap().is_empty(),
+        "no draft for a merged-away case"
+    );
+    let db_ = drafts::list(&tx, b, false).await.unwrap();
+    assert_eq!(
+        db_.len(),
+        1,
+        "one round for the survivor (the merge rode on its waiting round)"
+    );
+    let body: drafts::Body = serde_json::from_value(db_[0].body.clone()).unwrap();
+    let cited: std::collections::BTreeSet<uuid::Uuid> = body
+        .summary
+        .iter()
+        .chain(&body.entities)
+        .flat_map(|s| s.cites.iter().filter_map(|c| c.alert_id))
+        .collect();
+    assert_eq!(cited.len(), 2, "the survivor's draft cites both alerts: {body:?}");
+    // Split one alert out again: both halves get a round and a draft of their own.
+    let alerts = vigil_orchestrator::pipeline::correlate::alerts_of(&tx, b)
+        .await
+        .unwrap();
+    let out = alerts[0].0;
+    let new = vigil_orchestrator::pipeline::correlate::split(&tx, c.as_ref(), &ann, b, &[out], None)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    c.advance(investigation::DEBOUNCE + Duration::seconds(1));
+    assert_eq!(run_all(&db, &c, &conn).await.0, 2 * investigation::STEPS.len());
+    let tx = db.store.begin_tenant(t.id).await.unwrap();
+    for (case, only) in [(new, Some(out)), (b, None)] {
+        let d = drafts::list(&tx, case, false).await.unwrap().remove(0);
+        let body: drafts::Body = serde_json::from_value(d.body.clone()).unwrap();
+        drafts::validate(&tx, case, &body).await.unwrap();
+        let cited: std::collections::BTreeSet<uuid::Uuid> = body
+            .summary
+            .iter()
+            .chain(&body.entities)
+            .flat_map(|s| s.cites.iter().filter_map(|c| c.alert_id))
+            .collect();
+        assert_eq!(cited.len(), 1, "{body:?}");
+        if let Some(out) = only {
+            assert!(cited.contains(&out));
+        } else {
+            assert!(!cited.contains(&out));
+        }
+    }
+    tx.commit().await.unwrap();
+}
+
+#[tokio::test]
+async fn merged_or_split_while_investigated_sqlite() {
+    merged_or_split_while_investigated(TestDb::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn merged_or_split_while_investigated_postgres() {
+    merged_or_split_while_investigated(TestDb::postgres().await).await;
+}

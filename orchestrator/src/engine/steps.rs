@@ -289,6 +289,11 @@ impl Registry {
         self.0.insert(kind.to_owned(), h);
         self
     }
+
+    /// The handler registered for `kind` (to wrap it, e.g. in a benchmark).
+    pub fn handler(&self, kind: &str) -> Option<Arc<dyn StepHandler>> {
+        self.0.get(kind).cloned()
+    }
 }
 
 /// How a worker claims.

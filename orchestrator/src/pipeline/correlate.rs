@@ -1494,6 +1494,8 @@ pub async fn merge(tx: &TenantTx, clock: &dyn Clock, actor: &Actor, from: Uuid, 
         .exec(&**tx)
         .await?;
     touch(tx, &[into], now).await?;
+    // The survivor is investigated again with what it now holds.
+    crate::pipeline::investigation::schedule(tx, clock, &[into]).await?;
     audit::record(
         tx,
         clock,
@@ -1560,6 +1562,8 @@ pub async fn split(
     reindex(tx, case_id, &s).await?;
     reindex(tx, new.id, &s).await?;
     touch(tx, &[case_id], now).await?;
+    // Both halves are investigated again, each with its own alerts.
+    crate::pipeline::investigation::schedule(tx, clock, &[case_id, new.id]).await?;
     audit::record(
         tx,
         clock,
