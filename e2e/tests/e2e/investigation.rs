@@ -621,6 +621,50 @@ async fn investigated_with_evidence(db: TestDb) {
     let p = investigation::progress(&tx, case_id).await.unwrap();
     assert_eq!((p.rounds[0].round, p.rounds[0].state), (1, "complete"));
     tx.commit().await.unwrap();
+
+    // A later alert within minutes: the new round uses the fresh evidence
+    // again instead of asking the vendors; after FRESH it asks again.
+    let asked = || cs_run.control.requests() + gl_run.control.requests();
+    let before = asked();
+    deliver(
+        &db,
+        &c,
+        (e.tenant, e.hook),
+        vec![alert(6, "Lateral movement over SMB", "Lateral Movement", 12)],
+    )
+    .await;
+    c.advance(investigation::DEBOUNCE + Duration::seconds(1));
+    assert_eq!(run_all(&db, &c, &conn).await.0, investigation::STEPS.len());
+    assert_eq!(asked(), before, "no vendor call for fresh evidence");
+    let tx = db.store.begin_tenant(e.tenant).await.unwrap();
+    let p = investigation::progress(&tx, case_id).await.unwrap();
+    let collect = p.rounds[0]
+        .steps
+        .iter()
+        .find(|s| s.kind == investigation::COLLECT)
+        .unwrap();
+    assert_eq!(
+        collect.output.as_ref().unwrap()["evidence_reused"],
+        4,
+        "{collect:?}"
+    );
+    let d = drafts::list(&tx, case_id, false).await.unwrap().remove(0);
+    assert!(
+        d.body.to_string().contains("evidence_id"),
+        "the new draft still cites the evidence"
+    );
+    tx.commit().await.unwrap();
+    c.advance(evidence::FRESH + Duration::minutes(1));
+    deliver(
+        &db,
+        &c,
+        (e.tenant, e.hook),
+        vec![alert(7, "Lateral movement over SMB", "Lateral Movement", 13)],
+    )
+    .await;
+    c.advance(investigation::DEBOUNCE + Duration::seconds(1));
+    assert_eq!(run_all(&db, &c, &conn).await.0, investigation::STEPS.len());
+    assert!(asked() > before, "stale evidence is asked for again");
 }
 
 #[tokio::test]

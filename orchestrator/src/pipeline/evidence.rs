@@ -9,7 +9,8 @@
 //! backoff, fetching only what is still missing), and on the last try is
 //! recorded as "not collected" with the reason — the round goes on.
 //!
-//! Bounds: at most [`MAX_SUBJECTS`] subjects per integration, every call
+//! An item an earlier round of the case collected within [`FRESH`] answers
+//! the same lookup again. Bounds: at most [`MAX_SUBJECTS`] subjects per integration, every call
 //! within the client's timeout and all of them within [`DEADLINE`] (inside
 //! the step's lease), a response over [`MAX_ITEM`] bytes is not kept.
 
@@ -41,6 +42,10 @@ pub const CALL_TIMEOUT: StdDuration = StdDuration::from_secs(10);
 pub const TRIES: i32 = 3;
 /// How far around the case's first and last sighting Graylog is searched.
 pub const WINDOW_MARGIN: Duration = Duration::hours(1);
+/// An item collected this recently by an earlier round of the case is used
+/// again, not asked for again (a burst of alerts does not hammer the
+/// vendors' APIs; their rate limits are per tenant).
+pub const FRESH: Duration = Duration::minutes(10);
 /// Messages per Graylog search.
 pub const MESSAGES: usize = 50;
 
@@ -197,6 +202,8 @@ pub fn events(items: &[Item]) -> Vec<Event> {
 pub struct Collected {
     /// Items stored now or by an earlier try of this round.
     pub collected: usize,
+    /// Lookups answered by an item an earlier round collected within [`FRESH`].
+    pub reused: usize,
     /// `subject: why` of each lookup recorded as not collected.
     pub not_collected: Vec<String>,
     /// Lookups that failed and are worth another try (nothing recorded yet).
@@ -390,9 +397,21 @@ pub async fn collect(
         .all(&*tx)
         .await?;
     let collected_before = earlier.iter().filter(|e| e.status == "collected").count();
-    let have: HashSet<(Uuid, String)> = earlier
+    let mut have: HashSet<(Uuid, String)> = earlier
         .into_iter()
         .map(|e| (e.integration_id, e.subject))
+        .collect();
+    let fresh: HashSet<(Uuid, String)> = evidence::Entity::find()
+        .filter(evidence::Column::TenantId.eq(tenant.0))
+        .filter(evidence::Column::CaseId.eq(case_id))
+        .filter(evidence::Column::Round.ne(round))
+        .filter(evidence::Column::Status.eq("collected"))
+        .filter(evidence::Column::CollectedAt.gte(clock.now() - FRESH))
+        .all(&*tx)
+        .await?
+        .into_iter()
+        .map(|e| (e.integration_id, e.subject))
+        .filter(|k| !have.contains(k))
         .collect();
     tx.commit().await?;
     let mut out = Collected::default();
@@ -407,6 +426,11 @@ pub async fn collect(
     };
     let planned: Vec<Planned> = plan(&integrations, &subjects);
     out.collected = collected_before;
+    out.reused = planned
+        .iter()
+        .filter(|p| fresh.contains(&(p.integration, p.subject.clone())))
+        .count();
+    have.extend(fresh);
     // 2. The lookups, one after another, all within the deadline.
     let deadline = tokio::time::Instant::now() + DEADLINE;
     let mut results = Vec::new();

@@ -210,6 +210,7 @@ impl StepHandler for Collect {
                 "alerts": alerts.len(),
                 "indicator_hits": hits.len(),
                 "evidence": got.collected,
+                "evidence_reused": got.reused,
                 "not_collected": got.not_collected,
                 "enrichment": got.nothing,
             }),

@@ -346,11 +346,14 @@ fn step_note(s: &vigil_orchestrator::engine::steps::StepView) -> String {
     match s.kind.as_str() {
         investigation::COLLECT => {
             let mut n = format!(
-                "{} alert(s), {} indicator hit(s), {} evidence item(s)",
+                "{} alert(s), {} indicator hit(s), {} evidence item(s) collected",
                 o.get("alerts").unwrap_or(&Value::Null),
                 o.get("indicator_hits").unwrap_or(&Value::Null),
                 o.get("evidence").and_then(Value::as_u64).unwrap_or(0),
             );
+            if let Some(k) = o.get("evidence_reused").and_then(Value::as_u64).filter(|k| *k > 0) {
+                n.push_str(&format!(", {k} still fresh from an earlier round"));
+            }
             if let Some(nc) = o
                 .get("not_collected")
                 .and_then(Value::as_array)
