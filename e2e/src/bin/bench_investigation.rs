@@ -49,11 +49,15 @@ fn env(name: &str, default: u64) -> u64 {
 
 type Key = (uuid::Uuid, i64);
 
-/// Records when a round's first step starts and when its last one ends.
+/// Records when a round's first step starts and when its last one ends, and
+/// how long each step's handler took.
 struct Timed {
     inner: Arc<dyn StepHandler>,
+    kind: &'static str,
     starts: bool,
+    ends: bool,
     at: Arc<Mutex<HashMap<Key, Instant>>>,
+    took: Arc<Mutex<HashMap<&'static str, Vec<Duration>>>>,
 }
 
 #[async_trait::async_trait]
@@ -66,8 +70,15 @@ impl StepHandler for Timed {
         if self.starts {
             self.at.lock().unwrap().entry(key).or_insert_with(Instant::now);
         }
+        let t0 = Instant::now();
         let r = self.inner.run(ctx).await;
-        if !self.starts && r.is_ok() {
+        self.took
+            .lock()
+            .unwrap()
+            .entry(self.kind)
+            .or_default()
+            .push(t0.elapsed());
+        if self.ends && r.is_ok() {
             self.at.lock().unwrap().entry(key).or_insert_with(Instant::now);
         }
         r
@@ -232,24 +243,22 @@ async fn run(db: TestDb, label: &str) {
         Arc::new(Mutex::new(HashMap::new())),
         Arc::new(Mutex::new(HashMap::new())),
     );
-    let registry = base
-        .clone()
-        .with(
-            investigation::COLLECT,
+    let took = Arc::new(Mutex::new(HashMap::new()));
+    let mut registry = base.clone();
+    for (i, kind) in investigation::STEPS.iter().enumerate() {
+        let (starts, ends) = (i == 0, i == investigation::STEPS.len() - 1);
+        registry = registry.with(
+            kind,
             Arc::new(Timed {
-                inner: base.handler(investigation::COLLECT).unwrap(),
-                starts: true,
-                at: started.clone(),
-            }),
-        )
-        .with(
-            investigation::PROPOSE,
-            Arc::new(Timed {
-                inner: base.handler(investigation::PROPOSE).unwrap(),
-                starts: false,
-                at: ended.clone(),
+                inner: base.handler(kind).unwrap(),
+                kind,
+                starts,
+                ends,
+                at: if starts { started.clone() } else { ended.clone() },
+                took: took.clone(),
             }),
         );
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let tasks = workers(&db, &registry, &stop, "investigation");
 
@@ -384,7 +393,29 @@ async fn run(db: TestDb, label: &str) {
         ms(pct(&latencies, 0.99)),
         transitions / ceiling,
     );
+    let took = took.lock().unwrap();
+    let line: Vec<String> = investigation::STEPS
+        .iter()
+        .map(|k| {
+            let mut d = took.get(k).cloned().unwrap_or_default();
+            d.sort();
+            let mean = d.iter().map(Duration::as_secs_f64).sum::<f64>() / d.len().max(1) as f64;
+            format!(
+                "{} {:.1} / {:.1} ms",
+                k.trim_start_matches("investigation."),
+                mean * 1e3,
+                ms(pct(&d, 0.99))
+            )
+        })
+        .collect();
+    STEP_TIMES
+        .lock()
+        .unwrap()
+        .push(format!("| {label} | {} |", line.join(" | ")));
 }
+
+/// Each run's per-step handler times (mean / p99), printed after the table.
+static STEP_TIMES: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
 #[tokio::main]
 async fn main() {
@@ -394,4 +425,10 @@ async fn main() {
     println!("|---|---|---|---|---|---|---|---|---|---|");
     run(TestDb::new(Backend::Sqlite).await, "SQLite").await;
     run(TestDb::new(Backend::Postgres).await, "PostgreSQL").await;
+    println!();
+    println!("| database | time in each step's handler, mean / p99, whole run | | | | |");
+    println!("|---|---|---|---|---|---|");
+    for l in STEP_TIMES.lock().unwrap().iter() {
+        println!("{l}");
+    }
 }

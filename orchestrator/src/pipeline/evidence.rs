@@ -322,12 +322,25 @@ fn stamp(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-async fn lookup(
+/// An evidence source, opened once per collection: its credential is
+/// decrypted once and its client (with CrowdStrike's OAuth token) serves
+/// every subject.
+enum Source {
+    Falcon(vigil_integrations::crowdstrike::Falcon),
+    Graylog(vigil_integrations::graylog::Graylog),
+}
+
+type Failure = (bool, String);
+
+fn client_err(e: ClientError) -> Failure {
+    (e.transient(), e.to_string())
+}
+
+async fn open(
     connectors: &Connectors,
     tenant: TenantId,
     p: &Planned,
-    window: (DateTime<Utc>, DateTime<Utc>),
-) -> std::result::Result<Lookup, (bool, String)> {
+) -> std::result::Result<Source, Failure> {
     let (config, kind, secret) = connectors
         .open(tenant, p.integration)
         .await
@@ -341,17 +354,28 @@ async fn lookup(
     }
     let guard = connectors.guard(tenant, kind, p.integration);
     let http = connectors.http().clone();
-    let value = p.subject.split_once(':').map(|(_, v)| v).unwrap_or_default();
-    let client_err = |e: ClientError| (e.transient(), e.to_string());
-    let got = match kind {
+    match kind {
         IntegrationKind::Crowdstrike => {
-            let c = vigil_integrations::crowdstrike::Falcon::new(&config, &secret, http, guard)
-                .map_err(client_err)?;
-            c.device_details(value).await
+            vigil_integrations::crowdstrike::Falcon::new(&config, &secret, http, guard)
+                .map(Source::Falcon)
+                .map_err(client_err)
         }
-        IntegrationKind::Graylog => {
-            let c = vigil_integrations::graylog::Graylog::new(&config, &secret, http, guard)
-                .map_err(client_err)?;
+        IntegrationKind::Graylog => vigil_integrations::graylog::Graylog::new(&config, &secret, http, guard)
+            .map(Source::Graylog)
+            .map_err(client_err),
+        _ => Err((false, format!("{kind} is not an evidence source"))),
+    }
+}
+
+async fn lookup(
+    source: &Source,
+    p: &Planned,
+    window: (DateTime<Utc>, DateTime<Utc>),
+) -> std::result::Result<Lookup, Failure> {
+    let value = p.subject.split_once(':').map(|(_, v)| v).unwrap_or_default();
+    let got = match source {
+        Source::Falcon(c) => c.device_details(value).await,
+        Source::Graylog(c) => {
             c.search_messages(
                 value,
                 &stamp(window.0 - WINDOW_MARGIN),
@@ -360,7 +384,6 @@ async fn lookup(
             )
             .await
         }
-        _ => return Err((false, format!("{kind} is not an evidence source"))),
     };
     let got = got.map_err(client_err)?;
     if got.body.len() > MAX_ITEM {
@@ -434,19 +457,29 @@ pub async fn collect(
     // 2. The lookups, one after another, all within the deadline.
     let deadline = tokio::time::Instant::now() + DEADLINE;
     let mut results = Vec::new();
+    let mut sources: std::collections::HashMap<Uuid, std::result::Result<Source, Failure>> =
+        std::collections::HashMap::new();
     for p in planned
         .iter()
         .filter(|p| !have.contains(&(p.integration, p.subject.clone())))
     {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let r =
-            match tokio::time::timeout(left.min(CALL_TIMEOUT), lookup(connectors, tenant, p, window)).await {
-                Ok(r) => r,
-                Err(_) => Err((
-                    true,
-                    format!("no answer within {}s", left.min(CALL_TIMEOUT).as_secs()),
-                )),
-            };
+        let bound = left.min(CALL_TIMEOUT);
+        let late = || (true, format!("no answer within {}s", bound.as_secs()));
+        if let std::collections::hash_map::Entry::Vacant(v) = sources.entry(p.integration) {
+            v.insert(
+                tokio::time::timeout(bound, open(connectors, tenant, p))
+                    .await
+                    .unwrap_or_else(|_| Err(late())),
+            );
+        }
+        let r = match sources.get(&p.integration) {
+            Some(Ok(source)) => tokio::time::timeout(bound, lookup(source, p, window))
+                .await
+                .unwrap_or_else(|_| Err(late())),
+            Some(Err(f)) => Err(f.clone()),
+            None => Err((true, "not opened".to_owned())),
+        };
         results.push((p, r));
     }
     // 3. What came back, stored; failures retried or recorded.

@@ -351,7 +351,11 @@ fn step_note(s: &vigil_orchestrator::engine::steps::StepView) -> String {
                 o.get("indicator_hits").unwrap_or(&Value::Null),
                 o.get("evidence").and_then(Value::as_u64).unwrap_or(0),
             );
-            if let Some(k) = o.get("evidence_reused").and_then(Value::as_u64).filter(|k| *k > 0) {
+            if let Some(k) = o
+                .get("evidence_reused")
+                .and_then(Value::as_u64)
+                .filter(|k| *k > 0)
+            {
                 n.push_str(&format!(", {k} still fresh from an earlier round"));
             }
             if let Some(nc) = o
