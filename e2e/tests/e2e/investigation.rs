@@ -1058,3 +1058,72 @@ async fn merged_or_split_while_investigated_sqlite() {
 async fn merged_or_split_while_investigated_postgres() {
     merged_or_split_while_investigated(TestDb::postgres().await).await;
 }
+
+/// Containment is proposed per device: each host of the case CrowdStrike
+/// reports online and not contained gets its own gate, a contained one
+/// none, and a later round asks for none of them again.
+async fn each_uncontained_host_is_proposed(db: TestDb) {
+    let c = Arc::new(ManualClock::new(
+        Utc.with_ymd_and_hms(2026, 11, 22, 9, 30, 0).unwrap(),
+    ));
+    let master = Arc::new(MasterKey::generate());
+    let (cs_run, falcon) = sim::crowdstrike::start("cid", "secret").await;
+    let (gl_run, _graylog) = sim::graylog::start("gl-token").await;
+    let (jira_run, _jira) = sim::jira::start("soc@acme.example", "tok").await;
+    *falcon.devices.lock().unwrap() = vec![
+        sim::crowdstrike::device("dev-1", "ws-1", "normal"),
+        sim::crowdstrike::device("dev-2", "ws-2", "normal"),
+        sim::crowdstrike::device("dev-3", "ws-3", "contained"),
+    ];
+    let e = estate(&db, &c, &master, &cs_run.base(), &gl_run.base(), &jira_run.base()).await;
+    let conn = Connectors::new(db.store.clone(), master.clone(), c.clone()).unwrap();
+    // One person on three hosts: one case.
+    let on = |n: usize, host: &str, minute: i64| {
+        let mut v: serde_json::Value = serde_json::from_str(&alert(
+            n,
+            "Credential dumping from LSASS",
+            "Credential Access",
+            minute,
+        ))
+        .unwrap();
+        v["device"] = json!({"hostname": host});
+        v.to_string()
+    };
+    let texts = (0..6)
+        .map(|n| on(n, ["ws-1", "ws-2", "ws-3"][n % 3], n as i64))
+        .collect();
+    deliver(&db, &c, (e.tenant, e.hook), texts).await;
+    c.advance(investigation::DEBOUNCE + Duration::seconds(1));
+    run_all(&db, &c, &conn).await;
+    let contained = || async {
+        let tx = db.store.begin_tenant(e.tenant).await.unwrap();
+        let (list, _) = vigil_orchestrator::engine::cases::list(&tx, None, 10, 0)
+            .await
+            .unwrap();
+        assert_eq!(list.len(), 1, "one person, one case");
+        let (gs, _) = gates::list(&tx, None, Some(list[0].id), 50, 0).await.unwrap();
+        tx.commit().await.unwrap();
+        let mut d: Vec<String> = gs
+            .iter()
+            .filter(|g| g.kind == GateKind::ContainHost)
+            .map(|g| g.payload["device_id"].as_str().unwrap().to_owned())
+            .collect();
+        d.sort();
+        d
+    };
+    assert_eq!(contained().await, ["dev-1", "dev-2"]);
+    deliver(&db, &c, (e.tenant, e.hook), vec![on(9, "ws-1", 20)]).await;
+    c.advance(investigation::DEBOUNCE + Duration::seconds(1));
+    assert_eq!(run_all(&db, &c, &conn).await.0, investigation::STEPS.len());
+    assert_eq!(contained().await, ["dev-1", "dev-2"], "not asked twice");
+}
+
+#[tokio::test]
+async fn each_uncontained_host_is_proposed_sqlite() {
+    each_uncontained_host_is_proposed(TestDb::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn each_uncontained_host_is_proposed_postgres() {
+    each_uncontained_host_is_proposed(TestDb::postgres().await).await;
+}

@@ -20,8 +20,8 @@
 //!    it, citing their evidence items;
 //! 5. `investigation.propose` — for the draft's recommendation above its
 //!    threshold, Vigil itself requests the gate (escalate to Critical; a
-//!    ticket on the tenant's first ticket integration; containment of a host
-//!    CrowdStrike reports online and not contained), as the system actor,
+//!    ticket on the tenant's first ticket integration; containment of each
+//!    host CrowdStrike reports online and not contained), as the system actor,
 //!    with the draft version and signals attached; each kind once per case
 //!    (a waiting gate is not asked twice, an approved one is done, a
 //!    dismissed one is feedback). Then the workflow waits on people.
@@ -445,15 +445,18 @@ impl StepHandler for Propose {
                 }
             }
             if rec.action == "contain_host" {
-                match containment(&tx, rec).await.map_err(fail)? {
-                    Some(target) => wants.push((GateKind::ContainHost, with(&attached, target))),
-                    None => skipped.push(
+                let targets = containment(&tx, rec).await.map_err(fail)?;
+                if targets.is_empty() {
+                    skipped.push(
                         json!({"kind": "contain_host", "why": "no device record of the host to contain"}),
-                    ),
+                    );
+                }
+                for target in targets {
+                    wants.push((GateKind::ContainHost, with(&attached, target)));
                 }
             }
             for (kind, payload) in wants {
-                if let Some(state) = earlier(&tx, case_id, kind).await.map_err(fail)? {
+                if let Some(state) = earlier(&tx, case_id, kind, &payload).await.map_err(fail)? {
                     let why = format!("a gate of this kind is on the case already ({state})");
                     skipped.push(json!({"kind": kind.as_str(), "why": why}));
                     continue;
@@ -506,19 +509,24 @@ fn summary(body: &drafts::Body) -> String {
 /// Vigil proposes each kind once per case — a waiting one is not asked
 /// twice, an approved one is done (a ticket is not opened again), and a
 /// dismissed one is the person's feedback, not to be repeated every round.
-async fn earlier(tx: &TenantTx, case_id: Uuid, kind: GateKind) -> Result<Option<String>> {
+/// A containment is one gate per device, so "this kind" is "this device".
+async fn earlier(tx: &TenantTx, case_id: Uuid, kind: GateKind, payload: &Value) -> Result<Option<String>> {
+    let device = |p: &Value| p.get("device_id").cloned();
     Ok(gate::Entity::find()
         .filter(gate::Column::TenantId.eq(tx.tenant().0))
         .filter(gate::Column::CaseId.eq(case_id))
         .filter(gate::Column::Kind.eq(kind.as_str()))
-        .one(&**tx)
+        .all(&**tx)
         .await?
+        .into_iter()
+        .find(|g| kind != GateKind::ContainHost || device(&g.payload) == device(payload))
         .map(|g| g.state))
 }
 
-/// The host to contain, from the CrowdStrike device record a signal of the
-/// recommendation cites: `{integration_id, device_id, host}`.
-async fn containment(tx: &TenantTx, rec: &drafts::Recommendation) -> Result<Option<Value>> {
+/// The hosts to contain, one per device, from the CrowdStrike device
+/// records the recommendation's signals cite: `{integration_id, device_id, host}`.
+async fn containment(tx: &TenantTx, rec: &drafts::Recommendation) -> Result<Vec<Value>> {
+    let mut out: Vec<Value> = Vec::new();
     for c in rec.signals.iter().flat_map(|s| &s.cites) {
         let Some(id) = c.evidence_id else { continue };
         let item = evidence::get(tx, id).await?;
@@ -532,15 +540,17 @@ async fn containment(tx: &TenantTx, rec: &drafts::Recommendation) -> Result<Opti
                 .and_then(Value::as_str)
                 .map(str::to_owned)
         };
-        if let Some(device_id) = field("device_id") {
-            return Ok(Some(json!({
+        if let Some(device_id) = field("device_id")
+            && !out.iter().any(|t| t["device_id"] == device_id.as_str())
+        {
+            out.push(json!({
                 "integration_id": item.integration_id,
                 "device_id": device_id,
                 "host": field("hostname").unwrap_or_else(|| item.subject.trim_start_matches("host:").to_owned()),
-            })));
+            }));
         }
     }
-    Ok(None)
+    Ok(out)
 }
 
 /// The tenant's ticket integration (the first Jira or ServiceNow one).
