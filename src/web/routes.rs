@@ -540,6 +540,14 @@ pub fn routes() -> (Router<AppState>, RouteTable) {
             get(api::settings::get_correlation).put(api::settings::set_correlation),
         )
         .route(
+            "/api/v1/settings/assessment",
+            &[
+                (M::GET, Tenant("case", "read")),
+                (M::PUT, Tenant("assessment", "configure")),
+            ],
+            get(api::settings::get_assessment).put(api::settings::set_assessment),
+        )
+        .route(
             "/api/v1/steps",
             &[(M::GET, Tenant("case", "read"))],
             get(api::steps::list_steps),

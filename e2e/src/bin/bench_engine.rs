@@ -5,7 +5,11 @@
 //!   running a "SKIP LOCKED claim + event INSERT in one transaction" script
 //!   with the same number of clients on the same server in the same run;
 //! * gate decision → next step started: approve a gate a step waits on and
-//!   time until a worker (woken by LISTEN/NOTIFY) starts that step; p50/p99.
+//!   time until a worker (woken by LISTEN/NOTIFY) starts that step; p50/p99;
+//!   the same for the investigation's own gates (an escalation Vigil proposed
+//!   → the round's follow-up step, the real handlers); beside the bare
+//!   ceiling in the same run: a transaction that only NOTIFYs, commit →
+//!   LISTEN wake-up.
 //!
 //! Reproduce: `cargo run --release -p vigil-e2e --bin bench-engine`
 //! (PostgreSQL from VIGIL_TEST_DATABASE_URL, else 127.0.0.1:5432).
@@ -200,27 +204,7 @@ async fn main() {
     let (tx_started, mut rx_started) = mpsc::unbounded_channel();
     let registry = steps::Registry::default().with("bench.after_gate", Arc::new(Started(tx_started)));
     let stop = Arc::new(AtomicBool::new(false));
-    let worker = {
-        let (store, stop) = (store.clone(), stop.clone());
-        tokio::spawn(async move {
-            let mut l = sea_orm::sqlx::postgres::PgListener::connect_with(
-                store.conn().get_postgres_connection_pool(),
-            )
-            .await
-            .unwrap();
-            l.listen(steps::NOTIFY_CHANNEL).await.unwrap();
-            let w = steps::Worker::new("bench-gate");
-            while !stop.load(Ordering::Relaxed) {
-                let _ = tokio::time::timeout(Duration::from_millis(200), l.recv()).await;
-                while steps::run_once(&store, &SystemClock, &registry, &w)
-                    .await
-                    .unwrap()
-                    .claimed()
-                    > 0
-                {}
-            }
-        })
-    };
+    let worker = listening_worker(store.clone(), registry, "bench-gate", stop.clone());
     let analyst = Actor {
         label: "user:requester".into(),
         role: Some(Role::AnalystEdit),
@@ -274,6 +258,8 @@ async fn main() {
     stop.store(true, Ordering::Relaxed);
     worker.await.unwrap();
     latencies.sort();
+    let bare = bare_notify(&store).await;
+    let investigation = investigation_follow_ups(&store, tenant).await;
     store.close().await.unwrap();
     TestDb::drop_pg_database(&admin, &name);
 
@@ -302,6 +288,184 @@ async fn main() {
         ms(pct(&latencies, 0.99)),
         ms(*latencies.last().unwrap())
     );
+    println!(
+        "| approve a proposed escalation (commit) → the round's follow-up step starts (the investigation's handlers) | {:.2} ms | {:.2} ms | {:.2} ms | p99 < 20 ms |",
+        ms(pct(&investigation, 0.5)),
+        ms(pct(&investigation, 0.99)),
+        ms(*investigation.last().unwrap())
+    );
+    println!(
+        "| ceiling: a transaction that only NOTIFYs, commit → LISTEN wake-up | {:.2} ms | {:.2} ms | {:.2} ms | |",
+        ms(pct(&bare, 0.5)),
+        ms(pct(&bare, 0.99)),
+        ms(*bare.last().unwrap())
+    );
+}
+
+/// A worker as `vigil serve` runs one on PostgreSQL: woken by LISTEN (or
+/// every 200 ms), it drains due steps until `stop`.
+fn listening_worker(
+    store: Store,
+    registry: steps::Registry,
+    owner: &'static str,
+    stop: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut l =
+            sea_orm::sqlx::postgres::PgListener::connect_with(store.conn().get_postgres_connection_pool())
+                .await
+                .unwrap();
+        l.listen(steps::NOTIFY_CHANNEL).await.unwrap();
+        let w = steps::Worker::new(owner);
+        while !stop.load(Ordering::Relaxed) {
+            let _ = tokio::time::timeout(Duration::from_millis(200), l.recv()).await;
+            while steps::run_once(&store, &SystemClock, &registry, &w)
+                .await
+                .unwrap()
+                .claimed()
+                > 0
+            {}
+        }
+    })
+}
+
+/// The wake-up itself: BEGIN; NOTIFY; COMMIT on one connection, timed until
+/// a LISTENing connection of the same pool receives it.
+async fn bare_notify(store: &Store) -> Vec<Duration> {
+    use sea_orm::sqlx;
+    let pool = store.conn().get_postgres_connection_pool();
+    let mut l = sqlx::postgres::PgListener::connect_with(pool).await.unwrap();
+    l.listen("vigil_bench_bare").await.unwrap();
+    let mut out = Vec::new();
+    for _ in 0..GATE_SAMPLES {
+        let t0 = Instant::now();
+        let mut tx = pool.begin().await.unwrap();
+        sqlx::query("SELECT pg_notify('vigil_bench_bare', '')")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        l.recv().await.unwrap();
+        out.push(t0.elapsed());
+    }
+    out.sort();
+    out
+}
+
+/// The follow-up handler, timed at its start.
+struct TimedStart(Arc<dyn StepHandler>, mpsc::UnboundedSender<Instant>);
+
+#[async_trait::async_trait]
+impl StepHandler for TimedStart {
+    async fn run(&self, ctx: &StepContext<'_>) -> Result<StepDone, StepFailure> {
+        let _ = self.1.send(Instant::now());
+        self.0.run(ctx).await
+    }
+}
+
+/// The investigation's own gates: one critical credential-dumping alert per
+/// host opens a case each; the rounds (the real handlers, a LISTEN-woken
+/// worker) propose an escalation each with its waiting follow-up; then
+/// each escalation is approved and timed until its follow-up starts.
+async fn investigation_follow_ups(store: &Store, tenant: vigil_orchestrator::TenantId) -> Vec<Duration> {
+    use vigil_orchestrator::connect::connectors::Connectors;
+    use vigil_orchestrator::pipeline::{ingest, investigation};
+    let clock = SystemClock;
+    let tx = store.begin_tenant(tenant).await.unwrap();
+    let eng = Actor {
+        label: "user:eng".into(),
+        role: Some(Role::SecurityEngineer),
+        source_ip: None,
+    };
+    let hook =
+        vigil_orchestrator::connect::integrations::create(&tx, &clock, &eng, "webhook", "edr", json!({}))
+            .await
+            .unwrap();
+    tx.commit().await.unwrap();
+    let now = vigil_orchestrator::Clock::now(&clock);
+    let texts: Vec<String> = (0..GATE_SAMPLES)
+        .map(|n| {
+            json!({
+                "class_uid": 2004, "category_uid": 2, "activity_id": 1, "severity_id": 5,
+                "time": now.timestamp_millis(),
+                "metadata": {"version": "1.3.0", "product": {"name": "EDR"}},
+                "finding_info": {"uid": format!("bench-follow-{n}"), "title": "Credential dumping from LSASS",
+                                 "attacks": [{"tactic": {"name": "Credential Access", "uid": "TA0006"}},
+                                             {"tactic": {"name": "Lateral Movement", "uid": "TA0008"}}]},
+                "device": {"hostname": format!("bench-ws-{n}")},
+            })
+            .to_string()
+        })
+        .collect();
+    for chunk in texts.chunks(50) {
+        let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
+        let tx = store.begin_tenant(tenant).await.unwrap();
+        ingest::store_checked(&tx, &clock, hook.id, ingest::check("auto", &refs).unwrap())
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+    let conn = Connectors::new(
+        store.clone(),
+        Arc::new(vigil_orchestrator::secrets::credentials::MasterKey::generate()),
+        Arc::new(SystemClock),
+    )
+    .unwrap();
+    let base = investigation::registry(steps::Registry::default(), conn);
+    let (tx_started, mut rx_started) = mpsc::unbounded_channel();
+    let registry = base.clone().with(
+        investigation::FOLLOW_UP,
+        Arc::new(TimedStart(
+            base.handler(investigation::FOLLOW_UP).unwrap(),
+            tx_started,
+        )),
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let worker = listening_worker(store.clone(), registry, "bench-follow-up", stop.clone());
+    // Every round proposed its escalation.
+    let proposed = loop {
+        let tx = store.begin_tenant(tenant).await.unwrap();
+        let (list, _) = gates::list(&tx, None, None, 1_000, 0).await.unwrap();
+        tx.commit().await.unwrap();
+        let list: Vec<gates::Gate> = list
+            .into_iter()
+            .filter(|g| g.requested_by == "system:investigation" && g.kind == GateKind::EscalateCritical)
+            .collect();
+        if list.len() >= GATE_SAMPLES {
+            break list;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let approver = Actor {
+        label: "user:approver".into(),
+        role: Some(Role::AnalystEdit),
+        source_ip: None,
+    };
+    let any = |_: GateKind| true;
+    let mut out = Vec::new();
+    for g in proposed {
+        let t0 = Instant::now();
+        let tx = store.begin_tenant(tenant).await.unwrap();
+        gates::approve(
+            &tx,
+            &SystemClock,
+            &gates::Decider {
+                actor: &approver,
+                may_decide: &any,
+            },
+            g.id,
+            &g.payload_hash,
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        let started = rx_started.recv().await.unwrap();
+        out.push(started.duration_since(t0));
+    }
+    stop.store(true, Ordering::Relaxed);
+    worker.await.unwrap();
+    out.sort();
+    out
 }
 
 /// The bench database's owner URL (for cleanup between rounds).

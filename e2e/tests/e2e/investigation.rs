@@ -60,10 +60,14 @@ async fn drain(db: &TestDb, clock: &ManualClock) -> usize {
     ran
 }
 
-async fn runs_itself(db: TestDb) {
-    let c = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 22, 9, 30, 0).unwrap());
+/// A tenant with a webhook integration, and the security engineer who made it.
+async fn tenant_with_hook(
+    db: &TestDb,
+    c: &ManualClock,
+    name: &str,
+) -> (identity::Tenant, integrations::Integration, Actor) {
     let tx = db.store.begin_platform().await.unwrap();
-    let t = identity::create_tenant(&tx, &c, &Actor::cli(), "T")
+    let t = identity::create_tenant(&tx, c, &Actor::cli(), name)
         .await
         .unwrap();
     tx.commit().await.unwrap();
@@ -73,10 +77,16 @@ async fn runs_itself(db: TestDb) {
         source_ip: None,
     };
     let tx = db.store.begin_tenant(t.id).await.unwrap();
-    let hook = integrations::create(&tx, &c, &eng, "webhook", "edr", json!({}))
+    let hook = integrations::create(&tx, c, &eng, "webhook", "edr", json!({}))
         .await
         .unwrap();
     tx.commit().await.unwrap();
+    (t, hook, eng)
+}
+
+async fn runs_itself(db: TestDb) {
+    let c = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 22, 9, 30, 0).unwrap());
+    let (t, hook, eng) = tenant_with_hook(&db, &c, "T").await;
     let deliver = |texts: Vec<String>| {
         let db = &db;
         let c = &c;
@@ -150,9 +160,19 @@ async fn runs_itself(db: TestDb) {
     // What the case API shows of it.
     let p = investigation::progress(&tx, case_id).await.unwrap();
     assert_eq!(p.rounds.len(), 1);
-    assert_eq!((p.rounds[0].round, p.rounds[0].state), (1, "complete"));
+    assert_eq!(
+        (p.rounds[0].round, p.rounds[0].state),
+        (1, "awaiting_decision"),
+        "the escalation waits for a person"
+    );
     let kinds: Vec<&str> = p.rounds[0].steps.iter().map(|s| s.kind.as_str()).collect();
-    assert_eq!(kinds, investigation::STEPS);
+    let mut expected = investigation::STEPS.to_vec();
+    expected.push(investigation::FOLLOW_UP);
+    assert_eq!(kinds, expected, "the steps, then the escalation's follow-up");
+    assert_eq!(
+        p.rounds[0].steps[5].state,
+        vigil_orchestrator::engine::state::StepState::Waiting
+    );
     assert_eq!(p.draft.as_ref().map(|d| d.version), Some(1));
     tx.commit().await.unwrap();
 
@@ -216,6 +236,11 @@ async fn runs_itself(db: TestDb) {
     gates::reject(&tx, &c, &decider, g.id, "known pentest")
         .await
         .unwrap();
+    tx.commit().await.unwrap();
+    let tx = db.store.begin_tenant(t.id).await.unwrap();
+    let p = investigation::progress(&tx, case_id).await.unwrap();
+    let first = p.rounds.iter().find(|r| r.round == 1).unwrap();
+    assert_eq!(first.state, "complete", "dismissed: its follow-up is cancelled");
     tx.commit().await.unwrap();
 
     // A person asks for a round: one is queued; asking again while it
@@ -564,62 +589,119 @@ async fn investigated_with_evidence(db: TestDb) {
         .to_string();
     assert!(err.contains("points nowhere"), "{err}");
 
-    // Vigil proposed escalation, the ticket and the containment of the device.
+    // Vigil proposed escalation and the containment of the device; the
+    // ticket follows the escalation's approval.
     let (proposed, _) = gates::list(&tx, None, Some(case_id), 50, 0).await.unwrap();
     let mut kinds: Vec<GateKind> = proposed.iter().map(|g| g.kind).collect();
     kinds.sort_by_key(|k| k.as_str());
-    assert_eq!(
-        kinds,
-        [
-            GateKind::ContainHost,
-            GateKind::EscalateCritical,
-            GateKind::TicketWrite
-        ]
-    );
-    let contain = proposed.iter().find(|g| g.kind == GateKind::ContainHost).unwrap();
+    assert_eq!(kinds, [GateKind::ContainHost, GateKind::EscalateCritical]);
+    let contain = proposed
+        .iter()
+        .find(|g| g.kind == GateKind::ContainHost)
+        .unwrap()
+        .clone();
     assert_eq!(contain.payload["device_id"], "dev-042");
     assert_eq!(contain.payload["integration_id"], json!(e.falcon));
     assert_eq!(contain.requested_by, "system:investigation");
-    let ticket = proposed
+    let escalation = proposed
         .iter()
-        .find(|g| g.kind == GateKind::TicketWrite)
+        .find(|g| g.kind == GateKind::EscalateCritical)
         .unwrap()
         .clone();
-    assert_eq!(ticket.payload["integration_id"], json!(e.jira));
+    let p = investigation::progress(&tx, case_id).await.unwrap();
+    assert_eq!((p.rounds[0].round, p.rounds[0].state), (1, "awaiting_decision"));
     tx.commit().await.unwrap();
-
-    // A person approves the ticket; the outbox sends it, exactly once.
-    let tx = db.store.begin_tenant(e.tenant).await.unwrap();
-    let ann = Actor {
-        label: "user:ann".into(),
+    let person = |label: &str| Actor {
+        label: format!("user:{label}"),
         role: Some(Role::AnalystEdit),
         source_ip: None,
     };
+    let (ann, bob) = (person("ann"), person("bob"));
+    let any = |_: GateKind| true;
+    let decide = |who| gates::Decider {
+        actor: who,
+        may_decide: &any,
+    };
+
+    // A person approves the escalation: the round's next step proposes the
+    // ticket (on the tenant's Jira), citing the same draft and signals.
+    let tx = db.store.begin_tenant(e.tenant).await.unwrap();
     gates::approve(
         &tx,
         c.as_ref(),
-        &gates::Decider {
-            actor: &ann,
-            may_decide: &|_| true,
-        },
-        ticket.id,
-        &ticket.payload_hash,
+        &decide(&ann),
+        escalation.id,
+        &escalation.payload_hash,
     )
     .await
     .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(run_all(&db, &c, &conn).await.0, 1, "the escalation's follow-up");
+    let tx = db.store.begin_tenant(e.tenant).await.unwrap();
+    let (proposed, _) = gates::list(&tx, None, Some(case_id), 50, 0).await.unwrap();
+    let ticket = proposed
+        .iter()
+        .find(|g| g.kind == GateKind::TicketWrite)
+        .expect("the ticket follows the approved escalation")
+        .clone();
+    assert_eq!(ticket.payload["integration_id"], json!(e.jira));
+    assert_eq!(ticket.requested_by, "system:investigation");
+    assert_eq!(ticket.payload["after"]["gate"], json!(escalation.id));
+    assert_eq!(ticket.payload["draft"], escalation.payload["draft"]);
+    tx.commit().await.unwrap();
+    assert_eq!(
+        run_all(&db, &c, &conn).await.0,
+        0,
+        "the ticket waits for a person"
+    );
+
+    // A second person approves the ticket; the outbox sends it, exactly once.
+    let tx = db.store.begin_tenant(e.tenant).await.unwrap();
+    gates::approve(&tx, c.as_ref(), &decide(&bob), ticket.id, &ticket.payload_hash)
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     let r = outbox::run_due(&db.store, c.as_ref(), &conn, 10).await.unwrap();
     assert_eq!(r.executed, 1, "{r:?}");
     outbox::run_due(&db.store, c.as_ref(), &conn, 10).await.unwrap();
     assert_eq!(jira.issues().len(), 1);
+    assert_eq!(run_all(&db, &c, &conn).await.0, 1, "the ticket's follow-up");
+    assert_eq!(jira.issues().len(), 1, "exactly one issue");
     assert_eq!(
         falcon.contained.lock().unwrap().len(),
         0,
         "containment waits for its own gate"
     );
+    // The containment is dismissed (feedback): the round is complete.
+    let tx = db.store.begin_tenant(e.tenant).await.unwrap();
+    gates::reject(
+        &tx,
+        c.as_ref(),
+        &decide(&bob),
+        contain.id,
+        "the host is a honeypot",
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(run_all(&db, &c, &conn).await.0, 0, "a dismissal runs nothing");
     let tx = db.store.begin_tenant(e.tenant).await.unwrap();
     let p = investigation::progress(&tx, case_id).await.unwrap();
     assert_eq!((p.rounds[0].round, p.rounds[0].state), (1, "complete"));
+    let follow: Vec<(&str, serde_json::Value)> = p.rounds[0]
+        .steps
+        .iter()
+        .filter(|s| s.kind == investigation::FOLLOW_UP)
+        .map(|s| (s.state.as_str(), s.output.clone().unwrap_or_default()))
+        .collect();
+    assert_eq!(follow.len(), 3, "{follow:?}");
+    assert!(
+        follow.iter().any(|(st, o)| *st == "succeeded"
+            && o["after"] == "ticket_write"
+            && o["outbox"]["state"] == "done"),
+        "{follow:?}"
+    );
+    assert!(follow.iter().any(|(st, _)| *st == "cancelled"), "{follow:?}");
     tx.commit().await.unwrap();
 
     // A later alert within minutes: the new round uses the fresh evidence
@@ -801,7 +883,10 @@ async fn enrichment_failing(db: TestDb) {
         "nothing collected, nothing cited"
     );
     let p = investigation::progress(&tx, case_id).await.unwrap();
-    assert_eq!(p.rounds[0].state, "complete");
+    assert_eq!(
+        p.rounds[0].state, "awaiting_decision",
+        "its steps ran; the proposal waits for a person"
+    );
     let collect = p.rounds[0]
         .steps
         .iter()
@@ -1126,4 +1211,186 @@ async fn each_uncontained_host_is_proposed_sqlite() {
 #[tokio::test]
 async fn each_uncontained_host_is_proposed_postgres() {
     each_uncontained_host_is_proposed(TestDb::postgres().await).await;
+}
+
+/// The current draft's recommendations (the draft validated).
+async fn rec(tx: &vigil_orchestrator::store::TenantTx, case_id: uuid::Uuid) -> Vec<drafts::Recommendation> {
+    let d = drafts::list(tx, case_id, false).await.unwrap().remove(0);
+    let body: drafts::Body = serde_json::from_value(d.body).unwrap();
+    drafts::validate(tx, case_id, &body).await.unwrap();
+    body.recommendations
+}
+
+/// Known-benign cases: every alert from the tenant's scanner (on its ignore
+/// list) → Vigil proposes closing the case as benign; approved, the case
+/// closes and the round completes. An EICAR detection rated high stays
+/// under the closing threshold with the default weights and crosses it
+/// once the tenant weighs its benign detections more (a per-tenant
+/// setting, audited, applied from the next round).
+async fn known_benign_is_proposed_closed(db: TestDb) {
+    use vigil_orchestrator::pipeline::{assess, correlate};
+    let c = ManualClock::new(Utc.with_ymd_and_hms(2026, 11, 22, 9, 30, 0).unwrap());
+    let (t, hook, eng) = tenant_with_hook(&db, &c, "Benign").await;
+    let tx = db.store.begin_tenant(t.id).await.unwrap();
+    let mut cs = correlate::settings(&tx).await.unwrap();
+    cs.ignore.push(correlate::Ignored {
+        kind: "ip".into(),
+        value: "10.9.9.9".into(),
+    });
+    correlate::set_settings(&tx, &c, &eng, cs).await.unwrap();
+    tx.commit().await.unwrap();
+    let finding = |n: usize, title: &str, host: &str, sev: u8, src: Option<&str>| {
+        let at = Utc.with_ymd_and_hms(2026, 11, 22, 9, 0, 0).unwrap() + Duration::minutes(n as i64);
+        let mut v = json!({
+            "class_uid": 2004, "category_uid": 2, "activity_id": 1, "severity_id": sev,
+            "time": at.timestamp_millis(),
+            "metadata": {"version": "1.3.0", "product": {"name": "IDS"}},
+            "finding_info": {"uid": format!("benign-{n}"), "title": title},
+            "device": {"hostname": host},
+        });
+        if let Some(ip) = src {
+            v["src_endpoint"] = json!({"ip": ip});
+        }
+        v.to_string()
+    };
+    let tx = db.store.begin_tenant(t.id).await.unwrap();
+    let texts: Vec<String> = (0..3)
+        .map(|n| finding(n, "Port scan detected", "srv-01", 2, Some("10.9.9.9")))
+        .chain([finding(10, "EICAR-Test-File detected", "ws-7", 4, None)])
+        .collect();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    ingest::store_checked(&tx, &c, hook.id, ingest::check("auto", &refs).unwrap())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    c.advance(investigation::DEBOUNCE + Duration::seconds(1));
+    assert_eq!(
+        drain(&db, &c).await,
+        2 * investigation::STEPS.len(),
+        "two cases, a round each"
+    );
+
+    let tx = db.store.begin_tenant(t.id).await.unwrap();
+    let (list, _) = vigil_orchestrator::engine::cases::list(&tx, None, 10, 0)
+        .await
+        .unwrap();
+    assert_eq!(list.len(), 2);
+    let of = |word: &str| {
+        list.iter()
+            .find(|k| k.title.contains(word))
+            .unwrap_or_else(|| panic!("no case titled {word}: {list:?}"))
+            .id
+    };
+    let (scan, eicar) = (of("Port scan"), of("EICAR"));
+    let r = rec(&tx, scan).await;
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert_eq!(r[0].action, "close_benign");
+    assert!(
+        r[0].signals
+            .iter()
+            .any(|s| s.weight < 0.0 && s.name.contains("ip 10.9.9.9 on the tenant's ignore list")),
+        "{r:?}"
+    );
+    assert!(
+        rec(&tx, eicar).await.is_empty(),
+        "high severity and a benign name: under every threshold"
+    );
+    let (gs, _) = gates::list(&tx, None, Some(scan), 10, 0).await.unwrap();
+    assert_eq!(gs.len(), 1);
+    assert_eq!(gs[0].kind, GateKind::CloseCase);
+    assert_eq!(gs[0].payload["resolution"], "benign");
+    assert_eq!(gs[0].requested_by, "system:investigation");
+    assert!(
+        gates::list(&tx, None, Some(eicar), 10, 0)
+            .await
+            .unwrap()
+            .0
+            .is_empty()
+    );
+    let close = gs[0].clone();
+    tx.commit().await.unwrap();
+
+    // A person approves: the case closes, the follow-up records it, the
+    // round is complete.
+    let tx = db.store.begin_tenant(t.id).await.unwrap();
+    let ann = Actor {
+        label: "user:ann".into(),
+        role: Some(Role::AnalystEdit),
+        source_ip: None,
+    };
+    let any = |_: GateKind| true;
+    gates::approve(
+        &tx,
+        &c,
+        &gates::Decider {
+            actor: &ann,
+            may_decide: &any,
+        },
+        close.id,
+        &close.payload_hash,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(drain(&db, &c).await, 1);
+    let tx = db.store.begin_tenant(t.id).await.unwrap();
+    assert_eq!(
+        vigil_orchestrator::engine::cases::get(&tx, scan)
+            .await
+            .unwrap()
+            .state,
+        vigil_orchestrator::engine::state::CaseState::Closed
+    );
+    let p = investigation::progress(&tx, scan).await.unwrap();
+    assert_eq!(p.rounds[0].state, "complete");
+    let f = p.rounds[0]
+        .steps
+        .iter()
+        .find(|s| s.kind == investigation::FOLLOW_UP)
+        .unwrap();
+    assert_eq!(f.output.as_ref().unwrap()["case"], "closed");
+
+    // The tenant weighs its benign detections more: the next round of the
+    // EICAR case proposes closing it. Refused settings change nothing.
+    let mut a = assess::settings(&tx).await.unwrap();
+    assert_eq!(a, assess::Settings::default());
+    a.weights.benign_detection = 1.5;
+    assert!(assess::set_settings(&tx, &c, &eng, a.clone()).await.is_err());
+    a.weights.benign_detection = -1.0;
+    assess::set_settings(&tx, &c, &eng, a).await.unwrap();
+    assert!(investigation::rerun(&tx, &c, &eng, eicar).await.unwrap());
+    tx.commit().await.unwrap();
+    let tx = db.store.begin_tenant(t.id).await.unwrap();
+    let log = vigil_orchestrator::audit::list(&tx, 200, 0).await.unwrap().0;
+    assert_eq!(
+        log.iter().filter(|e| e.action == "assessment.configure").count(),
+        1
+    );
+    tx.commit().await.unwrap();
+    c.advance(investigation::DEBOUNCE + Duration::seconds(1));
+    assert_eq!(drain(&db, &c).await, investigation::STEPS.len());
+    let tx = db.store.begin_tenant(t.id).await.unwrap();
+    let r = rec(&tx, eicar).await;
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert_eq!(r[0].action, "close_benign");
+    assert!(
+        r[0].signals
+            .iter()
+            .any(|s| s.name.contains("(eicar)") && s.weight == -1.0),
+        "{r:?}"
+    );
+    let (gs, _) = gates::list(&tx, None, Some(eicar), 10, 0).await.unwrap();
+    assert_eq!(gs.len(), 1);
+    assert_eq!(gs[0].kind, GateKind::CloseCase);
+    tx.commit().await.unwrap();
+}
+
+#[tokio::test]
+async fn known_benign_is_proposed_closed_sqlite() {
+    known_benign_is_proposed_closed(TestDb::sqlite().await).await;
+}
+
+#[tokio::test]
+async fn known_benign_is_proposed_closed_postgres() {
+    known_benign_is_proposed_closed(TestDb::postgres().await).await;
 }

@@ -266,15 +266,7 @@ impl Settings {
 
 /// The tenant's settings (defaults until set).
 pub async fn settings(tx: &TenantTx) -> Result<Settings> {
-    let row = tenant_control::Entity::find_by_id(tx.tenant().0)
-        .one(&**tx)
-        .await?;
-    match row.and_then(|r| r.correlation) {
-        Some(v) => {
-            serde_json::from_value(v).map_err(|e| Error::Invalid(format!("stored correlation settings: {e}")))
-        }
-        None => Ok(Settings::default()),
-    }
+    crate::store::controls::read(tx, tenant_control::Column::Correlation, "correlation settings").await
 }
 
 /// Replaces the tenant's settings. Audited with before and after; applies
@@ -287,31 +279,14 @@ pub async fn set_settings(
 ) -> Result<Settings> {
     let new = new.validated()?;
     let before = settings(tx).await?;
-    let value = serde_json::to_value(&new).map_err(|e| Error::Invalid(e.to_string()))?;
-    tenant_control::Entity::insert(tenant_control::ActiveModel {
-        tenant_id: Set(tx.tenant().0),
-        kill_switch_engaged_at: Set(None),
-        kill_switch_engaged_by: Set(None),
-        gate_quorum: Set(None),
-        correlation: Set(Some(value)),
-        retention: sea_orm::ActiveValue::NotSet,
-    })
-    .on_conflict(
-        OnConflict::column(tenant_control::Column::TenantId)
-            .update_column(tenant_control::Column::Correlation)
-            .to_owned(),
-    )
-    .exec_without_returning(&**tx)
-    .await?;
-    audit::record(
+    crate::store::controls::write(
         tx,
         clock,
         actor,
-        Event {
-            action: "correlation.configure",
-            target: format!("tenant:{}", tx.tenant()),
-            summary: json!({"before": before, "after": new}),
-        },
+        tenant_control::Column::Correlation,
+        "correlation.configure",
+        &before,
+        &new,
     )
     .await?;
     Ok(new)

@@ -189,8 +189,8 @@ pub async fn validate(tx: &TenantTx, case_id: Uuid, body: &Body) -> Result<()> {
         }
         let mut sum = 0.0;
         for (k, s) in r.signals.iter().enumerate() {
-            if !(0.0..=1.0).contains(&s.weight) {
-                return Err(Error::Invalid(format!("{at} signal {k}: weight must be 0 to 1")));
+            if !(-1.0..=1.0).contains(&s.weight) {
+                return Err(Error::Invalid(format!("{at} signal {k}: weight must be -1 to 1")));
             }
             check_cites(&s.cites, &ev, &format!("{at} signal {k}"))?;
             sum += s.weight;
@@ -207,6 +207,8 @@ pub async fn validate(tx: &TenantTx, case_id: Uuid, body: &Body) -> Result<()> {
 
 /// The deterministic, offline drafter.
 pub async fn draft_of(tx: &TenantTx, case_id: Uuid) -> Result<Body> {
+    let a = crate::pipeline::assess::settings(tx).await?;
+    let w = &a.weights;
     let rows = timeline::of_case(tx, case_id).await?;
     let ids: Vec<Uuid> = rows.iter().map(|r| r.evidence.alert_id).collect();
     let obs = observable::Entity::find()
@@ -289,7 +291,7 @@ pub async fn draft_of(tx: &TenantTx, case_id: Uuid) -> Result<Body> {
     }
     // What the tenant's tools say of the case's entities (evidence items
     // collected through read scopes; the newest round's item per lookup).
-    let enrichment = enrichment(tx, case_id).await?;
+    let enrichment = enrichment(tx, case_id, w.uncontained).await?;
     body.entities.extend(enrichment.entities);
     for r in rows.iter().filter(|r| r.evidence.pointer.is_some()).take(5) {
         body.timeline.push(Sentence {
@@ -312,14 +314,14 @@ pub async fn draft_of(tx: &TenantTx, case_id: Uuid) -> Result<Body> {
     for ((kind, value), cites) in hits.into_iter().take(5) {
         signals.push(Signal {
             name: format!("{} {value} is on the indicator list", kind.replace('_', " ")),
-            weight: 0.6,
+            weight: w.indicator,
             cites: cites.into_iter().take(3).collect(),
         });
     }
     if hosts >= 2 {
         signals.push(Signal {
             name: format!("{hosts} hosts involved"),
-            weight: 0.2,
+            weight: w.hosts,
             cites: by_entity
                 .iter()
                 .filter(|((k, _), _)| k == "host")
@@ -333,22 +335,54 @@ pub async fn draft_of(tx: &TenantTx, case_id: Uuid) -> Result<Body> {
     {
         signals.push(Signal {
             name: format!("{} related alerts", rows.len()),
-            weight: 0.2,
+            weight: w.alerts,
             cites: vec![c.clone()],
         });
     }
-    signals.extend(detection_signals(&rows_alerts(tx, &ids).await?));
+    let parsed = rows_alerts(tx, &ids).await?;
+    signals.extend(detection_signals(&parsed, w));
+    // Known-benign patterns: every alert from an entity the tenant ignores
+    // (its scanner), every detection one it knows to be benign.
+    let ignore = crate::pipeline::correlate::settings(tx).await?.ignore;
+    let known = known_source(&ids, &obs, &ignore);
+    let benign: Vec<Signal> = known
+        .map(|(names, cites)| Signal {
+            name: format!(
+                "every alert comes from {} on the tenant's ignore list",
+                names.join(", ")
+            ),
+            weight: w.known_source,
+            cites,
+        })
+        .into_iter()
+        .chain(benign_detections(&parsed, &a).map(|(names, cites)| Signal {
+            name: format!(
+                "every alert is a detection the tenant knows to be benign ({})",
+                names.join(", ")
+            ),
+            weight: w.benign_detection,
+            cites,
+        }))
+        .collect();
+    let any_benign = !benign.is_empty();
+    signals.extend(benign);
     body.timeline.extend(enrichment.timeline);
     let total: f64 = signals.iter().map(|s| s.weight).sum();
-    if total >= TICKET_AT {
-        let action = if total >= ESCALATE_AT {
+    if total <= a.close_at && any_benign {
+        body.recommendations.push(Recommendation {
+            action: "close_benign".into(),
+            signals,
+            total,
+        });
+    } else if total >= a.ticket_at {
+        let action = if total >= a.escalate_at {
             "escalate_critical"
         } else {
             "open_ticket"
         };
         // A host the EDR reports online and not contained, in a case worth
         // escalating: propose its containment (a gated write).
-        if total >= ESCALATE_AT && !enrichment.uncontained.is_empty() {
+        if total >= a.escalate_at && !enrichment.uncontained.is_empty() {
             let mut s = signals.clone();
             s.extend(enrichment.uncontained.iter().cloned());
             let t: f64 = s.iter().map(|x| x.weight).sum();
@@ -383,7 +417,7 @@ struct Enrichment {
 /// How many enrichment events become timeline sentences.
 const ENRICHMENT_EVENTS: usize = 10;
 
-async fn enrichment(tx: &TenantTx, case_id: Uuid) -> Result<Enrichment> {
+async fn enrichment(tx: &TenantTx, case_id: Uuid, uncontained: f64) -> Result<Enrichment> {
     use crate::pipeline::evidence::{self, CROWDSTRIKE_DEVICE, GRAYLOG_MESSAGES};
     let newest = evidence::newest(tx, case_id).await?;
     let mut out = Enrichment::default();
@@ -415,7 +449,7 @@ async fn enrichment(tx: &TenantTx, case_id: Uuid) -> Result<Enrichment> {
                         if st == "normal" && f("device_id").is_some() {
                             out.uncontained.push(Signal {
                                 name: format!("CrowdStrike reports {what} online and not contained"),
-                                weight: 0.1,
+                                weight: uncontained,
                                 cites: vec![Citation::evidence(i.id, "/resources/0/status")],
                             });
                         }
@@ -466,11 +500,76 @@ async fn enrichment(tx: &TenantTx, case_id: Uuid) -> Result<Enrichment> {
     Ok(out)
 }
 
-/// A recommendation's total from which Vigil proposes to escalate the case
-/// to Critical ...
-pub const ESCALATE_AT: f64 = 1.0;
-/// ... and from which it proposes a ticket.
-pub const TICKET_AT: f64 = 0.5;
+/// The entities on the ignore list every alert comes from (its device or
+/// the source address), with a citation per alert (up to 3), if every
+/// alert of the case has one.
+fn known_source(
+    ids: &[Uuid],
+    obs: &[observable::Model],
+    ignore: &[crate::pipeline::correlate::Ignored],
+) -> Option<(Vec<String>, Vec<Citation>)> {
+    use crate::pipeline::observables::{Kind, Observable, Role};
+    if ids.is_empty() || ignore.is_empty() {
+        return None;
+    }
+    let mut names: Vec<String> = Vec::new();
+    let mut cites = Vec::new();
+    for id in ids {
+        let from = obs.iter().filter(|o| o.alert_id == *id).find(|o| {
+            let Ok(kind) = o.kind.parse::<Kind>() else {
+                return false;
+            };
+            let role = Observable::stored(kind, o.value.clone(), o.pointer.clone()).role;
+            matches!(role, Role::Device | Role::Source)
+                && ignore.iter().any(|i| i.kind == o.kind && i.value == o.value)
+        })?;
+        let name = format!("{} {}", from.kind.replace('_', " "), from.value);
+        if !names.contains(&name) {
+            names.push(name);
+        }
+        if cites.len() < 3 {
+            cites.push(Citation::alert(from.alert_id, from.pointer.clone()));
+        }
+    }
+    names.truncate(5);
+    Some((names, cites))
+}
+
+/// Where an alert's detection is named.
+const DETECTION_NAMES: [&str; 6] = [
+    "/finding_info/title",
+    "/rule/name",
+    "/name",
+    "/description",
+    "/message",
+    "/event/message",
+];
+
+/// The benign patterns every alert's detection name matches, with a
+/// citation per alert (up to 3), if every alert matches one.
+fn benign_detections(
+    alerts: &[(Uuid, String, Value)],
+    a: &crate::pipeline::assess::Settings,
+) -> Option<(Vec<String>, Vec<Citation>)> {
+    if alerts.is_empty() || a.benign_detections.is_empty() {
+        return None;
+    }
+    let mut names: Vec<String> = Vec::new();
+    let mut cites = Vec::new();
+    for (id, _, v) in alerts {
+        let (pattern, pointer) = DETECTION_NAMES.iter().find_map(|p| {
+            let name = v.pointer(p).and_then(Value::as_str)?;
+            a.benign(name).map(|b| (b.to_owned(), *p))
+        })?;
+        if !names.contains(&pattern) {
+            names.push(pattern);
+        }
+        if cites.len() < 3 {
+            cites.push(Citation::alert(*id, pointer));
+        }
+    }
+    Some((names, cites))
+}
 
 /// The case's alerts, parsed, with their format.
 async fn rows_alerts(tx: &TenantTx, ids: &[Uuid]) -> Result<Vec<(Uuid, String, Value)>> {
@@ -597,14 +696,7 @@ pub fn tactics(format: &str, v: &Value) -> Vec<(String, String)> {
         _ => {}
     }
     // Detection names that say what happened.
-    for p in [
-        "/finding_info/title",
-        "/description",
-        "/message",
-        "/event/message",
-        "/rule/name",
-        "/name",
-    ] {
+    for p in DETECTION_NAMES {
         if let Some(s) = v.pointer(p).and_then(Value::as_str) {
             let s = s.to_lowercase();
             for (needle, tactic) in [
@@ -642,7 +734,10 @@ const GRAVE: &[&str] = &[
 /// Signals from what the sources say of their alerts: severity and ATT&CK
 /// tactics (named or implied by the detection name), each citing the
 /// fields it was read from.
-pub fn detection_signals(alerts: &[(Uuid, String, Value)]) -> Vec<Signal> {
+pub fn detection_signals(
+    alerts: &[(Uuid, String, Value)],
+    w: &crate::pipeline::assess::Weights,
+) -> Vec<Signal> {
     let mut out = Vec::new();
     let mut high: Vec<Citation> = Vec::new();
     let mut critical = false;
@@ -666,7 +761,11 @@ pub fn detection_signals(alerts: &[(Uuid, String, Value)]) -> Vec<Signal> {
                 if high.len() == 1 { "" } else { "s" },
                 if critical { "critical" } else { "high" }
             ),
-            weight: if critical { 0.5 } else { 0.3 },
+            weight: if critical {
+                w.severity_critical
+            } else {
+                w.severity_high
+            },
             cites: high.into_iter().take(3).collect(),
         });
     }
@@ -682,14 +781,14 @@ pub fn detection_signals(alerts: &[(Uuid, String, Value)]) -> Vec<Signal> {
     for (t, c) in grave.into_iter().take(2) {
         out.push(Signal {
             name: format!("ATT&CK tactic: {t}"),
-            weight: 0.3,
+            weight: w.tactic_intrusion,
             cites: c.into_iter().take(3).collect(),
         });
     }
     for (t, c) in other.into_iter().take(2) {
         out.push(Signal {
             name: format!("ATT&CK tactic: {t}"),
-            weight: 0.1,
+            weight: w.tactic_other,
             cites: c.into_iter().take(3).collect(),
         });
     }
@@ -942,7 +1041,7 @@ of the shape of `baseline` (summary, scope, entities, timeline: arrays of {text,
 recommendations: array of {action, signals: [{name, weight, cites}], total}). Every sentence \
 must cite evidence as {alert_id, pointer} or {evidence_id, pointer} taken from the context; \
 cite nothing else. \
-`total` is the sum of the signal weights. Actions: escalate_critical, open_ticket, \
+`total` is the sum of the signal weights (each -1 to 1; a benign signal weighs below 0). Actions: escalate_critical, open_ticket, \
 close_benign, contain_host.";
 
 /// Drafts the case with the tenant's model: sanitized context out, the

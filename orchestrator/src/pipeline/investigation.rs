@@ -12,7 +12,10 @@
 //!    ([`sequenced`]; the case page and the timeline API show the same);
 //! 3. `investigation.assess` — signals with weights and citations (the
 //!    drafter's: indicator hits, spread, source severity, ATT&CK tactics
-//!    named or implied by detection names);
+//!    named or implied by detection names, containment status, and the
+//!    known-benign: every alert from an entity on the tenant's ignore list,
+//!    every detection one the tenant knows to be benign), weighed by the
+//!    tenant's [`crate::pipeline::assess`] settings;
 //! 4. `investigation.draft` — the brief, a new version (older unapproved
 //!    versions are marked superseded), by the tenant's model when one is
 //!    configured (validated; on failure the deterministic draft says why),
@@ -24,7 +27,15 @@
 //!    host CrowdStrike reports online and not contained), as the system actor,
 //!    with the draft version and signals attached; each kind once per case
 //!    (a waiting gate is not asked twice, an approved one is done, a
-//!    dismissed one is feedback). Then the workflow waits on people.
+//!    dismissed one is feedback). Escalation comes before the ticket, and
+//!    a known-benign case gets a proposal to close it as benign. Then the
+//!    workflow waits on people;
+//! 6. `investigation.follow_up` — one per proposed gate, enqueued with it
+//!    and waiting on it: what follows its approval (after an escalation,
+//!    the ticket is proposed; after a ticket or a containment, the
+//!    outbox's entry is recorded; after closing, the case's state). A
+//!    dismissal cancels it. A round whose follow-ups are not all done is
+//!    `awaiting_decision`.
 //!
 //! A round starts when the ingest transaction that opens a case or adds
 //! alerts to it [`schedule`]s one (in that transaction): debounced — while a
@@ -47,7 +58,7 @@ use crate::engine::steps::{NewStep, Registry, StepContext, StepDone, StepFailure
 use crate::engine::{cases, gates, steps};
 use crate::pipeline::{drafts, evidence, iocs, timeline};
 use crate::store::TenantTx;
-use crate::store::entity::{draft, gate, integration, step};
+use crate::store::entity::{draft, gate, integration, outbox, step};
 use crate::{Clock, Error, Result};
 
 pub const COLLECT: &str = "investigation.collect";
@@ -55,6 +66,8 @@ pub const SEQUENCE: &str = "investigation.sequence";
 pub const ASSESS: &str = "investigation.assess";
 pub const DRAFT: &str = "investigation.draft";
 pub const PROPOSE: &str = "investigation.propose";
+/// What follows a proposal's approval (it waits on the gate).
+pub const FOLLOW_UP: &str = "investigation.follow_up";
 /// The workflow, in order.
 pub const STEPS: [&str; 5] = [COLLECT, SEQUENCE, ASSESS, DRAFT, PROPOSE];
 /// How long a new round waits for more alerts before it starts.
@@ -391,16 +404,9 @@ impl StepHandler for Propose {
             .and_then(Value::as_str)
             .and_then(|s| s.parse::<Uuid>().ok())
             .ok_or_else(|| fail(Error::Invalid("propose needs the round's draft".into())))?;
-        let d = draft::Entity::find_by_id(draft_id)
-            .one(&*tx)
-            .await
-            .map_err(|e| fail(e.into()))?
-            .ok_or_else(|| fail(Error::NotFound("draft")))?;
-        let body: drafts::Body =
-            serde_json::from_value(d.body.clone()).map_err(|e| fail(Error::Invalid(e.to_string())))?;
+        let (d, body) = round_draft(&tx, draft_id).await.map_err(fail)?;
         let c = cases::model(&tx, case_id).await.map_err(fail)?;
-        let mut proposed = Vec::new();
-        let mut skipped = Vec::new();
+        let mut out = Proposals::default();
         for rec in &body.recommendations {
             let attached = json!({
                 "proposed_by": "investigation",
@@ -409,10 +415,14 @@ impl StepHandler for Propose {
                 "total": rec.total,
             });
             let mut wants: Vec<(GateKind, Value)> = Vec::new();
+            let mut ticket_now = rec.action == "open_ticket";
             if rec.action == "escalate_critical" {
                 if c.severity == Severity::Critical.as_str() {
-                    skipped.push(json!({"kind": "escalate_critical", "why": "the case is already critical"}));
+                    out.skip("escalate_critical", "the case is already critical");
+                    ticket_now = true;
                 } else {
+                    // The ticket follows the escalation's approval (its
+                    // follow-up step proposes it).
                     let reason = format!(
                         "{} (signals total {:.1})",
                         rec.signals
@@ -428,63 +438,210 @@ impl StepHandler for Propose {
                     ));
                 }
             }
-            if rec.action == "escalate_critical" || rec.action == "open_ticket" {
-                match ticket_integration(&tx).await.map_err(fail)? {
-                    Some((id, kind)) => {
-                        let fields = if kind == "jira" {
-                            json!({"summary": crate::text::title(&c.title, 250, ""), "description": summary(&body)})
-                        } else {
-                            json!({"short_description": crate::text::title(&c.title, 160, ""), "description": summary(&body)})
-                        };
-                        wants.push((
-                            GateKind::TicketWrite,
-                            with(&attached, json!({"system": kind, "operation": "create", "integration_id": id, "fields": fields})),
-                        ));
-                    }
-                    None => skipped.push(json!({"kind": "ticket_write", "why": "the tenant has no Jira or ServiceNow integration"})),
+            if ticket_now {
+                match ticket(&tx, &c, &body).await.map_err(fail)? {
+                    Some(t) => wants.push((GateKind::TicketWrite, with(&attached, t))),
+                    None => out.skip("ticket_write", NO_TICKET_SYSTEM),
                 }
             }
             if rec.action == "contain_host" {
                 let targets = containment(&tx, rec).await.map_err(fail)?;
                 if targets.is_empty() {
-                    skipped.push(
-                        json!({"kind": "contain_host", "why": "no device record of the host to contain"}),
-                    );
+                    out.skip("contain_host", "no device record of the host to contain");
                 }
                 for target in targets {
                     wants.push((GateKind::ContainHost, with(&attached, target)));
                 }
             }
+            if rec.action == "close_benign" {
+                let reason = format!(
+                    "known benign: {} (signals total {:.1})",
+                    rec.signals
+                        .iter()
+                        .filter(|s| s.weight < 0.0)
+                        .map(|s| s.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                    rec.total
+                );
+                wants.push((
+                    GateKind::CloseCase,
+                    with(&attached, json!({"resolution": "benign", "reason": reason})),
+                ));
+            }
             for (kind, payload) in wants {
-                if let Some(state) = earlier(&tx, case_id, kind, &payload).await.map_err(fail)? {
-                    let why = format!("a gate of this kind is on the case already ({state})");
-                    skipped.push(json!({"kind": kind.as_str(), "why": why}));
-                    continue;
-                }
-                match gates::request(
-                    &tx,
-                    ctx.clock,
-                    &system(),
-                    case_id,
-                    kind,
-                    payload,
-                    gates::ESCALATE_AFTER,
-                )
-                .await
-                {
-                    Ok(g) => proposed.push(json!({"gate": g.id, "kind": kind.as_str()})),
-                    Err(e @ (Error::Invalid(_) | Error::Conflict(_))) => {
-                        skipped.push(json!({"kind": kind.as_str(), "why": e.to_string()}));
-                    }
-                    Err(e) => return Err(fail(e)),
-                }
+                out.propose(&tx, ctx, case_id, kind, payload, &d)
+                    .await
+                    .map_err(fail)?;
             }
         }
         tx.commit().await.map_err(fail)?;
         Ok(StepDone {
-            output: json!({"proposed": proposed, "not_proposed": skipped}),
+            output: out.json(),
             next: vec![],
         })
+    }
+}
+
+const NO_TICKET_SYSTEM: &str = "the tenant has no Jira or ServiceNow integration";
+
+/// The round's draft and its body.
+async fn round_draft(tx: &TenantTx, id: Uuid) -> Result<(draft::Model, drafts::Body)> {
+    let d = draft::Entity::find_by_id(id)
+        .filter(draft::Column::TenantId.eq(tx.tenant().0))
+        .one(&**tx)
+        .await?
+        .ok_or(Error::NotFound("draft"))?;
+    let body = serde_json::from_value(d.body.clone()).map_err(|e| Error::Invalid(e.to_string()))?;
+    Ok((d, body))
+}
+
+/// What a step proposed and what it did not, and why.
+#[derive(Default)]
+struct Proposals {
+    proposed: Vec<Value>,
+    skipped: Vec<Value>,
+}
+
+impl Proposals {
+    fn skip(&mut self, kind: &str, why: &str) {
+        self.skipped.push(json!({"kind": kind, "why": why}));
+    }
+
+    /// Requests the gate as the system actor (unless one of its kind is on
+    /// the case already) with its follow-up step, which waits on the gate's
+    /// approval (a dismissal cancels it), in the same transaction.
+    async fn propose(
+        &mut self,
+        tx: &TenantTx,
+        ctx: &StepContext<'_>,
+        case_id: Uuid,
+        kind: GateKind,
+        payload: Value,
+        d: &draft::Model,
+    ) -> Result<()> {
+        if let Some(state) = earlier(tx, case_id, kind, &payload).await? {
+            self.skip(
+                kind.as_str(),
+                &format!("a gate of this kind is on the case already ({state})"),
+            );
+            return Ok(());
+        }
+        match gates::request(
+            tx,
+            ctx.clock,
+            &system(),
+            case_id,
+            kind,
+            payload,
+            gates::ESCALATE_AFTER,
+        )
+        .await
+        {
+            Ok(g) => {
+                let mut s = next(
+                    FOLLOW_UP,
+                    ctx,
+                    json!({"gate": g.id, "gate_kind": kind.as_str(), "draft": d.id}),
+                );
+                s.after_gate = Some(g.id);
+                steps::enqueue(tx, ctx.clock, s).await?;
+                self.proposed.push(json!({"gate": g.id, "kind": kind.as_str()}));
+            }
+            Err(e @ (Error::Invalid(_) | Error::Conflict(_))) => self.skip(kind.as_str(), &e.to_string()),
+            Err(e) => return Err(e),
+        }
+        Ok(())
+    }
+
+    fn json(self) -> Value {
+        json!({"proposed": self.proposed, "not_proposed": self.skipped})
+    }
+}
+
+/// A ticket for the case on the tenant's ticket system, if it has one.
+async fn ticket(
+    tx: &TenantTx,
+    c: &crate::store::entity::case::Model,
+    body: &drafts::Body,
+) -> Result<Option<Value>> {
+    Ok(ticket_integration(tx).await?.map(|(id, kind)| {
+        let fields = if kind == "jira" {
+            json!({"summary": crate::text::title(&c.title, 250, ""), "description": summary(body)})
+        } else {
+            json!({"short_description": crate::text::title(&c.title, 160, ""), "description": summary(body)})
+        };
+        json!({"system": kind, "operation": "create", "integration_id": id, "fields": fields})
+    }))
+}
+
+/// What follows a proposal's approval, in the same workflow: after an
+/// escalation, the ticket; after a ticket or a containment, the write is
+/// the outbox's (the step records its entry); after closing, nothing more.
+#[derive(Debug)]
+struct FollowUp;
+
+#[async_trait::async_trait]
+impl StepHandler for FollowUp {
+    async fn run(&self, ctx: &StepContext<'_>) -> std::result::Result<StepDone, StepFailure> {
+        let gate_id = ctx
+            .input
+            .get("gate")
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse::<Uuid>().ok())
+            .ok_or_else(|| fail(Error::Invalid("a follow-up needs its gate".into())))?;
+        let tx = ctx.store.begin_tenant(ctx.tenant).await.map_err(fail)?;
+        let g = gates::get(&tx, gate_id).await.map_err(fail)?;
+        let output = match g.kind {
+            GateKind::EscalateCritical => {
+                let Some(case_id) = open_case(&tx, ctx).await.map_err(fail)? else {
+                    return Ok(skipped());
+                };
+                let draft_id = g
+                    .payload
+                    .pointer("/draft/id")
+                    .and_then(Value::as_str)
+                    .and_then(|s| s.parse::<Uuid>().ok())
+                    .ok_or_else(|| fail(Error::Invalid("the escalation names no draft".into())))?;
+                let (d, body) = round_draft(&tx, draft_id).await.map_err(fail)?;
+                let c = cases::model(&tx, case_id).await.map_err(fail)?;
+                let mut out = Proposals::default();
+                match ticket(&tx, &c, &body).await.map_err(fail)? {
+                    Some(t) => {
+                        let attached = json!({
+                            "proposed_by": "investigation",
+                            "draft": {"id": d.id, "version": d.version},
+                            "signals": g.payload.get("signals"),
+                            "total": g.payload.get("total"),
+                            "after": {"gate": g.id, "kind": g.kind.as_str()},
+                        });
+                        out.propose(&tx, ctx, case_id, GateKind::TicketWrite, with(&attached, t), &d)
+                            .await
+                            .map_err(fail)?;
+                    }
+                    None => out.skip("ticket_write", NO_TICKET_SYSTEM),
+                }
+                with(&json!({"after": g.kind.as_str()}), out.json())
+            }
+            GateKind::TicketWrite | GateKind::ContainHost => {
+                let entry = outbox::Entity::find()
+                    .filter(outbox::Column::TenantId.eq(ctx.tenant.0))
+                    .filter(outbox::Column::GateId.eq(g.id))
+                    .one(&*tx)
+                    .await
+                    .map_err(|e| fail(e.into()))?;
+                json!({
+                    "after": g.kind.as_str(),
+                    "outbox": entry.map(|o| json!({"id": o.id, "state": o.state})),
+                })
+            }
+            GateKind::CloseCase => {
+                let c = cases::model(&tx, g.case_id).await.map_err(fail)?;
+                json!({"after": g.kind.as_str(), "case": c.state})
+            }
+        };
+        tx.commit().await.map_err(fail)?;
+        Ok(StepDone { output, next: vec![] })
     }
 }
 
@@ -569,8 +726,10 @@ async fn ticket_integration(tx: &TenantTx) -> Result<Option<(Uuid, String)>> {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Round {
     pub round: i64,
-    /// `waiting` (its first step has not started), `running`, `complete`,
-    /// or `failed` (a step is dead-lettered: retry it from the steps API).
+    /// `waiting` (its first step has not started), `running`,
+    /// `awaiting_decision` (its steps ran; a proposal waits for a person, or
+    /// what follows an approval is under way), `complete`, or `failed` (a
+    /// step is dead-lettered: retry it from the steps API).
     pub state: &'static str,
     pub steps: Vec<steps::StepView>,
 }
@@ -586,7 +745,10 @@ pub struct Progress {
 pub async fn progress(tx: &TenantTx, case_id: Uuid) -> Result<Progress> {
     let all = steps::list(tx, Some(case_id), None, 1_000).await?;
     let mut by_round: std::collections::BTreeMap<i64, Vec<steps::StepView>> = Default::default();
-    for s in all.into_iter().filter(|s| STEPS.contains(&s.kind.as_str())) {
+    for s in all
+        .into_iter()
+        .filter(|s| STEPS.contains(&s.kind.as_str()) || s.kind == FOLLOW_UP)
+    {
         let r = s.input.get("round").and_then(Value::as_i64).unwrap_or(1);
         by_round.entry(r).or_default().push(s);
     }
@@ -604,8 +766,15 @@ pub async fn progress(tx: &TenantTx, case_id: Uuid) -> Result<Progress> {
                         && s.output.as_ref().is_some_and(|o| o.get("skipped").is_some())
                 });
             let waiting = steps.len() == 1 && steps[0].state == StepState::Pending && steps[0].attempts == 0;
+            // Follow-ups still open: a proposal waits for a person, or what
+            // follows an approval has not run yet.
+            let open = steps.iter().any(|s| {
+                s.kind == FOLLOW_UP && !matches!(s.state, StepState::Succeeded | StepState::Cancelled)
+            });
             let state = if dead {
                 "failed"
+            } else if done && open {
+                "awaiting_decision"
             } else if done {
                 "complete"
             } else if waiting {
@@ -637,4 +806,5 @@ pub fn registry(base: Registry, connectors: Connectors) -> Registry {
     .with(ASSESS, Arc::new(Assess))
     .with(DRAFT, Arc::new(Draft { connectors }))
     .with(PROPOSE, Arc::new(Propose))
+    .with(FOLLOW_UP, Arc::new(FollowUp))
 }

@@ -11,6 +11,7 @@
 //! integration, the read-only vendor calls of evidence) and `secrets` (its
 //! signing secret).
 
+pub mod assess;
 pub mod corpus;
 pub mod correlate;
 pub mod drafts;

@@ -12,9 +12,8 @@
 //!   to the last signed checkpoint before the cutoff, so it still verifies.
 
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::sea_query::OnConflict;
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
-use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -73,40 +72,21 @@ impl Windows {
 }
 
 pub async fn windows(tx: &TenantTx) -> Result<Windows> {
-    let row = tenant_control::Entity::find_by_id(tx.tenant().0)
-        .one(&**tx)
-        .await?;
-    match row.and_then(|r| r.retention) {
-        Some(v) => serde_json::from_value(v).map_err(|e| Error::Invalid(format!("stored retention: {e}"))),
-        None => Ok(Windows::default()),
-    }
+    crate::store::controls::read(tx, tenant_control::Column::Retention, "retention").await
 }
 
 /// Sets the tenant's windows; audited with before and after.
 pub async fn set_windows(tx: &TenantTx, clock: &dyn Clock, actor: &Actor, new: Windows) -> Result<Windows> {
     let new = new.validated()?;
     let before = windows(tx).await?;
-    tenant_control::Entity::insert(tenant_control::ActiveModel {
-        tenant_id: Set(tx.tenant().0),
-        retention: Set(Some(json!(new))),
-        ..Default::default()
-    })
-    .on_conflict(
-        OnConflict::column(tenant_control::Column::TenantId)
-            .update_column(tenant_control::Column::Retention)
-            .to_owned(),
-    )
-    .exec_without_returning(&**tx)
-    .await?;
-    audit::record(
+    crate::store::controls::write(
         tx,
         clock,
         actor,
-        Event {
-            action: "retention.configure",
-            target: format!("tenant:{}", tx.tenant()),
-            summary: json!({"before": before, "after": new}),
-        },
+        tenant_control::Column::Retention,
+        "retention.configure",
+        &before,
+        &new,
     )
     .await?;
     Ok(new)

@@ -9,6 +9,7 @@
 //!   connection) on PostgreSQL; repositories also filter by the tenant on both
 //!   backends, so RLS is the second wall, not the only one.
 
+pub mod controls;
 pub mod dump;
 pub mod entity;
 

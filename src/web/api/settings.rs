@@ -1,4 +1,4 @@
-//! Tenant settings: session limits, gate quorum, correlation, and the tenant and
+//! Tenant settings: session limits, gate quorum, correlation, assessment, and the tenant and
 //! platform kill switches.
 
 use std::net::SocketAddr;
@@ -143,6 +143,34 @@ pub async fn set_correlation(
 ) -> ApiResult {
     let tx = s.store.begin_tenant(ctx.tenant).await?;
     let v = vigil_orchestrator::pipeline::correlate::set_settings(
+        &tx,
+        s.clock.as_ref(),
+        &p.actor(Some(ctx.role), Some(c.0.ip().to_string())),
+        b,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(v).into_response())
+}
+
+/// The tenant's assessment settings (signal weights, thresholds,
+/// known-benign detection names).
+pub async fn get_assessment(State(s): State<AppState>, Extension(ctx): Extension<TenantCtx>) -> ApiResult {
+    let tx = s.store.begin_tenant(ctx.tenant).await?;
+    let v = vigil_orchestrator::pipeline::assess::settings(&tx).await?;
+    tx.commit().await?;
+    Ok(Json(v).into_response())
+}
+
+pub async fn set_assessment(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Extension(ctx): Extension<TenantCtx>,
+    c: ConnectInfo<SocketAddr>,
+    Json(b): Json<vigil_orchestrator::pipeline::assess::Settings>,
+) -> ApiResult {
+    let tx = s.store.begin_tenant(ctx.tenant).await?;
+    let v = vigil_orchestrator::pipeline::assess::set_settings(
         &tx,
         s.clock.as_ref(),
         &p.actor(Some(ctx.role), Some(c.0.ip().to_string())),

@@ -18,7 +18,7 @@ use uuid::Uuid;
 use vigil_orchestrator::Error;
 use vigil_orchestrator::engine::cases::{self, Filter, Sort};
 use vigil_orchestrator::engine::gates;
-use vigil_orchestrator::engine::state::{CaseState, Severity};
+use vigil_orchestrator::engine::state::{CaseState, Severity, StepState};
 use vigil_orchestrator::pipeline::drafts::{self, Citation};
 use vigil_orchestrator::pipeline::{correlate, ingest, investigation};
 
@@ -339,6 +339,22 @@ fn step_note(s: &vigil_orchestrator::engine::steps::StepView) -> String {
     if let Some(e) = &s.last_error {
         return e.clone();
     }
+    let gate_kind = || {
+        s.input
+            .get("gate_kind")
+            .and_then(Value::as_str)
+            .unwrap_or("gate")
+            .replace('_', " ")
+    };
+    if s.kind == investigation::FOLLOW_UP {
+        match s.state {
+            StepState::Waiting => {
+                return format!("waits for a person's decision on the {} proposal", gate_kind());
+            }
+            StepState::Cancelled => return format!("the {} proposal was dismissed", gate_kind()),
+            _ => {}
+        }
+    }
     let Some(o) = &s.output else { return String::new() };
     if let Some(skip) = o.get("skipped").and_then(Value::as_str) {
         return format!("skipped: {skip}");
@@ -397,6 +413,23 @@ fn step_note(s: &vigil_orchestrator::engine::steps::StepView) -> String {
                 n("not_proposed")
             )
         }
+        investigation::FOLLOW_UP => match o.get("outbox") {
+            Some(Value::Object(entry)) => format!(
+                "{} approved: the write is with the outbox ({})",
+                gate_kind(),
+                entry.get("state").and_then(Value::as_str).unwrap_or("?")
+            ),
+            _ if o.get("proposed").is_some() => {
+                let n = |k: &str| o.get(k).and_then(Value::as_array).map_or(0, Vec::len);
+                format!(
+                    "{} approved: {} gate(s) proposed, {} not proposed",
+                    gate_kind(),
+                    n("proposed"),
+                    n("not_proposed")
+                )
+            }
+            _ => format!("{} approved", gate_kind()),
+        },
         _ => String::new(),
     }
 }
@@ -555,6 +588,7 @@ pub async fn case_page(
                             investigation::ASSESS => "Assess".into(),
                             investigation::DRAFT => "Draft the brief".into(),
                             investigation::PROPOSE => "Propose actions".into(),
+                            investigation::FOLLOW_UP => "After the decision".into(),
                             other => other.to_owned(),
                         },
                         state: st.state.as_str(),

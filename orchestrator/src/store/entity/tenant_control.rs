@@ -11,6 +11,8 @@ pub struct Model {
     pub correlation: Option<Json>,
     /// Retention windows (None: the defaults).
     pub retention: Option<Json>,
+    /// Assessment settings (None: the defaults).
+    pub assessment: Option<Json>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
