@@ -163,6 +163,17 @@ struct Discovered {
     jwks_fetched: Instant,
 }
 
+/// What a provider's discovery showed when it was checked.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Checked {
+    pub issuer: String,
+    pub authorization_endpoint: String,
+    pub token_endpoint: Option<String>,
+    pub jwks_uri: String,
+    /// Keys usable for the pinned algorithms.
+    pub signing_keys: usize,
+}
+
 /// The relying party: an HTTP client (no redirects followed) and each
 /// provider's discovery document and keys, cached by issuer.
 #[derive(Debug)]
@@ -227,6 +238,57 @@ impl RelyingParty {
         });
         self.store(&cfg.issuer, d.clone());
         Ok(d)
+    }
+
+    /// Loads the provider's discovery document and keys afresh (whatever
+    /// is cached): the document must name exactly this issuer, and the key
+    /// set must hold a signing key for one of the pinned algorithms. What a
+    /// tenant admin is told when configuring or testing a provider.
+    pub async fn check(&self, cfg: &ProviderConfig) -> Result<Checked, OidcError> {
+        cfg.validate()?;
+        let issuer = IssuerUrl::new(cfg.issuer.clone()).map_err(|e| OidcError::Config(e.to_string()))?;
+        let metadata = CoreProviderMetadata::discover_async(issuer, &self.http)
+            .await
+            .map_err(|e| OidcError::Discovery(e.to_string()))?;
+        let jwks = metadata.jwks().clone();
+        let kty = |alg: &str| match alg.get(..2) {
+            Some("RS" | "PS") => "RSA",
+            Some("ES") => "EC",
+            _ => "OKP",
+        };
+        let usable = jwks
+            .keys()
+            .iter()
+            .filter_map(|k| serde_json::to_value(k).ok())
+            .filter(|k| k.get("use").and_then(Value::as_str).is_none_or(|u| u == "sig"))
+            .filter(|k| {
+                let t = k.get("kty").and_then(Value::as_str).unwrap_or_default();
+                cfg.algorithms.iter().any(|a| kty(a) == t)
+            })
+            .count();
+        if usable == 0 {
+            return Err(OidcError::Discovery(format!(
+                "the provider's key set ({}) has no signing key for {}",
+                metadata.jwks_uri().url(),
+                cfg.algorithms.join(", ")
+            )));
+        }
+        let checked = Checked {
+            issuer: metadata.issuer().url().to_string(),
+            authorization_endpoint: metadata.authorization_endpoint().url().to_string(),
+            token_endpoint: metadata.token_endpoint().map(|t| t.url().to_string()),
+            jwks_uri: metadata.jwks_uri().url().to_string(),
+            signing_keys: usable,
+        };
+        self.store(
+            &cfg.issuer,
+            Arc::new(Discovered {
+                metadata,
+                jwks,
+                jwks_fetched: Instant::now(),
+            }),
+        );
+        Ok(checked)
     }
 
     /// Refetches the provider's keys unless that was done less than the

@@ -18,6 +18,7 @@ pub mod graylog;
 pub mod jira;
 pub mod llm;
 pub mod notify;
+pub mod oidc;
 pub mod servicenow;
 
 use std::collections::VecDeque;

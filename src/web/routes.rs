@@ -289,6 +289,11 @@ pub fn routes() -> (Router<AppState>, RouteTable) {
             put(api::sso::update_provider).delete(api::sso::delete_provider),
         )
         .route(
+            "/api/v1/sso/providers/{id}/test",
+            &[(M::POST, Tenant("sso", "configure"))],
+            post(api::sso::test_provider),
+        )
+        .route(
             "/static/autopost.js",
             &[(M::GET, Public)],
             get(pages::assets::autopost),

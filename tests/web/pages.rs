@@ -530,8 +530,10 @@ async fn sso_discovery(backend: Backend) {
     let b = app.tenant("B").await;
     let admin_a = app.session(Some(a), Role::TenantAdmin, true).await;
     let admin_b = app.session(Some(b), Role::TenantAdmin, true).await;
+    let (idp_run, _idp) = vigil::sim::oidc::start().await;
+    let issuer = idp_run.base();
     let create = |who: &Caller, name: &str, domain: &str| {
-        let body = json!({"name": name, "issuer": "https://idp.example", "client_id": "vigil",
+        let body = json!({"name": name, "issuer": issuer, "client_id": "vigil",
                           "role_map": {"soc": "analyst_edit"}, "domains": [domain]});
         let who = who.clone();
         let app = &app;

@@ -380,18 +380,71 @@ pub(super) async fn sso_provider_lifecycle_over_http(backend: Backend) {
     let a = app.tenant("A").await;
     let admin = app.session(Some(a), Role::TenantAdmin, true).await;
     let no_mfa = app.session(Some(a), Role::TenantAdmin, false).await;
-    let (s, body) = app
-        .call(
+    // The provider is checked when it is configured: an issuer that does
+    // not answer, one whose document names another issuer, and one without
+    // a signing key are refused, naming the problem; nothing is written.
+    let (idp_run, idp) = vigil::sim::oidc::start().await;
+    let create = |issuer: String| {
+        app.call(
             &admin,
             Method::POST,
             "/api/v1/sso/providers",
-            Some(json!({"name": "Okta", "issuer": "https://idp.example", "client_id": "vigil",
+            Some(json!({"name": "Okta", "issuer": issuer, "client_id": "vigil",
                         "role_map": {"soc": "analyst_edit"}, "domains": ["example.com"], "scopes": ["profile"]})),
         )
-        .await;
+    };
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    *idp.issuer.lock().unwrap() = Some("https://elsewhere.example".into());
+    let keys = std::mem::take(&mut *idp.keys.lock().unwrap());
+    for (issuer, problem, fix) in [
+        (dead, "unreachable", 0),
+        (idp_run.base(), "issuer", 1),
+        (idp_run.base(), "no signing key for RS256", 2),
+    ] {
+        let (s, body) = create(issuer).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["error"]["code"], "invalid", "{body}");
+        let msg = v["error"]["message"].as_str().unwrap();
+        assert!(msg.starts_with("issuer: ") && msg.contains(problem), "{body}");
+        match fix {
+            1 => *idp.issuer.lock().unwrap() = None,
+            2 => *idp.keys.lock().unwrap() = keys.clone(),
+            _ => {}
+        }
+    }
+    let (s, body) = create(idp_run.base()).await;
     assert_eq!(s, StatusCode::CREATED, "{body}");
     let v: Value = serde_json::from_str(&body).unwrap();
     let id = v["id"].as_str().unwrap().to_owned();
+    // A test of the provider later: fine, then without its keys.
+    let test = format!("/api/v1/sso/providers/{id}/test");
+    let (s, body) = app.call(&admin, Method::POST, &test, None).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let t: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (t["ok"].clone(), t["discovery"]["signing_keys"].clone()),
+        (json!(true), json!(1)),
+        "{body}"
+    );
+    idp.keys.lock().unwrap().clear();
+    let (s, body) = app.call(&admin, Method::POST, &test, None).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let t: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(t["ok"], false, "{body}");
+    assert!(
+        t["problem"].as_str().unwrap().contains("no signing key"),
+        "{body}"
+    );
+    let (s, _) = app.call(&no_mfa, Method::POST, &test, None).await;
+    assert_eq!(
+        s,
+        StatusCode::FORBIDDEN,
+        "a session without its second factor, as for the list"
+    );
     assert_eq!(v["domains"], json!(["example.com"]));
     assert_eq!(v["enabled"], true);
     let path = format!("/api/v1/sso/providers/{id}");

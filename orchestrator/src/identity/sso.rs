@@ -167,6 +167,33 @@ fn secret_aad(provider: Uuid) -> String {
 }
 
 /// Adds an OIDC provider to the transaction's tenant. Audited.
+/// Checks a new OIDC provider as entered (no network): its name, its
+/// configuration, role map and domains; what a caller may check before it
+/// asks the provider itself (see `oidc::RelyingParty::check`).
+pub fn check_new(p: &NewProvider) -> Result<ProviderConfig> {
+    checked(p)?;
+    Ok(config_of(p))
+}
+
+fn config_of(p: &NewProvider) -> ProviderConfig {
+    ProviderConfig {
+        issuer: p.issuer.clone(),
+        client_id: p.client_id.clone(),
+        client_secret: p.client_secret.clone(),
+        algorithms: p.algorithms.clone(),
+        group_claim: p.group_claim.clone(),
+        scopes: p.scopes.clone(),
+    }
+}
+
+fn checked(p: &NewProvider) -> Result<(String, Value, Value)> {
+    let name = check_name(&p.name)?;
+    config_of(p)
+        .validate()
+        .map_err(|e| Error::Invalid(e.to_string()))?;
+    Ok((name, role_map_json(&p.role_map)?, domains_json(&p.domains)?))
+}
+
 pub async fn create_provider(
     tx: &TenantTx,
     clock: &dyn Clock,
@@ -174,18 +201,7 @@ pub async fn create_provider(
     actor: &Actor,
     p: NewProvider,
 ) -> Result<ProviderInfo> {
-    let name = check_name(&p.name)?;
-    let cfg = ProviderConfig {
-        issuer: p.issuer.clone(),
-        client_id: p.client_id.clone(),
-        client_secret: p.client_secret.clone(),
-        algorithms: p.algorithms.clone(),
-        group_claim: p.group_claim.clone(),
-        scopes: p.scopes.clone(),
-    };
-    cfg.validate().map_err(|e| Error::Invalid(e.to_string()))?;
-    let map = role_map_json(&p.role_map)?;
-    let domains = domains_json(&p.domains)?;
+    let (name, map, domains) = checked(&p)?;
     let id = Uuid::now_v7();
     let sealed = p
         .client_secret

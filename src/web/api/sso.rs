@@ -1,4 +1,6 @@
-//! Identity providers (Tenant Admin): create, list, update, disable, delete.
+//! Identity providers (Tenant Admin): create (an OIDC issuer must answer
+//! discovery with a usable signing key first), list, update, disable,
+//! delete, test.
 
 use std::net::SocketAddr;
 
@@ -100,35 +102,41 @@ pub async fn create_provider(
     Json(b): Json<NewProviderBody>,
 ) -> ApiResult {
     let role_map = role_map(b.role_map)?;
-    let tx = s.store.begin_tenant(ctx.tenant).await?;
     let actor = p.actor(Some(ctx.role), ip(&c));
     let info = match b.protocol.as_str() {
         "oidc" => {
-            sso::create_provider(
-                &tx,
-                s.clock.as_ref(),
-                &s.master_key,
-                &actor,
-                sso::NewProvider {
-                    name: b.name,
-                    issuer: b.issuer,
-                    client_id: b.client_id,
-                    client_secret: b.client_secret,
-                    algorithms: b.algorithms,
-                    group_claim: b.group_claim,
-                    role_map,
-                    trust_idp_mfa: b.trust_idp_mfa,
-                    scopes: b.scopes,
-                    domains: b.domains,
-                },
-            )
-            .await?
+            let new = sso::NewProvider {
+                name: b.name,
+                issuer: b.issuer,
+                client_id: b.client_id,
+                client_secret: b.client_secret,
+                algorithms: b.algorithms,
+                group_claim: b.group_claim,
+                role_map,
+                trust_idp_mfa: b.trust_idp_mfa,
+                scopes: b.scopes,
+                domains: b.domains,
+            };
+            // What was entered first, then the provider must answer now, not
+            // at the first sign-in: its discovery document (naming exactly
+            // this issuer) and a signing key for a pinned algorithm. No
+            // transaction is open while it is asked.
+            let cfg = sso::check_new(&new)?;
+            s.oidc
+                .check(&cfg)
+                .await
+                .map_err(|e| Error::Invalid(format!("issuer: {e}")))?;
+            let tx = s.store.begin_tenant(ctx.tenant).await?;
+            let info = sso::create_provider(&tx, s.clock.as_ref(), &s.master_key, &actor, new).await?;
+            tx.commit().await?;
+            info
         }
         "saml" => {
+            let tx = s.store.begin_tenant(ctx.tenant).await?;
             let idp_metadata = b.idp_metadata.ok_or_else(|| {
                 Error::Invalid("idp_metadata: a SAML provider needs the IdP's metadata XML".into())
             })?;
-            sso::create_saml_provider(
+            let info = sso::create_saml_provider(
                 &tx,
                 s.clock.as_ref(),
                 &actor,
@@ -143,7 +151,9 @@ pub async fn create_provider(
                     email_authoritative: b.email_authoritative,
                 },
             )
-            .await?
+            .await?;
+            tx.commit().await?;
+            info
         }
         other => {
             return Err(Error::Invalid(format!(
@@ -153,7 +163,6 @@ pub async fn create_provider(
             .into());
         }
     };
-    tx.commit().await?;
     Ok((StatusCode::CREATED, Json(provider_view(&s, &info)?)).into_response())
 }
 
@@ -236,4 +245,39 @@ pub async fn list_providers(State(s): State<AppState>, Extension(ctx): Extension
     tx.commit().await?;
     let total = items.len();
     Ok(Json(json!({"items": items, "total": total})).into_response())
+}
+
+/// `POST /api/v1/sso/providers/{id}/test`: whether the provider still
+/// loads — OIDC: its discovery document and signing keys, fetched afresh;
+/// SAML: its stored metadata (a signing certificate and a sign-in URL).
+/// 200 `{ok, protocol, …}` either way; `problem` says what failed.
+pub async fn test_provider(
+    State(s): State<AppState>,
+    Extension(ctx): Extension<TenantCtx>,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let id = provider_id(&id)?;
+    let tx = s.store.begin_tenant(ctx.tenant).await?;
+    let (info, cfg) = sso::provider(&tx, &s.master_key, id).await?;
+    let metadata = if info.protocol == "saml" {
+        Some(sso::saml_metadata(&tx, id).await?)
+    } else {
+        None
+    };
+    tx.commit().await?;
+    let out = match metadata {
+        Some(xml) => {
+            let entity = Some(cfg.issuer.as_str()).filter(|i| !i.is_empty());
+            match vigil_integrations::saml::parse_metadata(&xml, entity) {
+                Ok((_, idp)) => json!({"ok": true, "protocol": "saml", "idp": {
+                    "entity_id": idp.entity_id, "sso_url": idp.sso_url}}),
+                Err(e) => json!({"ok": false, "protocol": "saml", "problem": e.to_string()}),
+            }
+        }
+        None => match s.oidc.check(&cfg).await {
+            Ok(c) => json!({"ok": true, "protocol": "oidc", "discovery": c}),
+            Err(e) => json!({"ok": false, "protocol": "oidc", "problem": e.to_string()}),
+        },
+    };
+    Ok(Json(out).into_response())
 }
