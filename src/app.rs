@@ -115,6 +115,25 @@ async fn serve(cfg: Config, demo: bool) -> Result<(), Error> {
             reason: io_reason(&e),
         })?;
     let addr = listener.local_addr().map_err(|e| Error::Io(e.to_string()))?;
+    // TLS: the certificate and key are checked before anything else starts.
+    let tls = match (&cfg.tls_cert, &cfg.tls_key) {
+        (Some(cert), Some(key)) => {
+            let files = crate::tls::Files {
+                cert: cert.clone(),
+                key: key.clone(),
+                allow_tls12: cfg.tls12,
+            };
+            let (config, resolver) = crate::tls::server_config(&files, &SystemClock)?;
+            Some((files, config, resolver))
+        }
+        (None, None) => None,
+        _ => {
+            return Err(Error::Config(
+                "tls_cert and tls_key go together: set both, or neither for plain HTTP".into(),
+            ));
+        }
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let Opened {
         mut dir,
         store,
@@ -125,7 +144,7 @@ async fn serve(cfg: Config, demo: bool) -> Result<(), Error> {
     let public_url = cfg
         .public_url
         .clone()
-        .unwrap_or_else(|| format!("http://{addr}"))
+        .unwrap_or_else(|| format!("{scheme}://{addr}"))
         .trim_end_matches('/')
         .to_owned();
 
@@ -182,7 +201,7 @@ async fn serve(cfg: Config, demo: bool) -> Result<(), Error> {
             }
         })
     };
-    println!("Vigil listening on http://{addr}");
+    println!("Vigil listening on {scheme}://{addr}");
     info!(%addr, ?backend, data_dir = %dir.path().display(), "vigil started");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let writer = vigil_orchestrator::connect::connectors::Connectors::new(
@@ -202,13 +221,33 @@ async fn serve(cfg: Config, demo: bool) -> Result<(), Error> {
         state.clock.clone(),
         stop_rx,
     ));
-    let served = axum::serve(
-        listener,
-        web::router(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal(term))
-    .await
+    let app = web::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let mut hangup = None;
+    let served = match tls {
+        Some((files, config, resolver)) => {
+            use axum::serve::ListenerExt;
+            hangup = Some(crate::tls::reload_on_hangup(
+                resolver,
+                files,
+                state.clock.clone(),
+            )?);
+            let listener = crate::tls::TlsListener::new(listener, config)
+                .map_err(|e| Error::Io(e.to_string()))?
+                .tap_io(|_| {});
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown_signal(term))
+                .await
+        }
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown_signal(term))
+                .await
+        }
+    }
     .map_err(|e| Error::Io(format!("server error: {e}")));
+    if let Some(h) = hangup {
+        h.abort();
+    }
     let _ = stop_tx.send(true);
     let _ = worker.await;
     let _ = checkpointer.await;

@@ -42,6 +42,15 @@ pub struct ServeArgs {
     /// Address to listen on [env: VIGIL_LISTEN] [default: 127.0.0.1:8080]
     #[arg(long, value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
+    /// Serve HTTPS (TLS 1.3) with this PEM certificate chain, leaf first; re-read on SIGHUP [env: VIGIL_TLS_CERT]
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The PEM private key of --tls-cert [env: VIGIL_TLS_KEY]
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// Allow TLS 1.2 beside 1.3 [env: VIGIL_TLS12]
+    #[arg(long)]
+    pub tls12: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -129,12 +138,15 @@ pub enum AdminCommand {
 
 impl Cli {
     pub fn overrides(&self) -> Overrides {
-        let listen = match &self.command {
-            Command::Serve(a) | Command::Demo(a) => a.listen,
+        let serve = match &self.command {
+            Command::Serve(a) | Command::Demo(a) => Some(a),
             _ => None,
         };
         Overrides {
-            listen,
+            listen: serve.and_then(|a| a.listen),
+            tls_cert: serve.and_then(|a| a.tls_cert.clone()),
+            tls_key: serve.and_then(|a| a.tls_key.clone()),
+            tls12: serve.and_then(|a| a.tls12.then_some(true)),
             data_dir: self.global.data_dir.clone(),
             database_url: self.global.database_url.clone(),
             log_format: self.global.log_format,

@@ -24,8 +24,16 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// Address to listen on (plain HTTP: loopback or behind a TLS proxy).
+    /// Address to listen on (plain HTTP unless `tls_cert` and `tls_key`
+    /// are set: loopback or behind a TLS proxy).
     pub listen: SocketAddr,
+    /// PEM certificate chain (leaf first): with `tls_key`, the port speaks
+    /// TLS 1.3 only (re-read on SIGHUP).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// Allow TLS 1.2 beside 1.3 (for old clients).
+    pub tls12: bool,
     /// Where the embedded database, the master key and the lock file live.
     pub data_dir: PathBuf,
     /// PostgreSQL URL (the schema owner); absent: SQLite in `data_dir`.
@@ -59,6 +67,9 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            tls_cert: None,
+            tls_key: None,
+            tls12: false,
             data_dir: PathBuf::from("./vigil-data"),
             database_url: None,
             database_url_file: None,
@@ -79,6 +90,9 @@ impl Default for Config {
 /// e.g. the test harness's, are not configuration).
 const ENV_KEYS: &[&str] = &[
     "listen",
+    "tls_cert",
+    "tls_key",
+    "tls12",
     "data_dir",
     "database_url",
     "database_url_file",
@@ -98,6 +112,12 @@ const ENV_KEYS: &[&str] = &[
 pub struct Overrides {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls12: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]

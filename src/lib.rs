@@ -13,6 +13,7 @@ pub mod datadir;
 pub mod demo;
 pub mod export;
 pub mod sim;
+pub mod tls;
 pub mod web;
 
 /// Start-up and CLI errors. Each displays as one line naming the problem.

@@ -24,10 +24,12 @@ pub fn vigil_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("VIGIL_BIN") {
         return PathBuf::from(p);
     }
-    // target/<profile>/deps/<test-exe> → target/<profile>/vigil
+    // target/<profile>/deps/<test-exe> → target/<profile>/vigil; a bench
+    // binary sits beside it (target/<profile>/<bench>).
     let exe = std::env::current_exe().expect("current exe");
+    let beside = exe.parent().map(|d| d.join("vigil")).filter(|b| b.exists());
     let profile_dir = exe.parent().and_then(Path::parent).expect("target dir");
-    let bin = profile_dir.join("vigil");
+    let bin = beside.unwrap_or_else(|| profile_dir.join("vigil"));
     assert!(
         bin.exists(),
         "{} not built: run `cargo build --bin vigil` (./test.sh does)",

@@ -26,6 +26,8 @@ mod saml;
 mod sso;
 #[path = "e2e/timeline.rs"]
 mod timeline;
+#[path = "e2e/tls.rs"]
+mod tls;
 #[path = "e2e/ui.rs"]
 mod ui;
 #[path = "e2e/wire.rs"]

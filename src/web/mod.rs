@@ -137,7 +137,7 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(middleware::from_fn(error::whole_body))
         .layer(middleware::from_fn(error::uniform_errors))
-        .layer(middleware::from_fn(security_headers))
+        .layer(middleware::from_fn_with_state(state.clone(), security_headers))
         .layer(middleware::from_fn_with_state(state.clone(), access_log))
         .with_state(state)
 }
@@ -202,7 +202,7 @@ async fn access_log(State(state): State<AppState>, req: Request, next: Next) -> 
     res
 }
 
-async fn security_headers(req: Request, next: Next) -> Response {
+async fn security_headers(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let mut res = next.run(req).await;
     let h = res.headers_mut();
     let set = |h: &mut axum::http::HeaderMap, k: &'static str, v: &'static str| {
@@ -219,6 +219,10 @@ async fn security_headers(req: Request, next: Next) -> Response {
         "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'",
     );
     set(h, "cache-control", "no-store");
+    // Served over HTTPS (Vigil's own TLS, or a proxy's): browsers keep to it.
+    if state.public_url.starts_with("https://") {
+        set(h, "strict-transport-security", "max-age=31536000");
+    }
     res
 }
 
