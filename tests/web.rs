@@ -1051,3 +1051,84 @@ async fn the_last_tenant_admin_stays() {
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND, "another tenant's or no such member");
 }
+
+/// `GET /api/openapi.json`, to anyone: every route of the table with its
+/// method, path and access rule, nothing more; every documented body
+/// resolves to its own schema (no two body types under one name); the
+/// error shape with its codes.
+#[tokio::test]
+async fn openapi_documents_every_route() {
+    use serde_json::Value;
+    let a = app(Backend::Sqlite).await;
+    let (status, body) = a
+        .call(&Caller::Anonymous, Method::GET, "/api/openapi.json", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let doc: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let (_, table) = web::routes();
+    let mut documented = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            documented += 1;
+            let m: Method = method.to_uppercase().parse().unwrap();
+            let access = table
+                .iter()
+                .find(|((tm, tp), _)| *tm == m && *tp == path.as_str())
+                .map(|(_, a)| *a)
+                .unwrap_or_else(|| panic!("{method} {path} is documented but not a route"));
+            assert_eq!(
+                op["x-vigil-access"],
+                web::openapi::access_label(access),
+                "{method} {path}"
+            );
+            for p in op["parameters"].as_array().into_iter().flatten() {
+                assert!(
+                    path.contains(&format!("{{{}}}", p["name"].as_str().unwrap())),
+                    "{method} {path}: {p}"
+                );
+            }
+            if let Some(r) = op.pointer("/requestBody/content/application~1json/schema/$ref") {
+                let name = r.as_str().unwrap().trim_start_matches("#/components/schemas/");
+                assert!(doc["components"]["schemas"][name].is_object(), "{name}");
+            }
+            for (status, res) in op["responses"].as_object().unwrap() {
+                if status.starts_with('4') || status.starts_with('5') {
+                    let codes = res
+                        .pointer("/content/application~1json/schema/properties/error/properties/code/enum");
+                    assert!(
+                        codes.is_some_and(|c| !c.as_array().unwrap().is_empty()),
+                        "{method} {path} {status}"
+                    );
+                }
+            }
+        }
+    }
+    assert_eq!(documented, table.len(), "every route of the table, nothing else");
+    // Each body type under its own name: the schema in the document is the
+    // body's own, and every body names a route of the table.
+    for b in web::bodies() {
+        assert!(
+            table.contains_key(&(b.method.clone(), b.path)),
+            "{} {}",
+            b.method,
+            b.path
+        );
+        let own = &b.schemas.iter().find(|(n, _)| *n == b.name).unwrap().1;
+        assert_eq!(
+            &doc["components"]["schemas"][&b.name], own,
+            "{} is one type",
+            b.name
+        );
+    }
+    // A body type's serde rules reach the schema: unknown fields refused.
+    let sso = &doc["components"]["schemas"]["NewProviderBody"];
+    assert_eq!(sso["additionalProperties"], false, "{sso}");
+    assert!(
+        sso["required"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("name")),
+        "{sso}"
+    );
+}

@@ -6,6 +6,7 @@ mod api;
 pub mod auth;
 pub mod error;
 pub mod limits;
+pub mod openapi;
 mod pages;
 pub mod requests;
 mod routes;
@@ -24,7 +25,7 @@ use vigil_orchestrator::{Clock, Store};
 
 pub use auth::{Access, RouteTable};
 pub use error::ApiError;
-pub use routes::routes;
+pub use routes::{Body, bodies, routes};
 
 use crate::authz::Authorizer;
 

@@ -10,11 +10,27 @@ use axum::routing::{MethodRouter, get, post, put};
 use crate::web::auth::{Access, RouteTable};
 use crate::web::{AppState, api, pages};
 
-/// Builds the routes and, beside them, the table of what each requires.
+/// Builds the routes and, beside them, the table of what each requires
+/// and the JSON body types the API's handlers take (for the OpenAPI
+/// document).
 #[derive(Default)]
 struct Routes {
     router: Router<AppState>,
     table: RouteTable,
+    bodies: Vec<Body>,
+}
+
+/// A route's JSON request body: its schema (from the handler's own type),
+/// with the schemas it refers to.
+#[derive(Debug, Clone)]
+pub struct Body {
+    pub method: Method,
+    pub path: &'static str,
+    pub name: String,
+    /// Whether a request must carry it.
+    pub required: bool,
+    /// JSON Schemas by name: the body's and those it refers to.
+    pub schemas: Vec<(String, serde_json::Value)>,
 }
 
 impl Routes {
@@ -30,10 +46,44 @@ impl Routes {
         self.router = self.router.route(path, handler);
         self
     }
+
+    /// The JSON body `T` the handler of `method path` takes.
+    fn body<T: utoipa::ToSchema>(self, method: Method, path: &'static str) -> Self {
+        self.body_of::<T>(method, path, true)
+    }
+
+    fn body_of<T: utoipa::ToSchema>(mut self, method: Method, path: &'static str, required: bool) -> Self {
+        let mut found = Vec::new();
+        T::schemas(&mut found);
+        let name = T::name().into_owned();
+        found.push((name.clone(), T::schema()));
+        let schemas = found
+            .into_iter()
+            .map(|(n, s)| (n, serde_json::to_value(s).unwrap_or_default()))
+            .collect();
+        self.bodies.push(Body {
+            method,
+            path,
+            name,
+            required,
+            schemas,
+        });
+        self
+    }
 }
 
 /// Every route of the app with its access rule.
 pub fn routes() -> (Router<AppState>, RouteTable) {
+    let r = build();
+    (r.router, r.table)
+}
+
+/// The JSON request bodies of the API's routes.
+pub fn bodies() -> Vec<Body> {
+    build().bodies
+}
+
+fn build() -> Routes {
     use Access::*;
     use Method as M;
     let r = Routes::default()
@@ -566,6 +616,48 @@ pub fn routes() -> (Router<AppState>, RouteTable) {
             "/api/v1/platform/kill-switch",
             &[(M::PUT, Platform("platform_kill_switch", "set"))],
             axum::routing::put(api::settings::set_platform_kill_switch),
+        )
+        .route(
+            "/api/openapi.json",
+            &[(M::GET, Public)],
+            get(crate::web::openapi::serve),
         );
-    (r.router, r.table)
+    with_bodies(r)
+}
+
+/// The body types, beside the routes above (a test checks each names a
+/// route of the table).
+fn with_bodies(r: Routes) -> Routes {
+    const POST: Method = Method::POST;
+    const PUT: Method = Method::PUT;
+    use api::{cases, drafts, gates, integrations, iocs, members, settings, sso, tenants, tokens};
+    use vigil_orchestrator::pipeline::{assess, correlate, retention};
+    r.body::<tenants::NewTenant>(POST, "/api/v1/tenants")
+        .body_of::<tenants::Deletion>(POST, "/api/v1/tenants/{id}/deletion", false)
+        .body::<settings::SessionSettings>(PUT, "/api/v1/settings/sessions")
+        .body::<sso::NewProviderBody>(POST, "/api/v1/sso/providers")
+        .body::<sso::UpdateProviderBody>(PUT, "/api/v1/sso/providers/{id}")
+        .body::<members::NewMember>(POST, "/api/v1/members")
+        .body::<members::RoleChange>(PUT, "/api/v1/members/{user_id}")
+        .body::<tokens::NewToken>(POST, "/api/v1/tokens")
+        .body::<cases::NewCase>(POST, "/api/v1/cases")
+        .body::<cases::MergeCase>(POST, "/api/v1/cases/{id}/merge")
+        .body::<cases::SplitCase>(POST, "/api/v1/cases/{id}/split")
+        .body::<iocs::IocImport>(POST, "/api/v1/iocs/import")
+        .body::<drafts::DraftEdit>(POST, "/api/v1/drafts/{id}/edit")
+        .body::<drafts::DraftDecision>(POST, "/api/v1/drafts/{id}/reject")
+        .body::<gates::NewGate>(POST, "/api/v1/cases/{id}/gates")
+        .body::<gates::Decision>(POST, "/api/v1/gates/{id}/approve")
+        .body::<gates::Decision>(POST, "/api/v1/gates/{id}/reject")
+        .body::<gates::Decision>(POST, "/api/v1/gates/{id}/edit")
+        .body::<settings::KillSwitch>(PUT, "/api/v1/kill-switch")
+        .body::<integrations::NewIntegration>(POST, "/api/v1/integrations")
+        .body::<integrations::NewCredential>(POST, "/api/v1/integrations/{id}/credentials")
+        .body::<integrations::ScopeChange>(PUT, "/api/v1/integrations/{id}/scopes/{scope}")
+        .body::<settings::SetQuorum>(PUT, "/api/v1/settings/gate-quorum")
+        .body::<settings::PurgeRequest>(POST, "/api/v1/purge")
+        .body::<retention::Windows>(PUT, "/api/v1/settings/retention")
+        .body::<correlate::Settings>(PUT, "/api/v1/settings/correlation")
+        .body::<assess::Settings>(PUT, "/api/v1/settings/assessment")
+        .body::<settings::KillSwitch>(PUT, "/api/v1/platform/kill-switch")
 }

@@ -51,7 +51,9 @@ async fn rate(client: reqwest::Client, url: String, token: Option<String>) -> f6
 }
 
 fn client(root: Option<&str>, keep_alive: bool) -> reqwest::Client {
-    let mut b = reqwest::Client::builder().use_rustls_tls().timeout(Duration::from_secs(30));
+    let mut b = reqwest::Client::builder()
+        .use_rustls_tls()
+        .timeout(Duration::from_secs(30));
     if let Some(pem) = root {
         b = b
             .add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes()).unwrap())
@@ -65,7 +67,8 @@ fn client(root: Option<&str>, keep_alive: bool) -> reqwest::Client {
 
 async fn start(dir: &std::path::Path, tls: Option<(&std::path::Path, &std::path::Path)>) -> (Server, String) {
     let mut cmd = vigil(dir);
-    cmd.args(["demo", "--listen", "127.0.0.1:0"]).env("VIGIL_LOG_LEVEL", "warn");
+    cmd.args(["demo", "--listen", "127.0.0.1:0"])
+        .env("VIGIL_LOG_LEVEL", "warn");
     if let Some((c, k)) = tls {
         cmd.arg("--tls-cert").arg(c).arg("--tls-key").arg(k);
     }
@@ -76,7 +79,14 @@ async fn start(dir: &std::path::Path, tls: Option<(&std::path::Path, &std::path:
         .unwrap()
         .to_owned();
     let mut c = vigil(dir);
-    c.args(["admin", "create-token", "--tenant", &tenant, "--role", "analyst_read"]);
+    c.args([
+        "admin",
+        "create-token",
+        "--tenant",
+        &tenant,
+        "--role",
+        "analyst_read",
+    ]);
     let token = run(c).await.stdout.trim().to_owned();
     (server, token)
 }
@@ -129,7 +139,9 @@ async fn main() {
             rows[i].2.push(t);
         }
     }
-    println!("| {CLIENTS} clients, {SECONDS} s × {ROUNDS} rounds | plain HTTP req/s | TLS 1.3 req/s | ratio TLS / plain (median) | ratios of all rounds |");
+    println!(
+        "| {CLIENTS} clients, {SECONDS} s × {ROUNDS} rounds | plain HTTP req/s | TLS 1.3 req/s | ratio TLS / plain (median) | ratios of all rounds |"
+    );
     println!("|---|---|---|---|---|");
     for (name, p, t) in rows {
         let ratios: Vec<String> = p.iter().zip(&t).map(|(p, t)| format!("{:.2}", t / p)).collect();

@@ -32,6 +32,8 @@ use crate::{Clock, Error, Result};
 /// The weight of each signal (−1 to 1).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+#[derive(utoipa::ToSchema)]
+#[schema(as = AssessmentWeights)]
 pub struct Weights {
     pub indicator: f64,
     pub hosts: f64,
@@ -65,6 +67,8 @@ impl Default for Weights {
 /// A tenant's assessment settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+#[derive(utoipa::ToSchema)]
+#[schema(as = AssessmentSettings)]
 pub struct Settings {
     pub weights: Weights,
     /// From this total Vigil proposes a ticket (0 to 10).

@@ -93,6 +93,8 @@ pub fn is_public(ip: &str) -> bool {
 /// A tenant's correlation settings (Security Engineers tune them).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
+#[schema(as = CorrelationSettings)]
 pub struct Settings {
     /// Alerts further apart than this do not join one case (1 to 720 h).
     pub window_hours: i64,
@@ -116,6 +118,8 @@ pub struct Settings {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
+#[schema(as = IgnoredEntity)]
 pub struct Ignored {
     pub kind: String,
     pub value: String,

@@ -25,6 +25,7 @@ use crate::{Clock, Error, Result};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
 pub struct Citation {
     /// The cited alert of the case …
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -56,6 +57,7 @@ impl Citation {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
 pub struct Sentence {
     pub text: String,
     pub cites: Vec<Citation>,
@@ -63,6 +65,7 @@ pub struct Sentence {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
 pub struct Signal {
     pub name: String,
     pub weight: f64,
@@ -71,6 +74,7 @@ pub struct Signal {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
 pub struct Recommendation {
     /// `escalate_critical`, `open_ticket`, `close_benign` or `contain_host`.
     pub action: String,
@@ -80,6 +84,8 @@ pub struct Recommendation {
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
+#[schema(as = DraftBody)]
 pub struct Body {
     pub summary: Vec<Sentence>,
     pub scope: Vec<Sentence>,

@@ -35,6 +35,7 @@ use crate::store::entity::entity_host;
 /// How prevalence turns into a weight (a tenant may tune it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+#[derive(utoipa::ToSchema)]
 pub struct Noise {
     /// The rolling period over which hosts are counted (days of event time).
     pub period_days: i64,

@@ -24,6 +24,8 @@ use crate::{Clock, Error, Result, Store, TenantId, TenantTx};
 /// A tenant's windows, in days.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
+#[schema(as = RetentionWindows)]
 pub struct Windows {
     pub telemetry_days: u32,
     pub narratives_days: u32,

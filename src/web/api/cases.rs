@@ -17,6 +17,7 @@ use crate::web::{ApiError, AppState};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
 pub struct NewCase {
     title: String,
     #[serde(default)]
@@ -119,6 +120,7 @@ pub async fn case_timeline(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
 pub struct MergeCase {
     into: String,
 }
@@ -144,6 +146,7 @@ pub async fn merge_case(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
 pub struct SplitCase {
     alert_ids: Vec<String>,
     #[serde(default)]

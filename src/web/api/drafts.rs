@@ -90,6 +90,7 @@ pub async fn approved_briefs(
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
 pub struct DraftDecision {
     #[serde(default)]
     reason: Option<String>,
@@ -143,6 +144,7 @@ pub async fn reject_draft(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
 pub struct DraftEdit {
     body: vigil_orchestrator::pipeline::drafts::Body,
 }

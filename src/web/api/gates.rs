@@ -19,6 +19,7 @@ use crate::web::{ApiError, AppState};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
 pub struct NewGate {
     kind: String,
     payload: Value,
@@ -115,6 +116,7 @@ fn with_progress(mut v: Value, (approvals, quorum): (u32, u32)) -> Value {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
 pub struct Decision {
     #[serde(default)]
     payload_hash: Option<String>,

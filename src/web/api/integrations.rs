@@ -18,6 +18,7 @@ use crate::web::api::{ApiResult, id};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
 pub struct NewIntegration {
     kind: String,
     name: String,
@@ -81,6 +82,7 @@ pub async fn get(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
 pub struct ScopeChange {
     enabled: bool,
 }
@@ -103,6 +105,7 @@ pub async fn set_scope(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
 pub struct NewCredential {
     secret: String,
 }

@@ -25,6 +25,7 @@ pub async fn list_iocs(State(s): State<AppState>, Extension(ctx): Extension<Tena
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
 pub struct IocImport {
     format: String,
     content: String,

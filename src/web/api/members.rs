@@ -51,6 +51,7 @@ pub async fn list_members(State(s): State<AppState>, Extension(ctx): Extension<T
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
 pub struct NewMember {
     email: String,
     role: String,
@@ -88,6 +89,7 @@ pub async fn invite_member(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
 pub struct RoleChange {
     role: String,
 }

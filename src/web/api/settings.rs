@@ -19,6 +19,7 @@ use crate::web::{ApiError, AppState};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
 pub struct KillSwitch {
     engaged: bool,
 }
@@ -96,6 +97,7 @@ pub async fn get_quorum(State(s): State<AppState>, Extension(ctx): Extension<Ten
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
 pub struct SetQuorum {
     kind: String,
     quorum: u32,
@@ -183,6 +185,7 @@ pub async fn set_assessment(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
 pub struct SessionSettings {
     idle_minutes: i64,
     absolute_minutes: i64,
@@ -252,6 +255,7 @@ pub async fn set_retention(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
 pub struct PurgeRequest {
     /// One case with everything derived from it.
     case_id: Option<uuid::Uuid>,
@@ -263,6 +267,7 @@ pub struct PurgeRequest {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
 pub struct PurgeEntity {
     kind: String,
     value: String,

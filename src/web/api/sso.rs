@@ -20,6 +20,7 @@ use crate::web::{ApiError, AppState};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
 pub struct NewProviderBody {
     /// `oidc` (default) or `saml`.
     #[serde(default = "default_protocol")]
@@ -58,6 +59,7 @@ pub struct NewProviderBody {
 /// `PUT /api/v1/sso/providers/{id}`: each field left out stays.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
 pub struct UpdateProviderBody {
     name: Option<String>,
     enabled: Option<bool>,

@@ -28,6 +28,7 @@ pub async fn list_tenants(State(s): State<AppState>) -> ApiResult {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
 pub struct NewTenant {
     name: String,
 }
@@ -54,7 +55,7 @@ pub async fn create_tenant(
         .into_response())
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Deletion {
     /// The grace period during which it can be cancelled (1–90, default 7).

@@ -24,6 +24,7 @@ pub async fn list_tokens(State(s): State<AppState>, Extension(ctx): Extension<Te
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
 pub struct NewToken {
     name: String,
     role: String,
