@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Vigil's one test command. On a fresh machine it installs what the suite
 # needs, finds or starts PostgreSQL, then runs: rustfmt check, clippy
-# (-D warnings), every test of the workspace on SQLite and PostgreSQL, and
+# (-D warnings), every test of the workspace on SQLite and PostgreSQL, the
+# README's run command, a schemathesis sweep of the OpenAPI document, and
 # each fuzz target briefly.
 #
 # PostgreSQL: $VIGIL_TEST_DATABASE_URL (a superuser/owner URL) if set; else
@@ -126,6 +127,17 @@ if [ "${VIGIL_SKIP_RUN_CHECK:-0}" != 1 ]; then
   for _ in $(seq 1 60); do kill -0 "$run_pid" 2>/dev/null || break; sleep 1; done
   if kill -0 "$run_pid" 2>/dev/null; then kill -KILL -- "-$run_pid"; run_failed "did not stop on SIGTERM"; fi
   rm -rf "$run_dir"
+fi
+
+# --- the hostile sweep ------------------------------------------------------------
+# schemathesis (pinned, in a venv under target/) against Vigil's own OpenAPI
+# document, as each tenant role's API token, on `vigil demo`: no server
+# error, no undocumented status or content type, no response outside its
+# schema, no invalid request accepted. SWEEP_EXAMPLES (default 5) sets the
+# budget; VIGIL_SKIP_SWEEP=1 skips it.
+if [ "${VIGIL_SKIP_SWEEP:-0}" != 1 ]; then
+  log "the hostile sweep (schemathesis, ${SWEEP_EXAMPLES:-5} examples per operation)"
+  bash scripts/sweep.sh
 fi
 
 # --- fuzzing -----------------------------------------------------------------------

@@ -41,5 +41,7 @@ install_test_packages() {
   # Node.js brings npm where it comes from NodeSource; Debian's needs both.
   command -v node >/dev/null || require_pkg nodejs
   command -v npm >/dev/null || require_pkg npm
+  # Python's venv for the schemathesis sweep (Debian's python3 lacks it).
+  python3 -c 'import ensurepip, venv' 2>/dev/null || require_pkg python3-venv
   apt_install
 }

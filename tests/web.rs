@@ -1093,12 +1093,18 @@ async fn openapi_documents_every_route() {
                 assert!(doc["components"]["schemas"][name].is_object(), "{name}");
             }
             for (status, res) in op["responses"].as_object().unwrap() {
-                if status.starts_with('4') || status.starts_with('5') {
+                let json_api = path.starts_with("/api/") || path == "/healthz" || path == "/readyz";
+                if json_api && (status.starts_with('4') || status.starts_with('5')) {
                     let codes = res
                         .pointer("/content/application~1json/schema/properties/error/properties/code/enum");
                     assert!(
                         codes.is_some_and(|c| !c.as_array().unwrap().is_empty()),
                         "{method} {path} {status}"
+                    );
+                } else if status.starts_with('4') {
+                    assert!(
+                        res.pointer("/content/text~1html").is_some(),
+                        "a page's refusal is a page: {method} {path}"
                     );
                 }
             }

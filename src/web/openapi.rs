@@ -75,6 +75,17 @@ fn errors(
     out
 }
 
+/// The media type of a static file by its name.
+fn asset(path: &str) -> Option<&'static str> {
+    if !path.starts_with("/static/") {
+        None
+    } else if path.ends_with(".css") {
+        Some("text/css")
+    } else {
+        Some("text/javascript")
+    }
+}
+
 fn params(path: &str) -> Vec<Value> {
     path.split('/')
         .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
@@ -111,7 +122,8 @@ fn build(table: &RouteTable, bodies: &[Body]) -> Value {
     let mut entries: Vec<(&(Method, &'static str), &Access)> = table.iter().collect();
     entries.sort_by_key(|((m, p), _)| (*p, m.as_str().to_owned()));
     for ((method, path), access) in entries {
-        let api = path.starts_with("/api/");
+        // The JSON interface: the API and the health probes.
+        let api = path.starts_with("/api/") || *path == "/healthz" || *path == "/readyz";
         let write = !matches!(*method, Method::GET | Method::HEAD);
         let body = bodies.iter().find(|b| b.method == *method && b.path == *path);
         let ps = params(path);
@@ -153,8 +165,14 @@ fn build(table: &RouteTable, bodies: &[Body]) -> Value {
             );
         }
         let mut responses = serde_json::Map::new();
-        let ok = if !api {
+        let ok = if let Some(kind) = asset(path) {
+            json!({"description": "a static file", "content": {kind: {"schema": {"type": "string"}}}})
+        } else if !api {
             json!({"description": "a page (or a redirect after a form)", "content": {"text/html": {"schema": {"type": "string"}}}})
+        } else if *path == "/api/v1/audit/export" {
+            json!({"description": "the audit log, streamed (JSON Lines or CSV)", "content": {
+                "application/x-ndjson": {"schema": {"type": "string"}},
+                "text/csv": {"schema": {"type": "string"}}}})
         } else if *path == "/api/openapi.json" {
             json!({"description": "this document", "content": {"application/json": {"schema": {"type": "object"}}}})
         } else {
@@ -167,7 +185,21 @@ fn build(table: &RouteTable, bodies: &[Body]) -> Value {
                 json!({"description": "a redirect (after a form, or to sign in)"}),
             );
         }
-        for (status, codes) in errors(*access, api, !ps.is_empty(), body.is_some(), write) {
+        let takes_body = body.is_some() || (write && !api);
+        let mut errs = errors(*access, api, !ps.is_empty(), takes_body, write);
+        if path.contains("{token}") {
+            // A one-time link used, expired or unknown.
+            errs.push((410, vec!["gone"]));
+        }
+        for (status, codes) in errs {
+            if !api {
+                // A page's refusal is a page that says why.
+                responses.insert(
+                    status.to_string(),
+                    json!({"description": codes.join(", "), "content": {"text/html": {"schema": {"type": "string"}}}}),
+                );
+                continue;
+            }
             responses.insert(
                 status.to_string(),
                 json!({
