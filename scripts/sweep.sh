@@ -15,7 +15,7 @@
 # short CI budget); e.g. SWEEP_EXAMPLES=100 for a long run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin=$(realpath "${VIGIL_BIN:-target/debug/vigil}")
+bin=$(realpath "${VIGIL_BIN:-${CARGO_TARGET_DIR:-target}/debug/vigil}")
 venv=target/sweep-venv
 version=4.32.5
 if ! "$venv/bin/st" --version 2>/dev/null | grep -q "$version"; then
