@@ -131,7 +131,8 @@ fi
 
 # --- the hostile sweep ------------------------------------------------------------
 # schemathesis (pinned, in a venv under target/) against Vigil's own OpenAPI
-# document, as each tenant role's API token, on `vigil demo`: no server
+# document, as each tenant role's API token and the admins' MFA-verified
+# sessions, on `vigil demo`: no server
 # error, no undocumented status or content type, no response outside its
 # schema, no invalid request accepted. SWEEP_EXAMPLES (default 5) sets the
 # budget; VIGIL_SKIP_SWEEP=1 skips it.

@@ -23,6 +23,10 @@ pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 pub enum ClientError {
     #[error("scope `{0}` is not enabled for this integration")]
     ScopeDisabled(&'static str),
+    /// The scope's state could not be read (the database away): no call is
+    /// made, and the write is tried again later.
+    #[error("scope `{0}` could not be read, the call waits: {1}")]
+    ScopeUnreadable(&'static str, String),
     #[error("`{0}` is not a scope of this connector's manifest")]
     NotInManifest(&'static str),
     #[error("the integration has no credential")]
@@ -58,6 +62,7 @@ impl ClientError {
                 | ClientError::Server(_)
                 | ClientError::Timeout(_)
                 | ClientError::Transport(_)
+                | ClientError::ScopeUnreadable(..)
         )
     }
 
@@ -73,10 +78,12 @@ impl ClientError {
 pub type Result<T, E = ClientError> = std::result::Result<T, E>;
 
 /// Which write scopes are enabled right now. Asked immediately before every
-/// write call, so a scope disabled mid-flight stops the next call.
+/// write call, so a scope disabled mid-flight stops the next call. `Err`:
+/// the state could not be read — no call is made (fail closed), and the
+/// caller tries again later (it is not a "disabled").
 #[async_trait::async_trait]
 pub trait Scopes: Send + Sync + std::fmt::Debug {
-    async fn enabled(&self, scope: &'static str) -> bool;
+    async fn enabled(&self, scope: &'static str) -> std::result::Result<bool, String>;
 }
 
 /// A fixed set of enabled write scopes.
@@ -85,8 +92,8 @@ pub struct FixedScopes(pub Vec<&'static str>);
 
 #[async_trait::async_trait]
 impl Scopes for FixedScopes {
-    async fn enabled(&self, scope: &'static str) -> bool {
-        self.0.contains(&scope)
+    async fn enabled(&self, scope: &'static str) -> std::result::Result<bool, String> {
+        Ok(self.0.contains(&scope))
     }
 }
 
@@ -109,8 +116,12 @@ impl Guard {
             .iter()
             .find(|s| s.name == scope)
             .ok_or(ClientError::NotInManifest(scope))?;
-        if s.access == Access::Write && !self.scopes.enabled(scope).await {
-            return Err(ClientError::ScopeDisabled(scope));
+        if s.access == Access::Write {
+            match self.scopes.enabled(scope).await {
+                Ok(true) => {}
+                Ok(false) => return Err(ClientError::ScopeDisabled(scope)),
+                Err(e) => return Err(ClientError::ScopeUnreadable(scope, e)),
+            }
         }
         Ok(())
     }

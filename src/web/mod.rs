@@ -136,11 +136,18 @@ pub fn router(state: AppState) -> Router {
             (state.clone(), Arc::new(table)),
             auth::guard,
         ))
+        // A handler that panics answers 500 in the error shape with an id
+        // (logged with the panic), never a dropped connection.
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
         .layer(middleware::from_fn(error::whole_body))
         .layer(middleware::from_fn(error::uniform_errors))
         .layer(middleware::from_fn_with_state(state.clone(), security_headers))
         .layer(middleware::from_fn_with_state(state.clone(), access_log))
         .with_state(state)
+}
+
+fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    axum::response::IntoResponse::into_response(ApiError::internal("handler", &"a request handler panicked"))
 }
 
 /// The request's id: the caller's `X-Request-Id` when it is a plain token

@@ -54,9 +54,16 @@ fn errors(
     let mut out: Vec<(u16, Vec<&'static str>)> = vec![(400, vec!["bad_request"])];
     if !matches!(access, Access::Public) {
         out.push((401, vec!["unauthenticated"]));
-        out.push((403, vec!["forbidden"]));
+        // A session of an MFA role not yet verified; a session's write
+        // without its CSRF token.
+        let mut forbidden = vec!["forbidden", "mfa_required"];
+        if write {
+            forbidden.push("csrf");
+        }
+        out.push((403, forbidden));
     }
-    if has_params || !api {
+    // A path id, or an id in the body (a case to purge), that names nothing.
+    if has_params || has_body || !api {
         out.push((404, vec!["not_found"]));
     }
     if write {
@@ -71,7 +78,7 @@ fn errors(
         out.push((415, vec!["unsupported_media_type"]));
     }
     out.push((429, vec!["rate_limited"]));
-    out.push((503, vec!["busy"]));
+    out.push((503, vec!["busy", "not_ready"]));
     out
 }
 
@@ -229,7 +236,8 @@ fn build(table: &RouteTable, bodies: &[Body]) -> Value {
                     "code": {"type": "string", "enum": [
                         "bad_request", "unauthenticated", "forbidden", "not_found", "method_not_allowed",
                         "conflict", "too_large", "unsupported_media_type", "invalid", "kill_switch",
-                        "rate_limited", "headers_too_large", "busy", "timeout", "internal", "tls_required"
+                        "rate_limited", "headers_too_large", "busy", "not_ready", "timeout", "internal",
+                        "tls_required", "csrf", "mfa_required"
                     ]},
                     "message": {"type": "string"}
                 }

@@ -32,8 +32,8 @@ struct OffAfter(AtomicUsize);
 
 #[async_trait::async_trait]
 impl Scopes for OffAfter {
-    async fn enabled(&self, _: &'static str) -> bool {
-        self.0.fetch_sub(1, Ordering::SeqCst) > 0
+    async fn enabled(&self, _: &'static str) -> Result<bool, String> {
+        Ok(self.0.fetch_sub(1, Ordering::SeqCst) > 0)
     }
 }
 
@@ -162,6 +162,34 @@ async fn jira_client_against_its_simulator() {
         ["GET /rest/api/3/search/jql".to_owned()]
     );
     assert_eq!(jira.issues().len(), 1);
+
+    // A scope whose state cannot be read (the database away): no write goes
+    // out, and the refusal is transient (the outbox tries again later), not
+    // a "disabled" that would dead-letter an approved write.
+    let unread = Jira::new(&cfg, "tok", http(), Guard::new(Kind::Jira, Arc::new(Unreadable))).unwrap();
+    let before = run.control.requests();
+    let e = unread
+        .create_issue("SOC", "x", "y", "Task", "vigil-gate-6")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, ClientError::ScopeUnreadable("issue:create", _)),
+        "{e:?}"
+    );
+    assert!(e.transient());
+    assert_eq!(run.control.requests(), before, "nothing reached the vendor");
+    assert_eq!(jira.issues().len(), 1);
+}
+
+/// A scope store that cannot answer.
+#[derive(Debug)]
+struct Unreadable;
+
+#[async_trait::async_trait]
+impl Scopes for Unreadable {
+    async fn enabled(&self, _: &'static str) -> Result<bool, String> {
+        Err("connection reset".into())
+    }
 }
 
 #[tokio::test]

@@ -99,7 +99,7 @@ struct LiveScopes {
 
 #[async_trait::async_trait]
 impl Scopes for LiveScopes {
-    async fn enabled(&self, scope: &'static str) -> bool {
+    async fn enabled(&self, scope: &'static str) -> std::result::Result<bool, String> {
         let r = async {
             let tx = self.store.begin_tenant(self.tenant).await?;
             let on = integrations::scope_enabled(&tx, self.integration, scope).await?;
@@ -107,10 +107,11 @@ impl Scopes for LiveScopes {
             Ok::<bool, Error>(on)
         }
         .await;
-        // A scope that cannot be read is off (fail closed).
-        r.unwrap_or_else(|e| {
-            tracing::warn!(error = %e, scope, "cannot read write scope; treating it as disabled");
-            false
+        // A scope that cannot be read allows nothing (fail closed), and
+        // says so: the write waits and is tried again, it is not refused.
+        r.map_err(|e| {
+            tracing::warn!(error = %e, scope, "cannot read write scope; the call waits");
+            e.to_string()
         })
     }
 }

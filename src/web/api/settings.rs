@@ -210,9 +210,14 @@ pub async fn put_session_settings(
     c: ConnectInfo<SocketAddr>,
     Json(b): Json<SessionSettings>,
 ) -> ApiResult {
+    // An absurd number is refused, never a panic (Duration::minutes would).
+    let minutes = |m: i64, what: &str| {
+        chrono::Duration::try_minutes(m)
+            .ok_or_else(|| vigil_orchestrator::Error::Invalid(format!("{what} is out of range")))
+    };
     let limits = auth::SessionLimits::new(
-        chrono::Duration::minutes(b.idle_minutes),
-        chrono::Duration::minutes(b.absolute_minutes),
+        minutes(b.idle_minutes, "idle_minutes")?,
+        minutes(b.absolute_minutes, "absolute_minutes")?,
     )?;
     let tx = s.store.begin_tenant(ctx.tenant).await?;
     auth::set_session_limits(&tx, s.clock.as_ref(), &p.actor(Some(ctx.role), ip(&c)), limits).await?;

@@ -78,7 +78,9 @@ pub async fn schedule_deletion(
         s.clock.as_ref(),
         &p.actor(Some(Role::PlatformAdmin), ip(&c)),
         id,
-        chrono::Duration::days(grace),
+        chrono::Duration::try_days(grace).ok_or_else(|| {
+            vigil_orchestrator::Error::Invalid("grace_days is out of range (1 to 90)".into())
+        })?,
     )
     .await?;
     tx.commit().await?;
