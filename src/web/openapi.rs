@@ -20,12 +20,12 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::web::auth::{Access, RouteTable};
-use crate::web::routes::{self, Body};
+use crate::web::routes::{self, Body, Query};
 
 /// The document (built once).
 pub fn document() -> &'static Value {
     static DOC: OnceLock<Value> = OnceLock::new();
-    DOC.get_or_init(|| build(&routes::routes().1, &routes::bodies()))
+    DOC.get_or_init(|| build(&routes::routes().1, &routes::bodies(), &routes::queries()))
 }
 
 pub async fn serve() -> Response {
@@ -118,7 +118,7 @@ fn operation_id(method: &Method, path: &str) -> String {
     id
 }
 
-fn build(table: &RouteTable, bodies: &[Body]) -> Value {
+fn build(table: &RouteTable, bodies: &[Body], queries: &[Query]) -> Value {
     let mut paths: BTreeMap<&str, serde_json::Map<String, Value>> = BTreeMap::new();
     let mut schemas = serde_json::Map::new();
     for b in bodies {
@@ -133,7 +133,10 @@ fn build(table: &RouteTable, bodies: &[Body]) -> Value {
         let api = path.starts_with("/api/") || *path == "/healthz" || *path == "/readyz";
         let write = !matches!(*method, Method::GET | Method::HEAD);
         let body = bodies.iter().find(|b| b.method == *method && b.path == *path);
-        let ps = params(path);
+        let mut ps = params(path);
+        if let Some(q) = queries.iter().find(|q| q.method == *method && q.path == *path) {
+            ps.extend(q.params.iter().cloned());
+        }
         let mut op = serde_json::Map::new();
         op.insert("operationId".into(), json!(operation_id(method, path)));
         op.insert("x-vigil-access".into(), json!(access_label(*access)));

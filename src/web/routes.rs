@@ -18,6 +18,16 @@ struct Routes {
     router: Router<AppState>,
     table: RouteTable,
     bodies: Vec<Body>,
+    queries: Vec<Query>,
+}
+
+/// A route's query parameters, from the handler's own query type.
+#[derive(Debug, Clone)]
+pub struct Query {
+    pub method: Method,
+    pub path: &'static str,
+    /// OpenAPI parameter objects.
+    pub params: Vec<serde_json::Value>,
 }
 
 /// A route's JSON request body: its schema (from the handler's own type),
@@ -52,6 +62,20 @@ impl Routes {
         self.body_of::<T>(method, path, true)
     }
 
+    /// The query type `T` the handler of `GET path` reads.
+    fn query<T: utoipa::IntoParams>(mut self, path: &'static str) -> Self {
+        let params = T::into_params(|| Some(utoipa::openapi::path::ParameterIn::Query))
+            .into_iter()
+            .map(|p| serde_json::to_value(p).unwrap_or_default())
+            .collect();
+        self.queries.push(Query {
+            method: Method::GET,
+            path,
+            params,
+        });
+        self
+    }
+
     fn body_of<T: utoipa::ToSchema>(mut self, method: Method, path: &'static str, required: bool) -> Self {
         let mut found = Vec::new();
         T::schemas(&mut found);
@@ -81,6 +105,11 @@ pub fn routes() -> (Router<AppState>, RouteTable) {
 /// The JSON request bodies of the API's routes.
 pub fn bodies() -> Vec<Body> {
     build().bodies
+}
+
+/// The query parameters of the API's routes.
+pub fn queries() -> Vec<Query> {
+    build().queries
 }
 
 fn build() -> Routes {
@@ -660,4 +689,11 @@ fn with_bodies(r: Routes) -> Routes {
         .body::<correlate::Settings>(PUT, "/api/v1/settings/correlation")
         .body::<assess::Settings>(PUT, "/api/v1/settings/assessment")
         .body::<settings::KillSwitch>(PUT, "/api/v1/platform/kill-switch")
+        .query::<api::Page>("/api/v1/audit")
+        .query::<api::Page>("/api/v1/requests")
+        .query::<api::audit::ExportQuery>("/api/v1/audit/export")
+        .query::<cases::CaseQuery>("/api/v1/cases")
+        .query::<gates::GateQuery>("/api/v1/gates")
+        .query::<api::ingest::AlertQuery>("/api/v1/alerts")
+        .query::<api::steps::StepQuery>("/api/v1/steps")
 }

@@ -43,11 +43,16 @@ pub async fn list_requests(
     Ok(Json(json!({"total": total, "items": items})).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ExportQuery {
+    /// `jsonl` (default) or `csv`.
+    #[param(pattern = "^(jsonl|csv)$")]
     format: Option<String>,
+    /// From this time (RFC 3339, or a date: its midnight, UTC).
     from: Option<String>,
+    /// Until this time (RFC 3339, or a date).
     to: Option<String>,
 }
 

@@ -45,10 +45,15 @@ pub async fn open_case(
     Ok((StatusCode::CREATED, Json(case)).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CaseQuery {
+    /// `open` or `closed`.
+    #[param(pattern = "^(open|closed)$")]
     state: Option<String>,
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u64>,
+    #[param(maximum = 9007199254740992_u64)]
     offset: Option<u64>,
 }
 

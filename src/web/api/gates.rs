@@ -60,11 +60,17 @@ fn gate_json(g: gates::Gate, write: Option<outbox::GateWrite>) -> Value {
     v
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct GateQuery {
+    /// A gate state (`pending`, `escalated`, `approved`, `rejected`, `executed`).
     status: Option<String>,
+    /// A case's id.
+    #[param(format = Uuid)]
     case: Option<String>,
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u64>,
+    #[param(maximum = 9007199254740992_u64)]
     offset: Option<u64>,
 }
 

@@ -65,9 +65,12 @@ pub async fn receive(
     Ok((StatusCode::ACCEPTED, Json(accepted)).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AlertQuery {
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u64>,
+    #[param(maximum = 9007199254740992_u64)]
     offset: Option<u64>,
 }
 

@@ -34,9 +34,12 @@ use crate::web::ApiError;
 pub(crate) type ApiResult = Result<Response, ApiError>;
 
 /// `?limit=&offset=` of every list.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Page {
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u64>,
+    #[param(maximum = 9007199254740992_u64)]
     offset: Option<u64>,
 }
 

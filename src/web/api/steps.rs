@@ -13,10 +13,15 @@ use crate::web::AppState;
 use crate::web::api::{ApiResult, id, page};
 use crate::web::auth::{Principal, TenantCtx};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StepQuery {
+    /// A step state (e.g. `dead`: the dead-letter queue).
     state: Option<String>,
+    /// A case's id.
+    #[param(format = Uuid)]
     case: Option<String>,
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u64>,
 }
 
