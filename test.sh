@@ -14,7 +14,22 @@ cd "$(dirname "$0")"
 export PATH="$HOME/.cargo/bin:$PATH"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
+# A one-shot run gains nothing from incremental compilation, which would
+# add over a gigabyte to target/ (set CARGO_INCREMENTAL=1 to keep it).
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
+
 log() { printf '\n==> %s\n' "$*"; }
+
+# A build that runs out of disk fails deep inside the linker (a bus error):
+# say how much room there is first, and refuse clearly below 3 GB.
+build_dir="${CARGO_TARGET_DIR:-.}"
+[ -d "$build_dir" ] || build_dir=.
+free_kb=$(df -Pk "$build_dir" | awk 'NR == 2 {print $4}')
+log "disk: $((free_kb / 1024 / 1024)) GB free where the build goes"
+if [ "${free_kb:-0}" -lt $((3 * 1024 * 1024)) ]; then
+  echo "test.sh: less than 3 GB free on $(df -P "$build_dir" | awk 'NR == 2 {print $6}'); a full build needs about 5 GB" >&2
+  exit 1
+fi
 
 # --- system packages ---------------------------------------------------------
 # One list with ./run.sh: scripts/packages.sh.
