@@ -373,6 +373,20 @@ pub async fn estate(
         .devices
         .lock()
         .map_err(|_| Error::Io("demo estate".into()))? = devices;
+    // Identity Protection's accounts: m.rossi administers the finance
+    // hosts (a privileged account), j.doe is an ordinary user at risk.
+    *falcon
+        .identities
+        .lock()
+        .map_err(|_| Error::Io("demo estate".into()))? = vec![
+        crate::sim::crowdstrike::identity(
+            "m.rossi",
+            "corp.example",
+            &["DomainAdminsRole", "AdministratorsRole"],
+            0.41,
+        ),
+        crate::sim::crowdstrike::identity("j.doe", "corp.example", &[], 0.78),
+    ];
     // The integrations, pointing at this run's ports.
     let actor = Actor {
         label: "system:demo".into(),

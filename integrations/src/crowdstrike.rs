@@ -220,6 +220,70 @@ impl Falcon {
         })
     }
 
+    /// A user's identity record, for evidence (`identity:read`): Identity
+    /// Protection's GraphQL `entities` of type USER whose display name, or
+    /// (for an e-mail address or `DOMAIN\\name`) secondary display name, is
+    /// `user`, with their roles (privileged groups such as Domain Admins),
+    /// risk score and Active Directory account. The name travels as a
+    /// GraphQL variable, never inside the query text. Returns the request
+    /// as one line and the response verbatim; a GraphQL error (HTTP 200
+    /// with `errors`) is a refusal, not evidence.
+    pub async fn identity_entity(&self, user: &str) -> Result<Lookup> {
+        self.guard.require("identity:read").await?;
+        if user.is_empty() || user.len() > 256 || user.chars().any(char::is_control) {
+            return Err(ClientError::Garbage(format!("not a user name: {user:?}")));
+        }
+        let by = if user.contains('@') || user.contains('\\') {
+            "secondaryDisplayNames"
+        } else {
+            "primaryDisplayNames"
+        };
+        let query = format!(
+            "query ($names: [String!]) {{ entities(types: [USER], {by}: $names, first: 5) {{ nodes {{ \
+             entityId primaryDisplayName secondaryDisplayName riskScore riskScoreSeverity \
+             roles {{ type }} \
+             accounts {{ ... on ActiveDirectoryAccountDescriptor {{ domain samAccountName ou }} }} }} }} }}"
+        );
+        let body = json!({"query": query, "variables": {"names": [user]}});
+        let found: Box<RawValue> = self
+            .call(|tok| {
+                self.req(Method::POST, "/identity-protection/combined/graphql/v1", tok)
+                    .json(&body)
+            })
+            .await?;
+        #[derive(Deserialize)]
+        struct Answer {
+            data: Option<Value>,
+            #[serde(default)]
+            errors: Vec<Value>,
+        }
+        let a: Answer = serde_json::from_str(found.get())
+            .map_err(|e| ClientError::Garbage(format!("identity entities: {e}")))?;
+        if !a.errors.is_empty() {
+            let msg: Vec<&str> = a
+                .errors
+                .iter()
+                .filter_map(|e| e.get("message").and_then(Value::as_str))
+                .collect();
+            return Err(ClientError::Garbage(format!("GraphQL error: {}", msg.join("; "))));
+        }
+        if a.data
+            .as_ref()
+            .and_then(|d| d.pointer("/entities/nodes"))
+            .is_none_or(|n| !n.is_array())
+        {
+            return Err(ClientError::Garbage(
+                "identity entities: no data.entities.nodes".into(),
+            ));
+        }
+        Ok(Lookup {
+            request: format!(
+                "POST /identity-protection/combined/graphql/v1 entities(types: [USER], {by}: [{user:?}])"
+            ),
+            body: found.get().to_owned(),
+        })
+    }
+
     /// Network-contains a host (`hosts:contain`, a gated write). Containing
     /// a contained host is harmless, so a retry needs no key.
     pub async fn contain(&self, device_id: &str) -> Result<Value> {

@@ -151,6 +151,11 @@ const CROWDSTRIKE: &[Scope] = &[
         ],
         "look up host details for evidence",
     ),
+    read(
+        "identity:read",
+        &["POST /identity-protection/combined/graphql/v1"],
+        "look up a user's account, privileged roles and risk in Identity Protection for evidence",
+    ),
     write(
         "hosts:contain",
         &["POST /devices/entities/devices-actions/v2?action_name=contain"],

@@ -41,6 +41,7 @@ mod m20261203_000030_retention;
 mod m20261203_000031_tenant_deletion;
 mod m20261207_000032_evidence;
 mod m20261207_000033_assessment;
+mod m20261207_000034_steps_by_case;
 pub mod pg;
 
 /// Name of the PostgreSQL role the server runs every request as: owns nothing,
@@ -126,6 +127,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000031_tenant_deletion::Migration),
             Box::new(m20261207_000032_evidence::Migration),
             Box::new(m20261207_000033_assessment::Migration),
+            Box::new(m20261207_000034_steps_by_case::Migration),
         ]
     }
 }

@@ -2,8 +2,12 @@
 //! form-encoded, 201 with `expires_in`), Alerts API v2 (query ids with FQL
 //! `updated_timestamp:>='…'`, sort, offset/limit; fetch entities by
 //! composite id), hosts (query device ids with FQL `hostname:'…'`, device
-//! entities v2 by `ids`) and the device action `contain`. Tokens can be expired and
-//! the client secret revoked from the test.
+//! entities v2 by `ids`), the device action `contain`, and Identity
+//! Protection's GraphQL endpoint for the one query Vigil asks (`entities` of
+//! type USER by `primaryDisplayNames` or `secondaryDisplayNames`, names as a
+//! variable; anything else is answered with a GraphQL error, as the vendor
+//! does, on HTTP 200). Tokens can be expired and the client secret revoked
+//! from the test.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -29,6 +33,9 @@ pub struct Falcon {
     pub contained: Mutex<Vec<String>>,
     /// Device records (`device_id`, `hostname`, `status`, …).
     pub devices: Mutex<Vec<Value>>,
+    /// Identity Protection entities (`primaryDisplayName`,
+    /// `secondaryDisplayName`, `roles`, `riskScore`, `accounts`, …).
+    pub identities: Mutex<Vec<Value>>,
 }
 
 impl Falcon {
@@ -140,6 +147,72 @@ async fn device_entities(
         .cloned()
         .collect();
     axum::Json(json!({"meta": {"query_time": 0.002, "powered_by": "device-api", "trace_id": "sim"}, "resources": found, "errors": []}))
+        .into_response()
+}
+
+/// A user as Identity Protection's `entities` query returns it.
+pub fn identity(name: &str, domain: &str, roles: &[&str], risk: f64) -> Value {
+    let severity = if risk >= 0.7 {
+        "HIGH"
+    } else if risk >= 0.4 {
+        "MEDIUM"
+    } else {
+        "NORMAL"
+    };
+    json!({
+        "entityId": format!("ent-{name}"),
+        "type": "USER",
+        "primaryDisplayName": name,
+        "secondaryDisplayName": format!("{}\\{name}", domain.to_uppercase()),
+        "riskScore": risk,
+        "riskScoreSeverity": severity,
+        "roles": roles.iter().map(|r| json!({"type": r})).collect::<Vec<_>>(),
+        "accounts": [{"domain": domain, "samAccountName": name, "ou": format!("{domain}/Users")}]
+    })
+}
+
+fn gql_error(msg: &str) -> Response {
+    axum::Json(json!({"data": null, "errors": [{"message": msg}]})).into_response()
+}
+
+async fn graphql(State(s): State<S>, h: HeaderMap, body: axum::body::Bytes) -> Response {
+    if let Err(r) = s.auth(&h) {
+        return r;
+    }
+    let Ok(v) = serde_json::from_slice::<Value>(&body) else {
+        return err(StatusCode::BAD_REQUEST, "invalid JSON");
+    };
+    let Some(q) = v["query"].as_str() else {
+        return gql_error("a query is required");
+    };
+    if !q.contains("entities(types: [USER]") {
+        return gql_error("the simulator answers only entities(types: [USER], …)");
+    }
+    let field = if q.contains("primaryDisplayNames: $names") {
+        "primaryDisplayName"
+    } else if q.contains("secondaryDisplayNames: $names") {
+        "secondaryDisplayName"
+    } else {
+        return gql_error("Variable \"$names\" is never used");
+    };
+    let Some(names) = v.pointer("/variables/names").and_then(Value::as_array) else {
+        return gql_error("Variable \"$names\" of required type \"[String!]\" was not provided.");
+    };
+    let names: Vec<&str> = names.iter().filter_map(Value::as_str).collect();
+    let nodes: Vec<Value> = s
+        .identities
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| {
+            e[field]
+                .as_str()
+                .is_some_and(|n| names.iter().any(|x| x.eq_ignore_ascii_case(n)))
+        })
+        .take(5)
+        .cloned()
+        .collect();
+    axum::Json(json!({"data": {"entities": {"nodes": nodes}}, "extensions": {"remainingPoints": 499_000, "reset": 9000, "consumedPoints": 1}}))
         .into_response()
 }
 
@@ -307,6 +380,7 @@ pub async fn start(client_id: &str, secret: &str) -> (Running, Arc<Falcon>) {
         .route("/devices/entities/devices-actions/v2", post(action))
         .route("/devices/queries/devices/v1", get(device_ids))
         .route("/devices/entities/devices/v2", get(device_entities))
+        .route("/identity-protection/combined/graphql/v1", post(graphql))
         .with_state(s.clone());
     (serve(app).await, s)
 }

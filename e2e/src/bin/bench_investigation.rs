@@ -298,7 +298,10 @@ async fn run(db: TestDb, label: &str) {
     while settle.elapsed() < Duration::from_secs(60) {
         tokio::time::sleep(Duration::from_millis(500)).await;
         if ended.lock().unwrap().len() >= rounds_started()
-            && settle.elapsed() > investigation::DEBOUNCE.to_std().unwrap() * 2
+            && settle.elapsed()
+                > (investigation::DEBOUNCE + investigation::ROUND_INTERVAL)
+                    .to_std()
+                    .unwrap()
         {
             break;
         }

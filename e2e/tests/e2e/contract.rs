@@ -329,6 +329,47 @@ async fn crowdstrike_client_against_its_simulator() {
     run.control.push(Fault::Garbage);
     assert!(!c.alerts_since(None, 0, 10).await.unwrap_err().transient());
 
+    // Identity Protection (GraphQL): a user by display name, an e-mail or
+    // DOMAIN\\name by secondary display name; the name is a variable, so a
+    // name that is GraphQL syntax stays a name.
+    cs.identities.lock().unwrap().extend([
+        sim::crowdstrike::identity("m.rossi", "corp.example", &["DomainAdminsRole"], 0.5),
+        sim::crowdstrike::identity("x\") { nodes } } #", "corp.example", &[], 0.1),
+    ]);
+    let l = c.identity_entity("m.rossi").await.unwrap();
+    let v: serde_json::Value = serde_json::from_str(&l.body).unwrap();
+    assert_eq!(
+        v["data"]["entities"]["nodes"][0]["roles"][0]["type"],
+        "DomainAdminsRole"
+    );
+    assert!(l.request.contains("primaryDisplayNames"), "{}", l.request);
+    let l = c.identity_entity("CORP.EXAMPLE\\m.rossi").await.unwrap();
+    let v: serde_json::Value = serde_json::from_str(&l.body).unwrap();
+    assert_eq!(v["data"]["entities"]["nodes"][0]["primaryDisplayName"], "m.rossi");
+    assert!(l.request.contains("secondaryDisplayNames"), "{}", l.request);
+    let l = c.identity_entity("x\") { nodes } } #").await.unwrap();
+    let v: serde_json::Value = serde_json::from_str(&l.body).unwrap();
+    assert_eq!(
+        v["data"]["entities"]["nodes"].as_array().unwrap().len(),
+        1,
+        "matched as a name"
+    );
+    let l = c.identity_entity("nobody").await.unwrap();
+    assert!(l.body.contains(r#""nodes":[]"#), "{}", l.body);
+    // A control character is refused before any call.
+    let before = run.control.requests();
+    assert!(matches!(
+        c.identity_entity("a\u{7}b").await.unwrap_err(),
+        ClientError::Garbage(_)
+    ));
+    assert_eq!(run.control.requests(), before);
+    // A GraphQL error on HTTP 200 is a refusal, not evidence; a vendor
+    // failure is transient.
+    run.control.push(Fault::Garbage);
+    assert!(!c.identity_entity("m.rossi").await.unwrap_err().transient());
+    run.control.push(Fault::Status(503, None));
+    assert!(c.identity_entity("m.rossi").await.unwrap_err().transient());
+
     // Revoked at the vendor: the refresh is refused, clearly.
     cs.revoke();
     let e = c.alerts_since(None, 0, 10).await.unwrap_err();

@@ -198,10 +198,8 @@ async fn runs_itself(db: TestDb) {
     assert_eq!(gates::list(&tx, None, None, 50, 0).await.unwrap().0.len(), 1);
     tx.commit().await.unwrap();
 
-    // Under the kill switch no round starts; on release it runs.
-    let tx = db.store.begin_tenant(t.id).await.unwrap();
-    kill::set_tenant(&tx, &c, &eng, true).await.unwrap();
-    tx.commit().await.unwrap();
+    // An alert right after a round started: the next round waits until
+    // ROUND_INTERVAL after the previous one's start, not just the debounce.
     deliver(vec![alert(
         100,
         "Credential dumping a third time",
@@ -210,6 +208,12 @@ async fn runs_itself(db: TestDb) {
     )])
     .await;
     c.advance(investigation::DEBOUNCE + Duration::seconds(1));
+    assert_eq!(drain(&db, &c).await, 0, "a busy case's rounds are spaced");
+    // Under the kill switch no round starts; on release it runs.
+    let tx = db.store.begin_tenant(t.id).await.unwrap();
+    kill::set_tenant(&tx, &c, &eng, true).await.unwrap();
+    tx.commit().await.unwrap();
+    c.advance(investigation::ROUND_INTERVAL);
     assert_eq!(drain(&db, &c).await, 0, "nothing runs under the kill switch");
     let tx = db.store.begin_tenant(t.id).await.unwrap();
     let p = investigation::progress(&tx, case_id).await.unwrap();
@@ -243,8 +247,8 @@ async fn runs_itself(db: TestDb) {
     assert_eq!(first.state, "complete", "dismissed: its follow-up is cancelled");
     tx.commit().await.unwrap();
 
-    // A person asks for a round: one is queued; asking again while it
-    // waits queues nothing more. Audited.
+    // A person asks for a round: one is queued, due at once (no debounce,
+    // no spacing); asking again while it waits queues nothing more. Audited.
     let tx = db.store.begin_tenant(t.id).await.unwrap();
     assert!(investigation::rerun(&tx, &c, &eng, case_id).await.unwrap());
     assert!(!investigation::rerun(&tx, &c, &eng, case_id).await.unwrap());
@@ -257,7 +261,6 @@ async fn runs_itself(db: TestDb) {
         2
     );
     tx.commit().await.unwrap();
-    c.advance(investigation::DEBOUNCE + Duration::seconds(1));
     assert_eq!(drain(&db, &c).await, investigation::STEPS.len());
     assert_eq!(rounds().await.len(), 4);
     let tx = db.store.begin_tenant(t.id).await.unwrap();
@@ -399,6 +402,15 @@ async fn investigated_with_evidence(db: TestDb) {
         .lock()
         .unwrap()
         .push(sim::crowdstrike::device("dev-042", "ws-042", "normal"));
+    falcon.identities.lock().unwrap().extend([
+        sim::crowdstrike::identity(
+            "m.rossi",
+            "corp.example",
+            &["MailboxRole", "DomainAdminsRole"],
+            0.62,
+        ),
+        sim::crowdstrike::identity("someone.else", "corp.example", &["AdministratorsRole"], 0.1),
+    ]);
     graylog.messages.lock().unwrap().extend([
         sim::graylog::message(
             1,
@@ -474,6 +486,11 @@ async fn investigated_with_evidence(db: TestDb) {
                 "collected".into()
             ),
             (
+                "crowdstrike.identity".into(),
+                "user:m.rossi".into(),
+                "collected".into()
+            ),
+            (
                 "graylog.messages".into(),
                 "host:ws-042".into(),
                 "collected".into()
@@ -537,6 +554,41 @@ async fn investigated_with_evidence(db: TestDb) {
             .any(|t| t.contains("Graylog holds 2 message(s) naming host ws-042")),
         "{texts:?}"
     );
+    // The account's groups, from Identity Protection: m.rossi is a Domain
+    // Admin (a signal citing the role in the evidence item); the mailbox
+    // role is not a privilege.
+    let identity = items.iter().find(|i| i.source == "crowdstrike.identity").unwrap();
+    assert!(
+        identity.request.contains("primaryDisplayNames"),
+        "{}",
+        identity.request
+    );
+    assert!(
+        texts.iter().any(
+            |t| t.contains("Identity Protection knows user m.rossi as CORP.EXAMPLE\\m.rossi")
+                && t.contains("risk score 0.62 (medium)")
+                && t.contains("privileged: Domain Admins")
+                && !t.contains("Mailbox")
+        ),
+        "{texts:?}"
+    );
+    let privileged = body
+        .recommendations
+        .iter()
+        .flat_map(|r| &r.signals)
+        .find(|s| {
+            s.name
+                .contains("user m.rossi is a privileged account (Domain Admins)")
+        })
+        .expect("a privileged-account signal");
+    assert_eq!(
+        privileged.cites,
+        [drafts::Citation::evidence(
+            identity.id,
+            "/data/entities/nodes/0/roles/1/type"
+        )]
+    );
+    assert_eq!(privileged.weight, 0.3, "the default weight");
     assert!(
         texts
             .iter()
@@ -715,7 +767,7 @@ async fn investigated_with_evidence(db: TestDb) {
         vec![alert(6, "Lateral movement over SMB", "Lateral Movement", 12)],
     )
     .await;
-    c.advance(investigation::DEBOUNCE + Duration::seconds(1));
+    c.advance(investigation::ROUND_INTERVAL + Duration::seconds(1));
     assert_eq!(run_all(&db, &c, &conn).await.0, investigation::STEPS.len());
     assert_eq!(asked(), before, "no vendor call for fresh evidence");
     let tx = db.store.begin_tenant(e.tenant).await.unwrap();
@@ -727,7 +779,7 @@ async fn investigated_with_evidence(db: TestDb) {
         .unwrap();
     assert_eq!(
         collect.output.as_ref().unwrap()["evidence_reused"],
-        4,
+        5,
         "{collect:?}"
     );
     let d = drafts::list(&tx, case_id, false).await.unwrap().remove(0);
@@ -971,7 +1023,7 @@ async fn model_drafts_the_round(db: TestDb) {
                 )],
             )
             .await;
-            c.advance(investigation::DEBOUNCE + Duration::seconds(1));
+            c.advance(investigation::ROUND_INTERVAL + Duration::seconds(1));
             assert_eq!(run_all(db, &c, conn).await.0, investigation::STEPS.len());
             let tx = db.store.begin_tenant(e.0).await.unwrap();
             let case = vigil_orchestrator::engine::cases::list(&tx, None, 10, 0)
@@ -1111,7 +1163,7 @@ async fn merged_or_split_while_investigated(db: TestDb) {
         .await
         .unwrap();
     tx.commit().await.unwrap();
-    c.advance(investigation::DEBOUNCE + Duration::seconds(1));
+    c.advance(investigation::ROUND_INTERVAL + Duration::seconds(1));
     assert_eq!(run_all(&db, &c, &conn).await.0, 2 * investigation::STEPS.len());
     let tx = db.store.begin_tenant(t.id).await.unwrap();
     for (case, only) in [(new, Some(out)), (b, None)] {
@@ -1198,7 +1250,7 @@ async fn each_uncontained_host_is_proposed(db: TestDb) {
     };
     assert_eq!(contained().await, ["dev-1", "dev-2"]);
     deliver(&db, &c, (e.tenant, e.hook), vec![on(9, "ws-1", 20)]).await;
-    c.advance(investigation::DEBOUNCE + Duration::seconds(1));
+    c.advance(investigation::ROUND_INTERVAL + Duration::seconds(1));
     assert_eq!(run_all(&db, &c, &conn).await.0, investigation::STEPS.len());
     assert_eq!(contained().await, ["dev-1", "dev-2"], "not asked twice");
 }

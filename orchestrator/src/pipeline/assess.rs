@@ -14,6 +14,7 @@
 //! | an ATT&CK tactic of an intrusion under way (credential access, lateral movement, exfiltration, impact, command and control; each, up to 2) | 0.3 |
 //! | another ATT&CK tactic (each, up to 2) | 0.1 |
 //! | CrowdStrike reports a host online and not contained (containment only) | 0.1 |
+//! | CrowdStrike Identity Protection gives a user of the case a privileged role (Domain, Enterprise or Schema Admins, Administrators, an operators group, …; each user, up to 3) | 0.3 |
 //! | every alert comes from an entity on the tenant's ignore list (a scanner) | −0.6 |
 //! | every alert's detection name is one the tenant knows to be benign | −0.6 |
 //!
@@ -43,6 +44,7 @@ pub struct Weights {
     pub tactic_intrusion: f64,
     pub tactic_other: f64,
     pub uncontained: f64,
+    pub privileged_account: f64,
     pub known_source: f64,
     pub benign_detection: f64,
 }
@@ -58,6 +60,7 @@ impl Default for Weights {
             tactic_intrusion: 0.3,
             tactic_other: 0.1,
             uncontained: 0.1,
+            privileged_account: 0.3,
             known_source: -0.6,
             benign_detection: -0.6,
         }
@@ -109,6 +112,7 @@ impl Settings {
             ("tactic_intrusion", w.tactic_intrusion),
             ("tactic_other", w.tactic_other),
             ("uncontained", w.uncontained),
+            ("privileged_account", w.privileged_account),
             ("known_source", w.known_source),
             ("benign_detection", w.benign_detection),
         ] {

@@ -297,7 +297,7 @@ pub async fn draft_of(tx: &TenantTx, case_id: Uuid) -> Result<Body> {
     }
     // What the tenant's tools say of the case's entities (evidence items
     // collected through read scopes; the newest round's item per lookup).
-    let enrichment = enrichment(tx, case_id, w.uncontained).await?;
+    let enrichment = enrichment(tx, case_id, w).await?;
     body.entities.extend(enrichment.entities);
     for r in rows.iter().filter(|r| r.evidence.pointer.is_some()).take(5) {
         body.timeline.push(Sentence {
@@ -347,6 +347,7 @@ pub async fn draft_of(tx: &TenantTx, case_id: Uuid) -> Result<Body> {
     }
     let parsed = rows_alerts(tx, &ids).await?;
     signals.extend(detection_signals(&parsed, w));
+    signals.extend(enrichment.privileged.iter().cloned());
     // Known-benign patterns: every alert from an entity the tenant ignores
     // (its scanner), every detection one it knows to be benign.
     let ignore = crate::pipeline::correlate::settings(tx).await?.ignore;
@@ -418,13 +419,38 @@ struct Enrichment {
     /// One signal per host CrowdStrike reports as not contained, citing its
     /// status (the propose step reads the device from the cited item).
     uncontained: Vec<Signal>,
+    /// One signal per user Identity Protection gives a privileged role.
+    privileged: Vec<Signal>,
 }
+
+/// Identity Protection's role types that make an account privileged (its
+/// Active Directory groups with control over the domain or its hosts).
+pub const PRIVILEGED_ROLES: &[(&str, &str)] = &[
+    ("DomainAdminsRole", "Domain Admins"),
+    ("EnterpriseAdminsRole", "Enterprise Admins"),
+    ("SchemaAdminsRole", "Schema Admins"),
+    ("AdministratorsRole", "Administrators"),
+    ("BuiltinAdministratorRole", "the built-in Administrator"),
+    ("AccountOperatorsAdminRole", "Account Operators"),
+    ("BackupOperatorsAdminRole", "Backup Operators"),
+    ("ServerOperatorsAdminRole", "Server Operators"),
+    ("PrintOperatorsAdminRole", "Print Operators"),
+    ("KrbtgtAccountAdminRole", "the krbtgt account"),
+    ("DomainControllersRole", "Domain Controllers"),
+];
+
+/// Privileged users signalled per case.
+const PRIVILEGED_USERS: usize = 3;
 
 /// How many enrichment events become timeline sentences.
 const ENRICHMENT_EVENTS: usize = 10;
 
-async fn enrichment(tx: &TenantTx, case_id: Uuid, uncontained: f64) -> Result<Enrichment> {
-    use crate::pipeline::evidence::{self, CROWDSTRIKE_DEVICE, GRAYLOG_MESSAGES};
+async fn enrichment(
+    tx: &TenantTx,
+    case_id: Uuid,
+    w: &crate::pipeline::assess::Weights,
+) -> Result<Enrichment> {
+    use crate::pipeline::evidence::{self, CROWDSTRIKE_DEVICE, CROWDSTRIKE_IDENTITY, GRAYLOG_MESSAGES};
     let newest = evidence::newest(tx, case_id).await?;
     let mut out = Enrichment::default();
     for i in &newest {
@@ -455,7 +481,7 @@ async fn enrichment(tx: &TenantTx, case_id: Uuid, uncontained: f64) -> Result<En
                         if st == "normal" && f("device_id").is_some() {
                             out.uncontained.push(Signal {
                                 name: format!("CrowdStrike reports {what} online and not contained"),
-                                weight: uncontained,
+                                weight: w.uncontained,
                                 cites: vec![Citation::evidence(i.id, "/resources/0/status")],
                             });
                         }
@@ -466,6 +492,72 @@ async fn enrichment(tx: &TenantTx, case_id: Uuid, uncontained: f64) -> Result<En
                 _ if doc.pointer("/resources").is_some() => out.entities.push(Sentence {
                     text: format!("CrowdStrike has no device record of {what}."),
                     cites: vec![Citation::evidence(i.id, "/resources")],
+                }),
+                _ => {}
+            },
+            CROWDSTRIKE_IDENTITY => match doc.pointer("/data/entities/nodes/0") {
+                Some(n) if n.is_object() => {
+                    let at = "/data/entities/nodes/0";
+                    let f = |k: &str| n.get(k).and_then(Value::as_str).filter(|v| !v.is_empty());
+                    let mut cites = vec![Citation::evidence(i.id, at)];
+                    let mut text = format!("CrowdStrike Identity Protection knows {what}");
+                    if let Some(sd) = f("secondaryDisplayName") {
+                        text.push_str(&format!(" as {sd}"));
+                    }
+                    if let Some(ou) = n.pointer("/accounts/0/ou").and_then(Value::as_str) {
+                        text.push_str(&format!(" (OU {ou})"));
+                    }
+                    if let Some(r) = n.get("riskScore").and_then(Value::as_f64) {
+                        text.push_str(&format!(", risk score {r:.2}"));
+                        if let Some(sev) = f("riskScoreSeverity") {
+                            text.push_str(&format!(" ({})", sev.to_lowercase()));
+                        }
+                        cites.push(Citation::evidence(i.id, format!("{at}/riskScore")));
+                    }
+                    let roles: Vec<(usize, &str)> = n
+                        .get("roles")
+                        .and_then(Value::as_array)
+                        .map(|rs| {
+                            rs.iter()
+                                .enumerate()
+                                .filter_map(|(k, r)| r.get("type").and_then(Value::as_str).map(|t| (k, t)))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    let privileged: Vec<(usize, &str)> = roles
+                        .iter()
+                        .filter_map(|(k, t)| {
+                            PRIVILEGED_ROLES
+                                .iter()
+                                .find(|(ty, _)| ty == t)
+                                .map(|(_, label)| (*k, *label))
+                        })
+                        .collect();
+                    if privileged.is_empty() {
+                        text.push_str("; no privileged role");
+                    } else {
+                        let names: Vec<&str> = privileged.iter().map(|(_, l)| *l).collect();
+                        text.push_str(&format!("; privileged: {}", names.join(", ")));
+                        let role_cites: Vec<Citation> = privileged
+                            .iter()
+                            .take(3)
+                            .map(|(k, _)| Citation::evidence(i.id, format!("{at}/roles/{k}/type")))
+                            .collect();
+                        cites.extend(role_cites.iter().cloned());
+                        if out.privileged.len() < PRIVILEGED_USERS {
+                            out.privileged.push(Signal {
+                                name: format!("{what} is a privileged account ({})", names.join(", ")),
+                                weight: w.privileged_account,
+                                cites: role_cites,
+                            });
+                        }
+                    }
+                    text.push('.');
+                    out.entities.push(Sentence { text, cites });
+                }
+                _ if doc.pointer("/data/entities/nodes").is_some() => out.entities.push(Sentence {
+                    text: format!("CrowdStrike Identity Protection has no record of {what}."),
+                    cites: vec![Citation::evidence(i.id, "/data/entities/nodes")],
                 }),
                 _ => {}
             },

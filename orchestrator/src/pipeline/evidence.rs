@@ -50,6 +50,7 @@ pub const FRESH: Duration = Duration::minutes(10);
 pub const MESSAGES: usize = 50;
 
 pub const CROWDSTRIKE_DEVICE: &str = "crowdstrike.device";
+pub const CROWDSTRIKE_IDENTITY: &str = "crowdstrike.identity";
 pub const GRAYLOG_MESSAGES: &str = "graylog.messages";
 
 /// One evidence item as people and the API see it.
@@ -59,7 +60,7 @@ pub struct Item {
     pub case_id: Uuid,
     pub round: i64,
     pub integration_id: Uuid,
-    /// `crowdstrike.device` or `graylog.messages`.
+    /// `crowdstrike.device`, `crowdstrike.identity` or `graylog.messages`.
     pub source: String,
     /// What was looked up, as `kind:value` (e.g. `host:ws-042`).
     pub subject: String,
@@ -288,31 +289,34 @@ async fn subjects(
 fn plan(integrations: &[integration::Model], subjects: &BTreeMap<String, Vec<String>>) -> Vec<Planned> {
     let mut out = Vec::new();
     let of = |k: &str| subjects.get(k).cloned().unwrap_or_default();
+    let tagged = |k: &str| -> Vec<String> { of(k).into_iter().map(|v| format!("{k}:{v}")).collect() };
     for i in integrations {
         let Ok(kind) = i.kind.parse::<IntegrationKind>() else {
             continue;
         };
-        let (source, list): (&'static str, Vec<String>) = match kind {
-            IntegrationKind::Crowdstrike => (
-                CROWDSTRIKE_DEVICE,
-                of("host").into_iter().map(|h| format!("host:{h}")).collect(),
-            ),
+        let lists: Vec<(&'static str, Vec<String>)> = match kind {
+            IntegrationKind::Crowdstrike => vec![
+                (CROWDSTRIKE_DEVICE, tagged("host")),
+                (CROWDSTRIKE_IDENTITY, tagged("user")),
+            ],
             IntegrationKind::Graylog => {
                 let mut l: Vec<String> = Vec::new();
                 for k in ["host", "user", "ip"] {
-                    l.extend(of(k).into_iter().map(|v| format!("{k}:{v}")));
+                    l.extend(tagged(k));
                 }
-                (GRAYLOG_MESSAGES, l)
+                vec![(GRAYLOG_MESSAGES, l)]
             }
             _ => continue,
         };
-        for subject in list.into_iter().take(MAX_SUBJECTS) {
-            out.push(Planned {
-                integration: i.id,
-                kind,
-                source,
-                subject,
-            });
+        for (source, list) in lists {
+            for subject in list.into_iter().take(MAX_SUBJECTS) {
+                out.push(Planned {
+                    integration: i.id,
+                    kind,
+                    source,
+                    subject,
+                });
+            }
         }
     }
     out
@@ -374,6 +378,7 @@ async fn lookup(
 ) -> std::result::Result<Lookup, Failure> {
     let value = p.subject.split_once(':').map(|(_, v)| v).unwrap_or_default();
     let got = match source {
+        Source::Falcon(c) if p.source == CROWDSTRIKE_IDENTITY => c.identity_entity(value).await,
         Source::Falcon(c) => c.device_details(value).await,
         Source::Graylog(c) => {
             c.search_messages(

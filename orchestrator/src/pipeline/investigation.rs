@@ -40,14 +40,16 @@
 //! A round starts when the ingest transaction that opens a case or adds
 //! alerts to it [`schedule`]s one (in that transaction): debounced — while a
 //! round's first step has not started, later alerts ride on it; once it
-//! runs, the next alerts start a new round. A person may start a round too.
+//! runs, the next alerts start a new round, no sooner than
+//! [`ROUND_INTERVAL`] after the previous one. A person may start a round
+//! too, at once.
 //! Every step is a durable step (lease, retries with backoff, dead letter,
 //! kill switch) of [`crate::engine::steps`].
 
 use std::sync::Arc;
 
 use chrono::Duration;
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -82,35 +84,73 @@ pub fn system() -> Actor {
     }
 }
 
+/// The shortest time between the starts of two rounds of one case while
+/// alerts keep arriving: a busy case gets a fresh draft every
+/// `ROUND_INTERVAL`, not one per delivery, so the rounds a tenant asks for
+/// grow with its number of busy cases, not with its alert rate. A person's
+/// re-run does not wait for it.
+pub const ROUND_INTERVAL: Duration = Duration::seconds(10);
+
 /// Schedules a round for each case (in the caller's transaction), unless
-/// one is already waiting to start. Returns the cases a round was queued for.
+/// one is already waiting to start. A case's first round starts
+/// [`DEBOUNCE`] after the alert that asked for it; a later one also no
+/// sooner than [`ROUND_INTERVAL`] after the previous one started. Returns
+/// the cases a round was queued for.
 pub async fn schedule(tx: &TenantTx, clock: &dyn Clock, cases: &[Uuid]) -> Result<Vec<Uuid>> {
     let mut queued = Vec::new();
     for &case_id in cases {
-        let waiting = step::Entity::find()
-            .filter(step::Column::TenantId.eq(tx.tenant().0))
-            .filter(step::Column::CaseId.eq(case_id))
-            .filter(step::Column::Kind.eq(COLLECT))
-            .filter(step::Column::State.eq(StepState::Pending.as_str()))
-            .filter(step::Column::Attempts.eq(0))
-            .count(&**tx)
-            .await?;
-        if waiting > 0 {
-            continue;
+        if queue(tx, clock, case_id, false).await? {
+            queued.push(case_id);
         }
-        let round = step::Entity::find()
-            .filter(step::Column::TenantId.eq(tx.tenant().0))
-            .filter(step::Column::CaseId.eq(case_id))
-            .filter(step::Column::Kind.eq(COLLECT))
-            .count(&**tx)
-            .await?
-            + 1;
-        let mut s = NewStep::new(COLLECT, Some(case_id), json!({"round": round}));
-        s.not_before = Some(clock.now() + DEBOUNCE);
-        steps::enqueue(tx, clock, s).await?;
-        queued.push(case_id);
     }
     Ok(queued)
+}
+
+/// The latest round of a case (its first step), if any.
+async fn latest_round(tx: &TenantTx, case_id: Uuid) -> Result<Option<step::Model>> {
+    Ok(step::Entity::find()
+        .filter(step::Column::TenantId.eq(tx.tenant().0))
+        .filter(step::Column::CaseId.eq(case_id))
+        .filter(step::Column::Kind.eq(COLLECT))
+        .order_by_desc(step::Column::CreatedAt)
+        .order_by_desc(step::Column::Id)
+        .one(&**tx)
+        .await?)
+}
+
+/// Queues a round of one case unless one is waiting to start; `now`: a
+/// person asked, so it is due at once (a waiting round is brought forward).
+async fn queue(tx: &TenantTx, clock: &dyn Clock, case_id: Uuid, now: bool) -> Result<bool> {
+    let latest = latest_round(tx, case_id).await?;
+    let at = clock.now();
+    if let Some(l) = latest
+        .as_ref()
+        .filter(|l| l.state == StepState::Pending.as_str() && l.attempts == 0)
+    {
+        if now && l.run_after > at {
+            let mut m: step::ActiveModel = l.clone().into();
+            m.run_after = Set(at);
+            m.updated_at = Set(at);
+            m.update(&**tx).await?;
+            steps::notify(tx).await?;
+        }
+        return Ok(false);
+    }
+    let round = match &latest {
+        Some(l) => l.input.get("round").and_then(Value::as_i64).unwrap_or(0) + 1,
+        None => 1,
+    };
+    let mut s = NewStep::new(COLLECT, Some(case_id), json!({"round": round}));
+    if !now {
+        let mut due = at + DEBOUNCE;
+        if let Some(l) = &latest {
+            // The previous round's start as scheduled.
+            due = due.max(l.created_at + DEBOUNCE + ROUND_INTERVAL);
+        }
+        s.not_before = Some(due);
+    }
+    steps::enqueue(tx, clock, s).await?;
+    Ok(true)
 }
 
 /// A person asks for a new round now (the case must be open). Audited.
@@ -126,7 +166,7 @@ pub async fn rerun(tx: &TenantTx, clock: &dyn Clock, actor: &Actor, case_id: Uui
             }
         )));
     }
-    let queued = !schedule(tx, clock, &[case_id]).await?.is_empty();
+    let queued = queue(tx, clock, case_id, true).await?;
     crate::audit::record(
         tx,
         clock,
