@@ -52,6 +52,43 @@ async fn migrations_are_current(db: TestDb) {
     assert_eq!(db.store.readiness().await.unwrap(), Readiness::Ready);
 }
 
+/// SQLite: write transactions take turns (a fair queue in front of the one
+/// write lock) and a transaction gives its turn back however it ends —
+/// committed, rolled back, or dropped (a handler that returned early).
+/// PostgreSQL: writers do not wait for each other's turn.
+async fn write_transactions_take_turns_and_give_them_back(db: TestDb) {
+    let c = clock();
+    let t = tenant(&db, &c, "turns").await;
+    let held = db.store.begin_tenant(t).await.unwrap();
+    let store = db.store.clone();
+    let next = tokio::spawn(async move {
+        let tx = store.begin_tenant(t).await.unwrap();
+        tx.commit().await.unwrap();
+    });
+    let within = |s| std::time::Duration::from_millis(s);
+    if db.store.backend() == Backend::Sqlite {
+        tokio::time::sleep(within(300)).await;
+        assert!(!next.is_finished(), "the second writer waits its turn");
+        drop(held);
+        tokio::time::timeout(within(10_000), next)
+            .await
+            .expect("the turn comes back when a transaction is dropped")
+            .unwrap();
+    } else {
+        tokio::time::timeout(within(10_000), next)
+            .await
+            .expect("no turn to wait for")
+            .unwrap();
+        drop(held);
+    }
+    let tx = db.store.begin_tenant(t).await.unwrap();
+    tx.rollback().await.unwrap();
+    let tx = db.store.begin_platform().await.unwrap();
+    tx.commit().await.unwrap();
+    let tx = db.store.begin_tenant(t).await.unwrap();
+    tx.commit().await.unwrap();
+}
+
 mod engine_support {
     use std::collections::HashMap;
     use std::sync::Mutex;
@@ -233,6 +270,7 @@ use sso_rules::sso_links_and_roles_follow_the_rules;
 on_both_backends!(
     sso_links_and_roles_follow_the_rules,
     migrations_are_current,
+    write_transactions_take_turns_and_give_them_back,
     tenants_create_get_list,
     members_are_tenant_scoped,
     api_tokens_bind_tenant_and_role,

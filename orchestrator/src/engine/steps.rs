@@ -382,7 +382,7 @@ async fn claim_sqlite(store: &Store, clock: &dyn Clock, worker: &Worker) -> Resu
     let tx = store.begin_raw().await?;
     let stopped: Vec<Uuid> = tenant_control::Entity::find()
         .filter(tenant_control::Column::KillSwitchEngagedAt.is_not_null())
-        .all(&tx)
+        .all(&*tx)
         .await?
         .into_iter()
         .map(|c| c.tenant_id)
@@ -404,7 +404,7 @@ async fn claim_sqlite(store: &Store, clock: &dyn Clock, worker: &Worker) -> Resu
         .filter(step::Column::TenantId.is_not_in(stopped))
         .order_by_asc(step::Column::RunAfter)
         .limit(u64::from(worker.batch))
-        .all(&tx)
+        .all(&*tx)
         .await?;
     let mut out = Vec::new();
     for s in due {
@@ -417,7 +417,7 @@ async fn claim_sqlite(store: &Store, clock: &dyn Clock, worker: &Worker) -> Resu
             .filter(step::Column::Id.eq(s.id))
             .filter(step::Column::State.eq(s.state.clone()))
             .filter(step::Column::Attempts.eq(s.attempts))
-            .exec(&tx)
+            .exec(&*tx)
             .await?;
         if res.rows_affected == 1 {
             out.push(Claimed {

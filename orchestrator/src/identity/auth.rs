@@ -76,7 +76,7 @@ pub async fn issue_recovery_codes(store: &Store, clock: &dyn Clock, user: UserId
     let tx = store.begin_raw().await?;
     recovery_code::Entity::delete_many()
         .filter(recovery_code::Column::UserId.eq(user.0))
-        .exec(&tx)
+        .exec(&*tx)
         .await?;
     let mut codes = Vec::with_capacity(RECOVERY_CODES);
     for _ in 0..RECOVERY_CODES {
@@ -91,7 +91,7 @@ pub async fn issue_recovery_codes(store: &Store, clock: &dyn Clock, user: UserId
             created_at: Set(now),
             used_at: Set(None),
         }
-        .insert(&tx)
+        .insert(&*tx)
         .await?;
         codes.push(code);
     }

@@ -98,7 +98,7 @@ impl StoreOptions {
             .map_sqlx_sqlite_opts(|o| {
                 o.journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
                     .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
-                    .busy_timeout(Duration::from_secs(10))
+                    .busy_timeout(BUSY_TIMEOUT)
                     .foreign_keys(true)
             });
         if as_app_role {
@@ -121,6 +121,39 @@ pub struct Store {
     /// work due (steps, outbox entries). On PostgreSQL `NOTIFY` also wakes
     /// the other nodes.
     wake: Arc<tokio::sync::Notify>,
+    /// SQLite: this process's write transactions take turns in arrival
+    /// order. SQLite's own busy handler polls with growing sleeps and no
+    /// queue, so under steady writes a waiting transaction could lose the
+    /// lock again and again (a webhook delivery waited over a second while
+    /// the investigation's steps wrote); a fair queue makes the wait the
+    /// writes ahead of it. Other processes on the same file still meet the
+    /// busy timeout.
+    writer: Option<Arc<tokio::sync::Mutex<()>>>,
+}
+
+/// How long a write transaction waits for its turn (SQLite's busy timeout).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A write transaction, holding its turn (SQLite) until it ends.
+#[derive(Debug)]
+pub(crate) struct WriteTx {
+    tx: DatabaseTransaction,
+    turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl WriteTx {
+    pub(crate) async fn commit(self) -> Result<(), DbErr> {
+        let r = self.tx.commit().await;
+        drop(self.turn);
+        r
+    }
+}
+
+impl Deref for WriteTx {
+    type Target = DatabaseTransaction;
+    fn deref(&self) -> &DatabaseTransaction {
+        &self.tx
+    }
 }
 
 /// What `/readyz` reports.
@@ -197,6 +230,7 @@ impl Store {
             db,
             backend,
             wake: Arc::default(),
+            writer: (backend == Backend::Sqlite).then(Arc::default),
         })
     }
 
@@ -249,8 +283,20 @@ impl Store {
     /// write lock up front (waiting up to the busy timeout) instead of
     /// failing with "database is locked" when a read-then-write transaction
     /// cannot upgrade its lock after another connection wrote.
-    pub(crate) async fn begin_raw(&self) -> Result<DatabaseTransaction, DbErr> {
-        match self.backend {
+    /// On SQLite it first waits for this process's write turn (see
+    /// [`Store`]'s `writer`).
+    pub(crate) async fn begin_raw(&self) -> Result<WriteTx, DbErr> {
+        let turn = match &self.writer {
+            Some(w) => Some(
+                tokio::time::timeout(BUSY_TIMEOUT, w.clone().lock_owned())
+                    .await
+                    .map_err(|_| {
+                        DbErr::Custom("database is locked: no write turn within the busy timeout".into())
+                    })?,
+            ),
+            None => None,
+        };
+        let tx = match self.backend {
             Backend::Sqlite => {
                 self.db
                     .begin_with_options(sea_orm::TransactionOptions {
@@ -258,10 +304,11 @@ impl Store {
                         access_mode: None,
                         sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
                     })
-                    .await
+                    .await?
             }
-            Backend::Postgres => self.db.begin().await,
-        }
+            Backend::Postgres => self.db.begin().await?,
+        };
+        Ok(WriteTx { tx, turn })
     }
 
     async fn set_local(&self, tx: &DatabaseTransaction, key: &str, value: String) -> Result<(), DbErr> {
@@ -278,12 +325,17 @@ impl Store {
 
     /// A transaction scoped to one tenant: the only way to reach tenant-owned rows.
     pub async fn begin_tenant(&self, tenant: TenantId) -> Result<TenantTx> {
-        let tx = self.begin_raw().await?;
-        self.bind_tenant(tx, tenant).await
+        let w = self.begin_raw().await?;
+        self.bind_tenant(w.tx, w.turn, tenant).await
     }
 
     /// Binds a fresh transaction to a tenant (PostgreSQL: the RLS setting).
-    async fn bind_tenant(&self, tx: DatabaseTransaction, tenant: TenantId) -> Result<TenantTx> {
+    async fn bind_tenant(
+        &self,
+        tx: DatabaseTransaction,
+        turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+        tenant: TenantId,
+    ) -> Result<TenantTx> {
         self.set_local(&tx, "vigil.tenant_id", tenant.to_string()).await?;
         Ok(TenantTx {
             tx,
@@ -291,6 +343,7 @@ impl Store {
             tenant,
             wake: self.wake.clone(),
             announce: AtomicBool::new(false),
+            _turn: turn,
         })
     }
 
@@ -378,7 +431,7 @@ impl Store {
                     .await?
             }
         };
-        self.bind_tenant(tx, tenant).await
+        self.bind_tenant(tx, None, tenant).await
     }
 
     /// PostgreSQL only, for the engine's hot path: a raw sqlx transaction
@@ -404,22 +457,24 @@ impl Store {
     /// A transaction on platform tables (tenants, users, sessions, one-time
     /// links) and platform-level audit events. Sees no tenant-owned rows.
     pub async fn begin_platform(&self) -> Result<PlatformTx> {
-        let tx = self.begin_raw().await?;
+        let WriteTx { tx, turn } = self.begin_raw().await?;
         self.set_local(&tx, "vigil.platform", "on".into()).await?;
         Ok(PlatformTx {
             tx,
             before_commit: Hooks::default(),
+            _turn: turn,
         })
     }
 
     /// A transaction in which a person may read their own memberships across
     /// tenants (and nothing else tenant-owned).
     pub async fn begin_user(&self, user: UserId) -> Result<PlatformTx> {
-        let tx = self.begin_raw().await?;
+        let WriteTx { tx, turn } = self.begin_raw().await?;
         self.set_local(&tx, "vigil.user_id", user.to_string()).await?;
         Ok(PlatformTx {
             tx,
             before_commit: Hooks::default(),
+            _turn: turn,
         })
     }
 }
@@ -465,6 +520,8 @@ pub struct TenantTx {
     tenant: TenantId,
     wake: Arc<tokio::sync::Notify>,
     announce: AtomicBool,
+    /// SQLite: this transaction's write turn, released when it ends.
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 impl TenantTx {
@@ -508,6 +565,8 @@ impl Deref for TenantTx {
 pub struct PlatformTx {
     tx: DatabaseTransaction,
     before_commit: Hooks,
+    /// SQLite: this transaction's write turn, released when it ends.
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 impl PlatformTx {
