@@ -19,7 +19,8 @@
 //! the narrow bench, one per incident of the wide one.
 //!
 //! Reproduce: `cargo run --release -p vigil-e2e --bin bench-ingest`
-//! (PostgreSQL from VIGIL_TEST_DATABASE_URL, else 127.0.0.1:5432).
+//! (PostgreSQL from VIGIL_TEST_DATABASE_URL, else 127.0.0.1:5432;
+//! `BENCH_BACKEND=sqlite` or `postgres` runs one).
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
@@ -340,6 +341,12 @@ async fn main() {
         2 * PER_DELIVERY
     );
     println!("|---|---|---|---|---|---|---|");
-    run(TestDb::new(Backend::Sqlite).await, "SQLite").await;
-    run(TestDb::new(Backend::Postgres).await, "PostgreSQL").await;
+    // BENCH_BACKEND=sqlite|postgres runs one (to profile it).
+    let only = std::env::var("BENCH_BACKEND").unwrap_or_default();
+    if only != "postgres" {
+        run(TestDb::new(Backend::Sqlite).await, "SQLite").await;
+    }
+    if only != "sqlite" {
+        run(TestDb::new(Backend::Postgres).await, "PostgreSQL").await;
+    }
 }
