@@ -938,13 +938,28 @@ async fn sigterm_drains_an_in_flight_request() {
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
 
     // A form submission whose body is still arriving when SIGTERM lands.
+    // `Expect: 100-continue`: the server's "100 Continue" says the request
+    // is in its hands (its handler reads the body) before the signal is
+    // sent; without it, a loaded machine could deliver SIGTERM before the
+    // server had read the headers, and an idle connection is closed.
     let body = "email=admin%40soc.example&password=a+long+password%21&confirm=a+long+password%21";
     let (first, rest) = body.split_at(20);
     let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n",
+        "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
     conn.write_all(head.as_bytes()).await.unwrap();
+    let mut seen = Vec::new();
+    while !String::from_utf8_lossy(&seen).contains("\r\n\r\n") {
+        let n = conn.read(&mut buf).await.unwrap();
+        assert!(n > 0, "closed before 100 Continue");
+        seen.extend_from_slice(&buf[..n]);
+    }
+    assert!(
+        String::from_utf8_lossy(&seen).starts_with("HTTP/1.1 100"),
+        "{}",
+        String::from_utf8_lossy(&seen)
+    );
     conn.write_all(first.as_bytes()).await.unwrap();
     vigil_e2e::kill(server.pid(), "TERM");
     // Wait for the condition (the server has begun shutting down), then finish.
