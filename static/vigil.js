@@ -18,9 +18,20 @@
     if (status) status.textContent = document.title;
   });
 
-  // Keyboard shortcuts. j/k move through a list's rows, o or Enter opens
-  // the selected one, a assigns it to me, / focuses the search box,
-  // g then a/c jump to Approvals/Cases, ? shows this help.
+  // A submit button may ask for confirmation itself (data-confirm): htmx's
+  // hx-confirm applies to the form, not to one of its buttons.
+  document.addEventListener("submit", function (e) {
+    var b = e.submitter;
+    if (b && b.dataset && b.dataset.confirm && !window.confirm(b.dataset.confirm)) {
+      e.preventDefault();
+      e.stopImmediatePropagation();
+    }
+  }, true);
+
+  // Keyboard shortcuts. j/k move through a list's rows, o opens the
+  // selected one, x checks it, a assigns it (or the open case) to me,
+  // / focuses the search box, g then a/c jump to Approvals/Cases, ?
+  // shows this help.
   function rows() {
     return Array.prototype.slice.call(document.querySelectorAll("[data-row]"));
   }
@@ -68,6 +79,20 @@
         break;
       case "o":
         if (cur) { var a = cur.querySelector("a"); if (a) a.click(); }
+        break;
+      case "x":
+        if (cur) { var box = cur.querySelector("input[type=checkbox]"); if (box) box.checked = !box.checked; }
+        break;
+      case "a":
+        var assign = document.querySelector("[data-key=assign]");
+        if (assign) { assign.click(); break; }
+        var bulk = document.getElementById("bulk");
+        var mine = cur && cur.querySelector("input[type=checkbox]");
+        if (bulk && mine) {
+          mine.checked = true;
+          var go = bulk.querySelector("button[value=assign_me]");
+          if (go) go.click();
+        }
         break;
       case "/":
         var q = document.querySelector("input[type=search]");

@@ -42,6 +42,7 @@ mod m20261203_000031_tenant_deletion;
 mod m20261207_000032_evidence;
 mod m20261207_000033_assessment;
 mod m20261207_000034_steps_by_case;
+mod m20261207_000035_case_work;
 pub mod pg;
 
 /// Name of the PostgreSQL role the server runs every request as: owns nothing,
@@ -85,6 +86,7 @@ pub const TENANT_TABLES: &[&str] = &[
     "audit_checkpoints",
     "api_requests",
     "evidence",
+    "case_comments",
 ];
 
 #[derive(Debug)]
@@ -128,6 +130,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000032_evidence::Migration),
             Box::new(m20261207_000033_assessment::Migration),
             Box::new(m20261207_000034_steps_by_case::Migration),
+            Box::new(m20261207_000035_case_work::Migration),
         ]
     }
 }

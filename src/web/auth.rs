@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use vigil_orchestrator::audit::Actor;
 use vigil_orchestrator::identity::auth::{self, SessionInfo};
 use vigil_orchestrator::identity::{self, ApiPrincipal};
+use vigil_orchestrator::ids::UserId;
 use vigil_orchestrator::{Role, TenantId};
 
 use super::{ApiError, AppState};
@@ -62,6 +63,14 @@ pub struct TenantCtx {
 }
 
 impl Principal {
+    /// The person signed in, if a person is (an API token is no one).
+    pub fn user_id(&self) -> Option<UserId> {
+        match self {
+            Principal::Session { info, .. } => Some(info.user),
+            _ => None,
+        }
+    }
+
     /// The audit actor, with the role held at this moment.
     pub fn actor(&self, role: Option<Role>, ip: Option<String>) -> Actor {
         let label = match self {

@@ -146,6 +146,31 @@ fn build() -> Routes {
             post(pages::cases::investigate),
         )
         .route(
+            "/cases/bulk",
+            &[(M::POST, Tenant("case", "write"))],
+            post(pages::cases::bulk),
+        )
+        .route(
+            "/cases/{id}/assign",
+            &[(M::POST, Tenant("case", "write"))],
+            post(pages::cases::assign),
+        )
+        .route(
+            "/cases/{id}/comments",
+            &[(M::POST, Tenant("case", "write"))],
+            post(pages::cases::comment),
+        )
+        .route(
+            "/cases/{id}/merge",
+            &[(M::POST, Tenant("case", "write"))],
+            post(pages::cases::merge),
+        )
+        .route(
+            "/cases/{id}/split",
+            &[(M::POST, Tenant("case", "write"))],
+            post(pages::cases::split),
+        )
+        .route(
             "/alerts/{id}",
             &[(M::GET, Tenant("case", "read"))],
             get(pages::cases::alert_page),
@@ -446,6 +471,19 @@ fn build() -> Routes {
             post(api::cases::split_case),
         )
         .route(
+            "/api/v1/cases/{id}/assignee",
+            &[(M::PUT, Tenant("case", "write"))],
+            put(api::cases::assign_case),
+        )
+        .route(
+            "/api/v1/cases/{id}/comments",
+            &[
+                (M::GET, Tenant("case", "read")),
+                (M::POST, Tenant("case", "write")),
+            ],
+            get(api::cases::list_comments).post(api::cases::add_comment),
+        )
+        .route(
             "/api/v1/cases/{id}/signals",
             &[(M::GET, Tenant("case", "read"))],
             get(api::cases::case_signals),
@@ -672,6 +710,8 @@ fn with_bodies(r: Routes) -> Routes {
         .body::<cases::NewCase>(POST, "/api/v1/cases")
         .body::<cases::MergeCase>(POST, "/api/v1/cases/{id}/merge")
         .body::<cases::SplitCase>(POST, "/api/v1/cases/{id}/split")
+        .body::<cases::Assignment>(PUT, "/api/v1/cases/{id}/assignee")
+        .body::<cases::NewComment>(POST, "/api/v1/cases/{id}/comments")
         .body::<iocs::IocImport>(POST, "/api/v1/iocs/import")
         .body::<drafts::DraftEdit>(POST, "/api/v1/drafts/{id}/edit")
         .body::<drafts::DraftDecision>(POST, "/api/v1/drafts/{id}/reject")
@@ -693,6 +733,7 @@ fn with_bodies(r: Routes) -> Routes {
         .query::<api::Page>("/api/v1/requests")
         .query::<api::audit::ExportQuery>("/api/v1/audit/export")
         .query::<cases::CaseQuery>("/api/v1/cases")
+        .query::<api::Page>("/api/v1/cases/{id}/comments")
         .query::<gates::GateQuery>("/api/v1/gates")
         .query::<api::ingest::AlertQuery>("/api/v1/alerts")
         .query::<api::steps::StepQuery>("/api/v1/steps")

@@ -147,6 +147,7 @@ async fn main() {
                 created_at: Set(at),
                 updated_at: Set(at),
                 merged_into: Set(None),
+                assignee: Set(None),
             }
         });
         case::Entity::insert_many(rows).exec(&*tx).await.unwrap();

@@ -756,3 +756,131 @@ async fn admins_use_their_controls() {
     b.close().await;
     demo.stop().await;
 }
+
+/// An analyst works the queue: assigns a case to themself by keyboard
+/// (j, then a), comments on it, hands it back to nobody, merges two cases
+/// from the queue and splits an alert out again; a read-only analyst sees
+/// the case's comments but no control.
+#[tokio::test]
+async fn an_analyst_assigns_comments_merges_and_splits() {
+    let demo = Demo::start().await;
+    let b = Browser::start(&demo.server.url(""), DESKTOP).await;
+    let (email, password) = demo.account("analyst_edit");
+    b.sign_in(email, password).await;
+    b.goto("/cases").await;
+    b.find("table.queue tbody tr").await;
+    let first_title = b.find("table.queue tbody tr a").await.text().await.unwrap();
+    // j selects the first row, a assigns it to me: the queue of my cases.
+    b.js("document.dispatchEvent(new KeyboardEvent('keydown', {key: 'j'}));")
+        .await;
+    b.js("document.dispatchEvent(new KeyboardEvent('keydown', {key: 'a'}));")
+        .await;
+    let deadline = tokio::time::Instant::now() + vigil_e2e::PATIENCE;
+    while !b.path().await.contains("assignee=me") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still on {}",
+            b.path().await
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let count = b.find("#queue-count").await.text().await.unwrap();
+    assert!(count.starts_with("1 case(s)"), "{count}");
+    let row = b.find("table.queue tbody tr").await.text().await.unwrap();
+    assert!(row.contains(&first_title) && row.contains("me"), "{row}");
+    no_serious_axe(&b, "the queue with a selection").await;
+
+    // The case says who works it; a comment keeps its line breaks.
+    b.click("table.queue tbody tr a").await;
+    let text = b.wait_text("(you)").await;
+    assert!(text.contains(&format!("Assigned to {email}")), "{text}");
+    b.fill(
+        "#comment-body",
+        "Checked the proxy logs.\nNothing else on this host.",
+    )
+    .await;
+    b.click("#comments form button").await;
+    b.wait_text("Nothing else on this host.").await;
+    let comment = b.find("ol.comments li").await.text().await.unwrap();
+    assert!(comment.contains(email), "the author by e-mail: {comment}");
+    assert!(
+        comment.contains("Checked the proxy logs.\nNothing else on this host."),
+        "{comment:?}"
+    );
+    let case_path = b.path().await;
+    let case_path = case_path.split('#').next().unwrap().to_owned();
+    b.keep("case-work-1280").await;
+    no_serious_axe(&b, "the case with a comment").await;
+    // Handed back to nobody.
+    b.js("document.querySelector('#work select[name=user]').value = '';")
+        .await;
+    b.click("#assign-to").await;
+    b.wait_text("Nobody is working this case.").await;
+
+    // Merge two cases from the queue: the one opened first survives and
+    // holds the other's alerts.
+    // (Two of the cases that alerts opened: the demo also has cases opened
+    // by hand, with no alert.)
+    b.goto("/cases?sort=oldest").await;
+    let mut ids = Vec::new();
+    for row in b.all("table.queue tbody tr").await {
+        let alerts: u64 = row
+            .find(fantoccini::Locator::Css("td:nth-child(5)"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+            .parse()
+            .unwrap();
+        if alerts == 0 {
+            continue;
+        }
+        let x = row
+            .find(fantoccini::Locator::Css("input[name=case]"))
+            .await
+            .unwrap();
+        ids.push(x.attr("value").await.unwrap().unwrap());
+        x.click().await.unwrap();
+        if ids.len() == 2 {
+            break;
+        }
+    }
+    assert_eq!(ids.len(), 2, "two cases with alerts to merge");
+    b.click("#bulk button[value=merge]").await;
+    b.confirm().await;
+    b.wait_text("merged in by").await;
+    let survivor = b.path().await;
+    assert!(
+        ids.iter().any(|id| survivor.starts_with(&format!("/cases/{id}"))),
+        "{survivor} is one of {ids:?}"
+    );
+    // Split one alert out again, into a new case with a title.
+    let alerts = b.all("#alerts input[name=alert]").await;
+    assert!(alerts.len() >= 2, "the survivor holds both cases' alerts");
+    alerts[0].click().await.unwrap();
+    b.fill("#alerts input[name=title]", "Split out by the analyst")
+        .await;
+    b.click("#alerts form button").await;
+    b.confirm().await;
+    b.wait_text("Split out by the analyst").await;
+    assert_ne!(b.path().await, survivor);
+    b.close().await;
+
+    // A read-only analyst reads the comment and has no control.
+    let b = Browser::start(&demo.server.url(""), DESKTOP).await;
+    let (email, password) = demo.account("analyst_read");
+    b.sign_in(email, password).await;
+    b.goto(&case_path).await;
+    b.wait_text("Nothing else on this host.").await;
+    assert!(b.all("#comments form, #work form").await.is_empty());
+    assert!(b.all("table.queue input[name=case]").await.is_empty());
+    b.goto("/cases").await;
+    b.find("table.queue tbody tr").await;
+    assert!(
+        b.all("#bulk, table.queue input[name=case]").await.is_empty(),
+        "no selection for a reader"
+    );
+    b.close().await;
+    demo.stop().await;
+}

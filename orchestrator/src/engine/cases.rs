@@ -12,8 +12,9 @@ use uuid::Uuid;
 
 use super::state::{CaseState, Severity};
 use crate::audit::{self, Actor, Event};
+use crate::ids::{Role, UserId};
 use crate::store::TenantTx;
-use crate::store::entity::case;
+use crate::store::entity::{case, case_comment, membership};
 use crate::{Clock, Error, Result};
 
 #[derive(Debug, Clone, Serialize)]
@@ -24,6 +25,8 @@ pub struct Case {
     pub state: CaseState,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The member working the case (a user id), if any.
+    pub assignee: Option<Uuid>,
 }
 
 impl TryFrom<case::Model> for Case {
@@ -36,6 +39,7 @@ impl TryFrom<case::Model> for Case {
             state: m.state.parse()?,
             created_at: m.created_at,
             updated_at: m.updated_at,
+            assignee: m.assignee,
         })
     }
 }
@@ -66,6 +70,7 @@ pub async fn open(
         created_at: Set(now),
         updated_at: Set(now),
         merged_into: Set(None),
+        assignee: Set(None),
     }
     .insert(&**tx)
     .await?;
@@ -149,7 +154,17 @@ pub struct Filter {
     pub text: String,
     /// Opened at or after.
     pub since: Option<DateTime<Utc>>,
+    pub assignee: Option<Assignee>,
     pub sort: Sort,
+}
+
+/// Whose cases the queue shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Assignee {
+    /// Cases assigned to this member.
+    User(Uuid),
+    /// Cases nobody is working.
+    Nobody,
 }
 
 /// `text` as a LIKE pattern matching it anywhere, its wildcards escaped.
@@ -181,6 +196,11 @@ pub async fn search(tx: &TenantTx, f: &Filter, limit: u64, offset: u64) -> Resul
     if let Some(t) = f.since {
         q = q.filter(case::Column::CreatedAt.gte(t));
     }
+    match f.assignee {
+        Some(Assignee::User(u)) => q = q.filter(case::Column::Assignee.eq(u)),
+        Some(Assignee::Nobody) => q = q.filter(case::Column::Assignee.is_null()),
+        None => {}
+    }
     for word in f.text.split_whitespace().take(8) {
         q = q.filter(
             Expr::expr(Func::lower(Expr::col(case::Column::Title)))
@@ -211,4 +231,204 @@ pub async fn search(tx: &TenantTx, f: &Filter, limit: u64, offset: u64) -> Resul
         rows.into_iter().map(Case::try_from).collect::<Result<_>>()?,
         total,
     ))
+}
+
+/// Assigns the case to a member of the tenant (`Some`) or to nobody
+/// (`None`). `may_work` says whether a role may work cases (the caller's
+/// authorization model): a member whose role may not — an executive, a
+/// read-only analyst — is refused, as is anyone who is not a member of this
+/// tenant (NotFound, like another tenant's id). A merged case is assigned
+/// through the case it was merged into. Audited with before and after.
+pub async fn assign(
+    tx: &TenantTx,
+    clock: &dyn Clock,
+    actor: &Actor,
+    case_id: Uuid,
+    assignee: Option<UserId>,
+    may_work: &(dyn Fn(Role) -> bool + Sync),
+) -> Result<Case> {
+    let m = model(tx, case_id).await?;
+    if m.merged_into.is_some() {
+        return Err(Error::Conflict(
+            "this case was merged into another; assign that one".into(),
+        ));
+    }
+    if let Some(u) = assignee {
+        let member = membership::Entity::find()
+            .filter(membership::Column::TenantId.eq(tx.tenant().0))
+            .filter(membership::Column::UserId.eq(u.0))
+            .one(&**tx)
+            .await?
+            .ok_or(Error::NotFound("member"))?;
+        let role: Role = member.role.parse()?;
+        if !may_work(role) {
+            return Err(Error::Invalid(format!(
+                "a member with the role {} does not work cases",
+                role.as_str()
+            )));
+        }
+    }
+    let before = m.assignee;
+    let after = assignee.map(|u| u.0);
+    if before == after {
+        return m.try_into();
+    }
+    let now = clock.now();
+    let updated = case::ActiveModel {
+        id: Set(m.id),
+        assignee: Set(after),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+    .update(&**tx)
+    .await?;
+    audit::record(
+        tx,
+        clock,
+        actor,
+        Event {
+            action: "case.assign",
+            target: format!("case:{}", m.id),
+            summary: json!({"before": {"assignee": before}, "after": {"assignee": after}}),
+        },
+    )
+    .await?;
+    updated.try_into()
+}
+
+/// A comment on a case.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Comment {
+    pub id: Uuid,
+    pub case_id: Uuid,
+    /// Who wrote it: `user:<id>` or `token:<id>`.
+    pub author: String,
+    pub body: String,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<case_comment::Model> for Comment {
+    fn from(m: case_comment::Model) -> Self {
+        Comment {
+            id: m.id,
+            case_id: m.case_id,
+            author: m.author,
+            body: m.body,
+            created_at: m.created_at,
+        }
+    }
+}
+
+/// The longest comment, in characters.
+pub const COMMENT_MAX: usize = 10_000;
+
+/// Adds a comment to the case (a merged case's comments go to the case it
+/// was merged into, so they are read where the work goes on). The text is a
+/// person's: 1 to 10,000 characters, line breaks and tabs allowed, other
+/// control characters refused. Audited with the comment's id and length —
+/// the text itself stays in the comment, which retention and purge delete.
+pub async fn comment(
+    tx: &TenantTx,
+    clock: &dyn Clock,
+    actor: &Actor,
+    case_id: Uuid,
+    body: &str,
+) -> Result<Comment> {
+    let body = body.replace("\r\n", "\n");
+    let body = body.trim();
+    let n = body.chars().count();
+    if n == 0 || n > COMMENT_MAX {
+        return Err(Error::Invalid(format!(
+            "a comment must be 1 to {COMMENT_MAX} characters, not {n}"
+        )));
+    }
+    if body.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        return Err(Error::Invalid(
+            "a comment may not contain control characters other than line breaks and tabs".into(),
+        ));
+    }
+    let target = live(tx, case_id).await?.id;
+    let now = clock.now();
+    let row = case_comment::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        tenant_id: Set(tx.tenant().0),
+        case_id: Set(target),
+        author: Set(actor.label.clone()),
+        body: Set(body.to_owned()),
+        created_at: Set(now),
+    }
+    .insert(&**tx)
+    .await?;
+    case::ActiveModel {
+        id: Set(target),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+    .update(&**tx)
+    .await?;
+    audit::record(
+        tx,
+        clock,
+        actor,
+        Event {
+            action: "case.comment",
+            target: format!("case:{target}"),
+            summary: json!({"after": {"comment": row.id, "chars": n}}),
+        },
+    )
+    .await?;
+    Ok(row.into())
+}
+
+/// The case a merged case lives on in (following merges), or the case
+/// itself.
+pub async fn live(tx: &TenantTx, case_id: Uuid) -> Result<case::Model> {
+    let mut m = model(tx, case_id).await?;
+    // Merges only go into live cases, so chains are short; the bound is
+    // against a cycle written by hand in the database.
+    for _ in 0..64 {
+        match m.merged_into {
+            Some(next) => m = model(tx, next).await?,
+            None => return Ok(m),
+        }
+    }
+    Err(Error::Conflict("the case's merges form a cycle".into()))
+}
+
+/// The case and every case merged into it (directly or through others).
+async fn with_merged(tx: &TenantTx, case_id: Uuid) -> Result<Vec<Uuid>> {
+    let mut all = vec![case_id];
+    let mut frontier = vec![case_id];
+    while !frontier.is_empty() && all.len() < 10_000 {
+        let next: Vec<Uuid> = case::Entity::find()
+            .filter(case::Column::TenantId.eq(tx.tenant().0))
+            .filter(case::Column::MergedInto.is_in(frontier))
+            .select_only()
+            .column(case::Column::Id)
+            .into_tuple()
+            .all(&**tx)
+            .await?;
+        frontier = next.into_iter().filter(|id| !all.contains(id)).collect();
+        all.extend(&frontier);
+    }
+    Ok(all)
+}
+
+/// The case's comments, oldest first, one page, and how many there are.
+/// A case's comments include those written on cases merged into it.
+pub async fn comments(tx: &TenantTx, case_id: Uuid, limit: u64, offset: u64) -> Result<(Vec<Comment>, u64)> {
+    model(tx, case_id).await?;
+    let ids = with_merged(tx, case_id).await?;
+    let q = case_comment::Entity::find()
+        .filter(case_comment::Column::TenantId.eq(tx.tenant().0))
+        .filter(case_comment::Column::CaseId.is_in(ids));
+    let total = q.clone().count(&**tx).await?;
+    let rows = q
+        .order_by_asc(case_comment::Column::CreatedAt)
+        .order_by_asc(case_comment::Column::Id)
+        .limit(limit)
+        .offset(offset)
+        .all(&**tx)
+        .await?;
+    Ok((rows.into_iter().map(Comment::from).collect(), total))
 }

@@ -17,10 +17,11 @@ use crate::store::entity::tenant;
 use crate::{Clock, Error, PlatformTx, Result, Store, TenantId};
 
 /// Every tenant table, children before parents.
-pub const ORDER: [&str; 30] = [
+pub const ORDER: [&str; 31] = [
     "tenant_keys",
     "credentials",
     "evidence",
+    "case_comments",
     "observables",
     "case_alerts",
     "case_entities",

@@ -3,13 +3,14 @@
 //! by its SHA-256, so the log does not keep what was erased):
 //!
 //! * one case with everything derived from it (its gates, their approvals
-//!   and outbox rows, drafts, steps, entity index rows, links), and the
+//!   and outbox rows, drafts, comments, steps, entity index rows, links), and the
 //!   alerts that were only in it (with their observables);
 //! * all telemetry received before a date (alerts, observables, case links,
 //!   entity sightings), open cases or not;
 //! * everything mentioning one entity (an e-mail address, a host, …): every
 //!   alert that names it (with its observables and links), its sightings,
-//!   its case index rows and its IOC entries.
+//!   its case index rows, its IOC entries, the evidence and the comments
+//!   that name it.
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
@@ -21,8 +22,8 @@ use uuid::Uuid;
 use crate::audit::{self, Actor, Event};
 use crate::pipeline::observables::{self, Kind};
 use crate::store::entity::{
-    alert, case, case_alert, case_entity, draft, entity_host, evidence, gate, gate_approval, ioc, observable,
-    outbox, step,
+    alert, case, case_alert, case_comment, case_entity, draft, entity_host, evidence, gate, gate_approval,
+    ioc, observable, outbox, step,
 };
 use crate::{Clock, Error, Result, TenantTx};
 
@@ -48,6 +49,7 @@ pub struct Purged {
     pub steps: u64,
     pub iocs: u64,
     pub evidence: u64,
+    pub comments: u64,
 }
 
 /// Alerts (by id) deleted with their observables and case links.
@@ -149,6 +151,12 @@ async fn drop_case(tx: &TenantTx, case_id: Uuid, out: &mut Purged) -> Result<()>
     out.case_entities += case_entity::Entity::delete_many()
         .filter(case_entity::Column::TenantId.eq(t))
         .filter(case_entity::Column::CaseId.eq(case_id))
+        .exec(&**tx)
+        .await?
+        .rows_affected;
+    out.comments += case_comment::Entity::delete_many()
+        .filter(case_comment::Column::TenantId.eq(t))
+        .filter(case_comment::Column::CaseId.eq(case_id))
         .exec(&**tx)
         .await?
         .rows_affected;
@@ -259,6 +267,21 @@ pub async fn purge(tx: &TenantTx, clock: &dyn Clock, actor: &Actor, target: Targ
                 .exec(&**tx)
                 .await?
                 .rows_affected;
+            // Comments that name it (case-insensitively: a person types
+            // a host or an address as it comes).
+            {
+                use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr};
+                out.comments += case_comment::Entity::delete_many()
+                    .filter(case_comment::Column::TenantId.eq(t))
+                    .filter(
+                        Expr::expr(Func::lower(Expr::col(case_comment::Column::Body))).like(
+                            LikeExpr::new(format!("%{}%", like_escape(&v.to_lowercase()))).escape('\\'),
+                        ),
+                    )
+                    .exec(&**tx)
+                    .await?
+                    .rows_affected;
+            }
             json!({"entity": {"kind": kind.as_str(), "value_sha256": hex::encode(Sha256::digest(v.as_bytes()))}})
         }
     };

@@ -6,7 +6,8 @@
 //!   items collected through integrations, entity
 //!   sightings): `telemetry_days` after receipt (default 30), except the
 //!   alerts of a case still open (an investigation keeps its evidence);
-//! * narratives (drafts never approved): `narratives_days` (default 90);
+//! * narratives (drafts never approved, comments): `narratives_days`
+//!   (default 90);
 //! * briefs (approved drafts): `briefs_days` after approval (default 365);
 //! * the audit chain: `audit_days` (default 180), pruned from the front up
 //!   to the last signed checkpoint before the cutoff, so it still verifies.
@@ -18,7 +19,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::audit::{self, Actor, Event};
-use crate::store::entity::{alert, case, case_alert, draft, entity_host, evidence, tenant_control};
+use crate::store::entity::{
+    alert, case, case_alert, case_comment, draft, entity_host, evidence, tenant_control,
+};
 use crate::{Clock, Error, Result, Store, TenantId, TenantTx};
 
 /// A tenant's windows, in days.
@@ -103,6 +106,7 @@ pub struct Deleted {
     pub sightings: u64,
     pub evidence: u64,
     pub narratives: u64,
+    pub comments: u64,
     pub briefs: u64,
     pub audit_events: u64,
 }
@@ -126,6 +130,12 @@ pub async fn run(store: &Store, clock: &dyn Clock, tenant: TenantId) -> Result<D
         .filter(draft::Column::TenantId.eq(t))
         .filter(draft::Column::State.ne("approved"))
         .filter(draft::Column::CreatedAt.lt(days(w.narratives_days)))
+        .exec(&*tx)
+        .await?
+        .rows_affected;
+    out.comments = case_comment::Entity::delete_many()
+        .filter(case_comment::Column::TenantId.eq(t))
+        .filter(case_comment::Column::CreatedAt.lt(days(w.narratives_days)))
         .exec(&*tx)
         .await?
         .rows_affected;
@@ -236,6 +246,7 @@ pub async fn run_all(store: &Store, clock: &dyn Clock) -> Result<Deleted> {
                 total.sightings += d.sightings;
                 total.evidence += d.evidence;
                 total.narratives += d.narratives;
+                total.comments += d.comments;
                 total.briefs += d.briefs;
                 total.audit_events += d.audit_events;
             }

@@ -637,6 +637,9 @@ pub(super) async fn retention_deletes_what_expired_and_the_chain_still_verifies(
     assert_ne!(kx, ky);
     let tx = db.store.begin_tenant(a).await.unwrap();
     let narrative = drafts::generate(&tx, &c, kx).await.unwrap();
+    cases::comment(&tx, &c, &person("user:ann", Role::AnalystEdit), kx, "old note")
+        .await
+        .unwrap();
     let brief = drafts::generate(&tx, &c, ky).await.unwrap();
     drafts::decide(
         &tx,
@@ -667,8 +670,24 @@ pub(super) async fn retention_deletes_what_expired_and_the_chain_still_verifies(
     c.advance(Duration::days(400));
     let recent = send("ws-3", "z").await;
     write(&db, &c, a, 2, "recent").await;
+    {
+        let tx = db.store.begin_tenant(a).await.unwrap();
+        cases::comment(&tx, &c, &person("user:ann", Role::AnalystEdit), kx, "new note")
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
     let d = retention::run(&db.store, &c, a).await.unwrap();
     assert_eq!((d.alerts, d.narratives, d.briefs), (1, 1, 1), "{d:?}");
+    assert_eq!(d.comments, 1, "the old comment, not the new: {d:?}");
+    {
+        let tx = db.store.begin_tenant(a).await.unwrap();
+        let (left, _) = cases::comments(&tx, kx, 10, 0).await.unwrap();
+        assert_eq!(
+            left.iter().map(|k| k.body.as_str()).collect::<Vec<_>>(),
+            ["new note"]
+        );
+    }
     assert!(
         d.observables >= 1 && d.case_links == 1 && d.sightings >= 1,
         "{d:?}"
@@ -809,6 +828,14 @@ pub(super) async fn purge_erases_a_case_an_entity_and_old_telemetry(db: TestDb) 
         r#"{"messages": [{"message": {"message": "login annXcorp.example"}}]}"#,
     )
     .await;
+    // Comments: one naming her (typed in capitals), one not.
+    let ann_actor = person("user:ann", Role::AnalystEdit);
+    cases::comment(&tx, &c, &ann_actor, k1, "Called Ann@Corp.Example about the login")
+        .await
+        .unwrap();
+    cases::comment(&tx, &c, &ann_actor, k1, "phish wave, 3 mailboxes")
+        .await
+        .unwrap();
     gates::request(
         &tx,
         &c,
@@ -845,6 +872,7 @@ pub(super) async fn purge_erases_a_case_an_entity_and_old_telemetry(db: TestDb) 
     tx.commit().await.unwrap();
     assert_eq!(d.alerts, 2, "{d:?}");
     assert_eq!(d.evidence, 1, "the answer naming her, not the other: {d:?}");
+    assert_eq!(d.comments, 1, "the comment naming her, not the other: {d:?}");
     assert_eq!(alerts_left(vec![a1, a3]).await.unwrap(), 0);
     assert_eq!(alerts_left(vec![a2, b1, old]).await.unwrap(), 3);
     let mentions = observable::Entity::find()
@@ -872,7 +900,11 @@ pub(super) async fn purge_erases_a_case_an_entity_and_old_telemetry(db: TestDb) 
     let tx = db.store.begin_tenant(a).await.unwrap();
     let d = purge::purge(&tx, &c, &admin, Target::Case(k1)).await.unwrap();
     tx.commit().await.unwrap();
-    assert_eq!((d.cases, d.gates, d.drafts, d.evidence), (1, 1, 1, 1), "{d:?}");
+    assert_eq!(
+        (d.cases, d.gates, d.drafts, d.evidence, d.comments),
+        (1, 1, 1, 1, 1),
+        "{d:?}"
+    );
     assert_eq!(alerts_left(vec![a2]).await.unwrap(), 0);
     for (what, n) in [
         (
@@ -1005,6 +1037,15 @@ pub(super) async fn tenant_deletion_leaves_no_row_behind(db: TestDb) {
             .id;
         drafts::generate(&tx, &c, case).await.unwrap();
         seed_evidence(&tx, case, c.now(), r#"{"messages": []}"#).await;
+        vigil_orchestrator::engine::cases::comment(
+            &tx,
+            &c,
+            &person("user:ann", Role::AnalystEdit),
+            case,
+            "seen",
+        )
+        .await
+        .unwrap();
         vigil_orchestrator::engine::gates::request(
             &tx,
             &c,

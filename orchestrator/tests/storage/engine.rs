@@ -1031,3 +1031,170 @@ async fn competing_workers_claim_each_step_once() {
     assert_eq!(runs.len(), ids.len());
     assert!(runs.values().all(|n| *n == 1), "a step ran twice");
 }
+
+pub(super) async fn cases_are_assigned_and_commented(db: TestDb) {
+    use vigil_orchestrator::engine::cases::{self, Assignee, Filter};
+    use vigil_orchestrator::ids::UserId;
+    let c = clock();
+    let (a, b) = (tenant(&db, &c, "A").await, tenant(&db, &c, "B").await);
+    let first = open_case(&db, &c, a).await;
+    let second = open_case(&db, &c, a).await;
+    let ann_actor = person("user:ann", Role::AnalystEdit);
+    let works = |r: Role| matches!(r, Role::AnalystEdit | Role::SecurityEngineer);
+
+    let tx = db.store.begin_tenant(a).await.unwrap();
+    let ann = identity::add_member(&tx, &c, &Actor::cli(), &email("ann@a.example"), Role::AnalystEdit)
+        .await
+        .unwrap()
+        .user_id;
+    let eve = identity::add_member(&tx, &c, &Actor::cli(), &email("eve@a.example"), Role::Executive)
+        .await
+        .unwrap()
+        .user_id;
+    tx.commit().await.unwrap();
+    let tx = db.store.begin_tenant(b).await.unwrap();
+    let bob = identity::add_member(&tx, &c, &Actor::cli(), &email("bob@b.example"), Role::AnalystEdit)
+        .await
+        .unwrap()
+        .user_id;
+    tx.commit().await.unwrap();
+
+    // Assigned to a member who works cases; audited with before and after.
+    let tx = db.store.begin_tenant(a).await.unwrap();
+    let got = cases::assign(&tx, &c, &ann_actor, first, Some(ann), &works)
+        .await
+        .unwrap();
+    assert_eq!(got.assignee, Some(ann.0));
+    tx.commit().await.unwrap();
+    let tx = db.store.begin_tenant(a).await.unwrap();
+    let (events, _) = vigil_orchestrator::audit::list(&tx, 100, 0).await.unwrap();
+    let e = events
+        .iter()
+        .find(|e| e.action == "case.assign")
+        .expect("audited");
+    assert_eq!(e.target, format!("case:{first}"));
+    assert_eq!(e.summary["after"]["assignee"], serde_json::json!(ann.0));
+    assert!(e.summary["before"]["assignee"].is_null());
+    // Refused, each: a role that does not work cases, another tenant's
+    // member, nobody at all; the case keeps its assignee.
+    for (who, want) in [
+        (eve, "invalid"),
+        (bob, "not found"),
+        (UserId(uuid::Uuid::now_v7()), "not found"),
+    ] {
+        let r = cases::assign(&tx, &c, &ann_actor, first, Some(who), &works).await;
+        match (r, want) {
+            (Err(Error::Invalid(_)), "invalid") | (Err(Error::NotFound(_)), "not found") => {}
+            (r, _) => panic!("{who:?}: {r:?}"),
+        }
+    }
+    assert_eq!(cases::get(&tx, first).await.unwrap().assignee, Some(ann.0));
+    // The queue filters by assignee.
+    let mine = Filter {
+        assignee: Some(Assignee::User(ann.0)),
+        state: None,
+        ..Filter::default()
+    };
+    let (rows, n) = cases::search(&tx, &mine, 50, 0).await.unwrap();
+    assert_eq!((n, rows[0].id), (1, first));
+    let nobody = Filter {
+        assignee: Some(Assignee::Nobody),
+        state: None,
+        ..Filter::default()
+    };
+    let (rows, n) = cases::search(&tx, &nobody, 50, 0).await.unwrap();
+    assert_eq!((n, rows[0].id), (1, second));
+    drop(tx);
+    // Another tenant cannot see or assign the case.
+    let tx = db.store.begin_tenant(b).await.unwrap();
+    let r = cases::assign(
+        &tx,
+        &c,
+        &person("user:bob", Role::AnalystEdit),
+        first,
+        Some(bob),
+        &works,
+    )
+    .await;
+    assert!(matches!(r, Err(Error::NotFound("case"))), "{r:?}");
+    let r = cases::comment(&tx, &c, &person("user:bob", Role::AnalystEdit), first, "hi").await;
+    assert!(matches!(r, Err(Error::NotFound("case"))), "{r:?}");
+    assert!(matches!(
+        cases::comments(&tx, first, 50, 0).await,
+        Err(Error::NotFound("case"))
+    ));
+    drop(tx);
+
+    // Comments: a person's text, line breaks and tabs kept, other control
+    // characters and empty or oversized text refused.
+    let tx = db.store.begin_tenant(a).await.unwrap();
+    for bad in [
+        "".to_owned(),
+        "   \n ".to_owned(),
+        "bell\u{7}".to_owned(),
+        "nul\u{0}".to_owned(),
+        "x".repeat(cases::COMMENT_MAX + 1),
+    ] {
+        let r = cases::comment(&tx, &c, &ann_actor, first, &bad).await;
+        assert!(
+            matches!(r, Err(Error::Invalid(_))),
+            "{:?}: {r:?}",
+            bad.chars().take(8).collect::<String>()
+        );
+    }
+    let k = cases::comment(
+        &tx,
+        &c,
+        &ann_actor,
+        first,
+        "  Checked ws-7:\r\n\tno persistence found  ",
+    )
+    .await
+    .unwrap();
+    assert_eq!(k.body, "Checked ws-7:\n\tno persistence found");
+    assert_eq!(k.author, "user:ann");
+    let longest = "é".repeat(cases::COMMENT_MAX);
+    cases::comment(&tx, &c, &ann_actor, first, &longest)
+        .await
+        .unwrap();
+    c.advance(chrono::Duration::seconds(1));
+    cases::comment(&tx, &c, &ann_actor, second, "second case's note")
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    // After a merge, the survivor lists the merged case's comments too; a
+    // comment on the merged case goes to the survivor; the merged case is
+    // not assigned on its own.
+    let tx = db.store.begin_tenant(a).await.unwrap();
+    vigil_orchestrator::pipeline::correlate::merge(&tx, &c, &ann_actor, second, first)
+        .await
+        .unwrap();
+    let late = cases::comment(&tx, &c, &ann_actor, second, "after the merge")
+        .await
+        .unwrap();
+    assert_eq!(late.case_id, first);
+    let r = cases::assign(&tx, &c, &ann_actor, second, Some(ann), &works).await;
+    assert!(matches!(r, Err(Error::Conflict(_))), "{r:?}");
+    let (all, total) = cases::comments(&tx, first, 50, 0).await.unwrap();
+    assert_eq!(total, 4);
+    let bodies: Vec<_> = all
+        .iter()
+        .map(|k| k.body.chars().take(20).collect::<String>())
+        .collect();
+    assert_eq!(bodies[0], "Checked ws-7:\n\tno pe");
+    assert_eq!(bodies[2], "second case's note");
+    assert_eq!(bodies[3], "after the merge");
+    assert_eq!(all[2].case_id, second, "provenance kept");
+    let (page, total) = cases::comments(&tx, first, 1, 3).await.unwrap();
+    assert_eq!(
+        (page.len(), total, page[0].body.as_str()),
+        (1, 4, "after the merge")
+    );
+    // Unassigned again.
+    let got = cases::assign(&tx, &c, &ann_actor, first, None, &works)
+        .await
+        .unwrap();
+    assert_eq!(got.assignee, None);
+    tx.commit().await.unwrap();
+}

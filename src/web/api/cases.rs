@@ -51,6 +51,12 @@ pub struct CaseQuery {
     /// `open` or `closed`.
     #[param(pattern = "^(open|closed)$")]
     state: Option<String>,
+    /// Whose cases: `me` (the caller's), `none` (nobody's), or a member's
+    /// user id.
+    #[param(
+        pattern = "^(me|none|[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12})$"
+    )]
+    assignee: Option<String>,
     #[param(minimum = 1, maximum = 500)]
     limit: Option<u64>,
     #[param(maximum = 9007199254740992_u64)]
@@ -59,13 +65,34 @@ pub struct CaseQuery {
 
 pub async fn list_cases(
     State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
     Extension(ctx): Extension<TenantCtx>,
     Query(q): Query<CaseQuery>,
 ) -> ApiResult {
     let (limit, offset) = page(q.limit, q.offset)?;
     let state: Option<CaseState> = q.state.as_deref().map(str::parse).transpose()?;
+    let assignee = match q.assignee.as_deref() {
+        None => None,
+        Some("none") => Some(cases::Assignee::Nobody),
+        // An API token is nobody's assignee: "me" finds nothing for it.
+        Some("me") => Some(cases::Assignee::User(
+            p.user_id().map_or(uuid::Uuid::nil(), |u| u.0),
+        )),
+        Some(u) => Some(cases::Assignee::User(uuid::Uuid::try_parse(u).map_err(|_| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                "assignee must be me, none or a member's user id",
+            )
+        })?)),
+    };
+    let f = cases::Filter {
+        state,
+        assignee,
+        ..cases::Filter::default()
+    };
     let tx = s.store.begin_tenant(ctx.tenant).await?;
-    let (items, total) = cases::list(&tx, state, limit, offset).await?;
+    let (items, total) = cases::search(&tx, &f, limit, offset).await?;
     tx.commit().await?;
     Ok(Json(json!({"items": items, "total": total})).into_response())
 }
@@ -236,4 +263,82 @@ pub async fn investigate(
         Json(json!({"case": case_id, "queued": queued})),
     )
         .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
+pub struct Assignment {
+    /// The member to assign the case to (a user id), or `null` for nobody.
+    #[schema(format = Uuid)]
+    user_id: Option<String>,
+}
+
+/// Assigns the case to a member who works cases, or to nobody; answers the
+/// case.
+pub async fn assign_case(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Extension(ctx): Extension<TenantCtx>,
+    c: ConnectInfo<SocketAddr>,
+    Path(case_id): Path<String>,
+    Json(b): Json<Assignment>,
+) -> ApiResult {
+    let case_id = id(&case_id, "case")?;
+    let user = b
+        .user_id
+        .as_deref()
+        .map(|u| id(u, "member"))
+        .transpose()?
+        .map(vigil_orchestrator::ids::UserId);
+    let tx = s.store.begin_tenant(ctx.tenant).await?;
+    let actor = p.actor(Some(ctx.role), ip(&c));
+    let authz = &s.authz;
+    let v = cases::assign(&tx, s.clock.as_ref(), &actor, case_id, user, &|r| {
+        authz.allows(r, "case", "write")
+    })
+    .await?;
+    tx.commit().await?;
+    Ok(Json(v).into_response())
+}
+
+/// The case's comments, oldest first (with those of cases merged into it).
+pub async fn list_comments(
+    State(s): State<AppState>,
+    Extension(ctx): Extension<TenantCtx>,
+    Path(case_id): Path<String>,
+    Query(q): Query<crate::web::api::Page>,
+) -> ApiResult {
+    let case_id = id(&case_id, "case")?;
+    let (limit, offset) = q.checked()?;
+    let tx = s.store.begin_tenant(ctx.tenant).await?;
+    let (items, total) = cases::comments(&tx, case_id, limit, offset).await?;
+    tx.commit().await?;
+    Ok(Json(json!({"items": items, "total": total})).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
+pub struct NewComment {
+    /// 1 to 10,000 characters; line breaks and tabs allowed.
+    #[schema(min_length = 1, max_length = 10000)]
+    body: String,
+}
+
+/// Adds a comment (201 with the comment).
+pub async fn add_comment(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Extension(ctx): Extension<TenantCtx>,
+    c: ConnectInfo<SocketAddr>,
+    Path(case_id): Path<String>,
+    Json(b): Json<NewComment>,
+) -> ApiResult {
+    let case_id = id(&case_id, "case")?;
+    let tx = s.store.begin_tenant(ctx.tenant).await?;
+    let actor = p.actor(Some(ctx.role), ip(&c));
+    let v = cases::comment(&tx, s.clock.as_ref(), &actor, case_id, &b.body).await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(v)).into_response())
 }

@@ -84,6 +84,9 @@ pub struct QueueQuery {
     age: String,
     #[serde(default)]
     sort: String,
+    /// "" anyone, "me", "none".
+    #[serde(default)]
+    assignee: String,
     #[serde(default)]
     page: Option<u64>,
 }
@@ -96,6 +99,7 @@ pub struct QueueRow {
     alerts: u64,
     created: String,
     updated: String,
+    assignee: String,
 }
 
 #[derive(Template, WebTemplate)]
@@ -110,12 +114,17 @@ pub struct QueuePage {
     q: String,
     age: String,
     sort: String,
+    assignee: String,
     error: Option<String>,
     /// The query string of this view without its page (for page links).
     base: String,
+    csrf: String,
+    /// Whether the viewer may assign and merge (and is a person: a
+    /// selection's "assign to me" needs someone to be "me").
+    may_bulk: bool,
 }
 
-fn filter_of(q: &QueueQuery, now: chrono::DateTime<chrono::Utc>) -> Result<Filter, Error> {
+fn filter_of(q: &QueueQuery, now: chrono::DateTime<chrono::Utc>, me: Option<Uuid>) -> Result<Filter, Error> {
     let state = match q.state.as_str() {
         "" => Some(CaseState::Open),
         "all" => None,
@@ -137,17 +146,25 @@ fn filter_of(q: &QueueQuery, now: chrono::DateTime<chrono::Utc>) -> Result<Filte
             "search text: at most 200 printable characters".into(),
         ));
     }
+    let assignee = match q.assignee.as_str() {
+        "" => None,
+        "none" => Some(cases::Assignee::Nobody),
+        "me" => Some(cases::Assignee::User(me.unwrap_or(Uuid::nil()))),
+        other => return Err(Error::Invalid(format!("unknown assignee {other:?} (me, none)"))),
+    };
     Ok(Filter {
         state,
         severity,
         text: q.q.clone(),
         since,
+        assignee,
         sort: q.sort.parse::<Sort>()?,
     })
 }
 
 pub async fn queue(
     State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
     Extension(ctx): Extension<TenantCtx>,
     Query(q): Query<QueueQuery>,
 ) -> Response {
@@ -162,17 +179,22 @@ pub async fn queue(
         q: q.q.clone(),
         age: q.age.clone(),
         sort: q.sort.clone(),
+        assignee: q.assignee.clone(),
         error: None,
         base: format!(
-            "state={}&severity={}&q={}&age={}&sort={}",
+            "state={}&severity={}&q={}&age={}&sort={}&assignee={}",
             crate::web::urls::encode(&q.state),
             crate::web::urls::encode(&q.severity),
             crate::web::urls::encode(&q.q),
             crate::web::urls::encode(&q.age),
-            crate::web::urls::encode(&q.sort)
+            crate::web::urls::encode(&q.sort),
+            crate::web::urls::encode(&q.assignee)
         ),
+        csrf: csrf_of(&p),
+        may_bulk: p.user_id().is_some() && s.authz.allows(ctx.role, "case", "write"),
     };
-    let f = match filter_of(&q, s.clock.now()) {
+    let me = p.user_id().map(|u| u.0);
+    let f = match filter_of(&q, s.clock.now(), me) {
         Ok(f) => f,
         Err(e) => {
             view.error = Some(crate::web::ApiError::from(e).message);
@@ -184,12 +206,13 @@ pub async fn queue(
         let (items, total) = cases::search(&tx, &f, PAGE, (page - 1) * PAGE).await?;
         let ids: Vec<Uuid> = items.iter().map(|c| c.id).collect();
         let counts = correlate::alert_counts(&tx, &ids).await?;
+        let people = People::load(&tx).await?;
         tx.commit().await?;
-        Ok::<_, Error>((items, total, counts))
+        Ok::<_, Error>((items, total, counts, people))
     }
     .await;
     match result {
-        Ok((items, total, counts)) => {
+        Ok((items, total, counts, people)) => {
             view.total = total;
             view.pages = total.div_ceil(PAGE).max(1);
             view.rows = items
@@ -202,6 +225,11 @@ pub async fn queue(
                     state: c.state.as_str(),
                     created: when(c.created_at),
                     updated: when(c.updated_at),
+                    assignee: match c.assignee {
+                        Some(u) if Some(u) == me => "me".to_owned(),
+                        Some(u) => people.name(&format!("user:{u}")),
+                        None => String::new(),
+                    },
                 })
                 .collect();
             view.into_response()
@@ -312,10 +340,28 @@ pub struct EvidenceLine {
     error: Option<String>,
 }
 
+/// A comment as the case page shows it.
+pub struct CommentLine {
+    author: String,
+    at: String,
+    body: String,
+    /// Written on a case since merged into this one.
+    merged: bool,
+}
+
 #[derive(Template, WebTemplate)]
 #[template(path = "case.html")]
 pub struct CasePage {
     id: Uuid,
+    /// Who works the case ("" for nobody).
+    assignee: String,
+    assigned_to_me: bool,
+    /// The members who may be assigned: (user id, e-mail, current).
+    workers: Vec<(Uuid, String, bool)>,
+    comments: Vec<CommentLine>,
+    /// Comments beyond those shown.
+    comments_more: u64,
+    is_person: bool,
     title: String,
     severity: &'static str,
     state: &'static str,
@@ -531,6 +577,8 @@ pub async fn case_page(
         let tx = s.store.begin_tenant(ctx.tenant).await?;
         let c = cases::get(&tx, case_id).await?;
         let people = People::load(&tx).await?;
+        let members = vigil_orchestrator::identity::list_members(&tx).await?;
+        let (comment_rows, comment_total) = cases::comments(&tx, case_id, 200, 0).await?;
         let progress = investigation::progress(&tx, case_id).await?;
         let all_drafts = drafts::list(&tx, case_id, false).await?;
         let (gs, _) = gates::list(&tx, None, Some(case_id), 200, 0).await?;
@@ -665,7 +713,31 @@ pub async fn case_page(
                 },
             })
             .collect();
+        let me = p.user_id().map(|u| u.0);
+        let workers = members
+            .into_iter()
+            .filter(|m| s.authz.allows(m.role, "case", "write"))
+            .map(|m| (m.user_id.0, m.email, Some(m.user_id.0) == c.assignee))
+            .collect();
+        let comments = comment_rows
+            .into_iter()
+            .map(|k| CommentLine {
+                author: people.name(&k.author),
+                at: when(k.created_at),
+                merged: k.case_id != c.id,
+                body: k.body,
+            })
+            .collect::<Vec<_>>();
         Ok::<_, Error>(CasePage {
+            assignee: c
+                .assignee
+                .map(|u| people.name(&format!("user:{u}")))
+                .unwrap_or_default(),
+            assigned_to_me: c.assignee.is_some() && c.assignee == me,
+            workers,
+            comments_more: comment_total.saturating_sub(comments.len() as u64),
+            comments,
+            is_person: me.is_some(),
             id: c.id,
             title: c.title,
             severity: c.severity.as_str(),
@@ -1036,6 +1108,209 @@ pub async fn investigate(
         Ok(()) => Redirect::to(&format!("/cases/{case_id}#investigation")).into_response(),
         Err(e) => page_error(e),
     }
+}
+
+/// The form fields named `name`, in order.
+fn fields<'a>(f: &'a [(String, String)], name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    f.iter().filter(move |(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+fn field<'a>(f: &'a [(String, String)], name: &str) -> &'a str {
+    f.iter().find(|(k, _)| k == name).map_or("", |(_, v)| v.as_str())
+}
+
+/// Where a form's handler sends the browser: to `to` once done, else the
+/// refusal in place.
+fn then_to(result: Result<String, Error>) -> Response {
+    match result {
+        Ok(to) => Redirect::to(&to).into_response(),
+        Err(e) => page_error(e),
+    }
+}
+
+/// Parses a form's case or alert id; a malformed one is the same "not
+/// found" as another tenant's.
+fn form_id(v: &str, what: &'static str) -> Result<Uuid, Error> {
+    Uuid::try_parse(v.trim()).map_err(|_| Error::NotFound(what))
+}
+
+/// Assigns the case (`user` = a member's id, `me`, or empty for nobody).
+pub async fn assign(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Extension(ctx): Extension<TenantCtx>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+    Form(f): Form<Vec<(String, String)>>,
+) -> Response {
+    let Ok(case_id) = Uuid::try_parse(&id) else {
+        return message(StatusCode::NOT_FOUND, "Not found", "No such case.");
+    };
+    let actor = p.actor(Some(ctx.role), Some(peer.ip().to_string()));
+    let result = async {
+        let user = match field(&f, "user").trim() {
+            "" => None,
+            "me" => Some(
+                p.user_id()
+                    .ok_or_else(|| Error::Invalid("only a person can be assigned a case".into()))?,
+            ),
+            u => Some(vigil_orchestrator::ids::UserId(form_id(u, "member")?)),
+        };
+        let tx = s.store.begin_tenant(ctx.tenant).await?;
+        cases::assign(&tx, s.clock.as_ref(), &actor, case_id, user, &|r| {
+            s.authz.allows(r, "case", "write")
+        })
+        .await?;
+        tx.commit().await
+    }
+    .await;
+    then_to(result.map(|()| format!("/cases/{case_id}#work")))
+}
+
+/// Adds a comment to the case.
+pub async fn comment(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Extension(ctx): Extension<TenantCtx>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+    Form(f): Form<Vec<(String, String)>>,
+) -> Response {
+    let Ok(case_id) = Uuid::try_parse(&id) else {
+        return message(StatusCode::NOT_FOUND, "Not found", "No such case.");
+    };
+    let actor = p.actor(Some(ctx.role), Some(peer.ip().to_string()));
+    let result = async {
+        let tx = s.store.begin_tenant(ctx.tenant).await?;
+        let c = cases::comment(&tx, s.clock.as_ref(), &actor, case_id, field(&f, "body")).await?;
+        tx.commit().await?;
+        Ok::<_, Error>(c.case_id)
+    }
+    .await;
+    then_to(result.map(|case| format!("/cases/{case}#comments")))
+}
+
+/// Merges another case (`from`) into this one.
+pub async fn merge(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Extension(ctx): Extension<TenantCtx>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+    Form(f): Form<Vec<(String, String)>>,
+) -> Response {
+    let Ok(into) = Uuid::try_parse(&id) else {
+        return message(StatusCode::NOT_FOUND, "Not found", "No such case.");
+    };
+    let actor = p.actor(Some(ctx.role), Some(peer.ip().to_string()));
+    let result = async {
+        let from = form_id(field(&f, "from"), "case")?;
+        let tx = s.store.begin_tenant(ctx.tenant).await?;
+        correlate::merge(&tx, s.clock.as_ref(), &actor, from, into).await?;
+        tx.commit().await
+    }
+    .await;
+    then_to(result.map(|()| format!("/cases/{into}#alerts")))
+}
+
+/// Splits the checked alerts (`alert`, repeated) out into a new case.
+pub async fn split(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Extension(ctx): Extension<TenantCtx>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+    Form(f): Form<Vec<(String, String)>>,
+) -> Response {
+    let Ok(case_id) = Uuid::try_parse(&id) else {
+        return message(StatusCode::NOT_FOUND, "Not found", "No such case.");
+    };
+    let actor = p.actor(Some(ctx.role), Some(peer.ip().to_string()));
+    let result = async {
+        let alerts = fields(&f, "alert")
+            .map(|a| form_id(a, "alert"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let title = field(&f, "title").trim();
+        let tx = s.store.begin_tenant(ctx.tenant).await?;
+        let new = correlate::split(
+            &tx,
+            s.clock.as_ref(),
+            &actor,
+            case_id,
+            &alerts,
+            (!title.is_empty()).then_some(title),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok::<_, Error>(new)
+    }
+    .await;
+    then_to(result.map(|new| format!("/cases/{new}")))
+}
+
+/// The queue's selection: `action=assign_me` assigns every checked case
+/// (`case`, repeated) to the person; `action=merge` merges them all into
+/// the one opened first. One transaction: all or nothing.
+pub async fn bulk(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Extension(ctx): Extension<TenantCtx>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Form(f): Form<Vec<(String, String)>>,
+) -> Response {
+    let actor = p.actor(Some(ctx.role), Some(peer.ip().to_string()));
+    let result = async {
+        let mut ids = fields(&f, "case")
+            .map(|c| form_id(c, "case"))
+            .collect::<Result<Vec<_>, _>>()?;
+        ids.sort();
+        ids.dedup();
+        if ids.is_empty() {
+            return Err(Error::Invalid("select at least one case".into()));
+        }
+        if ids.len() > PAGE as usize {
+            return Err(Error::Invalid(format!("select at most {PAGE} cases")));
+        }
+        let tx = s.store.begin_tenant(ctx.tenant).await?;
+        let to = match field(&f, "action") {
+            "assign_me" => {
+                let me = p
+                    .user_id()
+                    .ok_or_else(|| Error::Invalid("only a person can be assigned a case".into()))?;
+                for id in &ids {
+                    cases::assign(&tx, s.clock.as_ref(), &actor, *id, Some(me), &|r| {
+                        s.authz.allows(r, "case", "write")
+                    })
+                    .await?;
+                }
+                "/cases?assignee=me".to_owned()
+            }
+            "merge" => {
+                if ids.len() < 2 {
+                    return Err(Error::Invalid("select two or more cases to merge".into()));
+                }
+                let mut found = Vec::with_capacity(ids.len());
+                for id in &ids {
+                    found.push(cases::get(&tx, *id).await?);
+                }
+                found.sort_by_key(|c| (c.created_at, c.id));
+                let into = found[0].id;
+                for c in &found[1..] {
+                    correlate::merge(&tx, s.clock.as_ref(), &actor, c.id, into).await?;
+                }
+                format!("/cases/{into}#alerts")
+            }
+            other => {
+                return Err(Error::Invalid(format!(
+                    "unknown action {other:?} (assign_me, merge)"
+                )));
+            }
+        };
+        tx.commit().await?;
+        Ok(to)
+    }
+    .await;
+    then_to(result)
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ pub mod audit_checkpoint;
 pub mod audit_event;
 pub mod case;
 pub mod case_alert;
+pub mod case_comment;
 pub mod case_entity;
 pub mod credential;
 pub mod draft;
