@@ -204,6 +204,31 @@ fn build() -> Routes {
             get(pages::members::list).post(pages::members::invite),
         )
         .route(
+            "/settings",
+            &[(M::GET, Tenant("session_settings", "read"))],
+            get(pages::settings::show),
+        )
+        .route(
+            "/settings/tokens",
+            &[(M::POST, TenantPerson("api_token", "issue"))],
+            post(pages::settings::issue_token),
+        )
+        .route(
+            "/settings/tokens/{id}/revoke",
+            &[(M::POST, Tenant("api_token", "revoke"))],
+            post(pages::settings::revoke_token),
+        )
+        .route(
+            "/settings/sessions",
+            &[(M::POST, TenantPerson("session_settings", "set"))],
+            post(pages::settings::set_sessions),
+        )
+        .route(
+            "/settings/quorum",
+            &[(M::POST, Tenant("gate_policy", "configure"))],
+            post(pages::settings::set_quorum),
+        )
+        .route(
             "/members/{user}/role",
             &[(M::POST, TenantPerson("member", "change_role"))],
             post(pages::members::set_role),
@@ -635,7 +660,7 @@ fn build() -> Routes {
         .route(
             "/api/v1/settings/gate-quorum",
             &[
-                (M::GET, Tenant("gate", "read")),
+                (M::GET, Tenant("gate_policy", "read")),
                 (M::PUT, Tenant("gate_policy", "configure")),
             ],
             get(api::settings::get_quorum).put(api::settings::set_quorum),

@@ -884,3 +884,86 @@ async fn an_analyst_assigns_comments_merges_and_splits() {
     b.close().await;
     demo.stop().await;
 }
+
+/// The tenant admin's settings page: an API token issued (shown once,
+/// then usable), revoked (confirmed; refused from its next request);
+/// session limits refused out of bounds beside the form, then saved; the
+/// approvals a gate kind needs raised to two.
+#[tokio::test]
+async fn a_tenant_admin_manages_tokens_sessions_and_quorum() {
+    let demo = Demo::start().await;
+    let b = Browser::start(&demo.server.url(""), DESKTOP).await;
+    let (email, password) = demo.account("tenant_admin");
+    sign_in_with_mfa(&b, email, password).await;
+    b.click("nav.top a[href='/settings']").await;
+    b.wait_text("API tokens").await;
+
+    // A token, shown once, works for its role.
+    b.fill(
+        "form[action='/settings/tokens'] input[name=name]",
+        "SIEM forwarder",
+    )
+    .await;
+    b.find("form[action='/settings/tokens'] select[name=role]")
+        .await
+        .select_by_value("analyst_read")
+        .await
+        .unwrap();
+    b.click("form[action='/settings/tokens'] button").await;
+    let token = b.find("#new-token").await.text().await.unwrap();
+    let cases = |t: String| {
+        let url = demo.server.url("/api/v1/cases");
+        async move {
+            vigil_e2e::http()
+                .get(url)
+                .bearer_auth(t)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(cases(token.clone()).await, StatusCode::OK);
+    b.keep("settings-1280").await;
+    no_serious_axe(&b, "/settings").await;
+    // Revoked: refused from its next request.
+    b.goto("/settings").await;
+    assert!(b.all("#new-token").await.is_empty(), "shown only once");
+    b.click("button.link:has(span)").await;
+    b.confirm().await;
+    b.wait_text("revoked 20").await;
+    assert_eq!(cases(token).await, StatusCode::UNAUTHORIZED);
+
+    // Session limits: out of bounds refused beside the form, then saved.
+    let idle = "form[action='/settings/sessions'] input[name=idle_minutes]";
+    b.js(&format!(
+        "const f = document.querySelector(\"{idle}\"); f.removeAttribute('min'); f.value = '2'"
+    ))
+    .await;
+    b.click("form[action='/settings/sessions'] button").await;
+    let err = b.find("#sessions .error").await.text().await.unwrap();
+    assert!(err.contains("5 minutes"), "{err}");
+    b.fill(idle, "45").await;
+    b.click("form[action='/settings/sessions'] button").await;
+    b.wait_text("This tenant has its own limits.").await;
+    let admin_token = demo.token("tenant_admin").await;
+    let limits = demo.get(&admin_token, "/api/v1/settings/sessions").await;
+    assert_eq!(limits["idle_minutes"], 45, "{limits}");
+
+    // Two approvers for a ticket write.
+    b.fill("#quorum-ticket_write", "2").await;
+    b.click("form[action='/settings/quorum']:has(#quorum-ticket_write) button")
+        .await;
+    b.find("#quorum-ticket_write[value='2']").await;
+    let q = demo.get(&admin_token, "/api/v1/settings/gate-quorum").await;
+    assert_eq!(q["ticket_write"], 2, "{q}");
+    b.js("const f = document.querySelector('#quorum-close_case'); f.removeAttribute('max'); f.value = '9'")
+        .await;
+    b.click("form[action='/settings/quorum']:has(#quorum-close_case) button")
+        .await;
+    let err = b.find("#quorum .error").await.text().await.unwrap();
+    assert!(err.contains("1 to 5"), "{err}");
+    no_serious_axe(&b, "/settings with a refusal").await;
+    b.close().await;
+    demo.stop().await;
+}

@@ -17,5 +17,6 @@ pub mod integrations;
 pub mod members;
 pub mod people;
 pub mod session;
+pub mod settings;
 pub mod setup;
 pub mod sso;
