@@ -32,7 +32,11 @@ pub fn message(status: StatusCode, title: &str, message: impl Into<String>) -> R
 
 /// Core errors on pages: the same statuses as the API, as a page.
 pub fn page_error(e: Error) -> Response {
-    let api = ApiError::from(e);
+    page_of(ApiError::from(e))
+}
+
+/// An API refusal as a page, with its status.
+pub fn page_of(api: ApiError) -> Response {
     let title = match api.status {
         StatusCode::NOT_FOUND => "Not found",
         StatusCode::UNAUTHORIZED | StatusCode::GONE => "Link not valid",

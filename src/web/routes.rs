@@ -204,6 +204,29 @@ fn build() -> Routes {
             get(pages::members::list).post(pages::members::invite),
         )
         .route(
+            "/single-sign-on",
+            &[
+                (M::GET, Tenant("sso", "configure")),
+                (M::POST, TenantPerson("sso", "configure")),
+            ],
+            get(pages::sso_admin::show).post(pages::sso_admin::create_provider),
+        )
+        .route(
+            "/single-sign-on/{id}/test",
+            &[(M::POST, Tenant("sso", "configure"))],
+            post(pages::sso_admin::test_provider),
+        )
+        .route(
+            "/single-sign-on/{id}/enabled",
+            &[(M::POST, TenantPerson("sso", "configure"))],
+            post(pages::sso_admin::set_enabled),
+        )
+        .route(
+            "/single-sign-on/{id}/delete",
+            &[(M::POST, TenantPerson("sso", "configure"))],
+            post(pages::sso_admin::delete_provider),
+        )
+        .route(
             "/settings",
             &[(M::GET, Tenant("session_settings", "read"))],
             get(pages::settings::show),

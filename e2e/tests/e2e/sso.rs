@@ -23,11 +23,11 @@ use vigil_orchestrator::secrets::credentials::{MasterKey, PasswordPolicy};
 use vigil_orchestrator::testkit::TestDb;
 use vigil_orchestrator::{Clock, Role, SystemClock, TenantId, identity, identity::sso};
 
-const SECRET: &str = "vigil-client-secret";
+pub(crate) const SECRET: &str = "vigil-client-secret";
 
-struct Idp {
+pub(crate) struct Idp {
     _child: tokio::process::Child,
-    issuer: String,
+    pub(crate) issuer: String,
 }
 
 pub(crate) fn free_port() -> u16 {
@@ -38,7 +38,7 @@ pub(crate) fn free_port() -> u16 {
         .port()
 }
 
-async fn start_idp(port: u16, key_dir: &Path, keys: &str, redirect: &str) -> Idp {
+pub(crate) async fn start_idp(port: u16, key_dir: &Path, keys: &str, redirect: &str) -> Idp {
     let accounts = json!({
         "alice": {"email": "alice@example.com", "email_verified": true, "groups": ["soc"]},
         "bob": {"email": "bob@example.com", "email_verified": true, "groups": ["marketing"]},

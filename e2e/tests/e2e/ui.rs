@@ -967,3 +967,129 @@ async fn a_tenant_admin_manages_tokens_sessions_and_quorum() {
     b.close().await;
     demo.stop().await;
 }
+
+/// The tenant admin adds an OpenID Connect provider from the single
+/// sign-on page: an issuer that does not answer is refused beside the form
+/// (what was typed kept), the real one (npm oidc-provider) is added and
+/// tested; a person then signs in through it from the login page's single
+/// sign-on button, gets the role its group maps to, and the provider is
+/// turned off and deleted.
+#[tokio::test]
+async fn a_tenant_admin_adds_an_identity_provider_and_a_person_signs_in_through_it() {
+    use crate::sso::{SECRET, free_port, start_idp};
+    let demo = Demo::start().await;
+    let keys = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let idp = start_idp(port, keys.path(), "a", "http://127.0.0.1:1/unused").await;
+    let b = Browser::start(&demo.server.url(""), DESKTOP).await;
+    let (email, password) = demo.account("tenant_admin");
+    sign_in_with_mfa(&b, email, password).await;
+    b.click("nav.top a[href='/single-sign-on']").await;
+    b.wait_text("No identity provider yet").await;
+
+    let add = |issuer: String| {
+        let b = &b;
+        async move {
+            b.fill("#new-oidc input[name=name]", "Corp IdP").await;
+            b.fill("#new-oidc input[name=issuer]", &issuer).await;
+            b.fill("#new-oidc input[name=client_id]", "vigil").await;
+            b.fill("#new-oidc input[name=client_secret]", SECRET).await;
+            b.fill("#new-oidc textarea[name=role_map]", "soc = analyst_edit")
+                .await;
+            b.fill("#new-oidc input[name=domains]", "example.com").await;
+            b.click("#new-oidc button").await;
+        }
+    };
+    // An issuer that does not answer: refused now, not at the first sign-in.
+    add(format!("http://127.0.0.1:{}/", free_port())).await;
+    let err = b.find("#oidc-error").await.text().await.unwrap();
+    assert!(err.contains("issuer"), "{err}");
+    let kept = b
+        .find("#new-oidc input[name=name]")
+        .await
+        .prop("value")
+        .await
+        .unwrap();
+    assert_eq!(kept.as_deref(), Some("Corp IdP"), "what was typed stays");
+    assert_eq!(
+        b.find("#new-oidc input[name=client_secret]")
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(""),
+        "never the secret"
+    );
+    no_serious_axe(&b, "/single-sign-on with a refusal").await;
+    // The real issuer.
+    add(idp.issuer.clone()).await;
+    let card = b.find("section.provider").await;
+    let text = card.text().await.unwrap();
+    assert!(
+        text.contains("Corp IdP") && text.contains("soc → analyst_edit"),
+        "{text}"
+    );
+    let redirect = b
+        .client
+        .find(fantoccini::Locator::XPath(
+            "//dt[normalize-space()='Redirect URI']/following-sibling::dd[1]/code",
+        ))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(redirect.ends_with("/callback"), "{redirect}");
+    // The IdP learns the redirect URI (as its admin would register it).
+    drop(idp);
+    let idp = start_idp(port, keys.path(), "a", &redirect).await;
+    b.click("section.provider form[action$='/test'] button").await;
+    let verdict = b.find("#test-result").await.text().await.unwrap();
+    assert!(verdict.starts_with("The issuer answers"), "{verdict}");
+    b.keep("sso-1280").await;
+    no_serious_axe(&b, "/single-sign-on").await;
+
+    // A person signs in from the login page's single sign-on button.
+    let person = Browser::start(&demo.server.url(""), DESKTOP).await;
+    person.goto("/login").await;
+    person
+        .fill("form[action='/login/sso'] input[name=email]", "alice@example.com")
+        .await;
+    person.click("form[action='/login/sso'] button").await;
+    let deadline = tokio::time::Instant::now() + vigil_e2e::PATIENCE;
+    let interaction = loop {
+        let u = person.client.current_url().await.unwrap();
+        if u.as_str().starts_with(&idp.issuer) && u.path().starts_with("/interaction/") {
+            break u;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never reached the IdP: {u}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    // (The test IdP signs in whoever the query names.)
+    person
+        .client
+        .goto(&format!("{interaction}?user=alice&amr=pwd"))
+        .await
+        .unwrap();
+    let home = person.wait_text("Sign out").await;
+    assert!(home.contains("alice@example.com"), "{home}");
+    let nav = person.find("nav.top").await.text().await.unwrap();
+    assert!(nav.contains("Cases"), "soc maps to analyst_edit: {nav}");
+    person.close().await;
+
+    // Turned off (confirmed), then deleted (confirmed).
+    b.goto("/single-sign-on").await;
+    b.click("section.provider form[action$='/enabled'] button").await;
+    b.confirm().await;
+    b.wait_text("(oidc, off)").await;
+    b.click("section.provider form[action$='/delete'] button").await;
+    b.confirm().await;
+    b.wait_text("No identity provider yet").await;
+    b.close().await;
+    drop(idp);
+    demo.stop().await;
+}

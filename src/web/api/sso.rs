@@ -24,36 +24,36 @@ use crate::web::{ApiError, AppState};
 pub struct NewProviderBody {
     /// `oidc` (default) or `saml`.
     #[serde(default = "default_protocol")]
-    protocol: String,
-    name: String,
+    pub(crate) protocol: String,
+    pub(crate) name: String,
     /// OIDC: the issuer URL. SAML: optional, the IdP's entity id (to pick it
     /// out of an `EntitiesDescriptor`).
     #[serde(default)]
-    issuer: String,
+    pub(crate) issuer: String,
     #[serde(default)]
-    client_id: String,
+    pub(crate) client_id: String,
     /// SAML: the IdP's metadata XML.
-    idp_metadata: Option<String>,
-    client_secret: Option<String>,
+    pub(crate) idp_metadata: Option<String>,
+    pub(crate) client_secret: Option<String>,
     #[serde(default = "default_algorithms")]
-    algorithms: Vec<String>,
+    pub(crate) algorithms: Vec<String>,
     /// OIDC: the claim carrying groups; SAML: the attribute.
     #[serde(default = "default_group_claim")]
-    group_claim: String,
+    pub(crate) group_claim: String,
     /// IdP group → tenant role.
-    role_map: std::collections::BTreeMap<String, String>,
+    pub(crate) role_map: std::collections::BTreeMap<String, String>,
     #[serde(default)]
-    trust_idp_mfa: bool,
+    pub(crate) trust_idp_mfa: bool,
     /// OIDC: scopes asked for besides openid, email and the group claim.
     #[serde(default)]
-    scopes: Vec<String>,
+    pub(crate) scopes: Vec<String>,
     /// E-mail domains the provider owns: an IdP-verified address there may
     /// link an existing account.
     #[serde(default)]
-    domains: Vec<String>,
+    pub(crate) domains: Vec<String>,
     /// SAML: the IdP's e-mail attribute counts as verified.
     #[serde(default)]
-    email_authoritative: bool,
+    pub(crate) email_authoritative: bool,
 }
 
 /// `PUT /api/v1/sso/providers/{id}`: each field left out stays.
@@ -103,8 +103,44 @@ pub async fn create_provider(
     c: ConnectInfo<SocketAddr>,
     Json(b): Json<NewProviderBody>,
 ) -> ApiResult {
-    let role_map = role_map(b.role_map)?;
     let actor = p.actor(Some(ctx.role), ip(&c));
+    let info = create(&s, ctx, &actor, b).await?;
+    Ok((StatusCode::CREATED, Json(provider_view(&s, &info)?)).into_response())
+}
+
+impl NewProviderBody {
+    /// A body with the API's defaults (what the pages' forms start from).
+    pub(crate) fn new(protocol: &str, name: String) -> Self {
+        Self {
+            protocol: protocol.to_owned(),
+            name,
+            issuer: String::new(),
+            client_id: String::new(),
+            idp_metadata: None,
+            client_secret: None,
+            algorithms: default_algorithms(),
+            group_claim: default_group_claim(),
+            role_map: Default::default(),
+            trust_idp_mfa: false,
+            scopes: Vec::new(),
+            domains: Vec::new(),
+            email_authoritative: false,
+        }
+    }
+}
+
+/// Creates a provider: what was entered is checked first, then an OIDC
+/// issuer must answer now (not at the first sign-in); SAML metadata must
+/// parse with a signing certificate and a sign-in URL. The API and the
+/// page both create through here.
+pub(crate) async fn create(
+    s: &AppState,
+    ctx: TenantCtx,
+    actor: &vigil_orchestrator::audit::Actor,
+    b: NewProviderBody,
+) -> Result<sso::ProviderInfo, ApiError> {
+    let role_map = role_map(b.role_map)?;
+    let actor = actor.clone();
     let info = match b.protocol.as_str() {
         "oidc" => {
             let new = sso::NewProvider {
@@ -165,10 +201,10 @@ pub async fn create_provider(
             .into());
         }
     };
-    Ok((StatusCode::CREATED, Json(provider_view(&s, &info)?)).into_response())
+    Ok(info)
 }
 
-fn provider_view(s: &AppState, info: &sso::ProviderInfo) -> Result<serde_json::Value, ApiError> {
+pub(crate) fn provider_view(s: &AppState, info: &sso::ProviderInfo) -> Result<serde_json::Value, ApiError> {
     let login_url = login_url(s, info.id);
     let mut v = serde_json::to_value(info).map_err(|e| ApiError::internal("sso", &e))?;
     v["login_url"] = json!(login_url);
@@ -259,6 +295,11 @@ pub async fn test_provider(
     Path(id): Path<String>,
 ) -> ApiResult {
     let id = provider_id(&id)?;
+    Ok(Json(check(&s, ctx, id).await?).into_response())
+}
+
+/// Whether the provider still loads (what `test` answers).
+pub(crate) async fn check(s: &AppState, ctx: TenantCtx, id: Uuid) -> Result<serde_json::Value, ApiError> {
     let tx = s.store.begin_tenant(ctx.tenant).await?;
     let (info, cfg) = sso::provider(&tx, &s.master_key, id).await?;
     let metadata = if info.protocol == "saml" {
@@ -281,5 +322,5 @@ pub async fn test_provider(
             Err(e) => json!({"ok": false, "protocol": "oidc", "problem": e.to_string()}),
         },
     };
-    Ok(Json(out).into_response())
+    Ok(out)
 }

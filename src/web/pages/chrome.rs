@@ -74,6 +74,9 @@ fn links(state: &AppState, role: Option<Role>, platform_admin: bool, path: &str)
         if may("member", "list") {
             add("/members", "Members");
         }
+        if may("sso", "configure") {
+            add("/single-sign-on", "Single sign-on");
+        }
         if may("session_settings", "read") {
             add("/settings", "Settings");
         }

@@ -20,3 +20,4 @@ pub mod session;
 pub mod settings;
 pub mod setup;
 pub mod sso;
+pub mod sso_admin;

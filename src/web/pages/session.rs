@@ -27,6 +27,10 @@ pub struct LoginPage {
     providers: Vec<(uuid::Uuid, String)>,
     /// Where to go after signing in (a local path, else empty).
     next: String,
+    /// The one provider found: the page goes on to it by itself (a
+    /// navigation, not a redirect of the form: the page's CSP allows form
+    /// submissions only to Vigil itself, redirects included).
+    auto: Option<uuid::Uuid>,
 }
 
 /// `?next=`: where a page that needed a signed-in person sends them back.
@@ -83,6 +87,7 @@ pub async fn login_form(
         error: None,
         providers: Vec::new(),
         next,
+        auto: None,
     }
     .into_response()
 }
@@ -106,7 +111,14 @@ pub async fn sso_discovery(
         Err(e) => return page_error(e),
     };
     match found.as_slice() {
-        [(id, _)] => Redirect::to(&format!("/sso/{id}/login")).into_response(),
+        [(id, _)] => LoginPage {
+            email,
+            error: None,
+            providers: found.clone(),
+            next: String::new(),
+            auto: Some(*id),
+        }
+        .into_response(),
         [] => (
             StatusCode::NOT_FOUND,
             LoginPage {
@@ -119,6 +131,7 @@ pub async fn sso_discovery(
                 email,
                 providers: Vec::new(),
                 next: String::new(),
+                auto: None,
             },
         )
             .into_response(),
@@ -127,6 +140,7 @@ pub async fn sso_discovery(
             error: None,
             providers: found,
             next: String::new(),
+            auto: None,
         }
         .into_response(),
     }
@@ -153,6 +167,7 @@ pub async fn login_submit(
                 error: Some(msg.to_owned()),
                 providers: Vec::new(),
                 next: next_of(&f.next),
+                auto: None,
             },
         )
             .into_response()
