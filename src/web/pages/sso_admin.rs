@@ -192,7 +192,7 @@ pub async fn create_provider(
         if !f.group_claim.trim().is_empty() {
             b.group_claim = f.group_claim.trim().to_owned();
         }
-        b.role_map = role_lines(&f.role_map)?;
+        b.role_map = role_lines(&f.role_map).map_err(ApiError::from)?;
         b.domains = f
             .domains
             .split(|c: char| c == ',' || c.is_whitespace())
@@ -202,7 +202,7 @@ pub async fn create_provider(
         b.trust_idp_mfa = f.trust_idp_mfa.is_some();
         b.email_authoritative = f.email_authoritative.is_some();
         b.idp_metadata = Some(f.idp_metadata.clone()).filter(|x| !x.trim().is_empty());
-        Ok::<_, ApiError>(create(&s, ctx, &actor, b).await?)
+        create(&s, ctx, &actor, b).await
     }
     .await;
     match result {
