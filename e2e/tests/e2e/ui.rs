@@ -1022,6 +1022,14 @@ async fn a_tenant_admin_adds_an_identity_provider_and_a_person_signs_in_through_
         "never the secret"
     );
     no_serious_axe(&b, "/single-sign-on with a refusal").await;
+    // SAML metadata that does not parse: refused beside its own form.
+    b.fill("#new-saml input[name=name]", "Corp SAML").await;
+    b.fill("#new-saml textarea[name=idp_metadata]", "<EntityDescriptor")
+        .await;
+    b.click("#new-saml button").await;
+    let err = b.find("#saml-error").await.text().await.unwrap();
+    assert!(err.contains("metadata"), "{err}");
+    assert!(b.all("#oidc-error, section.provider").await.is_empty());
     // The real issuer.
     add(idp.issuer.clone()).await;
     let card = b.find("section.provider").await;
