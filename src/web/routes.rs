@@ -227,6 +227,26 @@ fn build() -> Routes {
             post(pages::sso_admin::delete_provider),
         )
         .route(
+            "/tuning",
+            &[(M::GET, Tenant("correlation", "configure"))],
+            get(pages::tuning::show),
+        )
+        .route(
+            "/tuning/correlation",
+            &[(M::POST, Tenant("correlation", "configure"))],
+            post(pages::tuning::set_correlation),
+        )
+        .route(
+            "/tuning/assessment",
+            &[(M::POST, Tenant("assessment", "configure"))],
+            post(pages::tuning::set_assessment),
+        )
+        .route(
+            "/tuning/iocs",
+            &[(M::POST, Tenant("ioc_list", "manage"))],
+            post(pages::tuning::import_iocs),
+        )
+        .route(
             "/settings",
             &[(M::GET, Tenant("session_settings", "read"))],
             get(pages::settings::show),
@@ -336,6 +356,16 @@ fn build() -> Routes {
             "/integrations",
             &[(M::GET, Tenant("integration", "read"))],
             get(pages::integrations::list),
+        )
+        .route(
+            "/integrations/{id}/credential",
+            &[(M::POST, Tenant("credential", "set"))],
+            post(pages::integrations::set_credential),
+        )
+        .route(
+            "/integrations/{id}/credential/revoke",
+            &[(M::POST, Tenant("credential", "revoke"))],
+            post(pages::integrations::revoke_credential),
         )
         .route(
             "/integrations/{id}/scopes/{scope}",

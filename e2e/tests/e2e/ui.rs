@@ -1101,3 +1101,121 @@ async fn a_tenant_admin_adds_an_identity_provider_and_a_person_signs_in_through_
     drop(idp);
     demo.stop().await;
 }
+
+/// The security engineer tunes the tenant through the pages: correlation
+/// (a bad number refused beside the form, an ignore line saved), the
+/// assessment's thresholds and benign detections, an indicator import
+/// (a bad row named, what was pasted kept; then imported), and an
+/// integration's credential rotated (new version and fingerprint) and
+/// revoked (confirmed).
+#[tokio::test]
+async fn a_security_engineer_tunes_correlation_assessment_indicators_and_credentials() {
+    let demo = Demo::start().await;
+    let b = Browser::start(&demo.server.url(""), DESKTOP).await;
+    let (email, password) = demo.account("security_engineer");
+    sign_in_with_mfa(&b, email, password).await;
+    b.click("nav.top a[href='/tuning']").await;
+    b.wait_text("Correlation").await;
+    let token = demo.token("security_engineer").await;
+
+    // Correlation: a bad number is refused, naming the setting.
+    b.fill("#correlation input[name='/window_hours']", "a day").await;
+    b.click("#correlation button").await;
+    let err = b.find("#correlation-result.error").await.text().await.unwrap();
+    assert!(err.contains("window hours"), "{err}");
+    b.fill("#correlation textarea[name='/ignore']", "ip 10.9.9.9")
+        .await;
+    b.click("#correlation button").await;
+    b.find("#correlation-result.notice").await;
+    let c = demo.get(&token, "/api/v1/settings/correlation").await;
+    assert_eq!(c["ignore"], json!([{"kind": "ip", "value": "10.9.9.9"}]), "{c}");
+    no_serious_axe(&b, "/tuning").await;
+
+    // Assessment: a threshold and a benign detection.
+    b.fill("#assessment input[name='/ticket_at']", "0.7").await;
+    b.fill(
+        "#assessment textarea[name='/benign_detections']",
+        "eicar\nbackup agent beacon",
+    )
+    .await;
+    b.click("#assessment button").await;
+    b.find("#assessment-result.notice").await;
+    let a = demo.get(&token, "/api/v1/settings/assessment").await;
+    assert_eq!(a["ticket_at"], 0.7, "{a}");
+    assert_eq!(
+        a["benign_detections"],
+        json!(["backup agent beacon", "eicar"]),
+        "sorted: {a}"
+    );
+
+    // Indicators: all or nothing, the bad row named, the text kept.
+    let bad = "kind,value\nip,203.0.113.9\nip,not-an-address";
+    b.fill("#iocs textarea[name=content]", bad).await;
+    b.click("#iocs button").await;
+    let err = b.find("#iocs-result.error").await.text().await.unwrap();
+    assert!(err.contains('3'), "the third line is named: {err}");
+    let kept = b
+        .find("#iocs textarea[name=content]")
+        .await
+        .prop("value")
+        .await
+        .unwrap();
+    assert_eq!(kept.as_deref(), Some(bad));
+    b.fill(
+        "#iocs textarea[name=content]",
+        "kind,value\nip,203.0.113.9\ndomain,evil.example",
+    )
+    .await;
+    b.click("#iocs button").await;
+    let ok = b.find("#iocs-result.notice").await.text().await.unwrap();
+    assert!(ok.starts_with("Imported: 2 added"), "{ok}");
+    b.keep("tuning-1280").await;
+    no_serious_axe(&b, "/tuning after an import").await;
+
+    // A credential rotated, then revoked.
+    b.click("nav.top a[href='/integrations']").await;
+    let card = "section.integration:has(h2:first-child)";
+    let before = b.find(card).await.text().await.unwrap();
+    let version = |t: &str| {
+        t.split("Credential: ")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    let v0 = version(&before);
+    b.fill(&format!("{card} input[name=secret]"), "rotated-secret-value")
+        .await;
+    b.click(&format!("{card} form[action$='/credential'] button"))
+        .await;
+    b.confirm().await;
+    let deadline = tokio::time::Instant::now() + vigil_e2e::PATIENCE;
+    loop {
+        let now = b.find(card).await.text().await.unwrap_or_default();
+        if now.contains("Credential: ") && version(&now) != v0 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "still {v0}: {now}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    b.click(&format!("{card} form[action$='/credential/revoke'] button"))
+        .await;
+    b.confirm().await;
+    let deadline = tokio::time::Instant::now() + vigil_e2e::PATIENCE;
+    while !b
+        .find(card)
+        .await
+        .text()
+        .await
+        .unwrap_or_default()
+        .contains("Credential: none")
+    {
+        assert!(tokio::time::Instant::now() < deadline, "never revoked");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    no_serious_axe(&b, "/integrations with credential controls").await;
+    b.close().await;
+    demo.stop().await;
+}

@@ -71,6 +71,9 @@ fn links(state: &AppState, role: Option<Role>, platform_admin: bool, path: &str)
         if may("integration", "read") {
             add("/integrations", "Integrations");
         }
+        if may("correlation", "configure") {
+            add("/tuning", "Tuning");
+        }
         if may("member", "list") {
             add("/members", "Members");
         }

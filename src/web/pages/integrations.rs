@@ -36,6 +36,7 @@ pub struct IntegrationRow {
     name: String,
     kind: &'static str,
     credential: String,
+    has_credential: bool,
     last_ok: String,
     last_error: String,
     cursor: String,
@@ -51,6 +52,10 @@ pub struct IntegrationRow {
 pub struct IntegrationsPage {
     integrations: Vec<IntegrationRow>,
     can_toggle: bool,
+    /// May set or rotate credentials (the security engineer).
+    can_set_credential: bool,
+    /// May revoke them (the engineer and the tenant admin).
+    can_revoke_credential: bool,
     csrf: String,
 }
 
@@ -75,7 +80,9 @@ pub async fn list(
         let held = vigil_orchestrator::engine::outbox::waiting_by_integration(&tx).await?;
         let mut rows = Vec::with_capacity(items.len());
         for i in items {
-            let credential = match vault::current(&tx, i.id).await? {
+            let current = vault::current(&tx, i.id).await?;
+            let has_credential = current.is_some();
+            let credential = match current {
                 Some(c) => format!("v{} · fingerprint {}", c.version, c.fingerprint),
                 None => "none".into(),
             };
@@ -85,6 +92,7 @@ pub async fn list(
                 name: i.name,
                 kind: i.kind.as_str(),
                 credential,
+                has_credential,
                 last_ok: when(i.status.last_ok_at),
                 last_error: i.status.last_error.unwrap_or_default(),
                 cursor: i.status.cursor.unwrap_or_default(),
@@ -114,6 +122,8 @@ pub async fn list(
         Ok(integrations) => IntegrationsPage {
             integrations,
             can_toggle,
+            can_set_credential: s.authz.allows(ctx.role, "credential", "set"),
+            can_revoke_credential: s.authz.allows(ctx.role, "credential", "revoke"),
             csrf,
         }
         .into_response(),
@@ -158,6 +168,71 @@ pub async fn set_scope(
     .await;
     match result {
         Ok(()) => Redirect::to("/integrations").into_response(),
+        Err(e) => page_error(e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CredentialForm {
+    #[serde(default)]
+    secret: String,
+}
+
+/// Sets or rotates an integration's credential (the old version is
+/// destroyed); the page shows only its version and fingerprint.
+pub async fn set_credential(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Extension(ctx): Extension<TenantCtx>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+    Form(f): Form<CredentialForm>,
+) -> Response {
+    let Ok(id) = Uuid::try_parse(&id) else {
+        return message(StatusCode::NOT_FOUND, "Not found", "No such integration.");
+    };
+    let actor = p.actor(Some(ctx.role), Some(peer.ip().to_string()));
+    let result = async {
+        let tx = s.store.begin_tenant(ctx.tenant).await?;
+        vault::set(
+            &tx,
+            s.clock.as_ref(),
+            s.master_key.as_ref(),
+            &actor,
+            id,
+            f.secret.as_bytes(),
+        )
+        .await?;
+        tx.commit().await
+    }
+    .await;
+    match result {
+        Ok(()) => Redirect::to(&format!("/integrations#integration-{id}")).into_response(),
+        Err(e) => page_error(e),
+    }
+}
+
+/// Revokes an integration's credential at once (wiped; the integration
+/// stops until a new one is set).
+pub async fn revoke_credential(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Extension(ctx): Extension<TenantCtx>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+) -> Response {
+    let Ok(id) = Uuid::try_parse(&id) else {
+        return message(StatusCode::NOT_FOUND, "Not found", "No such integration.");
+    };
+    let actor = p.actor(Some(ctx.role), Some(peer.ip().to_string()));
+    let result = async {
+        let tx = s.store.begin_tenant(ctx.tenant).await?;
+        vault::revoke(&tx, s.clock.as_ref(), &actor, id).await?;
+        tx.commit().await
+    }
+    .await;
+    match result {
+        Ok(()) => Redirect::to(&format!("/integrations#integration-{id}")).into_response(),
         Err(e) => page_error(e),
     }
 }

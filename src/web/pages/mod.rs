@@ -21,3 +21,4 @@ pub mod settings;
 pub mod setup;
 pub mod sso;
 pub mod sso_admin;
+pub mod tuning;
