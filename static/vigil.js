@@ -30,6 +30,8 @@
 
   // Keyboard shortcuts. j/k move through a list's rows, o opens the
   // selected one, x checks it, a assigns it (or the open case) to me,
+  // y approves the case's draft (after a confirmation), n starts its
+  // rejection (the reason field),
   // / focuses the search box, g then a/c jump to Approvals/Cases, ?
   // shows this help.
   function rows() {
@@ -79,6 +81,16 @@
         break;
       case "o":
         if (cur) { var a = cur.querySelector("a"); if (a) a.click(); }
+        break;
+      case "y":
+        // Approve the case's draft: its button asks to confirm first.
+        var approve = document.querySelector("[data-key=approve]");
+        if (approve) { approve.click(); e.preventDefault(); }
+        break;
+      case "n":
+        // Reject the draft: the reason comes first (then Enter).
+        var reason = document.querySelector("[data-key=reject]");
+        if (reason) { reason.focus(); e.preventDefault(); }
         break;
       case "x":
         if (cur) { var box = cur.querySelector("input[type=checkbox]"); if (box) box.checked = !box.checked; }

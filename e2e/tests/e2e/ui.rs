@@ -280,7 +280,10 @@ async fn an_analyst_works_a_case_and_an_executive_reads_the_brief() {
     let approved_case = approved_case.expect("a second case");
     b.goto(&approved_case).await;
     let title = b.find("h1").await.text().await.unwrap();
-    b.click("#draft form[action$='/approve'] button").await;
+    // By keyboard: y approves, after the same confirmation.
+    b.find("#draft form[action$='/approve'] button").await;
+    b.js("document.dispatchEvent(new KeyboardEvent('keydown', {key: 'y'}));")
+        .await;
     b.confirm().await;
     b.wait_text("decided by").await;
     assert_eq!(b.find("#draft .state").await.text().await.unwrap(), "approved");
