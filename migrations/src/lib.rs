@@ -43,6 +43,7 @@ mod m20261207_000032_evidence;
 mod m20261207_000033_assessment;
 mod m20261207_000034_steps_by_case;
 mod m20261207_000035_case_work;
+mod m20261207_000036_saved_views;
 pub mod pg;
 
 /// Name of the PostgreSQL role the server runs every request as: owns nothing,
@@ -87,6 +88,7 @@ pub const TENANT_TABLES: &[&str] = &[
     "api_requests",
     "evidence",
     "case_comments",
+    "saved_views",
 ];
 
 #[derive(Debug)]
@@ -131,6 +133,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000033_assessment::Migration),
             Box::new(m20261207_000034_steps_by_case::Migration),
             Box::new(m20261207_000035_case_work::Migration),
+            Box::new(m20261207_000036_saved_views::Migration),
         ]
     }
 }

@@ -636,6 +636,16 @@ mod rls {
             )
             .await
             .unwrap();
+            // A saved view of the queue (saved_views).
+            cases::save_view(
+                &tx,
+                &c,
+                vigil_orchestrator::UserId(uuid::Uuid::now_v7()),
+                "open",
+                "state=",
+            )
+            .await
+            .unwrap();
             tx.commit().await.unwrap();
             // The audit chain's head is signed (audit_checkpoints).
             vigil_orchestrator::audit::chain::checkpoint(

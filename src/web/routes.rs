@@ -146,6 +146,16 @@ fn build() -> Routes {
             post(pages::cases::investigate),
         )
         .route(
+            "/cases/views",
+            &[(M::POST, Tenant("case", "read"))],
+            post(pages::cases::save_view),
+        )
+        .route(
+            "/cases/views/{id}/delete",
+            &[(M::POST, Tenant("case", "read"))],
+            post(pages::cases::delete_view),
+        )
+        .route(
             "/cases/bulk",
             &[(M::POST, Tenant("case", "write"))],
             post(pages::cases::bulk),

@@ -815,6 +815,19 @@ async fn an_analyst_assigns_comments_merges_and_splits() {
     let row = b.find("table.queue tbody tr").await.text().await.unwrap();
     assert!(row.contains(&first_title) && row.contains("me"), "{row}");
     no_serious_axe(&b, "the queue with a selection").await;
+    // This view saved under a name: a link back to it from any queue page.
+    b.fill("#view-name", "Mine").await;
+    b.click("form[action='/cases/views'] button").await;
+    b.goto("/cases?severity=low").await;
+    b.click(".views a").await;
+    let deadline = tokio::time::Instant::now() + vigil_e2e::PATIENCE;
+    while !b.path().await.contains("assignee=me") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the saved view never opened"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 
     // The case says who works it; a comment keeps its line breaks.
     b.click("table.queue tbody tr a").await;

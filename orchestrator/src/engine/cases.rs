@@ -432,3 +432,99 @@ pub async fn comments(tx: &TenantTx, case_id: Uuid, limit: u64, offset: u64) -> 
         .await?;
     Ok((rows.into_iter().map(Comment::from).collect(), total))
 }
+
+/// A person's saved view of the case queue.
+#[derive(Debug, Clone, Serialize)]
+pub struct SavedView {
+    pub id: Uuid,
+    pub name: String,
+    /// The queue's query string (checked by the caller before saving).
+    pub query: String,
+}
+
+/// How many views one person keeps per tenant.
+pub const MAX_VIEWS: u64 = 20;
+
+/// Saves (or replaces, by name) a person's view of the queue.
+pub async fn save_view(
+    tx: &TenantTx,
+    clock: &dyn Clock,
+    user: UserId,
+    name: &str,
+    query: &str,
+) -> Result<SavedView> {
+    use crate::store::entity::saved_view;
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 60 || name.chars().any(char::is_control) {
+        return Err(Error::Invalid(
+            "a view's name is 1 to 60 printable characters".into(),
+        ));
+    }
+    if query.len() > 2_000 || query.chars().any(char::is_control) {
+        return Err(Error::Invalid("that view is too long to save".into()));
+    }
+    let mine = saved_view::Entity::find()
+        .filter(saved_view::Column::TenantId.eq(tx.tenant().0))
+        .filter(saved_view::Column::UserId.eq(user.0));
+    let same = mine
+        .clone()
+        .filter(saved_view::Column::Name.eq(name))
+        .one(&**tx)
+        .await?;
+    if let Some(old) = same {
+        saved_view::Entity::delete_by_id(old.id).exec(&**tx).await?;
+    } else if mine.count(&**tx).await? >= MAX_VIEWS {
+        return Err(Error::Invalid(format!(
+            "keep at most {MAX_VIEWS} saved views: delete one first"
+        )));
+    }
+    let m = saved_view::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        tenant_id: Set(tx.tenant().0),
+        user_id: Set(user.0),
+        name: Set(name.to_owned()),
+        query: Set(query.to_owned()),
+        created_at: Set(clock.now()),
+    }
+    .insert(&**tx)
+    .await?;
+    Ok(SavedView {
+        id: m.id,
+        name: m.name,
+        query: m.query,
+    })
+}
+
+/// A person's saved views, by name.
+pub async fn views(tx: &TenantTx, user: UserId) -> Result<Vec<SavedView>> {
+    use crate::store::entity::saved_view;
+    Ok(saved_view::Entity::find()
+        .filter(saved_view::Column::TenantId.eq(tx.tenant().0))
+        .filter(saved_view::Column::UserId.eq(user.0))
+        .order_by_asc(saved_view::Column::Name)
+        .all(&**tx)
+        .await?
+        .into_iter()
+        .map(|m| SavedView {
+            id: m.id,
+            name: m.name,
+            query: m.query,
+        })
+        .collect())
+}
+
+/// Deletes one of the person's views (another person's is not found).
+pub async fn delete_view(tx: &TenantTx, user: UserId, id: Uuid) -> Result<()> {
+    use crate::store::entity::saved_view;
+    let n = saved_view::Entity::delete_many()
+        .filter(saved_view::Column::TenantId.eq(tx.tenant().0))
+        .filter(saved_view::Column::UserId.eq(user.0))
+        .filter(saved_view::Column::Id.eq(id))
+        .exec(&**tx)
+        .await?
+        .rows_affected;
+    if n == 0 {
+        return Err(Error::NotFound("saved view"));
+    }
+    Ok(())
+}

@@ -17,11 +17,12 @@ use crate::store::entity::tenant;
 use crate::{Clock, Error, PlatformTx, Result, Store, TenantId};
 
 /// Every tenant table, children before parents.
-pub const ORDER: [&str; 31] = [
+pub const ORDER: [&str; 32] = [
     "tenant_keys",
     "credentials",
     "evidence",
     "case_comments",
+    "saved_views",
     "observables",
     "case_alerts",
     "case_entities",

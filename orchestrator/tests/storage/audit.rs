@@ -1046,6 +1046,15 @@ pub(super) async fn tenant_deletion_leaves_no_row_behind(db: TestDb) {
         )
         .await
         .unwrap();
+        vigil_orchestrator::engine::cases::save_view(
+            &tx,
+            &c,
+            vigil_orchestrator::UserId(uuid::Uuid::now_v7()),
+            "mine",
+            "assignee=me",
+        )
+        .await
+        .unwrap();
         vigil_orchestrator::engine::gates::request(
             &tx,
             &c,

@@ -1197,4 +1197,48 @@ pub(super) async fn cases_are_assigned_and_commented(db: TestDb) {
         .unwrap();
     assert_eq!(got.assignee, None);
     tx.commit().await.unwrap();
+
+    // Saved views: a person's own, replaced by name, bounded in number,
+    // named sensibly, deleted only by their owner.
+    let tx = db.store.begin_tenant(a).await.unwrap();
+    cases::save_view(&tx, &c, ann, "Mine", "assignee=me")
+        .await
+        .unwrap();
+    cases::save_view(&tx, &c, ann, " Mine ", "assignee=me&severity=high")
+        .await
+        .unwrap();
+    let v = cases::views(&tx, ann).await.unwrap();
+    assert_eq!(v.len(), 1);
+    assert_eq!(
+        (v[0].name.as_str(), v[0].query.as_str()),
+        ("Mine", "assignee=me&severity=high")
+    );
+    assert!(
+        cases::views(&tx, eve).await.unwrap().is_empty(),
+        "one person's views only"
+    );
+    for bad in ["".to_owned(), "a\u{7}b".to_owned(), "n".repeat(61)] {
+        let r = cases::save_view(&tx, &c, ann, &bad, "q=").await;
+        assert!(matches!(r, Err(Error::Invalid(_))), "{bad:?}: {r:?}");
+    }
+    for i in 1..cases::MAX_VIEWS {
+        cases::save_view(&tx, &c, ann, &format!("v{i}"), "q=")
+            .await
+            .unwrap();
+    }
+    let r = cases::save_view(&tx, &c, ann, "one too many", "q=").await;
+    assert!(matches!(r, Err(Error::Invalid(_))), "{r:?}");
+    let r = cases::delete_view(&tx, eve, v[0].id).await;
+    assert!(matches!(r, Err(Error::NotFound(_))), "{r:?}");
+    cases::delete_view(&tx, ann, v[0].id).await.unwrap();
+    assert_eq!(
+        cases::views(&tx, ann).await.unwrap().len() as u64,
+        cases::MAX_VIEWS - 1
+    );
+    tx.commit().await.unwrap();
+    let tx = db.store.begin_tenant(b).await.unwrap();
+    assert!(
+        cases::views(&tx, ann).await.unwrap().is_empty(),
+        "another tenant's views are not seen"
+    );
 }

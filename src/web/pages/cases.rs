@@ -122,6 +122,9 @@ pub struct QueuePage {
     /// Whether the viewer may assign and merge (and is a person: a
     /// selection's "assign to me" needs someone to be "me").
     may_bulk: bool,
+    /// The person's saved views: (id, name, query string).
+    views: Vec<(Uuid, String, String)>,
+    is_person: bool,
 }
 
 fn filter_of(q: &QueueQuery, now: chrono::DateTime<chrono::Utc>, me: Option<Uuid>) -> Result<Filter, Error> {
@@ -192,6 +195,8 @@ pub async fn queue(
         ),
         csrf: csrf_of(&p),
         may_bulk: p.user_id().is_some() && s.authz.allows(ctx.role, "case", "write"),
+        views: Vec::new(),
+        is_person: p.user_id().is_some(),
     };
     let me = p.user_id().map(|u| u.0);
     let f = match filter_of(&q, s.clock.now(), me) {
@@ -207,12 +212,17 @@ pub async fn queue(
         let ids: Vec<Uuid> = items.iter().map(|c| c.id).collect();
         let counts = correlate::alert_counts(&tx, &ids).await?;
         let people = People::load(&tx).await?;
+        let views = match p.user_id() {
+            Some(u) => cases::views(&tx, u).await?,
+            None => Vec::new(),
+        };
         tx.commit().await?;
-        Ok::<_, Error>((items, total, counts, people))
+        Ok::<_, Error>((items, total, counts, people, views))
     }
     .await;
     match result {
-        Ok((items, total, counts, people)) => {
+        Ok((items, total, counts, people, views)) => {
+            view.views = views.into_iter().map(|v| (v.id, v.name, v.query)).collect();
             view.total = total;
             view.pages = total.div_ceil(PAGE).max(1);
             view.rows = items
@@ -1132,6 +1142,50 @@ fn then_to(result: Result<String, Error>) -> Response {
 /// found" as another tenant's.
 fn form_id(v: &str, what: &'static str) -> Result<Uuid, Error> {
     Uuid::try_parse(v.trim()).map_err(|_| Error::NotFound(what))
+}
+
+/// Saves the queue's current filters under a name, for the person.
+pub async fn save_view(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Extension(ctx): Extension<TenantCtx>,
+    Form(f): Form<Vec<(String, String)>>,
+) -> Response {
+    let result = async {
+        let user = p
+            .user_id()
+            .ok_or_else(|| Error::Invalid("only a person keeps saved views".into()))?;
+        let query = field(&f, "query");
+        // Only a view the queue itself would accept is kept.
+        let q: QueueQuery = serde_urlencoded::from_str(query)
+            .map_err(|_| Error::Invalid("not a view of the queue".into()))?;
+        filter_of(&q, s.clock.now(), Some(user.0))?;
+        let tx = s.store.begin_tenant(ctx.tenant).await?;
+        let v = cases::save_view(&tx, s.clock.as_ref(), user, field(&f, "name"), query).await?;
+        tx.commit().await?;
+        Ok(format!("/cases?{}", v.query))
+    }
+    .await;
+    then_to(result)
+}
+
+/// Deletes one of the person's saved views.
+pub async fn delete_view(
+    State(s): State<AppState>,
+    Extension(p): Extension<Principal>,
+    Extension(ctx): Extension<TenantCtx>,
+    Path(id): Path<String>,
+) -> Response {
+    let result = async {
+        let user = p.user_id().ok_or(Error::NotFound("saved view"))?;
+        let id = form_id(&id, "saved view")?;
+        let tx = s.store.begin_tenant(ctx.tenant).await?;
+        cases::delete_view(&tx, user, id).await?;
+        tx.commit().await?;
+        Ok("/cases".to_owned())
+    }
+    .await;
+    then_to(result)
 }
 
 /// Assigns the case (`user` = a member's id, `me`, or empty for nobody).

@@ -27,6 +27,7 @@ pub mod outbox;
 pub mod password_token;
 pub mod platform_control;
 pub mod recovery_code;
+pub mod saved_view;
 pub mod session;
 pub mod sso_assertion;
 pub mod sso_identity;
