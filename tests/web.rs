@@ -1116,6 +1116,57 @@ async fn openapi_documents_every_route() {
         }
     }
     assert_eq!(documented, table.len(), "every route of the table, nothing else");
+    // Every route of the JSON interface documents its success body from the
+    // handler's own response type (or says it answers 204), but the two
+    // that are not JSON objects: the audit export's stream and this
+    // document.
+    let answers = web::answers();
+    for ((m, p), _) in table.iter() {
+        let json_api = p.starts_with("/api/") || *p == "/healthz" || *p == "/readyz";
+        if !json_api || matches!(*p, "/api/v1/audit/export" | "/api/openapi.json") {
+            continue;
+        }
+        let a = answers.iter().find(|a| a.method == *m && a.path == *p);
+        assert!(a.is_some(), "{m} {p}: no success body documented");
+        let ok = &doc["paths"][*p][m.as_str().to_lowercase()]["responses"]["2XX"];
+        match &a.unwrap().schema {
+            Some(_) => {
+                let schema = &ok["content"]["application/json"]["schema"];
+                assert!(
+                    schema.get("$ref").is_some() || schema["properties"]["items"].is_object(),
+                    "{m} {p}: {schema}"
+                );
+                if let Some(r) = schema
+                    .get("$ref")
+                    .or(schema.pointer("/properties/items/items/$ref"))
+                {
+                    let name = r.as_str().unwrap().trim_start_matches("#/components/schemas/");
+                    assert!(doc["components"]["schemas"][name].is_object(), "{m} {p}: {name}");
+                }
+            }
+            None => assert!(ok.get("content").is_none(), "{m} {p}: 204 has no body"),
+        }
+    }
+    // One schema per name: two types of one name (two `Role`s, say) would
+    // silently describe one with the other.
+    let mut named: std::collections::HashMap<String, serde_json::Value> = Default::default();
+    let all = web::bodies()
+        .into_iter()
+        .flat_map(|b| b.schemas)
+        .chain(answers.iter().flat_map(|a| a.schemas.clone()));
+    for (name, schema) in all {
+        if let Some(before) = named.insert(name.clone(), schema.clone()) {
+            assert_eq!(before, schema, "two different schemas are named {name}");
+        }
+    }
+    for a in &answers {
+        assert!(
+            table.contains_key(&(a.method.clone(), a.path)),
+            "{} {} is answered but not a route",
+            a.method,
+            a.path
+        );
+    }
     // Each body type under its own name: the schema in the document is the
     // body's own, and every body names a route of the table.
     for b in web::bodies() {

@@ -49,7 +49,7 @@ id_type!(UserId, "user");
 /// The roles of PRODUCT.md. `PlatformAdmin` is an installation-wide grant
 /// (users.is_platform_admin); the other five are granted per tenant through
 /// memberships.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     PlatformAdmin,

@@ -25,7 +25,7 @@ use vigil_orchestrator::{Clock, Store};
 
 pub use auth::{Access, RouteTable};
 pub use error::ApiError;
-pub use routes::{Body, bodies, routes};
+pub use routes::{Answer, Body, answers, bodies, routes};
 
 use crate::authz::Authorizer;
 

@@ -9,8 +9,8 @@
 //! its codes per status. Pages are documented as `text/html`. Served to
 //! anyone: it holds no tenant data.
 //!
-//! Not yet precise: success bodies are documented as JSON objects (arrays
-//! for lists with `{items, total}`) without their fields.
+//! Success bodies from the handlers' own response types (`ToSchema`),
+//! lists as `{items, total}`, 204s without a body.
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -20,12 +20,19 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::web::auth::{Access, RouteTable};
-use crate::web::routes::{self, Body, Query};
+use crate::web::routes::{self, Answer, Body, Query};
 
 /// The document (built once).
 pub fn document() -> &'static Value {
     static DOC: OnceLock<Value> = OnceLock::new();
-    DOC.get_or_init(|| build(&routes::routes().1, &routes::bodies(), &routes::queries()))
+    DOC.get_or_init(|| {
+        build(
+            &routes::routes().1,
+            &routes::bodies(),
+            &routes::queries(),
+            &routes::answers(),
+        )
+    })
 }
 
 pub async fn serve() -> Response {
@@ -118,11 +125,16 @@ fn operation_id(method: &Method, path: &str) -> String {
     id
 }
 
-fn build(table: &RouteTable, bodies: &[Body], queries: &[Query]) -> Value {
+fn build(table: &RouteTable, bodies: &[Body], queries: &[Query], answers: &[Answer]) -> Value {
     let mut paths: BTreeMap<&str, serde_json::Map<String, Value>> = BTreeMap::new();
     let mut schemas = serde_json::Map::new();
     for b in bodies {
         for (name, s) in &b.schemas {
+            schemas.insert(name.clone(), s.clone());
+        }
+    }
+    for a in answers {
+        for (name, s) in &a.schemas {
             schemas.insert(name.clone(), s.clone());
         }
     }
@@ -175,6 +187,7 @@ fn build(table: &RouteTable, bodies: &[Body], queries: &[Query]) -> Value {
             );
         }
         let mut responses = serde_json::Map::new();
+        let answer = answers.iter().find(|a| a.method == *method && a.path == *path);
         let ok = if let Some(kind) = asset(path) {
             json!({"description": "a static file", "content": {kind: {"schema": {"type": "string"}}}})
         } else if !api {
@@ -185,6 +198,13 @@ fn build(table: &RouteTable, bodies: &[Body], queries: &[Query]) -> Value {
                 "text/csv": {"schema": {"type": "string"}}}})
         } else if *path == "/api/openapi.json" {
             json!({"description": "this document", "content": {"application/json": {"schema": {"type": "object"}}}})
+        } else if let Some(a) = answer {
+            match &a.schema {
+                Some(schema) => {
+                    json!({"description": "success", "content": {"application/json": {"schema": schema}}})
+                }
+                None => json!({"description": "done: no content"}),
+            }
         } else {
             json!({"description": "success", "content": {"application/json": {"schema": {}}}})
         };

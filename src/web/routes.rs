@@ -19,6 +19,19 @@ struct Routes {
     table: RouteTable,
     bodies: Vec<Body>,
     queries: Vec<Query>,
+    answers: Vec<Answer>,
+}
+
+/// What a route answers on success: its JSON body's schema (from the
+/// handler's own response type) with the schemas it refers to, or nothing
+/// (204).
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub method: Method,
+    pub path: &'static str,
+    /// None: 204, no body.
+    pub schema: Option<serde_json::Value>,
+    pub schemas: Vec<(String, serde_json::Value)>,
 }
 
 /// A route's query parameters, from the handler's own query type.
@@ -76,15 +89,51 @@ impl Routes {
         self
     }
 
+    /// The handler of `method path` answers one `T`.
+    fn answers<T: utoipa::ToSchema>(mut self, method: Method, path: &'static str) -> Self {
+        let (r, schemas) = schema_of::<T>();
+        self.answers.push(Answer {
+            method,
+            path,
+            schema: Some(r),
+            schemas,
+        });
+        self
+    }
+
+    /// The handler of `GET path` answers a page of `T`: `{items, total}`.
+    fn lists<T: utoipa::ToSchema>(mut self, path: &'static str) -> Self {
+        let (r, schemas) = schema_of::<T>();
+        self.answers.push(Answer {
+            method: Method::GET,
+            path,
+            schema: Some(serde_json::json!({
+                "type": "object",
+                "required": ["items", "total"],
+                "properties": {
+                    "items": {"type": "array", "items": r},
+                    "total": {"type": "integer", "minimum": 0}
+                }
+            })),
+            schemas,
+        });
+        self
+    }
+
+    /// The handler of `method path` answers 204 with no body.
+    fn answers_nothing(mut self, method: Method, path: &'static str) -> Self {
+        self.answers.push(Answer {
+            method,
+            path,
+            schema: None,
+            schemas: Vec::new(),
+        });
+        self
+    }
+
     fn body_of<T: utoipa::ToSchema>(mut self, method: Method, path: &'static str, required: bool) -> Self {
-        let mut found = Vec::new();
-        T::schemas(&mut found);
+        let (_, schemas) = schema_of::<T>();
         let name = T::name().into_owned();
-        found.push((name.clone(), T::schema()));
-        let schemas = found
-            .into_iter()
-            .map(|(n, s)| (n, serde_json::to_value(s).unwrap_or_default()))
-            .collect();
         self.bodies.push(Body {
             method,
             path,
@@ -94,6 +143,27 @@ impl Routes {
         });
         self
     }
+}
+
+/// `T`'s schema as a reference, and the schemas it needs by name.
+fn schema_of<T: utoipa::ToSchema>() -> (serde_json::Value, Vec<(String, serde_json::Value)>) {
+    let mut found = Vec::new();
+    T::schemas(&mut found);
+    let name = T::name().into_owned();
+    found.push((name.clone(), T::schema()));
+    let schemas = found
+        .into_iter()
+        .map(|(n, s)| (n, serde_json::to_value(s).unwrap_or_default()))
+        .collect();
+    (
+        serde_json::json!({"$ref": format!("#/components/schemas/{name}")}),
+        schemas,
+    )
+}
+
+/// What the API's routes answer on success.
+pub fn answers() -> Vec<Answer> {
+    build().answers
 }
 
 /// Every route of the app with its access rule.
@@ -785,7 +855,10 @@ fn build() -> Routes {
 fn with_bodies(r: Routes) -> Routes {
     const POST: Method = Method::POST;
     const PUT: Method = Method::PUT;
+    const GET: Method = Method::GET;
+    const DELETE: Method = Method::DELETE;
     use api::{cases, drafts, gates, integrations, iocs, members, settings, sso, tenants, tokens};
+    use vigil_orchestrator::engine;
     use vigil_orchestrator::pipeline::{assess, correlate, retention};
     r.body::<tenants::NewTenant>(POST, "/api/v1/tenants")
         .body_of::<tenants::Deletion>(POST, "/api/v1/tenants/{id}/deletion", false)
@@ -825,4 +898,85 @@ fn with_bodies(r: Routes) -> Routes {
         .query::<gates::GateQuery>("/api/v1/gates")
         .query::<api::ingest::AlertQuery>("/api/v1/alerts")
         .query::<api::steps::StepQuery>("/api/v1/steps")
+        // What each API route answers on success.
+        .answers::<engine::cases::Case>(POST, "/api/v1/cases")
+        .lists::<engine::cases::Case>("/api/v1/cases")
+        .answers::<cases::CaseDetail>(GET, "/api/v1/cases/{id}")
+        .answers::<engine::cases::Case>(POST, "/api/v1/cases/{id}/merge")
+        .answers::<engine::cases::Case>(POST, "/api/v1/cases/{id}/split")
+        .answers::<engine::cases::Case>(PUT, "/api/v1/cases/{id}/assignee")
+        .lists::<engine::cases::Comment>("/api/v1/cases/{id}/comments")
+        .answers::<engine::cases::Comment>(POST, "/api/v1/cases/{id}/comments")
+        .answers::<cases::Signals>(GET, "/api/v1/cases/{id}/signals")
+        .answers::<cases::Investigating>(POST, "/api/v1/cases/{id}/investigate")
+        .answers::<correlate::Explanation>(GET, "/api/v1/cases/{id}/correlation")
+        .answers::<cases::Timeline>(GET, "/api/v1/cases/{id}/timeline")
+        .answers::<api::health::Health>(GET, "/healthz")
+        .answers::<api::health::Health>(GET, "/readyz")
+        .answers::<members::Me>(GET, "/api/v1/me")
+        .lists::<tenants::TenantView>("/api/v1/tenants")
+        .answers::<tenants::TenantView>(POST, "/api/v1/tenants")
+        .answers::<tenants::DeletionView>(POST, "/api/v1/tenants/{id}/deletion")
+        .answers::<tenants::DeletionView>(DELETE, "/api/v1/tenants/{id}/deletion")
+        .answers::<settings::SessionView>(GET, "/api/v1/settings/sessions")
+        .answers::<settings::SessionView>(PUT, "/api/v1/settings/sessions")
+        .lists::<vigil_orchestrator::identity::sso::ProviderInfo>("/api/v1/sso/providers")
+        .answers::<sso::ProviderView>(POST, "/api/v1/sso/providers")
+        .answers::<sso::ProviderView>(PUT, "/api/v1/sso/providers/{id}")
+        .answers_nothing(DELETE, "/api/v1/sso/providers/{id}")
+        .answers::<sso::ProviderCheck>(POST, "/api/v1/sso/providers/{id}/test")
+        .lists::<members::MemberView>("/api/v1/members")
+        .answers::<members::Invited>(POST, "/api/v1/members")
+        .answers::<members::RoleNow>(PUT, "/api/v1/members/{user_id}")
+        .answers_nothing(DELETE, "/api/v1/members/{user_id}")
+        .lists::<vigil_orchestrator::identity::ApiTokenInfo>("/api/v1/tokens")
+        .answers::<tokens::IssuedToken>(POST, "/api/v1/tokens")
+        .answers_nothing(POST, "/api/v1/tokens/{id}/revoke")
+        .lists::<vigil_orchestrator::audit::Recorded>("/api/v1/audit")
+        .lists::<vigil_orchestrator::audit::requests::Request>("/api/v1/requests")
+        .lists::<iocs::Indicator>("/api/v1/iocs")
+        .answers::<vigil_orchestrator::pipeline::iocs::Imported>(POST, "/api/v1/iocs/import")
+        .lists::<vigil_orchestrator::pipeline::drafts::Draft>("/api/v1/cases/{id}/drafts")
+        .answers::<vigil_orchestrator::pipeline::drafts::Draft>(POST, "/api/v1/cases/{id}/drafts")
+        .lists::<vigil_orchestrator::pipeline::drafts::Draft>("/api/v1/cases/{id}/briefs")
+        .answers::<vigil_orchestrator::pipeline::drafts::Draft>(POST, "/api/v1/drafts/{id}/approve")
+        .answers::<vigil_orchestrator::pipeline::drafts::Draft>(POST, "/api/v1/drafts/{id}/edit")
+        .answers::<vigil_orchestrator::pipeline::drafts::Draft>(POST, "/api/v1/drafts/{id}/reject")
+        .answers::<gates::GateView>(POST, "/api/v1/cases/{id}/gates")
+        .lists::<gates::GateView>("/api/v1/gates")
+        .answers::<gates::GateView>(GET, "/api/v1/gates/{id}")
+        .answers::<gates::GateView>(POST, "/api/v1/gates/{id}/approve")
+        .answers::<gates::GateView>(POST, "/api/v1/gates/{id}/reject")
+        .answers::<gates::GateView>(POST, "/api/v1/gates/{id}/edit")
+        .answers::<settings::KillView>(GET, "/api/v1/kill-switch")
+        .answers::<settings::KillView>(PUT, "/api/v1/kill-switch")
+        .answers::<settings::PlatformKillView>(PUT, "/api/v1/platform/kill-switch")
+        .answers::<vigil_orchestrator::pipeline::ingest::Accepted>(POST, "/api/v1/ingest/{id}")
+        .answers::<api::ingest::AlertPage>(GET, "/api/v1/alerts")
+        .answers::<api::ingest::AlertView>(GET, "/api/v1/alerts/{id}")
+        .answers::<vigil_orchestrator::pipeline::evidence::Item>(GET, "/api/v1/evidence/{id}")
+        .lists::<vigil_orchestrator::connect::integrations::Integration>("/api/v1/integrations")
+        .answers::<integrations::CreatedIntegration>(POST, "/api/v1/integrations")
+        .answers::<integrations::IntegrationDetail>(GET, "/api/v1/integrations/{id}")
+        .answers::<vigil_orchestrator::secrets::vault::CredentialInfo>(
+            POST,
+            "/api/v1/integrations/{id}/credentials",
+        )
+        .answers_nothing(POST, "/api/v1/integrations/{id}/credentials/revoke")
+        .answers::<integrations::Resealed>(POST, "/api/v1/data-key/rotate")
+        .answers::<vigil_orchestrator::connect::integrations::Integration>(
+            PUT,
+            "/api/v1/integrations/{id}/scopes/{scope}",
+        )
+        .answers::<settings::Quorum>(GET, "/api/v1/settings/gate-quorum")
+        .answers::<settings::Quorum>(PUT, "/api/v1/settings/gate-quorum")
+        .answers::<settings::PurgeView>(POST, "/api/v1/purge")
+        .answers::<settings::RetentionView>(GET, "/api/v1/settings/retention")
+        .answers::<settings::RetentionView>(PUT, "/api/v1/settings/retention")
+        .answers::<correlate::Settings>(GET, "/api/v1/settings/correlation")
+        .answers::<correlate::Settings>(PUT, "/api/v1/settings/correlation")
+        .answers::<assess::Settings>(GET, "/api/v1/settings/assessment")
+        .answers::<assess::Settings>(PUT, "/api/v1/settings/assessment")
+        .lists::<engine::steps::StepView>("/api/v1/steps")
+        .answers::<engine::steps::StepView>(POST, "/api/v1/steps/{id}/retry")
 }

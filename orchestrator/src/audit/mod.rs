@@ -185,7 +185,8 @@ pub async fn record_platform(
 }
 
 /// An audit event as read back: the event and its place in its chain.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[schema(as = AuditEvent)]
 pub struct Recorded {
     pub id: uuid::Uuid,
     pub tenant_id: Option<uuid::Uuid>,

@@ -18,7 +18,8 @@ pub fn retention() -> Duration {
 }
 
 /// One request, as logged.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[schema(as = RequestLogEntry)]
 pub struct Request {
     pub at: DateTime<Utc>,
     pub method: String,

@@ -22,10 +22,14 @@ fn invalid(e: vigil_integrations::ConfigError) -> Error {
 }
 
 /// One scope of the manifest and whether it is on.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ScopeState {
     pub scope: &'static str,
+    /// `read` or `write`.
+    #[schema(value_type = String)]
     pub access: Access,
+    /// The exact vendor calls the scope permits.
+    #[schema(value_type = Vec<String>)]
     pub calls: &'static [&'static str],
     pub purpose: &'static str,
     /// Read scopes are always on; write scopes only after an opt-in.
@@ -34,9 +38,12 @@ pub struct ScopeState {
     pub enabled_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Integration {
     pub id: Uuid,
+    /// `webhook`, `crowdstrike`, `graylog`, `jira`, `servicenow`,
+    /// `notify_webhook` or `llm`.
+    #[schema(value_type = String)]
     pub kind: Kind,
     pub name: String,
     pub config: Value,
@@ -49,7 +56,7 @@ pub struct Integration {
 }
 
 /// What the integration did last: shown to admins, never a secret.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct Status {
     /// Where the next poll starts (pollable kinds).
     pub cursor: Option<String>,

@@ -17,7 +17,7 @@ use crate::store::TenantTx;
 use crate::store::entity::{case, case_comment, membership};
 use crate::{Clock, Error, Result};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Case {
     pub id: Uuid,
     pub title: String,
@@ -434,7 +434,7 @@ pub async fn comments(tx: &TenantTx, case_id: Uuid, limit: u64, offset: u64) -> 
 }
 
 /// A person's saved view of the case queue.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SavedView {
     pub id: Uuid,
     pub name: String,

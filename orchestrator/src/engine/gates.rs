@@ -24,7 +24,7 @@ use crate::{Clock, Error, Result, Role, identity};
 /// Default time before an unanswered gate escalates.
 pub const ESCALATE_AFTER: Duration = Duration::hours(4);
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Gate {
     pub id: Uuid,
     pub case_id: Uuid,

@@ -14,7 +14,7 @@ use crate::store::entity::{platform_control, tenant_control};
 use crate::store::{PlatformTx, TenantTx};
 use crate::{Clock, Result};
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Engagement {
     pub at: DateTime<Utc>,
     pub by: String,

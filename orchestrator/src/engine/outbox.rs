@@ -307,7 +307,7 @@ async fn run_one(
 
 /// What became of a gate's approved write, as callers outside the core see
 /// it (state, attempts, idempotency key, last error, vendor result).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct GateWrite {
     pub state: String,
     pub attempts: i32,

@@ -68,7 +68,7 @@ impl NewStep {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct StepView {
     pub id: Uuid,
     pub case_id: Option<Uuid>,

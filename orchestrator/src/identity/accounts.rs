@@ -674,7 +674,7 @@ pub async fn upsert_local_user(
 }
 
 /// A token as listed (never the secret).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct ApiTokenInfo {
     pub id: Uuid,
     pub name: String,

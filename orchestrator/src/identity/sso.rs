@@ -74,7 +74,7 @@ pub struct NewProvider {
 }
 
 /// A provider as listed (never the secret).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ProviderInfo {
     pub id: Uuid,
     pub protocol: String,

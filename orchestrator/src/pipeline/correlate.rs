@@ -1283,7 +1283,7 @@ async fn reindex(tx: &TenantTx, case_id: Uuid, settings: &Settings) -> Result<()
 }
 
 /// Why an entity of a case did or did not link alerts.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct EntityVerdict {
     pub kind: Kind,
     pub value: String,
@@ -1304,7 +1304,7 @@ pub struct EntityVerdict {
 
 /// Why the alerts of a case are together: each alert's provenance, and a
 /// verdict per entity.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Explanation {
     pub case_id: Uuid,
     pub window_hours: i64,
@@ -1313,7 +1313,7 @@ pub struct Explanation {
     pub entities: Vec<EntityVerdict>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AlertLink {
     pub alert_id: Uuid,
     pub at: DateTime<Utc>,

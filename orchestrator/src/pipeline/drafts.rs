@@ -893,7 +893,7 @@ pub fn detection_signals(
     out
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Draft {
     pub id: Uuid,
     pub case_id: Uuid,

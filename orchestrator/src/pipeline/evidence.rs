@@ -54,7 +54,8 @@ pub const CROWDSTRIKE_IDENTITY: &str = "crowdstrike.identity";
 pub const GRAYLOG_MESSAGES: &str = "graylog.messages";
 
 /// One evidence item as people and the API see it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = EvidenceItem)]
 pub struct Item {
     pub id: Uuid,
     pub case_id: Uuid,
@@ -144,7 +145,8 @@ pub async fn newest(tx: &TenantTx, case_id: Uuid) -> Result<Vec<Item>> {
 
 /// One event an evidence item tells of (a message Graylog holds), at the
 /// time the message carries, pointing at it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[schema(as = LoggedEvent)]
 pub struct Event {
     pub at: DateTime<Utc>,
     /// Where the event was logged (the message's `source`).

@@ -104,7 +104,7 @@ pub struct Delivery<'a> {
     pub source_ip: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Accepted {
     pub accepted: usize,
     pub duplicates: usize,

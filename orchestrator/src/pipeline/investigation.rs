@@ -763,7 +763,7 @@ async fn ticket_integration(tx: &TenantTx) -> Result<Option<(Uuid, String)>> {
 }
 
 /// One round of a case's investigation as people see it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct Round {
     pub round: i64,
     /// `waiting` (its first step has not started), `running`,
@@ -775,7 +775,7 @@ pub struct Round {
 }
 
 /// A case's investigation: its rounds (newest first) and the current draft.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct Progress {
     pub rounds: Vec<Round>,
     pub draft: Option<drafts::Draft>,

@@ -32,7 +32,7 @@ pub struct Indicator {
     pub description: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Imported {
     pub added: usize,
     pub duplicates: usize,
@@ -282,7 +282,8 @@ pub async fn list(tx: &TenantTx, limit: u64) -> Result<Vec<ioc::Model>> {
 }
 
 /// One signal: an entity of a case's alert that is on the indicator list.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(as = IndicatorMatch)]
 pub struct Signal {
     pub alert_id: Uuid,
     pub kind: String,

@@ -8,8 +8,9 @@ use std::net::IpAddr;
 use serde::Serialize;
 use serde_json::Value;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = EntityKind)]
 pub enum Kind {
     Host,
     User,
@@ -104,8 +105,9 @@ pub fn host_name(lower: &str) -> String {
 /// weighs an entity by its kind *and* its role: the address a device
 /// reports for itself says "same machine"; the NAT address every agent of
 /// an office reports says nothing; a console link names the vendor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
+#[schema(as = EntityRole)]
 pub enum Role {
     /// The alert's own machine (its name, its own address).
     Device,
@@ -172,7 +174,7 @@ impl std::str::FromStr for Role {
 }
 
 /// One observable with the pointer to the field it came from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Observable {
     pub kind: Kind,
     pub value: String,

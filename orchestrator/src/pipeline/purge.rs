@@ -36,7 +36,7 @@ pub enum Target {
 }
 
 /// What a purge deleted.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Purged {
     pub cases: u64,
     pub alerts: u64,

@@ -15,7 +15,8 @@ use crate::store::entity::{alert, case_alert};
 use crate::{Error, Result};
 
 /// Where a row's evidence is.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(as = TimelineEvidence)]
 pub struct Evidence {
     pub alert_id: Uuid,
     /// JSON pointer of the time field; `None` when the alert carries no event
@@ -23,7 +24,8 @@ pub struct Evidence {
     pub pointer: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[schema(as = TimelineRow)]
 pub struct Row {
     pub at: DateTime<Utc>,
     /// `event` (the source's time field), `received` (no event time) or

@@ -33,7 +33,7 @@ async fn integration_of_tenant(tx: &TenantTx, id: Uuid) -> Result<()> {
 }
 
 /// What may be shown of a credential.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct CredentialInfo {
     pub version: i32,
     /// First 16 hex characters of the secret's SHA-256.

@@ -6,7 +6,7 @@ use axum::Json;
 use axum::extract::{ConnectInfo, Extension, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use vigil_orchestrator::engine::state::{CaseState, Severity};
 use vigil_orchestrator::engine::{cases, gates, steps};
@@ -97,6 +97,42 @@ pub async fn list_cases(
     Ok(Json(json!({"items": items, "total": total})).into_response())
 }
 
+/// One alert of a case and how it came in (`joined_by`: null for the alert
+/// that opened the case; else the shared entities, a merge or a split).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CaseAlert {
+    pub alert_id: uuid::Uuid,
+    pub joined_by: Option<Value>,
+}
+
+/// An evidence item of a case, without the vendor's answer
+/// (`GET /api/v1/evidence/{id}` has it).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct EvidenceSummary {
+    pub id: uuid::Uuid,
+    pub round: i64,
+    pub integration_id: uuid::Uuid,
+    pub source: String,
+    pub subject: String,
+    /// `collected` or `not_collected`.
+    pub status: String,
+    pub error: Option<String>,
+    pub collected_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// A case with everything about it: its gates, steps, alerts, evidence and
+/// investigation.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CaseDetail {
+    #[serde(flatten)]
+    pub case: cases::Case,
+    pub evidence: Vec<EvidenceSummary>,
+    pub gates: Vec<gates::Gate>,
+    pub steps: Vec<steps::StepView>,
+    pub alerts: Vec<CaseAlert>,
+    pub investigation: vigil_orchestrator::pipeline::investigation::Progress,
+}
+
 pub async fn get_case(
     State(s): State<AppState>,
     Extension(ctx): Extension<TenantCtx>,
@@ -108,28 +144,58 @@ pub async fn get_case(
     let (g, _) = gates::list(&tx, None, Some(case_id), 500, 0).await?;
     let st = steps::list(&tx, Some(case_id), None, 500).await?;
     let investigation = vigil_orchestrator::pipeline::investigation::progress(&tx, case_id).await?;
-    let alerts: Vec<Value> = vigil_orchestrator::pipeline::correlate::alerts_of(&tx, case_id)
+    let alerts = vigil_orchestrator::pipeline::correlate::alerts_of(&tx, case_id)
         .await?
         .into_iter()
-        .map(|(alert, joined_by)| json!({"alert_id": alert, "joined_by": joined_by}))
+        .map(|(alert_id, joined_by)| CaseAlert { alert_id, joined_by })
         .collect();
-    // Evidence items without their bodies (GET /api/v1/evidence/{id} has them).
-    let evidence: Vec<Value> = vigil_orchestrator::pipeline::evidence::of_case(&tx, case_id)
+    let evidence = vigil_orchestrator::pipeline::evidence::of_case(&tx, case_id)
         .await?
         .into_iter()
-        .map(|e| {
-            json!({"id": e.id, "round": e.round, "integration_id": e.integration_id, "source": e.source,
-                   "subject": e.subject, "status": e.status, "error": e.error, "collected_at": e.collected_at})
+        .map(|e| EvidenceSummary {
+            id: e.id,
+            round: e.round,
+            integration_id: e.integration_id,
+            source: e.source,
+            subject: e.subject,
+            status: e.status,
+            error: e.error,
+            collected_at: e.collected_at,
         })
         .collect();
     tx.commit().await?;
-    let mut v = serde_json::to_value(case).map_err(|e| ApiError::internal("case", &e))?;
-    v["evidence"] = Value::Array(evidence);
-    v["gates"] = serde_json::to_value(g).map_err(|e| ApiError::internal("case", &e))?;
-    v["steps"] = serde_json::to_value(st).map_err(|e| ApiError::internal("case", &e))?;
-    v["alerts"] = Value::Array(alerts);
-    v["investigation"] = serde_json::to_value(investigation).map_err(|e| ApiError::internal("case", &e))?;
-    Ok(Json(v).into_response())
+    Ok(Json(CaseDetail {
+        case,
+        evidence,
+        gates: g,
+        steps: st,
+        alerts,
+        investigation,
+    })
+    .into_response())
+}
+
+/// A case's timeline: its alerts (`events`) and what its evidence logged
+/// (`enrichment`), each in event-time order.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Timeline {
+    pub case: uuid::Uuid,
+    pub events: Vec<vigil_orchestrator::pipeline::timeline::Row>,
+    pub enrichment: Vec<vigil_orchestrator::pipeline::evidence::Event>,
+}
+
+/// The indicator matches among a case's alerts.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Signals {
+    pub case: uuid::Uuid,
+    pub signals: Vec<vigil_orchestrator::pipeline::iocs::Signal>,
+}
+
+/// A round asked for: `queued` false when one was already waiting to start.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Investigating {
+    pub case: uuid::Uuid,
+    pub queued: bool,
 }
 
 /// The case's timeline: its alerts in event-time order, each with the
@@ -147,7 +213,12 @@ pub async fn case_timeline(
     let items = vigil_orchestrator::pipeline::evidence::newest(&tx, case_id).await?;
     tx.commit().await?;
     let enrichment = vigil_orchestrator::pipeline::evidence::events(&items);
-    Ok(Json(json!({"case": case_id, "events": rows, "enrichment": enrichment})).into_response())
+    Ok(Json(Timeline {
+        case: case_id,
+        events: rows,
+        enrichment,
+    })
+    .into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -226,7 +297,11 @@ pub async fn case_signals(
     let tx = s.store.begin_tenant(ctx.tenant).await?;
     let v = vigil_orchestrator::pipeline::iocs::signals(&tx, case_id).await?;
     tx.commit().await?;
-    Ok(Json(json!({"case": case_id, "signals": v})).into_response())
+    Ok(Json(Signals {
+        case: case_id,
+        signals: v,
+    })
+    .into_response())
 }
 
 /// Why a case's alerts are together: each alert's provenance and, per
@@ -260,7 +335,10 @@ pub async fn investigate(
     tx.commit().await?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({"case": case_id, "queued": queued})),
+        Json(Investigating {
+            case: case_id,
+            queued,
+        }),
     )
         .into_response())
 }

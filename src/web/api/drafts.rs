@@ -72,7 +72,7 @@ pub async fn list_drafts(
     let tx = s.store.begin_tenant(ctx.tenant).await?;
     let v = vigil_orchestrator::pipeline::drafts::list(&tx, case_id, false).await?;
     tx.commit().await?;
-    Ok(Json(json!({"items": v})).into_response())
+    Ok(Json(json!({"total": v.len(), "items": v})).into_response())
 }
 
 /// Approved briefs only (what executives see).
@@ -85,7 +85,7 @@ pub async fn approved_briefs(
     let tx = s.store.begin_tenant(ctx.tenant).await?;
     let v = vigil_orchestrator::pipeline::drafts::list(&tx, case_id, true).await?;
     tx.commit().await?;
-    Ok(Json(json!({"items": v})).into_response())
+    Ok(Json(json!({"total": v.len(), "items": v})).into_response())
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::{ConnectInfo, Extension, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use vigil_orchestrator::Role;
 use vigil_orchestrator::engine::state::{GateKind, GateState};
@@ -51,13 +51,30 @@ pub async fn request_gate(
     Ok((StatusCode::CREATED, Json(gate_json(g, None))).into_response())
 }
 
-fn gate_json(g: gates::Gate, write: Option<outbox::GateWrite>) -> Value {
-    let mut v = serde_json::to_value(&g).unwrap_or(Value::Null);
-    v["status"] = json!(g.state);
-    if let Some(w) = write {
-        v["write"] = json!(w);
+/// A gate as the API answers it: the gate, its state again as `status`,
+/// and — read one at a time — what became of its approved write and how
+/// many approvals its current proposal has of how many it needs.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct GateView {
+    #[serde(flatten)]
+    pub gate: gates::Gate,
+    pub status: GateState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub write: Option<outbox::GateWrite>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approvals: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quorum: Option<u32>,
+}
+
+fn gate_json(g: gates::Gate, write: Option<outbox::GateWrite>) -> GateView {
+    GateView {
+        status: g.state,
+        gate: g,
+        write,
+        approvals: None,
+        quorum: None,
     }
-    v
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -85,7 +102,7 @@ pub async fn list_gates(
     let tx = s.store.begin_tenant(ctx.tenant).await?;
     let (items, total) = gates::list(&tx, state, case, limit, offset).await?;
     tx.commit().await?;
-    let items: Vec<Value> = items.into_iter().map(|g| gate_json(g, None)).collect();
+    let items: Vec<GateView> = items.into_iter().map(|g| gate_json(g, None)).collect();
     Ok(Json(json!({"items": items, "total": total})).into_response())
 }
 
@@ -114,9 +131,9 @@ async fn approval_progress(
     ))
 }
 
-fn with_progress(mut v: Value, (approvals, quorum): (u32, u32)) -> Value {
-    v["approvals"] = json!(approvals);
-    v["quorum"] = json!(quorum);
+fn with_progress(mut v: GateView, (approvals, quorum): (u32, u32)) -> GateView {
+    v.approvals = Some(approvals);
+    v.quorum = Some(quorum);
     v
 }
 

@@ -5,18 +5,24 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 use vigil_orchestrator::store::Readiness;
 
 use crate::web::{ApiError, AppState};
 
-pub async fn healthz() -> Json<serde_json::Value> {
-    Json(json!({"status": "ok"}))
+/// A health probe's answer.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// `ok` (the process answers) or `ready` (and so does its database).
+    pub status: &'static str,
+}
+
+pub async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
 }
 
 pub async fn readyz(state: State<AppState>) -> Response {
     match crate::web::store(&state).readiness().await {
-        Ok(Readiness::Ready) => Json(json!({"status": "ready"})).into_response(),
+        Ok(Readiness::Ready) => Json(Health { status: "ready" }).into_response(),
         Ok(Readiness::PendingMigrations(p)) => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "not_ready",

@@ -8,8 +8,7 @@ use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Extension, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 use vigil_orchestrator::{Error, pipeline::ingest};
 
@@ -74,6 +73,39 @@ pub struct AlertQuery {
     offset: Option<u64>,
 }
 
+/// A stored alert: verbatim as received, with its observables.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AlertView {
+    pub id: uuid::Uuid,
+    pub integration_id: uuid::Uuid,
+    /// `ocsf`, `ecs`, `crowdstrike` or `graylog`.
+    pub format: String,
+    pub source_id: Option<String>,
+    pub received_at: chrono::DateTime<chrono::Utc>,
+    /// The alert as its sender sent it (the JSON text, verbatim).
+    pub raw: String,
+    pub observables: Vec<vigil_orchestrator::pipeline::observables::Observable>,
+    /// Observables beyond the per-alert bound, counted, not kept.
+    pub observables_truncated: i64,
+    /// One alert (not in a list): when it happened and how that was read
+    /// (`event`, `received`, `out_of_bounds`), and its case.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_at: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub placed_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub case_id: Option<uuid::Uuid>,
+}
+
+/// A page of alerts, bounded in bytes: `next_offset` continues it (null at
+/// the end).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AlertPage {
+    pub items: Vec<AlertView>,
+    pub total: usize,
+    pub next_offset: Option<u64>,
+}
+
 pub async fn list(
     State(s): State<AppState>,
     Extension(ctx): Extension<TenantCtx>,
@@ -87,10 +119,20 @@ pub async fn list(
     let mut bytes = 0usize;
     for a in rows {
         let observables = ingest::observables_of(&tx, a.id).await?;
-        let item = json!({"id": a.id, "integration_id": a.integration_id, "format": a.format, "source_id": a.source_id,
-                          "received_at": a.received_at, "raw": a.raw, "observables": observables,
-                          "observables_truncated": a.observables_truncated});
-        let size = item.to_string().len();
+        let item = AlertView {
+            id: a.id,
+            integration_id: a.integration_id,
+            format: a.format,
+            source_id: a.source_id,
+            received_at: a.received_at,
+            raw: a.raw,
+            observables,
+            observables_truncated: a.observables_truncated.into(),
+            event_at: None,
+            placed_by: None,
+            case_id: None,
+        };
+        let size = serde_json::to_vec(&item).map_or(0, |v| v.len());
         if !items.is_empty() && bytes + size > crate::web::limits::MAX_ALERT_PAGE_BYTES {
             break;
         }
@@ -100,7 +142,12 @@ pub async fn list(
     tx.commit().await?;
     let more = items.len() < fetched || fetched as u64 == limit;
     let next = more.then(|| offset + items.len() as u64);
-    Ok(Json(json!({"total": items.len(), "items": items, "next_offset": next})).into_response())
+    Ok(Json(AlertPage {
+        total: items.len(),
+        items,
+        next_offset: next,
+    })
+    .into_response())
 }
 
 /// One alert, as a citation opens it: raw as received, its placement in
@@ -115,9 +162,18 @@ pub async fn get(
     let (a, case) = ingest::get(&tx, alert).await?;
     let observables = ingest::observables_of(&tx, a.id).await?;
     tx.commit().await?;
-    Ok(Json(json!({"id": a.id, "integration_id": a.integration_id, "format": a.format, "source_id": a.source_id,
-                   "received_at": a.received_at, "event_at": a.event_at.unwrap_or(a.received_at), "placed_by": a.placed_by,
-                   "raw": a.raw, "observables": observables, "observables_truncated": a.observables_truncated,
-                   "case_id": case}))
+    Ok(Json(AlertView {
+        id: a.id,
+        integration_id: a.integration_id,
+        format: a.format,
+        source_id: a.source_id,
+        received_at: a.received_at,
+        event_at: Some(a.event_at.unwrap_or(a.received_at)),
+        placed_by: Some(a.placed_by),
+        raw: a.raw,
+        observables,
+        observables_truncated: a.observables_truncated.into(),
+        case_id: case,
+    })
     .into_response())
 }

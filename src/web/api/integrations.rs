@@ -11,8 +11,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use vigil_orchestrator::{connect::integrations, secrets::vault};
 
+use crate::web::AppState;
 use crate::web::auth::{Principal, TenantCtx};
-use crate::web::{ApiError, AppState};
 
 use crate::web::api::{ApiResult, id};
 
@@ -28,6 +28,31 @@ pub struct NewIntegration {
 
 fn empty() -> Value {
     json!({})
+}
+
+/// An integration just created: a webhook's signing secret is shown this
+/// once (stored only encrypted).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct CreatedIntegration {
+    #[serde(flatten)]
+    pub integration: integrations::Integration,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signing_secret: Option<String>,
+}
+
+/// An integration with its credential's version and fingerprint (never the
+/// secret; null when it has none).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct IntegrationDetail {
+    #[serde(flatten)]
+    pub integration: integrations::Integration,
+    pub credential: Option<vault::CredentialInfo>,
+}
+
+/// How many credentials a data-key rotation sealed again.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Resealed {
+    pub credentials_resealed: u64,
 }
 
 pub async fn create(
@@ -50,12 +75,14 @@ pub async fn create(
     )
     .await?;
     tx.commit().await?;
-    let mut v = serde_json::to_value(i).map_err(|e| ApiError::internal("integration", &e))?;
-    if let Some(secret) = secret {
-        // Shown once; stored only encrypted.
-        v["signing_secret"] = json!(secret);
-    }
-    Ok((StatusCode::CREATED, Json(v)).into_response())
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedIntegration {
+            integration: i,
+            signing_secret: secret,
+        }),
+    )
+        .into_response())
 }
 
 pub async fn list(State(s): State<AppState>, Extension(ctx): Extension<TenantCtx>) -> ApiResult {
@@ -75,9 +102,11 @@ pub async fn get(
     let v = integrations::get(&tx, i).await?;
     let cred = vault::current(&tx, i).await?;
     tx.commit().await?;
-    let mut v = serde_json::to_value(v).map_err(|e| ApiError::internal("integration", &e))?;
-    v["credential"] = json!(cred);
-    Ok(Json(v).into_response())
+    Ok(Json(IntegrationDetail {
+        integration: v,
+        credential: cred,
+    })
+    .into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -173,5 +202,8 @@ pub async fn rotate_data_key(
     )
     .await?;
     tx.commit().await?;
-    Ok(Json(serde_json::json!({"credentials_resealed": n})).into_response())
+    Ok(Json(Resealed {
+        credentials_resealed: n as u64,
+    })
+    .into_response())
 }

@@ -5,22 +5,41 @@ use std::net::SocketAddr;
 use axum::Json;
 use axum::extract::{ConnectInfo, Extension, State};
 use axum::response::IntoResponse;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 use crate::web::AppState;
 use crate::web::api::ApiResult;
 use crate::web::auth::{Principal, TenantCtx};
 
+/// One indicator of the tenant's list.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Indicator {
+    pub kind: String,
+    pub value: String,
+    pub source: String,
+    pub description: Option<String>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+    pub created_by: String,
+}
+
+/// The tenant's indicators (the first 10,000).
 pub async fn list_iocs(State(s): State<AppState>, Extension(ctx): Extension<TenantCtx>) -> ApiResult {
     let tx = s.store.begin_tenant(ctx.tenant).await?;
-    let v: Vec<Value> = vigil_orchestrator::pipeline::iocs::list(&tx, 10_000)
+    let v: Vec<Indicator> = vigil_orchestrator::pipeline::iocs::list(&tx, 10_000)
         .await?
         .into_iter()
-        .map(|i| json!({"kind": i.kind, "value": i.value, "source": i.source, "description": i.description, "created_at": i.created_at, "created_by": i.created_by}))
+        .map(|i| Indicator {
+            kind: i.kind,
+            value: i.value,
+            source: i.source,
+            description: i.description,
+            created_at: i.created_at,
+            created_by: i.created_by,
+        })
         .collect();
     tx.commit().await?;
-    Ok(Json(json!({"items": v})).into_response())
+    Ok(Json(json!({"total": v.len(), "items": v})).into_response())
 }
 
 #[derive(Debug, Deserialize)]

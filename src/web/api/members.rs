@@ -16,35 +16,103 @@ use crate::web::AppState;
 use crate::web::api::{ApiResult, ip, parse_role};
 use crate::web::auth::{Principal, TenantCtx};
 
-pub async fn me(Extension(p): Extension<Principal>) -> Json<serde_json::Value> {
+pub async fn me(Extension(p): Extension<Principal>) -> Json<Me> {
+    let nobody = Me {
+        kind: "anonymous",
+        user_id: None,
+        email: None,
+        platform_admin: None,
+        tenant: None,
+        mfa_verified: None,
+        totp_enabled: None,
+        token_id: None,
+        name: None,
+        role: None,
+    };
     Json(match p {
-        Principal::Anonymous => json!({"kind": "anonymous"}),
-        Principal::Session { info, .. } => json!({
-            "kind": "user",
-            "user_id": info.user,
-            "email": info.email,
-            "platform_admin": info.platform_admin,
-            "tenant": info.active_tenant,
-            "mfa_verified": info.mfa_verified,
-            "totp_enabled": info.totp_enabled,
-        }),
-        Principal::Token(t) => json!({
-            "kind": "token",
-            "token_id": t.token_id,
-            "name": t.name,
-            "tenant": t.tenant,
-            "role": t.role,
-        }),
+        Principal::Anonymous => nobody,
+        Principal::Session { info, .. } => Me {
+            kind: "user",
+            user_id: Some(info.user.0),
+            email: Some(info.email),
+            platform_admin: Some(info.platform_admin),
+            tenant: info.active_tenant.map(|t| t.0),
+            mfa_verified: Some(info.mfa_verified),
+            totp_enabled: Some(info.totp_enabled),
+            ..nobody
+        },
+        Principal::Token(t) => Me {
+            kind: "token",
+            token_id: Some(t.token_id),
+            name: Some(t.name),
+            tenant: Some(t.tenant.0),
+            role: Some(t.role),
+            ..nobody
+        },
     })
+}
+
+/// A member of the tenant.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct MemberView {
+    pub user_id: Uuid,
+    pub email: String,
+    pub role: vigil_orchestrator::Role,
+}
+
+/// An invited member, with the one-time link that lets them set a
+/// password (shown once).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Invited {
+    pub id: Uuid,
+    pub email: String,
+    pub role: vigil_orchestrator::Role,
+    pub password_link: String,
+}
+
+/// A member's role after a change (null: no longer a member).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct RoleNow {
+    pub id: Uuid,
+    pub role: Option<vigil_orchestrator::Role>,
+}
+
+/// Who is calling: a person (`kind: user`) or an API token (`kind: token`).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Me {
+    /// `user`, `token` or `anonymous`.
+    pub kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub platform_admin: Option<bool>,
+    /// The tenant acted in (null before one is chosen, and for nobody).
+    pub tenant: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mfa_verified: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub totp_enabled: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_id: Option<Uuid>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<vigil_orchestrator::Role>,
 }
 
 pub async fn list_members(State(s): State<AppState>, Extension(ctx): Extension<TenantCtx>) -> ApiResult {
     let tx = s.store.begin_tenant(ctx.tenant).await?;
     let items = identity::list_members(&tx).await?;
     tx.commit().await?;
-    let items: Vec<_> = items
-        .iter()
-        .map(|m| json!({"user_id": m.user_id, "email": m.email, "role": m.role}))
+    let items: Vec<MemberView> = items
+        .into_iter()
+        .map(|m| MemberView {
+            user_id: m.user_id.0,
+            email: m.email,
+            role: m.role,
+        })
         .collect();
     Ok(Json(json!({"total": items.len(), "items": items})).into_response())
 }
@@ -79,10 +147,12 @@ pub async fn invite_member(
     tx.commit().await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({
-            "id": m.user_id, "email": m.email, "role": m.role,
-            "password_link": format!("{}/setup/password/{token}", s.public_url),
-        })),
+        Json(Invited {
+            id: m.user_id.0,
+            email: m.email,
+            role: m.role,
+            password_link: format!("{}/setup/password/{token}", s.public_url),
+        }),
     )
         .into_response())
 }
@@ -115,7 +185,11 @@ pub async fn change_member_role(
     .await?;
     tx.commit().await?;
     s.auth_cache.invalidate();
-    Ok(Json(json!({"id": user, "role": m.map(|m| m.role)})).into_response())
+    Ok(Json(RoleNow {
+        id: user,
+        role: m.map(|m| m.role),
+    })
+    .into_response())
 }
 
 /// Removes a member from the tenant.

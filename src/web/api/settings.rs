@@ -7,8 +7,7 @@ use axum::Json;
 use axum::extract::{ConnectInfo, Extension, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use vigil_orchestrator::engine::state::GateKind;
 use vigil_orchestrator::engine::{gates, kill};
 use vigil_orchestrator::{Role, identity::auth};
@@ -24,11 +23,76 @@ pub struct KillSwitch {
     engaged: bool,
 }
 
+/// Whether a kill switch holds this tenant: its own, the platform's, or
+/// both (each with who engaged it and when).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct KillView {
+    pub engaged: bool,
+    pub tenant: Option<kill::Engagement>,
+    pub platform: Option<kill::Engagement>,
+}
+
+impl From<kill::KillState> for KillView {
+    fn from(k: kill::KillState) -> Self {
+        Self {
+            engaged: k.engaged(),
+            tenant: k.tenant,
+            platform: k.platform,
+        }
+    }
+}
+
+/// The platform's kill switch.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PlatformKillView {
+    pub engaged: bool,
+    pub platform: Option<kill::Engagement>,
+}
+
+/// How many different people must approve each gate kind.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Quorum {
+    pub escalate_critical: u32,
+    pub ticket_write: u32,
+    pub close_case: u32,
+    pub contain_host: u32,
+}
+
+/// A session's limits, in minutes (`custom`: the tenant's own, not the
+/// defaults).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SessionView {
+    pub idle_minutes: i64,
+    pub absolute_minutes: i64,
+    pub custom: bool,
+}
+
+/// A window's bounds, in days.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Bounds {
+    pub min: u32,
+    pub max: u32,
+}
+
+/// The retention windows, with each one's bounds (on reading).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RetentionView {
+    pub windows: vigil_orchestrator::pipeline::retention::Windows,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bounds: Option<std::collections::BTreeMap<String, Bounds>>,
+}
+
+/// What a purge deleted.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PurgeView {
+    pub deleted: vigil_orchestrator::pipeline::purge::Purged,
+}
+
 pub async fn get_kill_switch(State(s): State<AppState>, Extension(ctx): Extension<TenantCtx>) -> ApiResult {
     let tx = s.store.begin_tenant(ctx.tenant).await?;
     let k = kill::state(&tx).await?;
     tx.commit().await?;
-    Ok(Json(json!({"engaged": k.engaged(), "tenant": k.tenant, "platform": k.platform})).into_response())
+    Ok(Json(KillView::from(k)).into_response())
 }
 
 /// Engage: tenant admin or security engineer. Release: only a tenant admin,
@@ -59,7 +123,7 @@ pub async fn set_kill_switch(
     )
     .await?;
     tx.commit().await?;
-    Ok(Json(json!({"engaged": k.engaged(), "tenant": k.tenant, "platform": k.platform})).into_response())
+    Ok(Json(KillView::from(k)).into_response())
 }
 
 pub async fn set_platform_kill_switch(
@@ -77,11 +141,21 @@ pub async fn set_platform_kill_switch(
     )
     .await?;
     tx.commit().await?;
-    Ok(Json(json!({"engaged": e.is_some(), "platform": e})).into_response())
+    Ok(Json(PlatformKillView {
+        engaged: e.is_some(),
+        platform: e,
+    })
+    .into_response())
 }
 
-fn quorum_json(q: &[(GateKind, u32)]) -> Value {
-    Value::Object(q.iter().map(|(k, n)| (k.as_str().to_owned(), json!(n))).collect())
+fn quorum_json(q: &[(GateKind, u32)]) -> Quorum {
+    let of = |k: GateKind| q.iter().find(|(x, _)| *x == k).map_or(1, |(_, n)| *n);
+    Quorum {
+        escalate_critical: of(GateKind::EscalateCritical),
+        ticket_write: of(GateKind::TicketWrite),
+        close_case: of(GateKind::CloseCase),
+        contain_host: of(GateKind::ContainHost),
+    }
 }
 
 /// How many distinct people must approve each gate kind.
@@ -191,8 +265,12 @@ pub struct SessionSettings {
     absolute_minutes: i64,
 }
 
-fn session_settings_json(l: &auth::SessionLimits) -> serde_json::Value {
-    json!({"idle_minutes": l.idle.num_minutes(), "absolute_minutes": l.absolute.num_minutes(), "custom": l.custom})
+fn session_settings_json(l: &auth::SessionLimits) -> SessionView {
+    SessionView {
+        idle_minutes: l.idle.num_minutes(),
+        absolute_minutes: l.absolute.num_minutes(),
+        custom: l.custom,
+    }
 }
 
 pub async fn get_session_settings(
@@ -232,11 +310,15 @@ pub async fn get_retention(State(s): State<AppState>, Extension(ctx): Extension<
     let tx = s.store.begin_tenant(ctx.tenant).await?;
     let w = retention::windows(&tx).await?;
     tx.commit().await?;
-    let bounds: serde_json::Map<String, Value> = retention::BOUNDS
+    let bounds = retention::BOUNDS
         .iter()
-        .map(|(k, lo, hi)| ((*k).to_owned(), json!({"min": lo, "max": hi})))
+        .map(|(k, lo, hi)| ((*k).to_owned(), Bounds { min: *lo, max: *hi }))
         .collect();
-    Ok(Json(json!({"windows": w, "bounds": bounds})).into_response())
+    Ok(Json(RetentionView {
+        windows: w,
+        bounds: Some(bounds),
+    })
+    .into_response())
 }
 
 pub async fn set_retention(
@@ -255,7 +337,11 @@ pub async fn set_retention(
     )
     .await?;
     tx.commit().await?;
-    Ok(Json(json!({"windows": w})).into_response())
+    Ok(Json(RetentionView {
+        windows: w,
+        bounds: None,
+    })
+    .into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -305,5 +391,5 @@ pub async fn purge(
     let tx = s.store.begin_tenant(ctx.tenant).await?;
     let out = purge::purge(&tx, s.clock.as_ref(), &p.actor(Some(ctx.role), ip(&c)), target).await?;
     tx.commit().await?;
-    Ok(Json(json!({"deleted": out})).into_response())
+    Ok(Json(PurgeView { deleted: out }).into_response())
 }

@@ -8,7 +8,7 @@ use axum::Json;
 use axum::extract::{ConnectInfo, Extension, Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 use vigil_orchestrator::{Error, identity::sso};
@@ -204,17 +204,39 @@ pub(crate) async fn create(
     Ok(info)
 }
 
-pub(crate) fn provider_view(s: &AppState, info: &sso::ProviderInfo) -> Result<serde_json::Value, ApiError> {
-    let login_url = login_url(s, info.id);
-    let mut v = serde_json::to_value(info).map_err(|e| ApiError::internal("sso", &e))?;
-    v["login_url"] = json!(login_url);
+/// An identity provider with what its IdP must be told: OIDC, the redirect
+/// URI; SAML, the SP's entity id (its metadata URL) and ACS URL.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ProviderView {
+    #[serde(flatten)]
+    pub provider: sso::ProviderInfo,
+    pub login_url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redirect_uri: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sp_entity_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acs_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sp_metadata_url: Option<String>,
+}
+
+pub(crate) fn provider_view(s: &AppState, info: &sso::ProviderInfo) -> Result<ProviderView, ApiError> {
+    let mut v = ProviderView {
+        provider: info.clone(),
+        login_url: login_url(s, info.id),
+        redirect_uri: None,
+        sp_entity_id: None,
+        acs_url: None,
+        sp_metadata_url: None,
+    };
     if info.protocol == "saml" {
         let sp = sp(s, info.id);
-        v["sp_entity_id"] = json!(sp.entity_id);
-        v["acs_url"] = json!(sp.acs_url);
-        v["sp_metadata_url"] = json!(sp.entity_id);
+        v.sp_metadata_url = Some(sp.entity_id.clone());
+        v.sp_entity_id = Some(sp.entity_id);
+        v.acs_url = Some(sp.acs_url);
     } else {
-        v["redirect_uri"] = json!(redirect_uri(s, info.id));
+        v.redirect_uri = Some(redirect_uri(s, info.id));
     }
     Ok(v)
 }
@@ -298,8 +320,23 @@ pub async fn test_provider(
     Ok(Json(check(&s, ctx, id).await?).into_response())
 }
 
+/// Whether a provider still loads: `problem` says what failed; `idp`
+/// (SAML) or `discovery` (OIDC) what was found.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ProviderCheck {
+    pub ok: bool,
+    /// `oidc` or `saml`.
+    pub protocol: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idp: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub discovery: Option<serde_json::Value>,
+}
+
 /// Whether the provider still loads (what `test` answers).
-pub(crate) async fn check(s: &AppState, ctx: TenantCtx, id: Uuid) -> Result<serde_json::Value, ApiError> {
+pub(crate) async fn check(s: &AppState, ctx: TenantCtx, id: Uuid) -> Result<ProviderCheck, ApiError> {
     let tx = s.store.begin_tenant(ctx.tenant).await?;
     let (info, cfg) = sso::provider(&tx, &s.master_key, id).await?;
     let metadata = if info.protocol == "saml" {
@@ -312,14 +349,37 @@ pub(crate) async fn check(s: &AppState, ctx: TenantCtx, id: Uuid) -> Result<serd
         Some(xml) => {
             let entity = Some(cfg.issuer.as_str()).filter(|i| !i.is_empty());
             match vigil_integrations::saml::parse_metadata(&xml, entity) {
-                Ok((_, idp)) => json!({"ok": true, "protocol": "saml", "idp": {
-                    "entity_id": idp.entity_id, "sso_url": idp.sso_url}}),
-                Err(e) => json!({"ok": false, "protocol": "saml", "problem": e.to_string()}),
+                Ok((_, idp)) => ProviderCheck {
+                    ok: true,
+                    protocol: "saml".into(),
+                    problem: None,
+                    idp: Some(json!({"entity_id": idp.entity_id, "sso_url": idp.sso_url})),
+                    discovery: None,
+                },
+                Err(e) => ProviderCheck {
+                    ok: false,
+                    protocol: "saml".into(),
+                    problem: Some(e.to_string()),
+                    idp: None,
+                    discovery: None,
+                },
             }
         }
         None => match s.oidc.check(&cfg).await {
-            Ok(c) => json!({"ok": true, "protocol": "oidc", "discovery": c}),
-            Err(e) => json!({"ok": false, "protocol": "oidc", "problem": e.to_string()}),
+            Ok(c) => ProviderCheck {
+                ok: true,
+                protocol: "oidc".into(),
+                problem: None,
+                idp: None,
+                discovery: serde_json::to_value(c).ok(),
+            },
+            Err(e) => ProviderCheck {
+                ok: false,
+                protocol: "oidc".into(),
+                problem: Some(e.to_string()),
+                idp: None,
+                discovery: None,
+            },
         },
     };
     Ok(out)

@@ -15,13 +15,34 @@ use crate::web::AppState;
 use crate::web::api::{ApiResult, ip};
 use crate::web::auth::Principal;
 
+/// A tenant, as the platform admin sees it (no content of its own).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct TenantView {
+    pub id: uuid::Uuid,
+    pub name: String,
+    /// `active`, or `suspended`.
+    pub status: String,
+    /// While a deletion is scheduled: when it is due.
+    pub deletion_due_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// A tenant's scheduled deletion (`due_at` null: none, after a cancel).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct DeletionView {
+    pub tenant: uuid::Uuid,
+    pub due_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
 pub async fn list_tenants(State(s): State<AppState>) -> ApiResult {
     let items = identity::list_tenants(s.store.conn()).await?;
     let items: Vec<_> = items
-        .iter()
-        .map(
-            |t| json!({"id": t.id, "name": t.name, "status": t.status, "deletion_due_at": t.deletion_due_at}),
-        )
+        .into_iter()
+        .map(|t| TenantView {
+            id: t.id.0,
+            name: t.name,
+            status: t.status,
+            deletion_due_at: t.deletion_due_at,
+        })
         .collect();
     Ok(Json(json!({"total": items.len(), "items": items})).into_response())
 }
@@ -50,7 +71,12 @@ pub async fn create_tenant(
     tx.commit().await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({"id": t.id, "name": t.name, "status": t.status})),
+        Json(TenantView {
+            id: t.id.0,
+            name: t.name,
+            status: t.status,
+            deletion_due_at: None,
+        }),
     )
         .into_response())
 }
@@ -84,7 +110,14 @@ pub async fn schedule_deletion(
     )
     .await?;
     tx.commit().await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({"tenant": id, "due_at": due}))).into_response())
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(DeletionView {
+            tenant: id.0,
+            due_at: Some(due),
+        }),
+    )
+        .into_response())
 }
 
 /// `DELETE /api/v1/tenants/{id}/deletion`: cancels it (in the grace period).
@@ -104,5 +137,12 @@ pub async fn cancel_deletion(
     )
     .await?;
     tx.commit().await?;
-    Ok((StatusCode::OK, Json(json!({"tenant": id, "due_at": null}))).into_response())
+    Ok((
+        StatusCode::OK,
+        Json(DeletionView {
+            tenant: id.0,
+            due_at: None,
+        }),
+    )
+        .into_response())
 }

@@ -30,6 +30,15 @@ pub struct NewToken {
     role: String,
 }
 
+/// A token just issued: the token itself is shown this once.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct IssuedToken {
+    pub id: Uuid,
+    pub name: String,
+    pub role: vigil_orchestrator::Role,
+    pub token: String,
+}
+
 pub async fn issue_token(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
@@ -50,7 +59,12 @@ pub async fn issue_token(
     tx.commit().await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({"id": id, "name": body.name, "role": role, "token": token})),
+        Json(IssuedToken {
+            id,
+            name: body.name,
+            role,
+            token,
+        }),
     )
         .into_response())
 }

@@ -245,20 +245,20 @@ pub async fn test_provider(
     let result = check(&s, ctx, id).await;
     match (result, page(&s, &p, ctx).await) {
         (Ok(v), Ok(mut pg)) => {
-            let ok = v["ok"].as_bool().unwrap_or(false);
+            let ok = v.ok;
             let said = if ok {
-                match v["protocol"].as_str() {
-                    Some("saml") => format!(
+                match (v.protocol.as_str(), &v.idp) {
+                    ("saml", Some(idp)) => format!(
                         "The metadata loads: IdP {} signs in at {}.",
-                        v["idp"]["entity_id"].as_str().unwrap_or("?"),
-                        v["idp"]["sso_url"].as_str().unwrap_or("?")
+                        idp["entity_id"].as_str().unwrap_or("?"),
+                        idp["sso_url"].as_str().unwrap_or("?")
                     ),
                     _ => "The issuer answers: its discovery document and signing keys load.".to_owned(),
                 }
             } else {
                 format!(
                     "It does not load: {}",
-                    v["problem"].as_str().unwrap_or("unknown problem")
+                    v.problem.as_deref().unwrap_or("unknown problem")
                 )
             };
             pg.tested = Some((id, ok, said));
