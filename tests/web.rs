@@ -1147,6 +1147,30 @@ async fn openapi_documents_every_route() {
             None => assert!(ok.get("content").is_none(), "{m} {p}: 204 has no body"),
         }
     }
+    // Every reference points at a schema the document carries.
+    fn refs<'a>(v: &'a serde_json::Value, out: &mut Vec<&'a str>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, x) in m {
+                    match (k.as_str(), x) {
+                        ("$ref", serde_json::Value::String(r)) => out.push(r),
+                        _ => refs(x, out),
+                    }
+                }
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|x| refs(x, out)),
+            _ => {}
+        }
+    }
+    let mut all_refs = Vec::new();
+    refs(&doc, &mut all_refs);
+    for r in all_refs {
+        let name = r.trim_start_matches("#/components/schemas/");
+        assert!(
+            doc["components"]["schemas"][name].is_object(),
+            "{r} points nowhere"
+        );
+    }
     // One schema per name: two types of one name (two `Role`s, say) would
     // silently describe one with the other.
     let mut named: std::collections::HashMap<String, serde_json::Value> = Default::default();

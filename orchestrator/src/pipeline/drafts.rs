@@ -893,11 +893,26 @@ pub fn detection_signals(
     out
 }
 
+/// A draft's state, as the API spells it (the schema of `Draft::state`).
+#[derive(Debug, Clone, Copy, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DraftState {
+    /// Waiting for a person.
+    Draft,
+    Approved,
+    Rejected,
+    /// A newer round's draft took its place before anyone decided.
+    Superseded,
+    /// A person edited it; the edit is the next version, approved.
+    Edited,
+}
+
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Draft {
     pub id: Uuid,
     pub case_id: Uuid,
     pub version: i32,
+    #[schema(value_type = DraftState)]
     pub state: String,
     pub drafter: String,
     pub body: Value,

@@ -770,8 +770,20 @@ pub struct Round {
     /// `awaiting_decision` (its steps ran; a proposal waits for a person, or
     /// what follows an approval is under way), `complete`, or `failed` (a
     /// step is dead-lettered: retry it from the steps API).
+    #[schema(value_type = RoundState)]
     pub state: &'static str,
     pub steps: Vec<steps::StepView>,
+}
+
+/// A round's state, as the API spells it (the schema of `Round::state`).
+#[derive(Debug, Clone, Copy, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RoundState {
+    Waiting,
+    Running,
+    AwaitingDecision,
+    Complete,
+    Failed,
 }
 
 /// A case's investigation: its rounds (newest first) and the current draft.
