@@ -288,21 +288,28 @@ pub async fn set_member_role(
     }))
 }
 
-/// The tenant's members, by e-mail.
+/// The tenant's members, by e-mail (two queries, however many members).
 pub async fn list_members(tx: &TenantTx) -> Result<Vec<Member>> {
     let rows = membership::Entity::find()
         .filter(membership::Column::TenantId.eq(tx.tenant().0))
         .all(&**tx)
         .await?;
+    let mut emails = std::collections::HashMap::with_capacity(rows.len());
+    for chunk in rows.chunks(500) {
+        let ids: Vec<Uuid> = chunk.iter().map(|m| m.user_id).collect();
+        for u in user::Entity::find()
+            .filter(user::Column::Id.is_in(ids))
+            .all(&**tx)
+            .await?
+        {
+            emails.insert(u.id, u.email);
+        }
+    }
     let mut out = Vec::with_capacity(rows.len());
     for m in rows {
-        let u = user::Entity::find_by_id(m.user_id)
-            .one(&**tx)
-            .await?
-            .ok_or(Error::NotFound("user"))?;
         out.push(Member {
-            user_id: UserId(u.id),
-            email: u.email,
+            user_id: UserId(m.user_id),
+            email: emails.remove(&m.user_id).ok_or(Error::NotFound("user"))?,
             role: m.role.parse()?,
         });
     }

@@ -586,8 +586,7 @@ pub async fn case_page(
     let result = async {
         let tx = s.store.begin_tenant(ctx.tenant).await?;
         let c = cases::get(&tx, case_id).await?;
-        let people = People::load(&tx).await?;
-        let members = vigil_orchestrator::identity::list_members(&tx).await?;
+        let (people, members) = People::with_members(&tx).await?;
         let (comment_rows, comment_total) = cases::comments(&tx, case_id, 200, 0).await?;
         let progress = investigation::progress(&tx, case_id).await?;
         let all_drafts = drafts::list(&tx, case_id, false).await?;

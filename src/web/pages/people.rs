@@ -15,14 +15,21 @@ pub struct People {
 
 impl People {
     pub async fn load(tx: &TenantTx) -> vigil_orchestrator::Result<People> {
+        Ok(Self::with_members(tx).await?.0)
+    }
+
+    /// The names, and the members they were read from (for a page that
+    /// lists them too: one read).
+    pub async fn with_members(tx: &TenantTx) -> vigil_orchestrator::Result<(People, Vec<identity::Member>)> {
+        let members = identity::list_members(tx).await?;
         let mut names = HashMap::new();
-        for m in identity::list_members(tx).await? {
-            names.insert(format!("user:{}", m.user_id.0), m.email);
+        for m in &members {
+            names.insert(format!("user:{}", m.user_id.0), m.email.clone());
         }
         for t in identity::list_api_tokens(tx).await? {
             names.insert(format!("token:{}", t.id), format!("API token “{}”", t.name));
         }
-        Ok(People { names })
+        Ok((People { names }, members))
     }
 
     /// How a person reads `label`.
