@@ -145,6 +145,19 @@ impl Browser {
         }
     }
 
+    /// Waits until the page's address (path and query) contains `needle`.
+    pub async fn wait_path(&self, needle: &str) {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while !self.path().await.contains(needle) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the page stayed at {}, never {needle:?}",
+                self.path().await
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Waits until the page's text no longer contains `needle`.
     pub async fn wait_gone(&self, needle: &str) {
         let deadline = tokio::time::Instant::now() + PATIENCE;

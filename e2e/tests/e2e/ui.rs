@@ -801,15 +801,7 @@ async fn an_analyst_assigns_comments_merges_and_splits() {
         .await;
     b.js("document.dispatchEvent(new KeyboardEvent('keydown', {key: 'a'}));")
         .await;
-    let deadline = tokio::time::Instant::now() + vigil_e2e::PATIENCE;
-    while !b.path().await.contains("assignee=me") {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "still on {}",
-            b.path().await
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    b.wait_path("assignee=me").await;
     let count = b.find("#queue-count").await.text().await.unwrap();
     assert!(count.starts_with("1 case(s)"), "{count}");
     let row = b.find("table.queue tbody tr").await.text().await.unwrap();
@@ -820,14 +812,7 @@ async fn an_analyst_assigns_comments_merges_and_splits() {
     b.click("form[action='/cases/views'] button").await;
     b.goto("/cases?severity=low").await;
     b.click(".views a").await;
-    let deadline = tokio::time::Instant::now() + vigil_e2e::PATIENCE;
-    while !b.path().await.contains("assignee=me") {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the saved view never opened"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    b.wait_path("assignee=me").await;
 
     // The case says who works it; a comment keeps its line breaks.
     b.click("table.queue tbody tr a").await;
