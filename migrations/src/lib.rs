@@ -44,6 +44,7 @@ mod m20261207_000033_assessment;
 mod m20261207_000034_steps_by_case;
 mod m20261207_000035_case_work;
 mod m20261207_000036_saved_views;
+mod m20261207_000037_page_speed;
 pub mod pg;
 
 /// Name of the PostgreSQL role the server runs every request as: owns nothing,
@@ -134,6 +135,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000034_steps_by_case::Migration),
             Box::new(m20261207_000035_case_work::Migration),
             Box::new(m20261207_000036_saved_views::Migration),
+            Box::new(m20261207_000037_page_speed::Migration),
         ]
     }
 }

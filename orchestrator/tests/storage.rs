@@ -241,10 +241,11 @@ mod engine_suite;
 use engine_suite::{
     a_worker_dying_mid_write_never_duplicates, an_expired_lease_passes_the_step_on,
     cases_are_assigned_and_commented, chains_continue_in_place_but_not_under_a_kill_switch,
-    gates_bind_hash_and_refuse_self_approval, quorum_needs_distinct_approvers_of_the_same_proposal,
-    reject_needs_reason_and_edits_keep_a_diff, steps_retry_dead_letter_and_chain,
-    steps_wait_for_their_gate_and_the_kill_switch, ticket_writes_run_once_behind_the_guard,
-    transient_failures_retry_then_dead_letter, unanswered_gates_escalate_never_approve,
+    gates_bind_hash_and_refuse_self_approval, queue_counts_stop_at_the_cap,
+    quorum_needs_distinct_approvers_of_the_same_proposal, reject_needs_reason_and_edits_keep_a_diff,
+    steps_retry_dead_letter_and_chain, steps_wait_for_their_gate_and_the_kill_switch,
+    ticket_writes_run_once_behind_the_guard, transient_failures_retry_then_dead_letter,
+    unanswered_gates_escalate_never_approve,
 };
 #[path = "storage/connect.rs"]
 mod connect_suite;
@@ -293,6 +294,7 @@ on_both_backends!(
     chains_continue_in_place_but_not_under_a_kill_switch,
     quorum_needs_distinct_approvers_of_the_same_proposal,
     cases_are_assigned_and_commented,
+    queue_counts_stop_at_the_cap,
     integrations_start_read_only_and_writes_are_opt_in,
     credentials_are_enveloped_rotated_and_revoked,
     alerts_sharing_entities_join_one_case,

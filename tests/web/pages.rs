@@ -764,3 +764,101 @@ mod evidence_page {
         super::evidence_items(super::Backend::Postgres).await
     }
 }
+
+/// A case of 450 alerts: its page shows the timeline and the alert list 200
+/// at a time, in event-time order, with links to the rest; a window past
+/// the end is empty and a mangled one is the start, never an error.
+async fn long_case_pages(backend: Backend) {
+    use serde_json::json;
+    use vigil_orchestrator::audit::Actor;
+    use vigil_orchestrator::{connect::integrations, pipeline::ingest};
+    let app = app(backend).await;
+    let a = app.tenant("A").await;
+    let ann = app.session(Some(a), Role::AnalystEdit, false).await;
+    let clock = app.clock.as_ref();
+    let tx = app.state.store.begin_tenant(a).await.unwrap();
+    let hook = integrations::create(&tx, clock, &Actor::cli(), "webhook", "feed", json!({}))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let start = vigil_orchestrator::Clock::now(clock) - chrono::Duration::hours(4);
+    // Delivered newest first: the pages follow event time, not arrival.
+    let texts: Vec<String> = (0..450)
+        .rev()
+        .map(|i| {
+            json!({
+                "@timestamp": (start + chrono::Duration::seconds(i * 20)).to_rfc3339(),
+                "event": {"id": format!("long-{i}"), "kind": "alert"},
+                "host": {"name": "long-ws-1"}, "message": format!("Step {i:03} on long-ws-1"),
+            })
+            .to_string()
+        })
+        .collect();
+    let mut case = None;
+    for chunk in texts.chunks(150) {
+        let refs: Vec<&str> = chunk.iter().map(String::as_str).collect();
+        let tx = app.state.store.begin_tenant(a).await.unwrap();
+        let ids = ingest::store_checked(&tx, clock, hook.id, ingest::check("auto", &refs).unwrap())
+            .await
+            .unwrap()
+            .alert_ids;
+        case = ingest::get(&tx, ids[0]).await.unwrap().1;
+        tx.commit().await.unwrap();
+    }
+    let case = case.unwrap();
+    let steps = |html: &str| -> Vec<u32> {
+        html.split("Step ")
+            .skip(1)
+            .filter_map(|s| s.get(..3)?.parse().ok())
+            .collect()
+    };
+    let timeline = |html: &str| -> String {
+        let from = html.find("id=\"timeline\"").unwrap();
+        let to = html[from..].find("</section>").unwrap();
+        html[from..from + to].to_owned()
+    };
+    let (s, html, _) = app.send(page_get(&ann, &format!("/cases/{case}"))).await;
+    assert_eq!(s, StatusCode::OK);
+    let first = timeline(&html);
+    assert_eq!(
+        steps(&first),
+        (0..200).collect::<Vec<_>>(),
+        "the first 200 by event time"
+    );
+    assert!(first.contains("Alerts 1–200 of 450"), "{first}");
+    assert!(first.contains("?events=200#timeline") && first.contains("Later (250 more)"));
+    assert!(!first.contains("rel=\"prev\""));
+    assert_eq!(html.matches("name=\"alert\"").count(), 200, "the alert list too");
+    assert!(html.contains("?alerts=200#alerts"));
+    let (_, html, _) = app
+        .send(page_get(&ann, &format!("/cases/{case}?events=400")))
+        .await;
+    let last = timeline(&html);
+    assert_eq!(steps(&last), (400..450).collect::<Vec<_>>());
+    assert!(last.contains("?events=200#timeline") && !last.contains("rel=\"next\""));
+    let (_, html, _) = app
+        .send(page_get(&ann, &format!("/cases/{case}?alerts=400")))
+        .await;
+    assert_eq!(html.matches("name=\"alert\"").count(), 50);
+    for (q, expect) in [
+        ("events=9999999", 0),
+        ("events=-1", 200),
+        ("events=abc", 200),
+        ("events=99999999999999999999999", 200),
+    ] {
+        let (s, html, _) = app.send(page_get(&ann, &format!("/cases/{case}?{q}"))).await;
+        assert_eq!(s, StatusCode::OK, "{q}");
+        assert_eq!(steps(&timeline(&html)).len(), expect, "{q}");
+    }
+}
+
+mod long_case_pages {
+    #[tokio::test]
+    async fn sqlite() {
+        super::long_case_pages(super::Backend::Sqlite).await
+    }
+    #[tokio::test]
+    async fn postgres() {
+        super::long_case_pages(super::Backend::Postgres).await
+    }
+}

@@ -623,6 +623,29 @@ async fn investigated_with_evidence(db: TestDb) {
         matches!(&t[0], investigation::Entry::Enrichment(e) if e.source == "dc-01"),
         "08:58, before the first alert: {t:?}"
     );
+    // Paged as the case page reads it, any page size gives the same events
+    // in the same order, each enrichment event on exactly one page.
+    let whole = serde_json::to_value(&t).unwrap();
+    for size in [1, 2, 3, 200] {
+        let mut pages = Vec::new();
+        let mut offset = 0;
+        loop {
+            let p = investigation::sequenced_page(&tx, case_id, offset, size)
+                .await
+                .unwrap();
+            assert_eq!(p.enrichment, logged.len());
+            pages.extend(p.entries);
+            offset += size;
+            if offset >= p.alerts {
+                break;
+            }
+        }
+        assert_eq!(serde_json::to_value(&pages).unwrap(), whole, "page size {size}");
+    }
+    let past = investigation::sequenced_page(&tx, case_id, 10_000, 200)
+        .await
+        .unwrap();
+    assert!(past.entries.is_empty(), "{:?}", past.entries);
     let actions: Vec<&str> = body.recommendations.iter().map(|r| r.action.as_str()).collect();
     assert_eq!(actions, ["escalate_critical", "contain_host"]);
 

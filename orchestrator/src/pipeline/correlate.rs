@@ -1204,30 +1204,26 @@ pub async fn touch(tx: &TenantTx, cases: &[Uuid], now: DateTime<Utc>) -> Result<
 
 /// A case's alerts (by event time) with their observables.
 async fn case_contents(tx: &TenantTx, case_id: Uuid) -> Result<Vec<(alert::Model, Vec<Observable>)>> {
-    let links = case_alert::Entity::find()
-        .filter(case_alert::Column::TenantId.eq(tx.tenant().0))
-        .filter(case_alert::Column::CaseId.eq(case_id))
-        .all(&**tx)
-        .await?;
+    // The case's alerts and their observables by a subquery on the case's
+    // links, not by a list of ids: one round trip each, planned as a join
+    // (a thousand ids as parameters made the observables' read 45 ms).
     let mut alerts = alert::Entity::find()
         .filter(alert::Column::TenantId.eq(tx.tenant().0))
-        .filter(alert::Column::Id.is_in(links.iter().map(|l| l.alert_id)))
+        .filter(alert::Column::Id.in_subquery(alerts_of_case(tx, case_id)))
         .all(&**tx)
         .await?;
     alerts.sort_by_key(|a| (placed_at(a), a.id));
-    let mut obs: HashMap<Uuid, Vec<Observable>> = HashMap::new();
-    for chunk in alerts.chunks(500) {
-        let rows = observable::Entity::find()
-            .filter(observable::Column::TenantId.eq(tx.tenant().0))
-            .filter(observable::Column::AlertId.is_in(chunk.iter().map(|a| a.id)))
-            .all(&**tx)
-            .await?;
-        for o in rows {
-            if let Ok(kind) = o.kind.parse() {
-                obs.entry(o.alert_id)
-                    .or_default()
-                    .push(Observable::stored(kind, o.value, o.pointer));
-            }
+    let mut obs: HashMap<Uuid, Vec<Observable>> = HashMap::with_capacity(alerts.len());
+    for o in observable::Entity::find()
+        .filter(observable::Column::TenantId.eq(tx.tenant().0))
+        .filter(observable::Column::AlertId.in_subquery(alerts_of_case(tx, case_id)))
+        .all(&**tx)
+        .await?
+    {
+        if let Ok(kind) = o.kind.parse() {
+            obs.entry(o.alert_id)
+                .or_default()
+                .push(Observable::stored(kind, o.value, o.pointer));
         }
     }
     Ok(alerts
@@ -1237,6 +1233,16 @@ async fn case_contents(tx: &TenantTx, case_id: Uuid) -> Result<Vec<(alert::Model
             (a, o)
         })
         .collect())
+}
+
+/// `SELECT alert_id FROM case_alerts WHERE tenant_id = ? AND case_id = ?`.
+pub(crate) fn alerts_of_case(tx: &TenantTx, case_id: Uuid) -> SelectStatement {
+    Query::select()
+        .column(case_alert::Column::AlertId)
+        .from(case_alert::Entity)
+        .and_where(case_alert::Column::TenantId.eq(tx.tenant().0))
+        .and_where(case_alert::Column::CaseId.eq(case_id))
+        .to_owned()
 }
 
 /// Where a stored alert sits in time.
@@ -1570,73 +1576,84 @@ pub async fn alerts_of(tx: &TenantTx, case_id: Uuid) -> Result<Vec<(Uuid, Option
 }
 
 /// For each of `entities`, the other live cases of the tenant whose alerts
-/// carry it (at most `per` each, newest first): the analyst's pivot.
+/// carry it (at most `per` each, most recently changed first): the
+/// analyst's pivot. One query per 100 entities; the database joins and
+/// ranks, so an entity on thousands of alerts costs rows it reads, not rows
+/// sent here.
 pub async fn elsewhere(
     tx: &TenantTx,
     case_id: Uuid,
     entities: &[(Kind, String)],
     per: usize,
 ) -> Result<BTreeMap<(Kind, String), Vec<(Uuid, String)>>> {
+    use sea_orm::EntityName;
+    use sea_orm::sea_query::{Alias, Asterisk};
+    let t = tx.tenant().0;
+    let backend = tx.get_database_backend();
+    let (o, ca, c) = (
+        observable::Entity.table_name(),
+        case_alert::Entity.table_name(),
+        case::Entity.table_name(),
+    );
+    let col = |table: &str, column: &str| Expr::col((Alias::new(table), Alias::new(column)));
     let mut out: BTreeMap<(Kind, String), Vec<(Uuid, String)>> = BTreeMap::new();
     for chunk in entities.chunks(100) {
         let mut any = Cond::any();
         for (k, v) in chunk {
             any = any.add(
                 Cond::all()
-                    .add(observable::Column::Kind.eq(k.as_str()))
-                    .add(observable::Column::Value.eq(v.as_str())),
+                    .add(col(o, "kind").eq(k.as_str()))
+                    .add(col(o, "value").eq(v.as_str())),
             );
         }
-        let obs = observable::Entity::find()
-            .filter(observable::Column::TenantId.eq(tx.tenant().0))
-            .filter(any)
-            .all(&**tx)
-            .await?;
-        let alert_ids: Vec<Uuid> = obs.iter().map(|o| o.alert_id).collect();
-        let mut case_of: HashMap<Uuid, Uuid> = HashMap::new();
-        for ids in alert_ids.chunks(500) {
-            for l in case_alert::Entity::find()
-                .filter(case_alert::Column::TenantId.eq(tx.tenant().0))
-                .filter(case_alert::Column::AlertId.is_in(ids.to_vec()))
-                .filter(case_alert::Column::CaseId.ne(case_id))
-                .all(&**tx)
-                .await?
-            {
-                case_of.insert(l.alert_id, l.case_id);
-            }
-        }
-        let mut case_ids: Vec<Uuid> = case_of.values().copied().collect();
-        case_ids.sort_unstable();
-        case_ids.dedup();
-        let mut titles: HashMap<Uuid, (String, DateTime<Utc>)> = HashMap::new();
-        for ids in case_ids.chunks(500) {
-            for c in case::Entity::find()
-                .filter(case::Column::TenantId.eq(tx.tenant().0))
-                .filter(case::Column::Id.is_in(ids.to_vec()))
-                .filter(case::Column::MergedInto.is_null())
-                .all(&**tx)
-                .await?
-            {
-                titles.insert(c.id, (c.title, c.updated_at));
-            }
-        }
-        for o in obs {
-            let Some(c) = case_of.get(&o.alert_id) else {
+        let pairs = Query::select()
+            .distinct()
+            .expr_as(col(o, "kind"), Alias::new("kind"))
+            .expr_as(col(o, "value"), Alias::new("value"))
+            .expr_as(col(c, "id"), Alias::new("case_id"))
+            .expr_as(col(c, "title"), Alias::new("title"))
+            .expr_as(col(c, "updated_at"), Alias::new("updated_at"))
+            .from(Alias::new(o))
+            .inner_join(
+                Alias::new(ca),
+                col(ca, "alert_id").equals((Alias::new(o), Alias::new("alert_id"))),
+            )
+            .inner_join(
+                Alias::new(c),
+                col(c, "id").equals((Alias::new(ca), Alias::new("case_id"))),
+            )
+            .and_where(col(o, "tenant_id").eq(t))
+            .and_where(col(ca, "tenant_id").eq(t))
+            .and_where(col(c, "tenant_id").eq(t))
+            .and_where(col(ca, "case_id").ne(case_id))
+            .and_where(col(c, "merged_into").is_null())
+            .cond_where(any)
+            .to_owned();
+        let ranked = Query::select()
+            .column(Asterisk)
+            .expr_as(
+                Expr::cust(
+                    "ROW_NUMBER() OVER (PARTITION BY kind, value ORDER BY updated_at DESC, case_id DESC)",
+                ),
+                Alias::new("rank"),
+            )
+            .from_subquery(pairs, Alias::new("pairs"))
+            .to_owned();
+        let q = Query::select()
+            .column(Asterisk)
+            .from_subquery(ranked, Alias::new("ranked"))
+            .and_where(Expr::col(Alias::new("rank")).lte(i64::try_from(per).unwrap_or(i64::MAX)))
+            .order_by(Alias::new("rank"), sea_orm::Order::Asc)
+            .to_owned();
+        for r in tx.query_all_raw(backend.build(&q)).await? {
+            let kind: String = r.try_get("", "kind")?;
+            let Ok(kind) = kind.parse::<Kind>() else {
                 continue;
             };
-            let Some((title, _)) = titles.get(c) else { continue };
-            let Ok(kind) = o.kind.parse::<Kind>() else {
-                continue;
-            };
-            let list = out.entry((kind, o.value)).or_default();
-            if !list.iter().any(|(id, _)| id == c) {
-                list.push((*c, title.clone()));
-                list.sort_by_key(|(id, _)| std::cmp::Reverse(titles.get(id).map(|t| t.1)));
-            }
+            out.entry((kind, r.try_get("", "value")?))
+                .or_default()
+                .push((r.try_get("", "case_id")?, r.try_get("", "title")?));
         }
-    }
-    for list in out.values_mut() {
-        list.truncate(per);
     }
     Ok(out)
 }

@@ -332,6 +332,39 @@ pub async fn sequenced(tx: &TenantTx, case_id: Uuid) -> Result<Vec<Entry>> {
     Ok(out)
 }
 
+/// One page of [`sequenced`]: `limit` alerts from `offset` in timeline
+/// order, with the enrichment events that fall among them (each event on
+/// exactly one page: the page of the alert it follows, the first page for
+/// those before every alert).
+#[derive(Debug, Clone)]
+pub struct SequencedPage {
+    pub entries: Vec<Entry>,
+    /// Alerts in the whole timeline.
+    pub alerts: u64,
+    /// Enrichment events in the whole timeline.
+    pub enrichment: usize,
+}
+
+pub async fn sequenced_page(tx: &TenantTx, case_id: Uuid, offset: u64, limit: u64) -> Result<SequencedPage> {
+    let page = timeline::page_of_case(tx, case_id, offset, limit).await?;
+    let items = evidence::newest(tx, case_id).await?;
+    let events = evidence::events(&items);
+    let enrichment = events.len();
+    let mut entries: Vec<Entry> = page.rows.into_iter().map(Entry::Alert).collect();
+    entries.extend(
+        events
+            .into_iter()
+            .filter(|e| page.from.is_none_or(|f| e.at >= f) && page.until.is_none_or(|u| e.at < u))
+            .map(Entry::Enrichment),
+    );
+    entries.sort_by_key(Entry::at); // stable: alerts first on a tie
+    Ok(SequencedPage {
+        entries,
+        alerts: page.total,
+        enrichment,
+    })
+}
+
 #[derive(Debug)]
 struct Assess;
 

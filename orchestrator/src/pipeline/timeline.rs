@@ -123,20 +123,67 @@ pub fn event_time(format: &str, v: &Value) -> Option<(DateTime<Utc>, &'static st
 /// The case's timeline (merged-away cases have none: their alerts moved).
 pub async fn of_case(tx: &TenantTx, case_id: Uuid) -> Result<Vec<Row>> {
     cases::get(tx, case_id).await?;
-    let links = case_alert::Entity::find()
+    rows(ordered(tx, case_id).all(&**tx).await?)
+}
+
+/// One page of a case's timeline.
+#[derive(Debug, Clone)]
+pub struct Page {
+    pub rows: Vec<Row>,
+    /// Rows of the whole timeline.
+    pub total: u64,
+    /// The time of the page's first row when an earlier page exists (an
+    /// event between pages belongs to the page it follows).
+    pub from: Option<DateTime<Utc>>,
+    /// The time of the next page's first row, when there is a next page.
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// `limit` rows of the case's timeline from `offset`, in the same order as
+/// [`of_case`], read and parsed for that page only (the order is the
+/// stored placement, indexed by the case's links).
+pub async fn page_of_case(tx: &TenantTx, case_id: Uuid, offset: u64, limit: u64) -> Result<Page> {
+    use sea_orm::{PaginatorTrait, QuerySelect};
+    cases::get(tx, case_id).await?;
+    let total = case_alert::Entity::find()
         .filter(case_alert::Column::TenantId.eq(tx.tenant().0))
         .filter(case_alert::Column::CaseId.eq(case_id))
+        .count(&**tx)
+        .await?;
+    let mut alerts = ordered(tx, case_id)
+        .limit(limit.saturating_add(1))
+        .offset(offset)
         .all(&**tx)
         .await?;
-    let ids: Vec<Uuid> = links.iter().map(|l| l.alert_id).collect();
-    let mut alerts = alert::Entity::find()
+    let until = if alerts.len() as u64 > limit {
+        alerts.pop().map(|a| crate::pipeline::correlate::placed_at(&a))
+    } else {
+        None
+    };
+    let rows = rows(alerts)?;
+    Ok(Page {
+        // Past the last alert, no event is on the page either.
+        from: (offset > 0).then(|| rows.first().map_or(DateTime::<Utc>::MAX_UTC, |r| r.at)),
+        until,
+        rows,
+        total,
+    })
+}
+
+/// The case's alerts in timeline order: placement, then arrival (UUIDv7
+/// ids follow it) for ties.
+fn ordered(tx: &TenantTx, case_id: Uuid) -> sea_orm::Select<alert::Entity> {
+    use sea_orm::QueryOrder;
+    use sea_orm::sea_query::{Expr, Order};
+    alert::Entity::find()
         .filter(alert::Column::TenantId.eq(tx.tenant().0))
-        .filter(alert::Column::Id.is_in(ids))
-        .all(&**tx)
-        .await?;
-    // Arrival order first (UUIDv7 ids follow it), so the sort below keeps
-    // ties in the order the alerts came in.
-    alerts.sort_by_key(|a| (a.received_at, a.id));
+        .filter(alert::Column::Id.in_subquery(crate::pipeline::correlate::alerts_of_case(tx, case_id)))
+        .order_by(Expr::cust("COALESCE(event_at, received_at)"), Order::Asc)
+        .order_by_asc(alert::Column::ReceivedAt)
+        .order_by_asc(alert::Column::Id)
+}
+
+fn rows(alerts: Vec<alert::Model>) -> Result<Vec<Row>> {
     let mut rows = Vec::with_capacity(alerts.len());
     for a in alerts {
         let v: Value = serde_json::from_str(&a.raw)
@@ -146,8 +193,8 @@ pub async fn of_case(tx: &TenantTx, case_id: Uuid) -> Result<Vec<Row>> {
         rows.push(Row {
             at: p.at,
             placed_by: p.placed_by,
-            format: a.format.clone(),
             summary: crate::pipeline::correlate::title(&v),
+            format: a.format,
             evidence: Evidence {
                 alert_id: a.id,
                 pointer,
@@ -155,6 +202,7 @@ pub async fn of_case(tx: &TenantTx, case_id: Uuid) -> Result<Vec<Row>> {
             received_at: a.received_at,
         });
     }
+    // Rows written before placements were stored are placed here.
     rows.sort_by_key(|r| r.at); // stable
     Ok(rows)
 }

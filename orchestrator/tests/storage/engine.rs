@@ -1242,3 +1242,101 @@ pub(super) async fn cases_are_assigned_and_commented(db: TestDb) {
         "another tenant's views are not seen"
     );
 }
+
+/// The queue's page count stops at its cap and says so; a text search with
+/// few matches (read first, ordered after) gives the rows, in the order,
+/// that the plain query gives, for every sort; a merged case stays out.
+pub(super) async fn queue_counts_stop_at_the_cap(db: TestDb) {
+    use vigil_orchestrator::engine::cases::{self, Filter, Sort};
+    use vigil_orchestrator::engine::state::Severity;
+    let c = clock();
+    let (a, b) = (tenant(&db, &c, "A").await, tenant(&db, &c, "B").await);
+    let ann = person("user:ann", Role::AnalystEdit);
+    let tx = db.store.begin_tenant(a).await.unwrap();
+    let sev = [
+        Severity::Low,
+        Severity::Critical,
+        Severity::Medium,
+        Severity::High,
+    ];
+    let mut ids = Vec::new();
+    for i in 0..9 {
+        let title = if i % 3 == 0 {
+            format!("Encoded PowerShell on ws-{i}")
+        } else {
+            format!("Beaconing from ws-{i}")
+        };
+        ids.push(cases::open(&tx, &c, &ann, &title, sev[i % 4]).await.unwrap().id);
+        c.advance(chrono::Duration::minutes(1));
+    }
+    // Twins: the same instant, so only the id orders them.
+    let twins = [
+        cases::open(&tx, &c, &ann, "PowerShell encoded twin", Severity::High)
+            .await
+            .unwrap()
+            .id,
+        cases::open(&tx, &c, &ann, "PowerShell encoded twin", Severity::High)
+            .await
+            .unwrap()
+            .id,
+    ];
+    c.advance(chrono::Duration::minutes(1));
+    vigil_orchestrator::pipeline::correlate::merge(&tx, &c, &ann, ids[3], ids[0])
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let tx = db.store.begin_tenant(b).await.unwrap();
+    cases::open(&tx, &c, &ann, "Encoded PowerShell in B", Severity::High)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    let tx = db.store.begin_tenant(a).await.unwrap();
+    let all = Filter::default();
+    let (rows, n) = cases::search_page(&tx, &all, 3, 0, Some(5)).await.unwrap();
+    assert_eq!(
+        (rows.len(), n.n, n.exact),
+        (3, 5, false),
+        "10 live cases, counted to 5"
+    );
+    let (_, n) = cases::search_page(&tx, &all, 3, 0, Some(10)).await.unwrap();
+    assert_eq!((n.n, n.exact), (10, true), "exactly at the cap is exact");
+    let (_, n) = cases::search_page(&tx, &all, 3, 0, None).await.unwrap();
+    assert_eq!((n.n, n.exact), (10, true));
+    for sort in [Sort::Updated, Sort::Created, Sort::Oldest, Sort::Severity] {
+        let f = Filter {
+            text: "powershell ENCODED".into(),
+            sort,
+            ..Filter::default()
+        };
+        for (limit, offset) in [(10, 0), (1, 0), (1, 1), (2, 1), (5, 2), (3, 3)] {
+            let (plain, total) = cases::search(&tx, &f, limit, offset).await.unwrap();
+            assert_eq!(total, 4, "ws-0, ws-6 and the twins (ws-3 was merged, B's is B's)");
+            let ids = |v: &[cases::Case]| v.iter().map(|c| c.id).collect::<Vec<_>>();
+            // Counted to the end (few matches) and stopped short (the walk
+            // in the queue's order): the same page.
+            let (few, n) = cases::search_page(&tx, &f, limit, offset, Some(1000))
+                .await
+                .unwrap();
+            assert_eq!((n.n, n.exact), (total, true));
+            assert_eq!(ids(&few), ids(&plain), "{sort:?} {limit} {offset}");
+            let (walked, n) = cases::search_page(&tx, &f, limit, offset, Some(1)).await.unwrap();
+            assert_eq!((n.n, n.exact), (1, false));
+            assert_eq!(ids(&walked), ids(&plain), "walked: {sort:?} {limit} {offset}");
+        }
+    }
+    let f = Filter {
+        text: "powershell".into(),
+        sort: Sort::Oldest,
+        ..Filter::default()
+    };
+    let (rows, _) = cases::search_page(&tx, &f, 10, 0, Some(1000)).await.unwrap();
+    let mut later = twins;
+    later.sort_by(|a, b| b.cmp(a));
+    assert_eq!(
+        rows.iter().map(|c| c.id).collect::<Vec<_>>(),
+        [ids[0], ids[6], later[0], later[1]],
+        "oldest first, twins by id (descending)"
+    );
+    tx.commit().await.unwrap();
+}

@@ -96,6 +96,43 @@ pub(super) async fn alerts_sharing_entities_join_one_case(db: TestDb) {
     let a6 =
         send(json!({"class_uid": 2004, "finding_info": {"uid": "a6"}, "device": {"hostname": "WS-1"}})).await;
     assert_ne!(case_of(a6).await, c1, "outside the 24 h window");
+    // The analyst's pivot: the other live cases with each entity, not the
+    // case itself, not the case merged into it.
+    use vigil_orchestrator::pipeline::observables::Kind;
+    let (c5, c6) = (case_of(a5).await, case_of(a6).await);
+    let tx = db.store.begin_tenant(a).await.unwrap();
+    let wanted = [
+        (Kind::Host, "ws-1".to_owned()),
+        (Kind::Process, "svchost.exe".to_owned()),
+        (Kind::Ip, "203.0.113.9".to_owned()),
+        (Kind::Host, "nowhere".to_owned()),
+    ];
+    let other = correlate::elsewhere(&tx, c1, &wanted, 5).await.unwrap();
+    let ids = |k: Kind, v: &str| {
+        other
+            .get(&(k, v.to_owned()))
+            .map(|l| l.iter().map(|(id, _)| *id).collect::<Vec<_>>())
+    };
+    assert_eq!(ids(Kind::Host, "ws-1"), Some(vec![c6]));
+    assert_eq!(ids(Kind::Process, "svchost.exe"), Some(vec![c5]));
+    assert_eq!(
+        ids(Kind::Ip, "203.0.113.9"),
+        None,
+        "only in c1 (c3 merged into it)"
+    );
+    assert_eq!(ids(Kind::Host, "nowhere"), None);
+    // Most recently changed first, at most `per`.
+    let from_c6 = correlate::elsewhere(&tx, c6, &wanted, 5).await.unwrap();
+    assert_eq!(
+        from_c6.get(&(Kind::Host, "ws-1".into())).map(|l| l[0].0),
+        Some(c1)
+    );
+    let one = correlate::elsewhere(&tx, c5, &wanted, 1).await.unwrap();
+    assert_eq!(
+        one.get(&(Kind::Process, "svchost.exe".into())).map(Vec::len),
+        Some(1)
+    );
+    tx.commit().await.unwrap();
     let tx = db.store.begin_tenant(a).await.unwrap();
     assert_eq!(
         cases::list(&tx, None, 100, 0).await.unwrap().1,

@@ -107,7 +107,10 @@ pub struct QueueRow {
 pub struct QueuePage {
     rows: Vec<QueueRow>,
     total: u64,
+    /// `false`: at least `total` (counting stopped there).
+    exact: bool,
     page: u64,
+    /// Known pages (`page + 1` when the count stopped short).
     pages: u64,
     state: String,
     severity: String,
@@ -175,6 +178,7 @@ pub async fn queue(
     let mut view = QueuePage {
         rows: Vec::new(),
         total: 0,
+        exact: true,
         page,
         pages: 1,
         state: q.state.clone(),
@@ -208,7 +212,10 @@ pub async fn queue(
     };
     let result = async {
         let tx = s.store.begin_tenant(ctx.tenant).await?;
-        let (items, total) = cases::search(&tx, &f, PAGE, (page - 1) * PAGE).await?;
+        let offset = (page - 1) * PAGE;
+        // Count as far as twenty pages ahead (at least 1,000), in thousands.
+        let cap = (offset + 20 * PAGE).max(1000).div_ceil(1000) * 1000;
+        let (items, total) = cases::search_page(&tx, &f, PAGE, offset, Some(cap)).await?;
         let ids: Vec<Uuid> = items.iter().map(|c| c.id).collect();
         let counts = correlate::alert_counts(&tx, &ids).await?;
         let people = People::load(&tx).await?;
@@ -223,8 +230,13 @@ pub async fn queue(
     match result {
         Ok((items, total, counts, people, views)) => {
             view.views = views.into_iter().map(|v| (v.id, v.name, v.query)).collect();
-            view.total = total;
-            view.pages = total.div_ceil(PAGE).max(1);
+            view.total = total.n;
+            view.exact = total.exact;
+            view.pages = if total.exact {
+                total.n.div_ceil(PAGE).max(1)
+            } else {
+                page + 1
+            };
             view.rows = items
                 .into_iter()
                 .map(|c| QueueRow {
@@ -382,13 +394,46 @@ pub struct CasePage {
     older: Vec<DraftView>,
     gates: Vec<GateRow>,
     events: Vec<EventLine>,
+    /// Where this page of the timeline sits among the case's alerts.
+    events_nav: Nav,
+    /// Events from evidence in the whole timeline.
+    enrichment: usize,
     entities: Vec<EntityLine>,
     alerts: Vec<AlertLine>,
+    alerts_nav: Nav,
     evidence: Vec<EvidenceLine>,
     csrf: String,
     may_write: bool,
     may_decide_draft: bool,
     case_links: bool,
+}
+
+/// A window of `CASE_PAGE_ROWS` rows of a long list on the case page, and
+/// links to the windows before and after it.
+pub struct Nav {
+    /// 1-based first and last row shown, and how many there are.
+    first: u64,
+    last: u64,
+    total: u64,
+    prev: Option<String>,
+    next: Option<String>,
+}
+
+impl Nav {
+    fn new(offset: u64, total: u64, param: &str, anchor: &str) -> Nav {
+        let link = |o: u64| format!("?{param}={o}#{anchor}");
+        Nav {
+            first: (offset + 1).min(total),
+            last: offset.saturating_add(CASE_PAGE_ROWS).min(total),
+            total,
+            prev: (offset > 0).then(|| link(offset.saturating_sub(CASE_PAGE_ROWS))),
+            next: (offset.saturating_add(CASE_PAGE_ROWS) < total).then(|| link(offset + CASE_PAGE_ROWS)),
+        }
+    }
+
+    fn paged(&self) -> bool {
+        self.prev.is_some() || self.next.is_some()
+    }
 }
 
 fn step_note(s: &vigil_orchestrator::engine::steps::StepView) -> String {
@@ -572,12 +617,30 @@ fn draft_view(d: drafts::Draft, people: &People) -> DraftView {
     }
 }
 
+/// Rows of the case page's timeline and alert list shown at once.
+pub const CASE_PAGE_ROWS: u64 = 200;
+
+/// Where the case page's timeline and alert list start.
+#[derive(Debug, Default, Deserialize)]
+pub struct CaseView {
+    #[serde(default)]
+    events: u64,
+    #[serde(default)]
+    alerts: u64,
+}
+
 pub async fn case_page(
     State(s): State<AppState>,
     Extension(p): Extension<Principal>,
     Extension(ctx): Extension<TenantCtx>,
     Path(id): Path<String>,
+    view: Result<Query<CaseView>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
+    // A mangled window is the start of the case, not an error page.
+    let mut view = view.map(|Query(v)| v).unwrap_or_default();
+    // An offset past any case is an empty window, not an overflow.
+    view.events = view.events.min(u64::from(u32::MAX));
+    view.alerts = view.alerts.min(u64::from(u32::MAX));
     let Ok(case_id) = Uuid::try_parse(&id) else {
         return message(StatusCode::NOT_FOUND, "Not found", "No such case.");
     };
@@ -607,7 +670,7 @@ pub async fn case_page(
                 .await?,
             );
         }
-        let rows = investigation::sequenced(&tx, case_id).await?;
+        let timeline = investigation::sequenced_page(&tx, case_id, view.events, CASE_PAGE_ROWS).await?;
         let explained = correlate::explain(&tx, case_id).await?;
         let pairs: Vec<_> = explained
             .entities
@@ -658,7 +721,8 @@ pub async fn case_page(
         let mut drafts_iter = all_drafts.into_iter().map(|d| draft_view(d, &people));
         let draft = drafts_iter.next();
         let older = drafts_iter.collect();
-        let events = rows
+        let events = timeline
+            .entries
             .into_iter()
             .map(|entry| match entry {
                 investigation::Entry::Alert(r) => EventLine {
@@ -709,9 +773,12 @@ pub async fn case_page(
                 why: e.why,
             })
             .collect();
+        let alerts_total = explained.alerts.len() as u64;
         let alerts = explained
             .alerts
             .into_iter()
+            .skip(usize::try_from(view.alerts).unwrap_or(usize::MAX))
+            .take(CASE_PAGE_ROWS as usize)
             .map(|a| AlertLine {
                 short: short(a.alert_id),
                 id: a.alert_id,
@@ -758,8 +825,11 @@ pub async fn case_page(
             older,
             gates,
             events,
+            events_nav: Nav::new(view.events, timeline.alerts, "events", "timeline"),
+            enrichment: timeline.enrichment,
             entities,
             alerts,
+            alerts_nav: Nav::new(view.alerts, alerts_total, "alerts", "alerts"),
             evidence,
             csrf: csrf_of(&p),
             may_write: may("case", "write"),
