@@ -5,7 +5,9 @@
 //! router (`/static/vigil.css`) under the same load in the same run.
 //!
 //! Reproduce: `cargo run --release -p vigil-e2e --bin bench-pages`
-//! (`BENCH_CASES` overrides the 100,000, `BENCH_USERS` the 50 users).
+//! (`BENCH_CASES` overrides the 100,000, `BENCH_USERS` the 50 users;
+//! `BENCH_KEEP_DB=1` keeps the database and prints its address, for
+//! `EXPLAIN ANALYZE` as the application role).
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
