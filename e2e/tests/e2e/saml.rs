@@ -22,7 +22,7 @@ use crate::sso::{Browser, api, free_port, refusals, tamper, tenant};
 
 const WWW: &str = "/usr/share/simplesamlphp/www";
 
-fn cert(dir: &Path, name: &str) {
+pub(crate) fn cert(dir: &Path, name: &str) {
     let ok = std::process::Command::new("openssl")
         .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"])
         .args(["-subj", "/CN=vigil-test-idp"])
@@ -37,13 +37,20 @@ fn cert(dir: &Path, name: &str) {
     assert!(ok);
 }
 
-struct Idp {
+pub(crate) struct Idp {
     _child: tokio::process::Child,
-    metadata: String,
+    pub(crate) metadata: String,
 }
 
 /// SimpleSAMLphp signing with `certs/idp.{key,crt}`.
-async fn start_idp(port: u16, certs: &Path, state: &Path, sp_entity: &str, other: &str, acs: &str) -> Idp {
+pub(crate) async fn start_idp(
+    port: u16,
+    certs: &Path,
+    state: &Path,
+    sp_entity: &str,
+    other: &str,
+    acs: &str,
+) -> Idp {
     start_idp_with(port, certs, state, sp_entity, other, acs, 300, "").await
 }
 

@@ -139,6 +139,18 @@ async fn no_serious_axe(b: &Browser, page: &str) {
 }
 
 /// Signs in as a role that requires MFA, enrolling on the way.
+/// A new browser at the login page, sent to the identity provider by the
+/// single sign-on form with `email`.
+async fn single_sign_on_from_the_login_page(demo: &Demo, email: &str) -> Browser {
+    let person = Browser::start(&demo.server.url(""), DESKTOP).await;
+    person.goto("/login").await;
+    person
+        .fill("form[action='/login/sso'] input[name=email]", email)
+        .await;
+    person.click("form[action='/login/sso'] button").await;
+    person
+}
+
 async fn sign_in_with_mfa(b: &Browser, email: &str, password: &str) {
     b.goto("/login").await;
     b.fill("input[name=email]", email).await;
@@ -1083,12 +1095,7 @@ async fn a_tenant_admin_adds_an_identity_provider_and_a_person_signs_in_through_
     no_serious_axe(&b, "/single-sign-on").await;
 
     // A person signs in from the login page's single sign-on button.
-    let person = Browser::start(&demo.server.url(""), DESKTOP).await;
-    person.goto("/login").await;
-    person
-        .fill("form[action='/login/sso'] input[name=email]", "alice@example.com")
-        .await;
-    person.click("form[action='/login/sso'] button").await;
+    let person = single_sign_on_from_the_login_page(&demo, "alice@example.com").await;
     let deadline = tokio::time::Instant::now() + vigil_e2e::PATIENCE;
     let interaction = loop {
         let u = person.client.current_url().await.unwrap();
@@ -1241,5 +1248,98 @@ async fn a_security_engineer_tunes_correlation_assessment_indicators_and_credent
     }
     no_serious_axe(&b, "/integrations with credential controls").await;
     b.close().await;
+    demo.stop().await;
+}
+
+/// SAML 2.0 from the login page's button, in Chromium: the tenant admin
+/// adds a provider from the metadata of a real IdP (SimpleSAMLphp), the IdP
+/// is told the ACS URL and SP entity id the page shows, and a person signs
+/// in through the IdP's own form and its self-posting page, getting the role
+/// their group maps to.
+#[tokio::test]
+async fn a_person_signs_in_through_saml_from_the_login_page() {
+    use crate::saml::{cert, start_idp};
+    use crate::sso::free_port;
+    let demo = Demo::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (certs, state) = (dir.path().join("certs"), dir.path().join("state"));
+    for d in [&certs, &state] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    cert(&certs, "idp");
+    let port = free_port();
+    let other = "urn:vigil-test:other-sp";
+    let first = start_idp(
+        port,
+        &certs,
+        &state,
+        "urn:placeholder",
+        other,
+        "http://127.0.0.1:9/",
+    )
+    .await;
+    let b = Browser::start(&demo.server.url(""), DESKTOP).await;
+    let (email, password) = demo.account("tenant_admin");
+    sign_in_with_mfa(&b, email, password).await;
+    b.goto("/single-sign-on").await;
+    b.fill("#new-saml input[name=name]", "Corp SAML").await;
+    // Metadata is pasted, not typed key by key.
+    b.client
+        .execute(
+            "document.querySelector('#new-saml textarea[name=idp_metadata]').value = arguments[0]",
+            vec![json!(first.metadata)],
+        )
+        .await
+        .unwrap();
+    b.fill("#new-saml textarea[name=role_map]", "soc = analyst_edit")
+        .await;
+    b.fill("#new-saml input[name=domains]", "example.com").await;
+    // The corporate IdP's mail attribute is verified (else the account
+    // gets a placeholder address, never the unverified one).
+    b.click("#new-saml input[name=email_authoritative]").await;
+    b.click("#new-saml button").await;
+    let text = b.find("section.provider").await.text().await.unwrap();
+    assert!(
+        text.contains("Corp SAML") && text.contains("soc → analyst_edit"),
+        "{text}"
+    );
+    let told = |label: &'static str| {
+        let b = &b;
+        async move {
+            b.client
+                .find(fantoccini::Locator::XPath(&format!(
+                    "//dt[normalize-space()='{label}']/following-sibling::dd[1]/code"
+                )))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    let (entity, acs) = (
+        told("SP entity id (and metadata URL)").await,
+        told("ACS URL (HTTP-POST)").await,
+    );
+    assert!(
+        acs.ends_with("/acs") && acs.starts_with(&demo.server.url("")),
+        "{acs}"
+    );
+    no_serious_axe(&b, "/single-sign-on with a SAML provider").await;
+    b.close().await;
+    // The IdP's admin registers Vigil as the page says.
+    drop(first);
+    let _idp = start_idp(port, &certs, &state, &entity, other, &acs).await;
+
+    let person = single_sign_on_from_the_login_page(&demo, "alice@example.com").await;
+    // SimpleSAMLphp's own sign-in form; its answer page posts itself to the ACS.
+    person.fill("input[name=username]", "alice").await;
+    person.fill("input[name=password]", "alice-pw").await;
+    person.click("#submit_button").await;
+    let home = person.wait_text("Sign out").await;
+    assert!(home.contains("alice@example.com"), "{home}");
+    let nav = person.find("nav.top").await.text().await.unwrap();
+    assert!(nav.contains("Cases"), "soc maps to analyst_edit: {nav}");
+    person.close().await;
     demo.stop().await;
 }
