@@ -320,6 +320,50 @@ async fn case_queue(backend: Backend) {
     }
     let (_, html, _) = app.send(get(&ann, "/cases?page=999")).await;
     assert_eq!(rows(&html), 0, "past the last page: empty, not an error");
+    // A long queue is counted to a thousand, then "more than".
+    {
+        use sea_orm::{ActiveValue::Set, EntityTrait};
+        use vigil_orchestrator::store::entity::case;
+        let now = vigil_orchestrator::Clock::now(app.clock.as_ref());
+        let tx = app.state.store.begin_tenant(a).await.unwrap();
+        for batch in (0..1100).collect::<Vec<i64>>().chunks(250) {
+            case::Entity::insert_many(batch.iter().map(|&i| case::ActiveModel {
+                id: Set(uuid::Uuid::now_v7()),
+                tenant_id: Set(a.0),
+                title: Set(format!("Old case {i}")),
+                severity: Set("low".into()),
+                state: Set("closed".into()),
+                created_at: Set(now - chrono::Duration::minutes(i + 10)),
+                updated_at: Set(now - chrono::Duration::minutes(i + 10)),
+                merged_into: Set(None),
+                assignee: Set(None),
+            }))
+            .exec(&*tx)
+            .await
+            .unwrap();
+        }
+        tx.commit().await.unwrap();
+    }
+    let count = |html: &str| {
+        let at = html.find("id=\"queue-count\">").unwrap();
+        html[at..].split('·').next().unwrap().to_owned()
+    };
+    let (_, html, _) = app.send(get(&ann, "/cases?state=all")).await;
+    assert!(
+        count(&html).contains("more than 1000 case(s)"),
+        "{}",
+        count(&html)
+    );
+    assert!(html.contains("page=2\" rel=\"next\""), "a next page is offered");
+    let (_, html, _) = app.send(get(&ann, "/cases?state=all&page=22")).await;
+    assert!(
+        count(&html).contains("1104 case(s)"),
+        "counted to the end from page 22: {}",
+        count(&html)
+    );
+    assert!(html.contains("page 22 of 23"));
+    let (_, html, _) = app.send(get(&ann, "/cases")).await;
+    assert_eq!(rows(&html), 4, "the open ones, counted exactly");
     let (s, _, _) = app.send(get(&ann, &format!("/cases/{theirs}"))).await;
     assert_eq!(
         s,
