@@ -259,7 +259,7 @@ use pipeline_suite::alerts_sharing_entities_join_one_case;
 mod audit_suite;
 use audit_suite::{
     an_action_whose_audit_event_fails_does_not_happen, audit_chain_is_gapless_under_concurrent_writers,
-    audit_exports_verify_on_their_own, audit_tampering_is_named,
+    audit_exports_verify_on_their_own, audit_tampering_is_named, pages_read_what_the_model_reads,
     purge_erases_a_case_an_entity_and_old_telemetry,
     retention_deletes_what_expired_and_the_chain_still_verifies, tenant_deletion_leaves_no_row_behind,
     the_request_log_keeps_thirty_days,
@@ -302,6 +302,7 @@ on_both_backends!(
     an_action_whose_audit_event_fails_does_not_happen,
     audit_tampering_is_named,
     audit_exports_verify_on_their_own,
+    pages_read_what_the_model_reads,
     the_request_log_keeps_thirty_days,
     retention_deletes_what_expired_and_the_chain_still_verifies,
     purge_erases_a_case_an_entity_and_old_telemetry,

@@ -18,6 +18,7 @@
 //! would measure the fill, not the audit), then ANALYZEd on PostgreSQL.
 //!
 //! Reproduce: `cargo run --release -p vigil-e2e --bin bench-audit`
+//! (`BENCH_BACKEND=sqlite` or `postgres` runs one).
 
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
@@ -210,6 +211,41 @@ async fn read_only(db: &TestDb, t: TenantId) -> u64 {
     n
 }
 
+/// The driver's floor: the same statement's rows fetched, not decoded.
+async fn fetch_only(db: &TestDb, t: TenantId) -> u64 {
+    let chain_name = chain::chain_of(Some(t));
+    let b = db.store.conn().get_database_backend();
+    let sql = match b {
+        sea_orm::DbBackend::Postgres => {
+            "SELECT id, tenant_id, at, actor, actor_role, action, target, summary, source_ip, \
+             request_id, chain, seq, prev_hash, hash FROM audit_events WHERE chain = $1 AND seq > $2 \
+             ORDER BY seq LIMIT 5000"
+        }
+        _ => {
+            "SELECT id, tenant_id, at, actor, actor_role, action, target, summary, source_ip, \
+             request_id, chain, seq, prev_hash, hash FROM audit_events WHERE chain = ? AND seq > ? \
+             ORDER BY seq LIMIT 5000"
+        }
+    };
+    let (mut after, mut n) = (0i64, 0u64);
+    loop {
+        let tx = db.store.begin_tenant_read(t).await.unwrap();
+        let rows = tx
+            .query_all_raw(Statement::from_sql_and_values(
+                b,
+                sql,
+                [chain_name.clone().into(), after.into()],
+            ))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let Some(last) = rows.last() else { break };
+        after = last.try_get_by_index::<i64>(11).unwrap();
+        n += rows.len() as u64;
+    }
+    n
+}
+
 async fn export_bytes(db: &TestDb, c: &ManualClock, t: TenantId) -> (u64, u64) {
     let mut ex = export::Exporter::new(db.store.clone(), Scope::Tenant(t), None, None, c.now()).unwrap();
     let (mut bytes, mut lines, mut first) = (0u64, 0u64, true);
@@ -244,7 +280,16 @@ async fn run(db: TestDb, label: &str) -> Vec<String> {
         chain::checkpoint(&db.store, Scope::Tenant(t), &key, &c, Policy::default(), true)
             .await
             .unwrap();
+        if n == 1_000_000 && std::env::var("BENCH_PROFILE_READ").is_ok() {
+            eprintln!("profile now");
+            for _ in 0..3 {
+                read_only(&db, t).await;
+            }
+            std::process::exit(0);
+        }
         let (read, ceiling, _) = measured(read_only(&db, t)).await;
+        let (_, fetch, _) = measured(fetch_only(&db, t)).await;
+        eprintln!("fetch alone {n}: {:.2} s", fetch.as_secs_f64());
         let (report, took, peak) = measured(chain::verify(
             &db.store,
             Scope::Tenant(t),
@@ -275,13 +320,24 @@ async fn run(db: TestDb, label: &str) -> Vec<String> {
         eprintln!("{}", out[out.len() - 2]);
         eprintln!("{}", out[out.len() - 1]);
     }
+    if std::env::var("BENCH_KEEP_DB").is_ok() {
+        eprintln!("kept {} (tenant {})", db.url, t.0);
+        std::mem::forget(db);
+    }
     out
 }
 
 #[tokio::main]
 async fn main() {
-    let mut rows = run(TestDb::new(Backend::Sqlite).await, "SQLite").await;
-    rows.extend(run(TestDb::new(Backend::Postgres).await, "PostgreSQL").await);
+    // BENCH_BACKEND=sqlite|postgres runs one (to profile it).
+    let only = std::env::var("BENCH_BACKEND").unwrap_or_default();
+    let mut rows = Vec::new();
+    if only != "postgres" {
+        rows.extend(run(TestDb::new(Backend::Sqlite).await, "SQLite").await);
+    }
+    if only != "sqlite" {
+        rows.extend(run(TestDb::new(Backend::Postgres).await, "PostgreSQL").await);
+    }
     println!("| database | what | figure | against the ceiling (same run) |");
     println!("|---|---|---|---|");
     for r in rows {
