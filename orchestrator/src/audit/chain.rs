@@ -911,34 +911,7 @@ pub async fn events_after(
     after: i64,
     limit: u64,
 ) -> Result<Vec<Recorded>> {
-    read_events(conn, chain, after, None, Some(limit)).await
-}
-
-/// Every event of a chain with `after` < seq <= `until`, in order.
-pub async fn events_between(
-    conn: &impl ConnectionTrait,
-    chain: &str,
-    after: i64,
-    until: i64,
-) -> Result<Vec<Recorded>> {
-    read_events(conn, chain, after, Some(until), None).await
-}
-
-/// The lowest seq a chain holds (above 1 once its front was pruned).
-pub async fn first_seq(conn: &impl ConnectionTrait, chain: &str) -> Result<Option<i64>> {
-    let backend = conn.get_database_backend();
-    let p = if backend == DbBackend::Postgres { "$1" } else { "?" };
-    let row = conn
-        .query_one_raw(Statement::from_sql_and_values(
-            backend,
-            format!("SELECT MIN(seq) AS s FROM audit_events WHERE chain = {p}"),
-            [chain.into()],
-        ))
-        .await?;
-    Ok(match row {
-        Some(r) => r.try_get_by_index(0)?,
-        None => None,
-    })
+    read_events(conn, chain, after, limit).await
 }
 
 /// Verification and export read a million events. On SQLite a page is read
@@ -952,24 +925,19 @@ async fn read_events(
     conn: &impl ConnectionTrait,
     chain: &str,
     after: i64,
-    until: Option<i64>,
-    limit: Option<u64>,
+    limit: u64,
 ) -> Result<Vec<Recorded>> {
     let backend = conn.get_database_backend();
     let p = |i: usize| match backend {
         DbBackend::Postgres => format!("${i}"),
         _ => "?".to_owned(),
     };
-    let mut values: Vec<sea_orm::Value> = vec![chain.into(), after.into()];
-    let mut from = format!("FROM audit_events WHERE chain = {} AND seq > {}", p(1), p(2));
-    if let Some(until) = until {
-        from.push_str(&format!(" AND seq <= {}", p(3)));
-        values.push(until.into());
-    }
-    from.push_str(" ORDER BY seq");
-    if let Some(limit) = limit {
-        from.push_str(&format!(" LIMIT {limit}"));
-    }
+    let values: Vec<sea_orm::Value> = vec![chain.into(), after.into()];
+    let from = format!(
+        "FROM audit_events WHERE chain = {} AND seq > {} ORDER BY seq LIMIT {limit}",
+        p(1),
+        p(2)
+    );
     if backend == DbBackend::Postgres {
         // Row by row, decoded by position: PostgreSQL's driver reads rows
         // about as fast as the server produces them, and rendering the page
@@ -1125,9 +1093,6 @@ pub async fn unchained_count(conn: &impl ConnectionTrait, scope: Scope) -> Resul
 /// Page size of a live verification (each page its own short read).
 pub const PAGE: u64 = 5_000;
 
-/// Pages of a live verification read at once.
-const READ_AHEAD: usize = 3;
-
 /// Verifies a live chain page by page. `progress(done, total)` is called
 /// after each page.
 pub async fn verify(
@@ -1143,59 +1108,27 @@ pub async fn verify(
     let head = head(&*tx, &chain).await?;
     let cps = checkpoints(&*tx, &chain).await?;
     let unchained = unchained_count(&*tx, scope).await?;
-    let first = first_seq(&*tx, &chain).await?;
     tx.commit().await?;
     let total = head.as_ref().map(|(s, _)| *s as u64).unwrap_or(0);
     let mut v = Verifier::new(&chain, key, &cps, Bounds::default());
     for _ in 0..unchained {
         v.unchained();
     }
-    // Pages are read ahead while this one is hashed: the seq ranges up to
-    // the head, READ_AHEAD at a time (each read waits on the database as
-    // much as on this process), then whatever follows the head.
-    let (tx_pages, mut pages) = tokio::sync::mpsc::channel::<Result<Vec<Recorded>>>(READ_AHEAD);
+    // The next page is read while this one is hashed.
+    let (tx_pages, mut pages) = tokio::sync::mpsc::channel::<Result<Vec<Recorded>>>(2);
     let reader = {
         let store = store.clone();
         let chain = chain.clone();
-        let total = total as i64;
         tokio::spawn(async move {
-            let read = |after: i64, until: Option<i64>| {
-                let store = store.clone();
-                let chain = chain.clone();
-                tokio::spawn(async move {
+            let mut after = 0;
+            loop {
+                let page = async {
                     let tx = scope.begin_read(&store).await?;
-                    let page = match until {
-                        Some(until) => events_between(&*tx, &chain, after, until).await?,
-                        None => events_after(&*tx, &chain, after, PAGE).await?,
-                    };
+                    let page = events_after(&*tx, &chain, after, PAGE).await?;
                     tx.commit().await?;
-                    Ok::<_, Error>(page)
-                })
-            };
-            let step = PAGE as i64;
-            let mut next = first.map_or(total, |f| f - 1).min(total);
-            let mut ahead = std::collections::VecDeque::new();
-            loop {
-                while ahead.len() < READ_AHEAD && next < total {
-                    ahead.push_back(read(next, Some((next + step).min(total))));
-                    next = (next + step).min(total);
+                    Ok(page)
                 }
-                let Some(page) = ahead.pop_front() else { break };
-                let page = page
-                    .await
-                    .unwrap_or_else(|e| Err(Error::Audit(format!("a page read failed: {e}"))));
-                let failed = page.is_err();
-                if tx_pages.send(page).await.is_err() || failed {
-                    return;
-                }
-            }
-            // Beyond the head as read at the start (events appended since,
-            // or rows past it that should not be there).
-            let mut after = total;
-            loop {
-                let page = read(after, None)
-                    .await
-                    .unwrap_or_else(|e| Err(Error::Audit(format!("a page read failed: {e}"))));
+                .await;
                 let last = page
                     .as_ref()
                     .ok()
@@ -1214,8 +1147,9 @@ pub async fn verify(
     let mut done = 0;
     while let Some(page) = pages.recv().await {
         let page = page?;
-        // (A range whose events were all deleted reads empty; the walk
-        // goes on and names the gap.)
+        if page.is_empty() {
+            break;
+        }
         done += page.len() as u64;
         let mut more = true;
         for e in &page {
