@@ -254,7 +254,7 @@ use connect_suite::{
 };
 #[path = "storage/pipeline.rs"]
 mod pipeline_suite;
-use pipeline_suite::alerts_sharing_entities_join_one_case;
+use pipeline_suite::{alerts_sharing_entities_join_one_case, correlation_lookups_stay_indexed};
 #[path = "storage/audit.rs"]
 mod audit_suite;
 use audit_suite::{
@@ -298,6 +298,7 @@ on_both_backends!(
     integrations_start_read_only_and_writes_are_opt_in,
     credentials_are_enveloped_rotated_and_revoked,
     alerts_sharing_entities_join_one_case,
+    correlation_lookups_stay_indexed,
     audit_chain_is_gapless_under_concurrent_writers,
     an_action_whose_audit_event_fails_does_not_happen,
     audit_tampering_is_named,

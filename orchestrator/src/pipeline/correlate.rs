@@ -17,8 +17,8 @@
 //! [`explain`] says why each entity of a case did or did not link.
 
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::sea_query::{Cond, Expr, ExprTrait, OnConflict, Query, SelectStatement};
-use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query, SelectStatement};
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryResult};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
@@ -27,7 +27,7 @@ use uuid::Uuid;
 use crate::audit::{self, Actor, Event};
 use crate::engine::cases;
 use crate::engine::state::{CaseState, Severity};
-use crate::pipeline::observables::{Kind, Observable, Role};
+use crate::pipeline::observables::{Kind, LOOKUP_CHUNK, Observable, Role, by_kind};
 use crate::pipeline::prevalence::{self, Noise, Prevalence};
 use crate::store::TenantTx;
 use crate::store::entity::{alert, case, case_alert, case_entity, observable, tenant_control};
@@ -321,17 +321,26 @@ pub fn hour(at: DateTime<Utc>) -> i64 {
 }
 
 /// Index rows of open cases holding a sighting of one of `linking` in the
-/// hours `lo..=hi` (one indexed lookup per entity and hour range).
-fn reachable(tx: &TenantTx, lo: i64, hi: i64, linking: &[&Observable]) -> SelectStatement {
-    let tenant = tx.tenant().0;
-    let mut any = Cond::any();
-    for o in linking {
-        any = any.add(
-            Cond::all()
-                .add(Expr::col((case_entity::Entity, case_entity::Column::Kind)).eq(o.kind.as_str()))
-                .add(Expr::col((case_entity::Entity, case_entity::Column::Value)).eq(o.value.clone())),
-        );
+/// hours `lo..=hi`: one statement per kind, each an indexed lookup of its
+/// values (`tenant_id = ? AND kind = ? AND value IN (...)`). An OR-list of
+/// (kind, value) pairs would read the same rows, but SQLite's planner, with
+/// no statistics, turns a long one into a scan of the tenant's index rows,
+/// a cost that grows with the estate (see BENCHMARKS "Ingest").
+async fn reachable(tx: &TenantTx, lo: i64, hi: i64, linking: &[&Observable]) -> Result<Vec<QueryResult>> {
+    let backend = tx.get_database_backend();
+    let mut out = Vec::new();
+    for (kind, values) in by_kind(linking.iter().map(|o| (o.kind, o.value.as_str()))) {
+        for chunk in values.chunks(LOOKUP_CHUNK) {
+            let q = reachable_query(tx.tenant().0, kind, chunk, lo, hi);
+            out.extend(tx.query_all_raw(backend.build(&q)).await?);
+        }
     }
+    Ok(out)
+}
+
+/// One statement of [`reachable`]: index rows of open cases for `values`
+/// of one kind in the hours `lo..=hi`.
+pub fn reachable_query(tenant: Uuid, kind: Kind, values: &[&str], lo: i64, hi: i64) -> SelectStatement {
     Query::select()
         .columns([
             (case_entity::Entity, case_entity::Column::CaseId),
@@ -349,12 +358,13 @@ fn reachable(tx: &TenantTx, lo: i64, hi: i64, linking: &[&Observable]) -> Select
                 .equals((case_entity::Entity, case_entity::Column::CaseId)),
         )
         .and_where(Expr::col((case_entity::Entity, case_entity::Column::TenantId)).eq(tenant))
-        .and_where(Expr::col((case::Entity, case::Column::TenantId)).eq(tenant))
+        .and_where(Expr::col((case_entity::Entity, case_entity::Column::Kind)).eq(kind.as_str()))
+        .and_where(Expr::col((case_entity::Entity, case_entity::Column::Value)).is_in(values.iter().copied()))
         .and_where(Expr::col((case_entity::Entity, case_entity::Column::Hour)).gte(lo))
         .and_where(Expr::col((case_entity::Entity, case_entity::Column::Hour)).lte(hi))
+        .and_where(Expr::col((case::Entity, case::Column::TenantId)).eq(tenant))
         .and_where(Expr::col((case::Entity, case::Column::State)).eq(CaseState::Open.as_str()))
         .and_where(Expr::col((case::Entity, case::Column::MergedInto)).is_null())
-        .cond_where(any)
         .to_owned()
 }
 
@@ -698,30 +708,24 @@ pub async fn correlate_batch(
     let mut hits: HashMap<(Kind, String), Vec<Sighting>> = HashMap::new();
     if let (Some(lo), Some(hi)) = (times.iter().min(), times.iter().max()) {
         let (lo, hi) = (hour(*lo - window), hour(*hi + window));
-        let backend = tx.get_database_backend();
-        for chunk in distinct.chunks(200) {
-            let rows = tx
-                .query_all_raw(backend.build(&reachable(tx, lo, hi, chunk)))
-                .await?;
-            for r in rows {
-                let kind: String = r.try_get("", "kind")?;
-                let Ok(kind) = kind.parse::<Kind>() else {
-                    continue;
-                };
-                let value: String = r.try_get("", "value")?;
-                let why = json!({
-                    "kind": kind.as_str(),
-                    "value": value,
-                    "pointer": r.try_get::<String>("", "pointer")?,
-                    "via_alert": r.try_get::<Uuid>("", "via_alert")?,
-                });
-                hits.entry((kind, value)).or_default().push(Sighting {
-                    case_id: r.try_get("", "case_id")?,
-                    first: r.try_get("", "first_seen")?,
-                    last: r.try_get("", "last_seen")?,
-                    why,
-                });
-            }
+        for r in reachable(tx, lo, hi, &distinct).await? {
+            let kind: String = r.try_get("", "kind")?;
+            let Ok(kind) = kind.parse::<Kind>() else {
+                continue;
+            };
+            let value: String = r.try_get("", "value")?;
+            let why = json!({
+                "kind": kind.as_str(),
+                "value": value,
+                "pointer": r.try_get::<String>("", "pointer")?,
+                "via_alert": r.try_get::<Uuid>("", "via_alert")?,
+            });
+            hits.entry((kind, value)).or_default().push(Sighting {
+                case_id: r.try_get("", "case_id")?,
+                first: r.try_get("", "first_seen")?,
+                last: r.try_get("", "last_seen")?,
+                why,
+            });
         }
     }
 
@@ -888,43 +892,35 @@ async fn unlink_noise(
     if noisy.is_empty() {
         return Ok(());
     }
-    let backend = tx.get_database_backend();
     let mut held: Vec<Uuid> = Vec::new();
     let mut reasons: HashMap<Uuid, Vec<Value>> = HashMap::new();
-    for chunk in noisy.chunks(200) {
-        let rows = tx
-            .query_all_raw(backend.build(&reachable(tx, i64::MIN, i64::MAX, chunk)))
-            .await?;
-        if rows.is_empty() {
-            continue;
+    let rows = reachable(tx, i64::MIN, i64::MAX, &noisy).await?;
+    if rows.is_empty() {
+        return Ok(());
+    }
+    for r in rows {
+        let case_id: Uuid = r.try_get("", "case_id")?;
+        let kind: String = r.try_get("", "kind")?;
+        let value: String = r.try_get("", "value")?;
+        if !held.contains(&case_id) {
+            held.push(case_id);
         }
-        for r in rows {
-            let case_id: Uuid = r.try_get("", "case_id")?;
-            let kind: String = r.try_get("", "kind")?;
-            let value: String = r.try_get("", "value")?;
-            if !held.contains(&case_id) {
-                held.push(case_id);
-            }
-            let Ok(k) = kind.parse::<Kind>() else { continue };
-            let why = json!({"kind": kind, "value": value, "hosts": p.hosts(k, &value), "tenant_hosts": p.tenant_hosts});
-            let list = reasons.entry(case_id).or_default();
-            if !list.contains(&why) {
-                list.push(why);
-            }
+        let Ok(k) = kind.parse::<Kind>() else { continue };
+        let why = json!({"kind": kind, "value": value, "hosts": p.hosts(k, &value), "tenant_hosts": p.tenant_hosts});
+        let list = reasons.entry(case_id).or_default();
+        if !list.contains(&why) {
+            list.push(why);
         }
-        let mut any = Cond::any();
-        for o in chunk {
-            any = any.add(
-                Cond::all()
-                    .add(case_entity::Column::Kind.eq(o.kind.as_str()))
-                    .add(case_entity::Column::Value.eq(o.value.clone())),
-            );
+    }
+    for (kind, values) in by_kind(noisy.iter().map(|o| (o.kind, o.value.as_str()))) {
+        for chunk in values.chunks(LOOKUP_CHUNK) {
+            case_entity::Entity::delete_many()
+                .filter(case_entity::Column::TenantId.eq(tx.tenant().0))
+                .filter(case_entity::Column::Kind.eq(kind.as_str()))
+                .filter(case_entity::Column::Value.is_in(chunk.iter().copied()))
+                .exec(&**tx)
+                .await?;
         }
-        case_entity::Entity::delete_many()
-            .filter(case_entity::Column::TenantId.eq(tx.tenant().0))
-            .filter(any)
-            .exec(&**tx)
-            .await?;
     }
     held.sort();
     for case_id in held {
@@ -1056,43 +1052,37 @@ async fn rejoin(
         return Ok(part);
     };
     let window = settings.window();
-    let backend = tx.get_database_backend();
     let mut found: Vec<(case::Model, Value)> = Vec::new();
-    for chunk in linking.chunks(200) {
-        let rows = tx
-            .query_all_raw(backend.build(&reachable(tx, hour(lo - window), hour(hi + window), chunk)))
-            .await?;
-        for r in rows {
-            let cid: Uuid = r.try_get("", "case_id")?;
-            if cid == part || cid == left || found.iter().any(|(c, _)| c.id == cid) {
-                continue;
-            }
-            let kind: String = r.try_get("", "kind")?;
-            let Ok(kind) = kind.parse::<Kind>() else { continue };
-            let (first, last): (DateTime<Utc>, DateTime<Utc>) =
-                (r.try_get("", "first_seen")?, r.try_get("", "last_seen")?);
-            let w = settings.window_of(kind);
-            let value: String = r.try_get("", "value")?;
-            let near = members.iter().any(|&i| {
-                let at = placed_at(&contents[i].0);
-                first <= at + w
-                    && last >= at - w
-                    && contents[i].1.iter().any(|o| o.kind == kind && o.value == value)
-            });
-            if !near {
-                continue;
-            }
-            let c = survivor(tx, cid).await?;
-            if c.state != CaseState::Open.as_str()
-                || c.id == part
-                || c.id == left
-                || found.iter().any(|(f, _)| f.id == c.id)
-            {
-                continue;
-            }
-            let why = json!({"kind": kind.as_str(), "value": value, "pointer": r.try_get::<String>("", "pointer")?, "via_alert": r.try_get::<Uuid>("", "via_alert")?});
-            found.push((c, why));
+    for r in reachable(tx, hour(lo - window), hour(hi + window), &linking).await? {
+        let cid: Uuid = r.try_get("", "case_id")?;
+        if cid == part || cid == left || found.iter().any(|(c, _)| c.id == cid) {
+            continue;
         }
+        let kind: String = r.try_get("", "kind")?;
+        let Ok(kind) = kind.parse::<Kind>() else { continue };
+        let (first, last): (DateTime<Utc>, DateTime<Utc>) =
+            (r.try_get("", "first_seen")?, r.try_get("", "last_seen")?);
+        let w = settings.window_of(kind);
+        let value: String = r.try_get("", "value")?;
+        let near = members.iter().any(|&i| {
+            let at = placed_at(&contents[i].0);
+            first <= at + w
+                && last >= at - w
+                && contents[i].1.iter().any(|o| o.kind == kind && o.value == value)
+        });
+        if !near {
+            continue;
+        }
+        let c = survivor(tx, cid).await?;
+        if c.state != CaseState::Open.as_str()
+            || c.id == part
+            || c.id == left
+            || found.iter().any(|(f, _)| f.id == c.id)
+        {
+            continue;
+        }
+        let why = json!({"kind": kind.as_str(), "value": value, "pointer": r.try_get::<String>("", "pointer")?, "via_alert": r.try_get::<Uuid>("", "via_alert")?});
+        found.push((c, why));
     }
     if found.is_empty() {
         return Ok(part);
@@ -1586,76 +1576,70 @@ pub async fn elsewhere(
     entities: &[(Kind, String)],
     per: usize,
 ) -> Result<BTreeMap<(Kind, String), Vec<(Uuid, String)>>> {
+    let backend = tx.get_database_backend();
+    let mut out: BTreeMap<(Kind, String), Vec<(Uuid, String)>> = BTreeMap::new();
+    // One indexed lookup per kind (see `reachable`).
+    for (kind, values) in by_kind(entities.iter().map(|(k, v)| (*k, v.as_str()))) {
+        for chunk in values.chunks(100) {
+            let q = elsewhere_query(tx.tenant().0, case_id, kind, chunk, per);
+            for r in tx.query_all_raw(backend.build(&q)).await? {
+                out.entry((kind, r.try_get("", "value")?))
+                    .or_default()
+                    .push((r.try_get("", "case_id")?, r.try_get("", "title")?));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// One statement of [`elsewhere`], for `values` of one kind.
+pub fn elsewhere_query(t: Uuid, case_id: Uuid, kind: Kind, values: &[&str], per: usize) -> SelectStatement {
     use sea_orm::EntityName;
     use sea_orm::sea_query::{Alias, Asterisk};
-    let t = tx.tenant().0;
-    let backend = tx.get_database_backend();
     let (o, ca, c) = (
         observable::Entity.table_name(),
         case_alert::Entity.table_name(),
         case::Entity.table_name(),
     );
     let col = |table: &str, column: &str| Expr::col((Alias::new(table), Alias::new(column)));
-    let mut out: BTreeMap<(Kind, String), Vec<(Uuid, String)>> = BTreeMap::new();
-    for chunk in entities.chunks(100) {
-        let mut any = Cond::any();
-        for (k, v) in chunk {
-            any = any.add(
-                Cond::all()
-                    .add(col(o, "kind").eq(k.as_str()))
-                    .add(col(o, "value").eq(v.as_str())),
-            );
-        }
-        let pairs = Query::select()
-            .distinct()
-            .expr_as(col(o, "kind"), Alias::new("kind"))
-            .expr_as(col(o, "value"), Alias::new("value"))
-            .expr_as(col(c, "id"), Alias::new("case_id"))
-            .expr_as(col(c, "title"), Alias::new("title"))
-            .expr_as(col(c, "updated_at"), Alias::new("updated_at"))
-            .from(Alias::new(o))
-            .inner_join(
-                Alias::new(ca),
-                col(ca, "alert_id").equals((Alias::new(o), Alias::new("alert_id"))),
-            )
-            .inner_join(
-                Alias::new(c),
-                col(c, "id").equals((Alias::new(ca), Alias::new("case_id"))),
-            )
-            .and_where(col(o, "tenant_id").eq(t))
-            .and_where(col(ca, "tenant_id").eq(t))
-            .and_where(col(c, "tenant_id").eq(t))
-            .and_where(col(ca, "case_id").ne(case_id))
-            .and_where(col(c, "merged_into").is_null())
-            .cond_where(any)
-            .to_owned();
-        let ranked = Query::select()
-            .column(Asterisk)
-            .expr_as(
-                Expr::cust(
-                    "ROW_NUMBER() OVER (PARTITION BY kind, value ORDER BY updated_at DESC, case_id DESC)",
-                ),
-                Alias::new("rank"),
-            )
-            .from_subquery(pairs, Alias::new("pairs"))
-            .to_owned();
-        let q = Query::select()
-            .column(Asterisk)
-            .from_subquery(ranked, Alias::new("ranked"))
-            .and_where(Expr::col(Alias::new("rank")).lte(i64::try_from(per).unwrap_or(i64::MAX)))
-            .order_by(Alias::new("rank"), sea_orm::Order::Asc)
-            .to_owned();
-        for r in tx.query_all_raw(backend.build(&q)).await? {
-            let kind: String = r.try_get("", "kind")?;
-            let Ok(kind) = kind.parse::<Kind>() else {
-                continue;
-            };
-            out.entry((kind, r.try_get("", "value")?))
-                .or_default()
-                .push((r.try_get("", "case_id")?, r.try_get("", "title")?));
-        }
-    }
-    Ok(out)
+    let pairs = Query::select()
+        .distinct()
+        .expr_as(col(o, "kind"), Alias::new("kind"))
+        .expr_as(col(o, "value"), Alias::new("value"))
+        .expr_as(col(c, "id"), Alias::new("case_id"))
+        .expr_as(col(c, "title"), Alias::new("title"))
+        .expr_as(col(c, "updated_at"), Alias::new("updated_at"))
+        .from(Alias::new(o))
+        .inner_join(
+            Alias::new(ca),
+            col(ca, "alert_id").equals((Alias::new(o), Alias::new("alert_id"))),
+        )
+        .inner_join(
+            Alias::new(c),
+            col(c, "id").equals((Alias::new(ca), Alias::new("case_id"))),
+        )
+        .and_where(col(o, "tenant_id").eq(t))
+        .and_where(col(o, "kind").eq(kind.as_str()))
+        .and_where(col(o, "value").is_in(values.iter().copied()))
+        .and_where(col(ca, "tenant_id").eq(t))
+        .and_where(col(c, "tenant_id").eq(t))
+        .and_where(col(ca, "case_id").ne(case_id))
+        .and_where(col(c, "merged_into").is_null())
+        .to_owned();
+    let ranked = Query::select()
+        .column(Asterisk)
+        .expr_as(
+            Expr::cust("ROW_NUMBER() OVER (PARTITION BY kind, value ORDER BY updated_at DESC, case_id DESC)"),
+            Alias::new("rank"),
+        )
+        .from_subquery(pairs, Alias::new("pairs"))
+        .to_owned();
+    Query::select()
+        .column(Asterisk)
+        .from_subquery(ranked, Alias::new("ranked"))
+        .and_where(Expr::col(Alias::new("rank")).lte(i64::try_from(per).unwrap_or(i64::MAX)))
+        .order_by(Alias::new("rank"), sea_orm::Order::Asc)
+        .to_owned()
 }
 
 /// How many alerts each of `cases` holds.

@@ -538,6 +538,26 @@ pub fn extract(alert: &Value) -> Vec<Observable> {
     out
 }
 
+/// Values per kind, in first-seen order, each once.
+pub fn by_kind<'a>(entities: impl Iterator<Item = (Kind, &'a str)>) -> Vec<(Kind, Vec<&'a str>)> {
+    let mut out: Vec<(Kind, Vec<&'a str>)> = Vec::new();
+    let mut seen: std::collections::HashSet<(Kind, &'a str)> = std::collections::HashSet::new();
+    for (k, v) in entities {
+        if !seen.insert((k, v)) {
+            continue;
+        }
+        match out.iter_mut().find(|(ok, _)| *ok == k) {
+            Some((_, vs)) => vs.push(v),
+            None => out.push((k, vec![v])),
+        }
+    }
+    out
+}
+
+/// Values per lookup statement (well under either backend's limit of bound
+/// parameters).
+pub const LOOKUP_CHUNK: usize = 500;
+
 #[cfg(test)]
 mod tests {
     use super::*;

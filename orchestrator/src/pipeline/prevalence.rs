@@ -23,12 +23,12 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::sea_query::{Alias, Cond, Expr, ExprTrait, OnConflict, Query};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Query, SelectStatement};
 use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait};
 use serde::{Deserialize, Serialize};
 
 use crate::Result;
-use crate::pipeline::observables::{Kind, Observable, Role};
+use crate::pipeline::observables::{Kind, LOOKUP_CHUNK, Observable, Role, by_kind};
 use crate::store::TenantTx;
 use crate::store::entity::entity_host;
 
@@ -280,44 +280,43 @@ pub async fn read(
     if let Some(r) = tx.query_one_raw(backend.build(&q)).await? {
         out.tenant_hosts = u64::try_from(r.try_get::<i64>("", "n")?).unwrap_or(0);
     }
-    for chunk in entities.chunks(200) {
-        let mut any = Cond::any();
-        for (k, v) in chunk {
-            any = any.add(
-                Cond::all()
-                    .add(Expr::col(entity_host::Column::Kind).eq(k.as_str()))
-                    .add(Expr::col(entity_host::Column::Value).eq(*v)),
-            );
-        }
-        let q = Query::select()
-            .columns([entity_host::Column::Kind, entity_host::Column::Value])
-            .expr_as(Expr::col(entity_host::Column::Host).count(), Alias::new("n"))
-            .expr_as(
-                Expr::col(entity_host::Column::LastSeen).min(),
-                Alias::new("first"),
-            )
-            .expr_as(Expr::col(entity_host::Column::LastSeen).max(), Alias::new("last"))
-            .from(entity_host::Entity)
-            .and_where(Expr::col(entity_host::Column::TenantId).eq(tenant))
-            .and_where(Expr::col(entity_host::Column::LastSeen).gte(since))
-            .cond_where(any)
-            .group_by_columns([entity_host::Column::Kind, entity_host::Column::Value])
-            .to_owned();
-        for r in tx.query_all_raw(backend.build(&q)).await? {
-            let kind: String = r.try_get("", "kind")?;
-            let Ok(kind) = kind.parse::<Kind>() else {
-                continue;
-            };
-            let n: i64 = r.try_get("", "n")?;
-            let first: DateTime<Utc> = r.try_get("", "first")?;
-            let last: DateTime<Utc> = r.try_get("", "last")?;
-            out.hosts.insert(
-                (kind, r.try_get("", "value")?),
-                (u64::try_from(n).unwrap_or(0), last - first),
-            );
+    // One indexed lookup per kind (an OR-list of pairs became a scan of the
+    // tenant's rows on SQLite; see `correlate::reachable`).
+    for (kind, values) in by_kind(entities.iter().copied()) {
+        for chunk in values.chunks(LOOKUP_CHUNK) {
+            let q = hosts_query(tenant, kind, chunk, since);
+            for r in tx.query_all_raw(backend.build(&q)).await? {
+                let n: i64 = r.try_get("", "n")?;
+                let first: DateTime<Utc> = r.try_get("", "first")?;
+                let last: DateTime<Utc> = r.try_get("", "last")?;
+                out.hosts.insert(
+                    (kind, r.try_get("", "value")?),
+                    (u64::try_from(n).unwrap_or(0), last - first),
+                );
+            }
         }
     }
     Ok(out)
+}
+
+/// One statement of [`read`]: per value of one kind, its hosts in the
+/// period and the span of its sightings.
+pub fn hosts_query(tenant: uuid::Uuid, kind: Kind, values: &[&str], since: DateTime<Utc>) -> SelectStatement {
+    Query::select()
+        .column(entity_host::Column::Value)
+        .expr_as(Expr::col(entity_host::Column::Host).count(), Alias::new("n"))
+        .expr_as(
+            Expr::col(entity_host::Column::LastSeen).min(),
+            Alias::new("first"),
+        )
+        .expr_as(Expr::col(entity_host::Column::LastSeen).max(), Alias::new("last"))
+        .from(entity_host::Entity)
+        .and_where(Expr::col(entity_host::Column::TenantId).eq(tenant))
+        .and_where(Expr::col(entity_host::Column::Kind).eq(kind.as_str()))
+        .and_where(Expr::col(entity_host::Column::Value).is_in(values.iter().copied()))
+        .and_where(Expr::col(entity_host::Column::LastSeen).gte(since))
+        .group_by_col(entity_host::Column::Value)
+        .to_owned()
 }
 
 #[cfg(test)]

@@ -150,3 +150,96 @@ pub(super) async fn alerts_sharing_entities_join_one_case(db: TestDb) {
         1
     );
 }
+
+/// The correlator's per-delivery lookups (the reachable index rows, the
+/// prevalence of entities, the case page's "elsewhere") are indexed lookups
+/// of the entity, whatever the number of entities asked for. On SQLite,
+/// with no statistics, a long OR-list of (kind, value) pairs was planned
+/// as a scan of all the tenant's rows, a cost growing with the estate:
+/// each statement's plan must search by (tenant_id, kind, value). On both
+/// backends the statements must find exactly the asked-for rows.
+pub(super) async fn correlation_lookups_stay_indexed(db: TestDb) {
+    use sea_orm::ActiveValue::Set;
+    use sea_orm::EntityTrait;
+    use vigil_orchestrator::pipeline::observables::{Kind, LOOKUP_CHUNK};
+    use vigil_orchestrator::pipeline::{correlate, prevalence};
+    use vigil_orchestrator::store::entity::entity_host;
+    let c = clock();
+    let t = tenant(&db, &c, "plans").await;
+    let other = tenant(&db, &c, "other").await;
+    let values: Vec<String> = (0..LOOKUP_CHUNK).map(|i| format!("acct-{i}")).collect();
+    let asked: Vec<&str> = values.iter().map(String::as_str).collect();
+    for (tenant, n) in [(t, 40usize), (other, 40)] {
+        let tx = db.store.begin_tenant(tenant).await.unwrap();
+        let now = c.now();
+        let rows = (0..n).flat_map(move |i| {
+            (0..3).map(move |h| entity_host::ActiveModel {
+                tenant_id: Set(tenant.0),
+                kind: Set(if i % 2 == 0 { "user" } else { "email" }.to_owned()),
+                value: Set(format!("acct-{i}")),
+                host: Set(format!("host-{h}")),
+                last_seen: Set(now),
+            })
+        });
+        entity_host::Entity::insert_many(rows)
+            .exec_without_returning(&*tx)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    }
+    let since = c.now() - Duration::days(7);
+    let statements = [
+        (
+            "entity_hosts",
+            prevalence::hosts_query(t.0, Kind::User, &asked, since),
+        ),
+        (
+            "case_entities",
+            correlate::reachable_query(t.0, Kind::User, &asked, 0, i64::MAX),
+        ),
+        (
+            "observables",
+            correlate::elsewhere_query(t.0, uuid::Uuid::nil(), Kind::User, &asked, 5),
+        ),
+    ];
+    let tx = db.store.begin_tenant(t).await.unwrap();
+    let backend = tx.get_database_backend();
+    if backend == DbBackend::Sqlite {
+        for (table, q) in &statements {
+            let mut st = backend.build(q);
+            st.sql = format!("EXPLAIN QUERY PLAN {}", st.sql);
+            let plan: Vec<String> = tx
+                .query_all_raw(st)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.try_get::<String>("", "detail").unwrap())
+                .collect();
+            let on_table: Vec<&String> = plan
+                .iter()
+                .filter(|d| d.contains(&format!(" {table} ")) || d.ends_with(&format!(" {table}")))
+                .collect();
+            assert!(!on_table.is_empty(), "{table}: {plan:?}");
+            for d in on_table {
+                assert!(
+                    d.starts_with("SEARCH") && d.contains("(tenant_id=? AND kind=? AND value=?"),
+                    "{table} is not searched by entity: {plan:?}"
+                );
+            }
+        }
+    }
+    // The prevalence statement finds the even users, with their three
+    // hosts, and nothing of the other tenant or of another kind.
+    let rows = tx.query_all_raw(backend.build(&statements[0].1)).await.unwrap();
+    let mut found: Vec<(String, i64)> = rows
+        .iter()
+        .map(|r| (r.try_get("", "value").unwrap(), r.try_get("", "n").unwrap()))
+        .collect();
+    found.sort();
+    let mut want: Vec<(String, i64)> = (0..40).step_by(2).map(|i| (format!("acct-{i}"), 3)).collect();
+    want.sort();
+    assert_eq!(found, want);
+    for (_, q) in &statements[1..] {
+        assert!(tx.query_all_raw(backend.build(q)).await.unwrap().is_empty());
+    }
+}
