@@ -18,7 +18,10 @@
 
 use chrono::{DateTime, Duration, Utc};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query, SelectStatement};
-use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryResult};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryResult,
+    Statement,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
@@ -331,16 +334,48 @@ async fn reachable(tx: &TenantTx, lo: i64, hi: i64, linking: &[&Observable]) -> 
     let mut out = Vec::new();
     for (kind, values) in by_kind(linking.iter().map(|o| (o.kind, o.value.as_str()))) {
         for chunk in values.chunks(LOOKUP_CHUNK) {
-            let q = reachable_query(tx.tenant().0, kind, chunk, lo, hi);
-            out.extend(tx.query_all_raw(backend.build(&q)).await?);
+            let q = reachable_statement(backend, tx.tenant().0, kind, chunk, lo, hi);
+            out.extend(tx.query_all_raw(q).await?);
         }
     }
     Ok(out)
 }
 
 /// One statement of [`reachable`]: index rows of open cases for `values`
-/// of one kind in the hours `lo..=hi`.
-pub fn reachable_query(tenant: Uuid, kind: Kind, values: &[&str], lo: i64, hi: i64) -> SelectStatement {
+/// of one kind in the hours `lo..=hi`. On PostgreSQL each value is its own
+/// lookup by the index's key (see `prevalence::hosts_statement`); `OFFSET
+/// 0` keeps the planner from flattening the subquery into a hash join.
+pub fn reachable_statement(
+    backend: DbBackend,
+    tenant: Uuid,
+    kind: Kind,
+    values: &[&str],
+    lo: i64,
+    hi: i64,
+) -> Statement {
+    if backend == DbBackend::Postgres {
+        let sql = format!(
+            "SELECT x.* FROM (VALUES {}) AS w(v) CROSS JOIN LATERAL \
+             (SELECT ce.case_id, ce.kind, ce.value, ce.first_seen, ce.last_seen, ce.pointer, ce.via_alert \
+             FROM case_entities ce JOIN cases c ON c.id = ce.case_id \
+             WHERE ce.tenant_id = $1 AND ce.kind = $2 AND ce.value = w.v AND ce.hour >= $3 AND ce.hour <= $4 \
+             AND c.tenant_id = $1 AND c.state = $5 AND c.merged_into IS NULL OFFSET 0) AS x",
+            prevalence::pg_values(6, values.len())
+        );
+        let mut args: Vec<sea_orm::Value> = vec![
+            tenant.into(),
+            kind.as_str().into(),
+            lo.into(),
+            hi.into(),
+            CaseState::Open.as_str().into(),
+        ];
+        args.extend(values.iter().map(|v| sea_orm::Value::from(*v)));
+        return Statement::from_sql_and_values(backend, sql, args);
+    }
+    backend.build(&reachable_query(tenant, kind, values, lo, hi))
+}
+
+fn reachable_query(tenant: Uuid, kind: Kind, values: &[&str], lo: i64, hi: i64) -> SelectStatement {
     Query::select()
         .columns([
             (case_entity::Entity, case_entity::Column::CaseId),

@@ -23,8 +23,8 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, Utc};
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Query, SelectStatement};
-use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Query};
+use sea_orm::{ActiveValue::Set, ConnectionTrait, DbBackend, EntityTrait, Statement};
 use serde::{Deserialize, Serialize};
 
 use crate::Result;
@@ -284,8 +284,10 @@ pub async fn read(
     // tenant's rows on SQLite; see `correlate::reachable`).
     for (kind, values) in by_kind(entities.iter().copied()) {
         for chunk in values.chunks(LOOKUP_CHUNK) {
-            let q = hosts_query(tenant, kind, chunk, since);
-            for r in tx.query_all_raw(backend.build(&q)).await? {
+            for r in tx
+                .query_all_raw(hosts_statement(backend, tenant, kind, chunk, since))
+                .await?
+            {
                 let n: i64 = r.try_get("", "n")?;
                 let first: DateTime<Utc> = r.try_get("", "first")?;
                 let last: DateTime<Utc> = r.try_get("", "last")?;
@@ -300,23 +302,54 @@ pub async fn read(
 }
 
 /// One statement of [`read`]: per value of one kind, its hosts in the
-/// period and the span of its sightings.
-pub fn hosts_query(tenant: uuid::Uuid, kind: Kind, values: &[&str], since: DateTime<Utc>) -> SelectStatement {
-    Query::select()
-        .column(entity_host::Column::Value)
-        .expr_as(Expr::col(entity_host::Column::Host).count(), Alias::new("n"))
-        .expr_as(
-            Expr::col(entity_host::Column::LastSeen).min(),
-            Alias::new("first"),
-        )
-        .expr_as(Expr::col(entity_host::Column::LastSeen).max(), Alias::new("last"))
-        .from(entity_host::Entity)
-        .and_where(Expr::col(entity_host::Column::TenantId).eq(tenant))
-        .and_where(Expr::col(entity_host::Column::Kind).eq(kind.as_str()))
-        .and_where(Expr::col(entity_host::Column::Value).is_in(values.iter().copied()))
-        .and_where(Expr::col(entity_host::Column::LastSeen).gte(since))
-        .group_by_col(entity_host::Column::Value)
-        .to_owned()
+/// period and the span of its sightings. On PostgreSQL each value is its
+/// own lookup by the table's whole key (a `LATERAL` subquery per value):
+/// as `value IN (...)`, a plan cached while the table was small read every
+/// row of the kind and filtered (seen in `bench-ingest` at breadth).
+pub fn hosts_statement(
+    backend: DbBackend,
+    tenant: uuid::Uuid,
+    kind: Kind,
+    values: &[&str],
+    since: DateTime<Utc>,
+) -> Statement {
+    if backend == DbBackend::Postgres {
+        let sql = format!(
+            "SELECT w.v AS value, x.n, x.first, x.last FROM (VALUES {}) AS w(v) CROSS JOIN LATERAL \
+             (SELECT COUNT(e.host) AS n, MIN(e.last_seen) AS first, MAX(e.last_seen) AS last \
+             FROM entity_hosts e WHERE e.tenant_id = $1 AND e.kind = $2 AND e.value = w.v \
+             AND e.last_seen >= $3) AS x WHERE x.n > 0",
+            pg_values(4, values.len())
+        );
+        let mut args: Vec<sea_orm::Value> = vec![tenant.into(), kind.as_str().into(), since.into()];
+        args.extend(values.iter().map(|v| sea_orm::Value::from(*v)));
+        return Statement::from_sql_and_values(backend, sql, args);
+    }
+    backend.build(
+        &Query::select()
+            .column(entity_host::Column::Value)
+            .expr_as(Expr::col(entity_host::Column::Host).count(), Alias::new("n"))
+            .expr_as(
+                Expr::col(entity_host::Column::LastSeen).min(),
+                Alias::new("first"),
+            )
+            .expr_as(Expr::col(entity_host::Column::LastSeen).max(), Alias::new("last"))
+            .from(entity_host::Entity)
+            .and_where(Expr::col(entity_host::Column::TenantId).eq(tenant))
+            .and_where(Expr::col(entity_host::Column::Kind).eq(kind.as_str()))
+            .and_where(Expr::col(entity_host::Column::Value).is_in(values.iter().copied()))
+            .and_where(Expr::col(entity_host::Column::LastSeen).gte(since))
+            .group_by_col(entity_host::Column::Value)
+            .to_owned(),
+    )
+}
+
+/// `($first),($first+1),...`: `n` one-column rows of PostgreSQL parameters.
+pub fn pg_values(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("(${i})"))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 #[cfg(test)]
