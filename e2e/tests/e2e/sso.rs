@@ -67,7 +67,9 @@ async fn start_idp_with(port: u16, key_dir: &Path, keys: &str, redirect: &str, a
         .spawn()
         .expect("node runs (./test.sh installs Node.js)");
     let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let issuer = tokio::time::timeout(Duration::from_secs(30), async {
+    // A deadline, not a speed check: on two loaded cores the IdP's first
+    // RSA key generation and module load once took over 30 s (CI rehearsal).
+    let issuer = tokio::time::timeout(Duration::from_secs(180), async {
         loop {
             let line = lines
                 .next_line()
