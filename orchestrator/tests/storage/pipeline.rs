@@ -212,15 +212,7 @@ pub(super) async fn correlation_lookups_stay_indexed(db: TestDb) {
     ];
     if backend == DbBackend::Sqlite {
         for (table, st) in &statements {
-            let mut st = st.clone();
-            st.sql = format!("EXPLAIN QUERY PLAN {}", st.sql);
-            let plan: Vec<String> = tx
-                .query_all_raw(st)
-                .await
-                .unwrap()
-                .iter()
-                .map(|r| r.try_get::<String>("", "detail").unwrap())
-                .collect();
+            let plan = explain(&*tx, st, "EXPLAIN QUERY PLAN", "detail").await;
             let on_table: Vec<&String> = plan
                 .iter()
                 .filter(|d| d.contains(&format!(" {table} ")) || d.ends_with(&format!(" {table}")))
@@ -242,15 +234,7 @@ pub(super) async fn correlation_lookups_stay_indexed(db: TestDb) {
             .await
             .unwrap();
         for (table, st) in &statements[..2] {
-            let mut st = st.clone();
-            st.sql = format!("EXPLAIN {}", st.sql);
-            let plan: Vec<String> = tx
-                .query_all_raw(st)
-                .await
-                .unwrap()
-                .iter()
-                .map(|r| r.try_get::<String>("", "QUERY PLAN").unwrap())
-                .collect();
+            let plan = explain(&*tx, st, "EXPLAIN", "QUERY PLAN").await;
             let text = plan.join("\n");
             let scan = plan
                 .iter()
@@ -280,4 +264,22 @@ pub(super) async fn correlation_lookups_stay_indexed(db: TestDb) {
     for (_, st) in &statements[1..] {
         assert!(tx.query_all_raw(st.clone()).await.unwrap().is_empty());
     }
+}
+
+/// The lines of a statement's plan: `prefix` is the backend's EXPLAIN,
+/// `column` the column its lines come in.
+async fn explain(
+    conn: &impl ConnectionTrait,
+    st: &sea_orm::Statement,
+    prefix: &str,
+    column: &str,
+) -> Vec<String> {
+    let mut st = st.clone();
+    st.sql = format!("{prefix} {}", st.sql);
+    conn.query_all_raw(st)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.try_get::<String>("", column).unwrap())
+        .collect()
 }
